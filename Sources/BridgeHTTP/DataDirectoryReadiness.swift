@@ -1,0 +1,24 @@
+import Foundation
+
+/// Ready when the data directory exists and is writable by this process.
+///
+/// The store adds its own check (a committed probe transaction) once it exists;
+/// this one catches the common operator faults: a missing or read-only volume.
+public struct DataDirectoryReadiness: ReadinessCheck {
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public func check() async -> ReadinessReport {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return ReadinessReport(ready: false, details: ["data_dir": "missing"])
+        }
+        guard access(path, W_OK) == 0 else {
+            return ReadinessReport(ready: false, details: ["data_dir": "not writable"])
+        }
+        return ReadinessReport(ready: true, details: ["data_dir": "ok"])
+    }
+}

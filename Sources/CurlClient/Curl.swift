@@ -1,0 +1,61 @@
+import CCurlShim
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// libcurl must be initialised once, before any thread uses it; Swift runs a
+/// global `let` initialiser exactly once, thread-safely.
+private let curlGlobalInitResult: CURLcode = jb_global_init_all()
+
+public enum Curl {
+    /// Initialises libcurl (idempotent); call early, e.g. at process start.
+    @discardableResult
+    public static func initialize() -> Bool {
+        curlGlobalInitResult == CURLE_OK
+    }
+
+    /// libcurl's own version line, e.g. `libcurl/7.88.1 OpenSSL/3.0.15 ...`.
+    public static var versionDescription: String {
+        String(cString: jb_version_string())
+    }
+}
+
+/// A failed transfer. Never carries the URL: signed URLs and query strings
+/// hold tokens and personal data.
+public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        case couldNotResolveHost
+        case couldNotConnect
+        case timedOut
+        case tls
+        case responseTooLarge(limit: Int)
+        case unsupportedScheme
+        case other
+    }
+
+    public var kind: Kind
+    /// libcurl's `CURLcode`.
+    public var code: Int
+    public var message: String
+
+    init(code: CURLcode, limit: Int? = nil) {
+        self.code = Int(code.rawValue)
+        self.message = String(cString: curl_easy_strerror(code))
+        switch code {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .couldNotResolveHost
+        case CURLE_COULDNT_CONNECT: kind = .couldNotConnect
+        case CURLE_OPERATION_TIMEDOUT: kind = .timedOut
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE:
+            kind = .tls
+        case CURLE_UNSUPPORTED_PROTOCOL: kind = .unsupportedScheme
+        case CURLE_WRITE_ERROR where limit != nil: kind = .responseTooLarge(limit: limit ?? 0)
+        default: kind = .other
+        }
+    }
+
+    public var description: String {
+        if case .responseTooLarge(let limit) = kind { return "response larger than \(limit) bytes" }
+        return "curl error \(code): \(message)"
+    }
+}

@@ -1,0 +1,161 @@
+import CCurlShim
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One HTTP request, as the bridge sends it: bytes in, bytes out.
+public struct CurlRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]?
+    public var connectTimeoutMilliseconds: Int
+    public var totalTimeoutMilliseconds: Int
+    /// Bodies above this size fail the transfer instead of filling memory.
+    public var maxResponseBytes: Int
+
+    public init(
+        method: String = "GET",
+        url: String,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8]? = nil,
+        connectTimeoutMilliseconds: Int = 10_000,
+        totalTimeoutMilliseconds: Int = 60_000,
+        maxResponseBytes: Int = 8 << 20
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.totalTimeoutMilliseconds = totalTimeoutMilliseconds
+        self.maxResponseBytes = maxResponseBytes
+    }
+}
+
+public struct CurlResponse: Sendable {
+    public var status: Int
+    /// Header lines of the final response, in order, names as sent.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    /// Case-insensitive lookup of the first header with `name`.
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+}
+
+/// Collects a response; reached from curl's C callbacks through an opaque pointer.
+final class ResponseSink {
+    var body: [UInt8] = []
+    var headers: [(name: String, value: String)] = []
+    let limit: Int
+    var overflowed = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+}
+
+private let writeBody: jb_curl_data_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    if sink.body.count + length > sink.limit {
+        sink.overflowed = true
+        return 0
+    }
+    buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
+        sink.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+    }
+    return length
+}
+
+private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    let line = buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+    }
+    if line.hasPrefix("HTTP/") {
+        // A new status line (after a 100-continue or a redirect): headers start over.
+        sink.headers.removeAll()
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
+        sink.headers.append((name, value))
+    }
+    return length
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let first = s.first, set.contains(first) { s = s.dropFirst() }
+        while let last = s.last, set.contains(last) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// A blocking transfer on one easy handle. Runs on a caller-owned thread, never
+/// on Swift's cooperative pool; `CurlClient` provides the async face.
+struct CurlTransfer {
+    static func perform(_ request: CurlRequest) throws(CurlError) -> CurlResponse {
+        Curl.initialize()
+        guard let handle = curl_easy_init() else { throw CurlError(code: CURLE_FAILED_INIT) }
+        defer { curl_easy_cleanup(handle) }
+
+        let sink = ResponseSink(limit: request.maxResponseBytes)
+        let sinkPointer = Unmanaged.passRetained(sink)
+        defer { sinkPointer.release() }
+
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        for header in request.headers {
+            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+        }
+        // curl adds "Expect: 100-continue" to larger POSTs; it only costs a round trip.
+        headerList = curl_slist_append(headerList, "Expect:")
+
+        var code = CURLE_OK
+        func set(_ result: CURLcode) {
+            if code == CURLE_OK { code = result }
+        }
+        set(jb_easy_setopt_string(handle, CURLOPT_URL, request.url))
+        set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
+        set(jb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.totalTimeoutMilliseconds))
+        set(jb_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method))
+        set(jb_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
+        set(jb_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, writeBody))
+        set(jb_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
+        set(jb_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, writeHeader))
+        set(jb_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
+        if request.method == "HEAD" { set(jb_easy_setopt_long(handle, CURLOPT_NOBODY, 1)) }
+        guard code == CURLE_OK else { throw CurlError(code: code) }
+
+        let result: CURLcode
+        if let body = request.body {
+            result = body.withUnsafeBufferPointer { buffer -> CURLcode in
+                var code = jb_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(buffer.count))
+                if code == CURLE_OK {
+                    // POSTFIELDS does not copy: the buffer outlives the transfer inside this closure.
+                    code = jb_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress))
+                }
+                return code == CURLE_OK ? curl_easy_perform(handle) : code
+            }
+        } else {
+            result = curl_easy_perform(handle)
+        }
+        guard result == CURLE_OK else {
+            throw CurlError(code: result, limit: sink.overflowed ? request.maxResponseBytes : nil)
+        }
+        var status = 0
+        _ = jb_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return CurlResponse(status: status, headers: sink.headers, body: sink.body)
+    }
+}

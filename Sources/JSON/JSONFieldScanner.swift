@@ -1,0 +1,185 @@
+/// A set of object-key paths to pull out of a document, e.g. the envelope's
+/// `event_type`, `action` and the company and candidate ids.
+public struct JSONFieldQuery: Sendable {
+    struct Node: Sendable {
+        var children: [(key: [UInt8], node: Int)] = []
+        var targets: [Int] = []
+    }
+
+    public let paths: [[String]]
+    var nodes: [Node] = [Node()]
+
+    public init(_ paths: [[String]]) {
+        self.paths = paths
+        for (index, path) in paths.enumerated() {
+            var node = 0
+            for key in path {
+                let utf8 = Array(key.utf8)
+                if let existing = nodes[node].children.first(where: { $0.key == utf8 }) {
+                    node = existing.node
+                } else {
+                    nodes.append(Node())
+                    nodes[node].children.append((utf8, nodes.count - 1))
+                    node = nodes.count - 1
+                }
+            }
+            nodes[node].targets.append(index)
+        }
+    }
+}
+
+/// What a scan found: one entry per query path (`nil` when absent).
+public struct JSONScanResult: Sendable {
+    public var values: [JSONValue?]
+    public var usedTrailingCommas: Bool
+}
+
+/// The receiver's fast path: validates a whole document exactly as
+/// `JSONParser` would (same grammar, limits, UTF-8 and duplicate-key rules)
+/// but materialises only the queried fields, so the hot path allocates a few
+/// strings instead of a tree.
+public struct JSONFieldScanner: Sendable {
+    public let query: JSONFieldQuery
+
+    public init(_ query: JSONFieldQuery) {
+        self.query = query
+    }
+
+    public func scan(_ bytes: [UInt8], options: JSONParseOptions = .payload) throws(JSONError) -> JSONScanResult {
+        let result: Result<JSONScanResult, JSONError> = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONError) in try scan(buffer, options: options) }
+        }
+        return try result.get()
+    }
+
+    public func scan(_ bytes: UnsafeRawBufferPointer, options: JSONParseOptions = .payload) throws(JSONError) -> JSONScanResult {
+        try scan(bytes.bindMemory(to: UInt8.self), options: options)
+    }
+
+    func scan(_ bytes: UnsafeBufferPointer<UInt8>, options: JSONParseOptions) throws(JSONError) -> JSONScanResult {
+        var options = options
+        options.recordPositions = false
+        var core = JSONParserCore(bytes: bytes, options: options)
+        var values = [JSONValue?](repeating: nil, count: query.paths.count)
+        try core.checkStart()
+        try core.scanValue(node: 0, depth: 0, query: query, into: &values)
+        try core.checkEnd()
+        return JSONScanResult(values: values, usedTrailingCommas: core.usedTrailingCommas)
+    }
+}
+
+extension JSONParserCore {
+    /// Validates the value at `i`; materialises it where `node` is a query target.
+    /// `node == nil` means nothing below here is wanted.
+    mutating func scanValue(node: Int?, depth: Int, query: JSONFieldQuery, into values: inout [JSONValue?]) throws(JSONError) {
+        if let node, !query.nodes[node].targets.isEmpty {
+            let value = try parseValue(depth: depth)
+            fill(node: node, with: value, query: query, into: &values)
+            return
+        }
+        guard i < bytes.count else { throw unexpected(expected: "a value") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"): try scanObject(node: node, depth: depth, query: query, into: &values)
+        case UInt8(ascii: "["):
+            let inner = try enterContainer(depth: depth)
+            if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+                i += 1
+                return
+            }
+            path.append(.index(0))
+            var index = 0
+            while true {
+                path[path.count - 1] = .index(index)
+                try scanValue(node: nil, depth: inner, query: query, into: &values)
+                index += 1
+                if try afterElement(closing: UInt8(ascii: "]"), expected: "',' or ']'") { break }
+            }
+            path.removeLast()
+        case UInt8(ascii: "\""): _ = try scanStringLiteral()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+        default: throw unexpected(expected: "a value")
+        }
+    }
+
+    /// Fills every target at or below `node` from an already built value.
+    func fill(node: Int, with value: JSONValue, query: JSONFieldQuery, into values: inout [JSONValue?]) {
+        for target in query.nodes[node].targets where values[target] == nil {
+            values[target] = value
+        }
+        for child in query.nodes[node].children {
+            if let childValue = value[String(decoding: child.key, as: UTF8.self)] {
+                fill(node: child.node, with: childValue, query: query, into: &values)
+            }
+        }
+    }
+
+    mutating func scanObject(node: Int?, depth: Int, query: JSONFieldQuery, into values: inout [JSONValue?]) throws(JSONError) {
+        let inner = try enterContainer(depth: depth)
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            return
+        }
+        path.append(.index(0))
+        var keys = RawKeySet()
+        while true {
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw unexpected(expected: "a string key") }
+            let keyOffset = i
+            let literal = try scanStringLiteral()
+            path[path.count - 1] = .key(start: literal.start, end: literal.end, escaped: literal.escaped)
+            if keys.insert(literal, in: self) == false {
+                throw error(.duplicateKey(decodeString(start: literal.start, end: literal.end, escaped: literal.escaped)), at: keyOffset)
+            }
+            skipWhitespace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw unexpected(expected: "':'") }
+            i += 1
+            skipWhitespace()
+            let child = node.flatMap { childNode(of: $0, literal: literal, query: query) }
+            try scanValue(node: child, depth: inner, query: query, into: &values)
+            if try afterElement(closing: UInt8(ascii: "}"), expected: "',' or '}'") { break }
+        }
+        path.removeLast()
+    }
+
+    func childNode(of node: Int, literal: (start: Int, end: Int, escaped: Bool), query: JSONFieldQuery) -> Int? {
+        let children = query.nodes[node].children
+        if children.isEmpty { return nil }
+        if literal.escaped {
+            let key = Array(decodeString(start: literal.start, end: literal.end, escaped: true).utf8)
+            return children.first { $0.key == key }?.node
+        }
+        let raw = UnsafeBufferPointer(rebasing: bytes[literal.start..<literal.end])
+        return children.first { $0.key.elementsEqual(raw) }?.node
+    }
+}
+
+/// The keys seen in one object while skipping it, compared without decoding
+/// unless a key has escapes; hashed past 16 keys.
+struct RawKeySet {
+    var ranges: [(start: Int, end: Int, escaped: Bool)] = []
+    var decoded: Set<String>?
+
+    mutating func insert(_ key: (start: Int, end: Int, escaped: Bool), in core: JSONParserCore) -> Bool {
+        if decoded == nil, ranges.count < 16 {
+            for other in ranges where RawKeySet.equal(key, other, in: core) { return false }
+            ranges.append(key)
+            return true
+        }
+        if decoded == nil {
+            decoded = Set(ranges.map { core.decodeString(start: $0.start, end: $0.end, escaped: $0.escaped) })
+        }
+        return decoded?.insert(core.decodeString(start: key.start, end: key.end, escaped: key.escaped)).inserted ?? true
+    }
+
+    static func equal(_ a: (start: Int, end: Int, escaped: Bool), _ b: (start: Int, end: Int, escaped: Bool), in core: JSONParserCore) -> Bool {
+        if !a.escaped && !b.escaped {
+            guard a.end - a.start == b.end - b.start else { return false }
+            return UnsafeBufferPointer(rebasing: core.bytes[a.start..<a.end])
+                .elementsEqual(UnsafeBufferPointer(rebasing: core.bytes[b.start..<b.end]))
+        }
+        return core.decodeString(start: a.start, end: a.end, escaped: a.escaped)
+            == core.decodeString(start: b.start, end: b.end, escaped: b.escaped)
+    }
+}

@@ -1,0 +1,112 @@
+import CurlClient
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Testing
+
+/// Runs a real Hummingbird server on 127.0.0.1 with an ephemeral port for the
+/// duration of `body`, then shuts it down gracefully.
+func withLocalServer<T: Sendable>(
+    _ configure: (Router<BasicRequestContext>) -> Void,
+    _ body: @Sendable (_ baseURL: String) async throws -> T
+) async throws -> T {
+    let router = Router()
+    configure(router)
+    let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+    let app = Application(
+        router: router,
+        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            portContinuation.yield(channel.localAddress?.port ?? 0)
+            portContinuation.finish()
+        },
+        logger: Logger(label: "test-server")
+    )
+    let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "test-server")))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        var iterator = portStream.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        do {
+            let result = try await body("http://127.0.0.1:\(port)")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+    }
+}
+
+@Suite("CurlClient against a local server")
+struct CurlClientTests {
+    @Test func getReturnsStatusHeadersAndBody() async throws {
+        try await withLocalServer({ router in
+            router.get("/hello") { _, _ -> Response in
+                Response(status: .ok, headers: [.contentType: "text/plain", .init("X-Test")!: "yes"], body: .init(byteBuffer: ByteBuffer(string: "hej världen")))
+            }
+        }) { base in
+            let response = try await CurlClient().perform(CurlRequest(url: base + "/hello"))
+            #expect(response.status == 200)
+            #expect(String(decoding: response.body, as: UTF8.self) == "hej världen")
+            #expect(response.header("x-test") == "yes")
+            #expect(response.header("Content-Type") == "text/plain")
+        }
+    }
+
+    @Test func postSendsBodyAndHeaders() async throws {
+        try await withLocalServer({ router in
+            router.post("/echo") { request, _ -> Response in
+                let body = try await request.body.collect(upTo: 1 << 20)
+                let key = request.headers[.init("Idempotency-Key")!] ?? "none"
+                return Response(status: .created, headers: [.init("X-Key")!: key], body: .init(byteBuffer: body))
+            }
+        }) { base in
+            let payload = Array("{\"id\":1}".utf8)
+            let response = try await CurlClient().perform(CurlRequest(
+                method: "POST", url: base + "/echo",
+                headers: [("Content-Type", "application/json"), ("Idempotency-Key", "c1:k1")], body: payload))
+            #expect(response.status == 201)
+            #expect(response.body == payload)
+            #expect(response.header("X-Key") == "c1:k1")
+        }
+    }
+
+    @Test func oversizedResponsesFailInsteadOfFillingMemory() async throws {
+        try await withLocalServer({ router in
+            router.get("/big") { _, _ in String(repeating: "x", count: 100_000) }
+        }) { base in
+            do throws(CurlError) {
+                _ = try await CurlClient().perform(CurlRequest(url: base + "/big", maxResponseBytes: 1000))
+                Issue.record("accepted an oversized body")
+            } catch {
+                #expect(error.kind == .responseTooLarge(limit: 1000))
+            }
+        }
+    }
+
+    @Test func refusedConnectionIsATypedErrorWithoutTheURL() async throws {
+        // Bind and release a port so nothing listens there.
+        let port = try await withLocalServer({ _ in }) { base in Int(base.split(separator: ":").last ?? "0") ?? 0 }
+        let url = "http://127.0.0.1:\(port)/secret?token=abc"
+        do throws(CurlError) {
+            _ = try await CurlClient().perform(CurlRequest(url: url, connectTimeoutMilliseconds: 2000))
+            Issue.record("connected to a closed port")
+        } catch {
+            #expect(error.kind == .couldNotConnect)
+            #expect(!error.description.contains("token"))
+        }
+    }
+
+    @Test func onlyHTTPSchemesAreAllowed() async throws {
+        do throws(CurlError) {
+            _ = try await CurlClient().perform(CurlRequest(url: "file:///etc/passwd"))
+            Issue.record("fetched a file: URL")
+        } catch {
+            #expect(error.kind == .unsupportedScheme)
+        }
+    }
+}

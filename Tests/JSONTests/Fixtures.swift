@@ -1,0 +1,27 @@
+import Foundation
+
+enum Fixtures {
+    static func bytes(_ name: String) throws -> [UInt8] {
+        guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures") else {
+            throw FixtureMissing(name: name)
+        }
+        return Array(try Data(contentsOf: url))
+    }
+
+    static let examples = ["candidate-new", "company-signup", "job-new", "job-update"]
+
+    struct FixtureMissing: Error { var name: String }
+}
+
+/// SplitMix64: a tiny seeded generator so property tests are reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

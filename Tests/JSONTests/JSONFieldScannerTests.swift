@@ -1,0 +1,67 @@
+import Testing
+
+@testable import JSON
+
+@Suite("JSONFieldScanner")
+struct JSONFieldScannerTests {
+    let query = JSONFieldQuery([
+        ["event_type"], ["action"], ["data", "company", "id"], ["data", "candidate", "id"],
+        ["data", "candidate", "internal_id"], ["data", "missing"], ["data", "company"],
+    ])
+
+    @Test func extractsTheQueriedFields() throws {
+        let result = try JSONFieldScanner(query).scan(try Fixtures.bytes("candidate-new"))
+        let full = try JSONParser.parse(try Fixtures.bytes("candidate-new"))
+        #expect(result.values[0] == "candidate")
+        #expect(result.values[1] == "new")
+        #expect(result.values[2] == "04b9171e-6d74-451f-a8e3-9bc3cf2b2954")
+        #expect(result.values[3] == "aed6532d-2438-4e33-b15b-1f1a20ba1c16")
+        #expect(result.values[4]?.numberValue?.lexeme == "5903582")
+        #expect(result.values[5] == nil)
+        #expect(result.values[6] == full[path: ["data", "company"]])
+    }
+
+    @Test func agreesWithTheFullParserOnEveryExample() throws {
+        for name in Fixtures.examples + ["candidate-new-doc-trailing-commas"] {
+            let bytes = try Fixtures.bytes(name)
+            let full = try JSONParser.parseDocument(bytes)
+            let scanned = try JSONFieldScanner(query).scan(bytes)
+            for (index, path) in query.paths.enumerated() {
+                #expect(scanned.values[index] == full.value[path: path], "\(name) \(path)")
+            }
+            #expect(scanned.usedTrailingCommas == full.usedTrailingCommas)
+        }
+    }
+
+    @Test func escapedKeysMatch() throws {
+        let result = try JSONFieldScanner(JSONFieldQuery([["event_type"]])).scan(Array(#"{"event\u005ftype":"job"}"#.utf8))
+        #expect(result.values[0] == "job")
+    }
+
+    @Test func validatesTheSkippedParts() {
+        let bad: [String] = [
+            #"{"event_type":"job","data":{"x":[1,2,}]}}"#,  // double-problem: trailing comma then '}' in array
+            #"{"event_type":"job","data":{"x":"\uD800"}}"#,
+            #"{"event_type":"job","data":{"x":1,"x":2}}"#,
+            #"{"event_type":"job"} x"#,
+            #"{"event_type":"job","data":{"x":01}}"#,
+        ]
+        for text in bad {
+            #expect(throws: JSONError.self, "\(text)") { try JSONFieldScanner(query).scan(Array(text.utf8)) }
+        }
+    }
+
+    @Test func skippedErrorsCarryTheirPointer() {
+        do {
+            _ = try JSONFieldScanner(query).scan(Array(#"{"data":{"job":{"locations":[{"city":tru}]}}}"#.utf8))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.pointer.description == "/data/job/locations/0/city")
+        }
+    }
+
+    @Test func depthLimitAppliesWhileSkipping() {
+        let bomb = "{\"x\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}"
+        #expect(throws: JSONError.self) { try JSONFieldScanner(query).scan(Array(bomb.utf8)) }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages jobylon-bridge builds against, if missing.
+# Debian/Ubuntu with Swift already installed; runs apt-get as root (or via sudo).
+set -euo pipefail
+needed=(libcurl4-openssl-dev libsqlite3-dev pkg-config)
+missing=()
+for pkg in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
