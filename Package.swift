@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.0.0"),
     ],
     targets: [
         // libcurl as a system library; the typed shim wraps its variadic calls.
@@ -29,6 +34,26 @@ let package = Package(
         .target(name: "JSON"),
         .target(name: "BridgeCore", dependencies: ["JSON"]),
         .target(
+            name: "StoreSQLite",
+            dependencies: [
+                "BridgeCore",
+                "JSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "BridgeCore",
+                "JSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "CurlClient",
             dependencies: [
                 "CCurlShim",
@@ -40,6 +65,11 @@ let package = Package(
             dependencies: [
                 "BridgeCore",
                 "JSON",
+                "Runtime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -50,6 +80,11 @@ let package = Package(
                 "BridgeHTTP",
                 "BridgeCore",
                 "CurlClient",
+                "JSON",
+                "Runtime",
+                "StoreSQLite",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -65,6 +100,15 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON"]),
+        .testTarget(
+            name: "StoreSQLiteTests",
+            dependencies: ["StoreSQLite", "BridgeCore", "JSON", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "BridgeHTTPTests",

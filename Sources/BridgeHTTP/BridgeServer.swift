@@ -1,12 +1,16 @@
+import BridgeCore
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 
 /// Where the HTTP server listens and how it protects itself.
 public struct BridgeServerConfiguration: Sendable {
     public var host: String
     /// `0` picks an ephemeral port (tests); the bound port is reported to `onListening`.
     public var port: Int
+    /// Connections idle longer than this are closed (slow-loris protection).
+    public var idleTimeout: Duration = .seconds(60)
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -19,13 +23,24 @@ public enum BridgeServer {
     public static func makeApplication(
         configuration: BridgeServerConfiguration,
         readiness: any ReadinessCheck,
+        receiver: WebhookReceiver? = nil,
+        metrics: PrometheusCollectorRegistry? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         HealthEndpoints(readiness: readiness).register(on: router)
+        receiver?.register(on: router)
+        if let metrics {
+            router.get("/metrics") { _, _ -> Response in
+                var buffer = ByteBuffer()
+                buffer.writeBytes(metrics.emitToBuffer())
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: buffer))
+            }
+        }
         return Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(configuration.idleTimeout.milliseconds))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "jobylon-bridge"

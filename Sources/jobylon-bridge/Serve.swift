@@ -1,62 +1,140 @@
 import ArgumentParser
+import BridgeCore
 import BridgeHTTP
 import CurlClient
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
+import Runtime
 import ServiceLifecycle
+import StoreSQLite
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the daemon: the webhook receiver and health endpoints.",
-        discussion: "With no options it listens on 127.0.0.1:8080, keeps its data under ./var and reads mappings from ./mappings. SIGTERM or SIGINT stops it gracefully."
+        abstract: "Run the daemon: webhook receiver, durable store, job runner, health and metrics.",
+        discussion: """
+            With no options it listens on 127.0.0.1:8080, keeps its data under ./var and reads mappings \
+            from ./mappings. Webhook tokens come from JOBYLON_BRIDGE_TOKEN (comma-separated) or a token \
+            file; on a loopback address with none configured, one is generated into the data directory. \
+            SIGTERM or SIGINT stops it gracefully.
+            """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Address to listen on, HOST:PORT (port 0 picks a free port).", valueName: "host:port"))
-    var listen: String = "127.0.0.1:8080"
+    @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: ArgumentHelp("Directory for the store and generated files (created 0700).", valueName: "dir"))
-    var dataDir: String = "var"
+    @Option(name: .long, help: ArgumentHelp("Address to listen on, HOST:PORT (port 0 picks a free port).", valueName: "host:port"))
+    var listen: String?
 
     @Option(name: .long, help: ArgumentHelp("Directory of mapping files.", valueName: "dir"))
-    var mappings: String = "mappings"
+    var mappings: String?
 
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard ListenAddress(listen) != nil else {
-            throw ValidationError("--listen must be HOST:PORT with a port from 0 to 65535, got '\(listen)'")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
+    var logLevel: String?
 
     func run() async throws {
         umask(0o077)
+        var config = try BridgeConfiguration.load(options: store)
+        if let listen { config.listen = listen }
+        if let mappings { config.mappingsDir = mappings }
+        if let logLevel { config.logLevel = logLevel }
+        guard let address = ListenAddress(config.listen) else {
+            throw ValidationError("listen address must be HOST:PORT with a port from 0 to 65535, got '\(config.listen)'")
+        }
+        guard let level = Logger.Level(rawValue: config.logLevel) else {
+            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
+        }
         var logger = Logger(label: "jobylon-bridge")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        guard let address = ListenAddress(listen) else { throw ValidationError("invalid --listen") }
-        try DataDirectory.prepare(path: dataDir)
+        logger.logLevel = level
+
+        try DataDirectory.prepare(path: config.dataDir)
+        let lock = try DaemonLock.acquire(dataDirectory: config.dataDir)
+        defer { lock.release() }
+        let tokens = try WebhookTokenSource.resolve(config: config, address: address, logger: logger)
         Curl.initialize()
 
+        var storeOptions = SQLiteStoreOptions()
+        storeOptions.maxPageCount = config.sqliteMaxPages
+        let eventStore = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
+        defer { eventStore.close() }
+
+        let registry = PrometheusCollectorRegistry()
+        let metricsFactory = PrometheusMetricsFactory(registry: registry)
+        let clock = SystemWallClock()
+        var runnerConfiguration = JobRunnerConfiguration()
+        runnerConfiguration.leaseDuration = .seconds(config.leaseSeconds)
+        runnerConfiguration.concurrency = config.runnerConcurrency
+        let runner = JobRunner(
+            store: eventStore, executors: [LogExecutor()], clock: clock, configuration: runnerConfiguration,
+            owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)
+        eventStore.setJobsCommittedHandler { runner.wakeup.signal() }
+
+        var receiverConfiguration = WebhookReceiverConfiguration()
+        receiverConfiguration.maxBodyBytes = config.maxBodyBytes
+        receiverConfiguration.allowedCompanies = config.allowedCompanies
+        let receiver = WebhookReceiver(
+            configuration: receiverConfiguration, tokens: WebhookTokens(tokens), store: eventStore,
+            router: AuditLogRouter(), clock: clock, logger: logger, metricsFactory: metricsFactory)
+
+        let addressFile = (config.dataDir as NSString).appendingPathComponent("listen-address")
         let app = BridgeServer.makeApplication(
             configuration: BridgeServerConfiguration(host: address.host, port: address.port),
-            readiness: DataDirectoryReadiness(path: dataDir),
+            readiness: StoreReadiness(store: eventStore, dataDirectory: config.dataDir),
+            receiver: receiver,
+            metrics: registry,
             logger: logger,
             onListening: { [logger] host, port in
+                // Written for operators and tests that start the daemon on port 0.
+                try? "\(host):\(port)\n".write(toFile: addressFile, atomically: true, encoding: .utf8)
                 logger.notice("listening", metadata: ["address": "\(host):\(port)"])
             }
         )
+        let maintenance = StoreMaintenance(store: eventStore, clock: clock, metricsFactory: metricsFactory, logger: logger)
+        // Shutdown runs in reverse order: the HTTP server stops accepting first,
+        // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [app],
+                services: [maintenance, runner, app],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
+        logger.notice("stopped")
+    }
+}
+
+/// Background upkeep of the embedded store: WAL checkpoints off the commit
+/// path, and the job gauges for `/metrics`.
+struct StoreMaintenance: Service {
+    let store: SQLiteStore
+    let clock: any WallClock
+    let metricsFactory: any MetricsFactory
+    let logger: Logger
+
+    func run() async throws {
+        let oldest = Metrics.Gauge(label: "jobylon_bridge_oldest_pending_job_seconds", factory: metricsFactory)
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                await tick(oldest: oldest)
+            }
+        }
+    }
+
+    func tick(oldest: Metrics.Gauge) async {
+            do {
+                try store.checkpoint()
+                let stats = try await store.jobStatistics(now: clock.now())
+                for state in JobState.allCases {
+                    Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", state.rawValue)], factory: metricsFactory)
+                        .record(stats.counts[state.rawValue] ?? 0)
+                }
+                oldest.record(Double(stats.oldestPendingAge ?? 0) / 1000)
+            } catch {
+                logger.warning("store maintenance failed", metadata: ["error": "\(error)"])
+            }
     }
 }
 
@@ -73,6 +151,10 @@ struct ListenAddress: Equatable {
         self.host = host
         self.port = port
     }
+
+    var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
 }
 
 enum DataDirectory {
@@ -85,5 +167,60 @@ enum DataDirectory {
         guard chmod(path, 0o700) == 0 else {
             throw ValidationError("cannot set permissions 0700 on data directory \(path): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// One daemon per SQLite store: an exclusive `flock` held for the process's life.
+struct DaemonLock {
+    let fd: Int32
+
+    static func acquire(dataDirectory: String) throws -> DaemonLock {
+        let path = (dataDirectory as NSString).appendingPathComponent("daemon.lock")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ValidationError("another jobylon-bridge daemon already serves \(dataDirectory); one daemon per SQLite store (use PostgreSQL for several)")
+        }
+        return DaemonLock(fd: fd)
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// Where webhook tokens come from, and the one safe fallback.
+enum WebhookTokenSource {
+    static func resolve(config: BridgeConfiguration, address: ListenAddress, logger: Logger) throws -> [String] {
+        let tokens = try config.resolvedTokens()
+        if !tokens.isEmpty {
+            logger.info("webhook tokens loaded", metadata: ["count": "\(tokens.count)"])
+            return tokens
+        }
+        guard address.isLoopback else {
+            // A silently regenerated token after a lost data dir would 401 every
+            // webhook, and Jobylon drops them after ~18 minutes.
+            throw ValidationError("""
+                no webhook token configured and the listen address \(config.listen) is not loopback: \
+                set JOBYLON_BRIDGE_TOKEN or token_file / JOBYLON_BRIDGE_TOKEN_FILE
+                """)
+        }
+        let path = (config.dataDir as NSString).appendingPathComponent("webhook-token")
+        if let existing = FileManager.default.contents(atPath: path) {
+            let token = String(decoding: existing, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !token.isEmpty {
+                logger.notice("using the generated webhook token", metadata: ["file": "\(path)"])
+                return [token]
+            }
+        }
+        var generator = SystemRandomNumberGenerator()  // getrandom(2) on Linux
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write generated token to \(path)")
+        }
+        logger.notice("no webhook token configured: generated one (loopback only)", metadata: ["file": "\(path)"])
+        return [token]
     }
 }

@@ -1,0 +1,119 @@
+import JSON
+
+/// The life of a job. Terminal states: `done`, `dead`, `skipped`, `cancelled`.
+public enum JobState: String, Sendable, CaseIterable, Codable {
+    /// Waiting for its due time (first attempt or retry).
+    case pending
+    /// Claimed by a runner under a lease.
+    case running
+    case done
+    /// Failed for good (permanent error or retries exhausted); `jobs retry` revives it.
+    case dead
+    /// Waiting for an operator or a configuration change (e.g. a missing secret).
+    case held
+    /// A runner died while the effect may have reached the downstream, and the
+    /// downstream does not honour idempotency keys: an operator decides.
+    case inDoubt = "in_doubt"
+    /// The effect key was already delivered by another job (see `skippedFor`).
+    case skipped
+    case cancelled
+
+    public var isTerminal: Bool {
+        switch self {
+        case .done, .dead, .skipped, .cancelled: return true
+        case .pending, .running, .held, .inDoubt: return false
+        }
+    }
+}
+
+/// What to do with a job whose lease ran out (its runner died mid-flight).
+public enum CrashPolicy: String, Sendable, Codable {
+    /// Run again: the effect is idempotent (e.g. the downstream honours the idempotency key).
+    case rerun
+    /// Park as `in_doubt` for an operator.
+    case hold
+}
+
+/// A job the router wants created for an event. Rendered once, here, so every
+/// retry sends the same bytes.
+public struct PlannedJob: Sendable, Hashable {
+    public var mapping: String
+    /// Distinguishes several jobs of one mapping for one event (e.g. one per file); "" when single.
+    public var item: String
+    /// Which executor runs it.
+    public var kind: String
+    /// What "the same effect" means: a later job with a delivered key is skipped.
+    public var effectKey: String
+    /// The rendered work, without secrets.
+    public var payload: JSONValue
+    public var mappingHash: String
+    public var crashPolicy: CrashPolicy
+
+    public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String, crashPolicy: CrashPolicy) {
+        self.mapping = mapping
+        self.item = item
+        self.kind = kind
+        self.effectKey = effectKey
+        self.payload = payload
+        self.mappingHash = mappingHash
+        self.crashPolicy = crashPolicy
+    }
+}
+
+/// A job handed to an executor under a lease.
+public struct ClaimedJob: Sendable, Hashable {
+    public var id: Int64
+    public var eventID: Int64
+    public var mapping: String
+    public var item: String
+    public var kind: String
+    public var effectKey: String
+    public var payload: [UInt8]
+    /// 1 on the first attempt.
+    public var attempt: Int
+    public var companyID: String?
+    public var subjectID: String?
+
+    public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int, companyID: String?, subjectID: String?) {
+        self.id = id
+        self.eventID = eventID
+        self.mapping = mapping
+        self.item = item
+        self.kind = kind
+        self.effectKey = effectKey
+        self.payload = payload
+        self.attempt = attempt
+        self.companyID = companyID
+        self.subjectID = subjectID
+    }
+}
+
+/// How an attempt ended, as the runner records it.
+public enum JobCompletion: Sendable, Hashable {
+    case done(capture: JSONValue?)
+    case retry(at: Timestamp, reason: String)
+    case dead(reason: String)
+    case held(reason: String)
+}
+
+/// Exponential backoff with full jitter, capped; pure so tests can pin it.
+public struct RetryPolicy: Sendable, Hashable {
+    public var firstDelay: Duration
+    public var maxDelay: Duration
+    public var maxAttempts: Int
+
+    public init(firstDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(3600), maxAttempts: Int = 25) {
+        self.firstDelay = firstDelay
+        self.maxDelay = maxDelay
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The delay before attempt `attempt + 1`, given a random fraction in [0, 1).
+    public func delay(afterAttempt attempt: Int, jitter: Double) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 30)
+        let base = Double(firstDelay.milliseconds) * Double(1 << exponent)
+        let capped = min(base, Double(maxDelay.milliseconds))
+        let jittered = max(capped * min(max(jitter, 0), 1), 1)
+        return .milliseconds(Int64(jittered))
+    }
+}

@@ -1,0 +1,21 @@
+import BridgeCore
+
+/// Ready = the data directory is usable and the store commits a probe write.
+/// Mappings play no part (see `ReadinessCheck`).
+public struct StoreReadiness: ReadinessCheck {
+    let store: any EventStore
+    let dataDirectory: DataDirectoryReadiness
+
+    public init(store: any EventStore, dataDirectory: String) {
+        self.store = store
+        self.dataDirectory = DataDirectoryReadiness(path: dataDirectory)
+    }
+
+    public func check() async -> ReadinessReport {
+        var report = await dataDirectory.check()
+        let writable = await store.isAcceptingWrites()
+        report.details["store"] = writable ? "ok" : "not accepting writes"
+        report.ready = report.ready && writable
+        return report
+    }
+}

@@ -1,0 +1,45 @@
+import Crypto
+
+/// The bearer tokens Jobylon may present; several at once so a token can be
+/// rotated without a window of 401s.
+///
+/// Only SHA-256 digests are kept, and every candidate is compared against
+/// every active digest without early exit, so timing reveals neither which
+/// token matched nor how much of it.
+public struct WebhookTokens: Sendable {
+    let digests: [SHA256.Digest]
+
+    public init(_ tokens: [String]) {
+        self.digests = tokens.filter { !$0.isEmpty }.map { SHA256.hash(data: Array($0.utf8)) }
+    }
+
+    public var isEmpty: Bool { digests.isEmpty }
+    public var count: Int { digests.count }
+
+    public func accepts(_ presented: String) -> Bool {
+        let candidate = SHA256.hash(data: Array(presented.utf8))
+        var matched = false
+        for digest in digests {
+            // `Digest ==` is constant-time in swift-crypto.
+            if digest == candidate { matched = true }
+        }
+        return matched
+    }
+
+    /// Reads `Authorization: Bearer <token>` (scheme case-insensitive).
+    public func acceptsAuthorization(_ header: String?) -> Bool {
+        guard let header else { return false }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        return accepts(parts[1].trimmingSpaces())
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> String {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

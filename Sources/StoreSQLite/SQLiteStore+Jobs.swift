@@ -1,0 +1,190 @@
+import BridgeCore
+import Foundation
+import GRDB
+import JSON
+
+extension SQLiteStore: JobStore {
+    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
+        try await database.write { db in
+            // Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
+            try db.execute(sql: """
+                UPDATE jobs SET state = CASE crash_policy WHEN 'rerun' THEN 'pending' ELSE 'in_doubt' END,
+                    last_error = 'lease expired: the runner stopped during an attempt',
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+                WHERE state = 'running' AND lease_expires_at <= :now
+                """, arguments: ["now": now.milliseconds])
+            // Due jobs, oldest first; a job waits while an older job with the same
+            // (mapping, effect key) is unfinished, so one entity's effects run in order.
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
+                       j.company_id, j.subject_id
+                FROM jobs j
+                WHERE j.state = 'pending' AND j.run_at <= :now
+                  AND NOT EXISTS (
+                      SELECT 1 FROM jobs o
+                      WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
+                        AND o.state IN ('pending', 'running', 'held', 'in_doubt'))
+                ORDER BY j.run_at, j.id
+                LIMIT :limit
+                """, arguments: ["now": now.milliseconds, "limit": limit])
+            var claimed: [ClaimedJob] = []
+            for row in rows {
+                let id: Int64 = row["id"]
+                let mapping: String = row["mapping"]
+                let effectKey: String = row["effect_key"]
+                if let firstJob = try Int64.fetchOne(db, sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?", arguments: [mapping, effectKey]) {
+                    try db.execute(sql: """
+                        UPDATE jobs SET state = 'skipped', skipped_for = ?, updated_at = ?,
+                            last_error = 'effect already delivered by job ' || ?
+                        WHERE id = ?
+                        """, arguments: [firstJob, now.milliseconds, firstJob, id])
+                    continue
+                }
+                let attempt: Int = row["attempts"] + 1
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+                    WHERE id = ?
+                    """, arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
+                let payload: Data = row["payload"]
+                claimed.append(ClaimedJob(
+                    id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: row["kind"],
+                    effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
+                    companyID: row["company_id"], subjectID: row["subject_id"]))
+            }
+            return claimed
+        }
+    }
+
+    public func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws {
+        guard !jobIDs.isEmpty else { return }
+        try await database.write { db in
+            for id in jobIDs {
+                try db.execute(sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                               arguments: [until.milliseconds, id, owner])
+            }
+        }
+    }
+
+    public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
+        try await database.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT mapping, effect_key, company_id, subject_id, attempts FROM jobs
+                WHERE id = ? AND lease_owner = ? AND state = 'running'
+                """, arguments: [jobID, owner])
+            else {
+                // The lease was lost (expired and re-claimed): the other runner owns the outcome.
+                return
+            }
+            let attempt: Int = row["attempts"]
+            let outcome: String
+            let detail: String?
+            switch completion {
+            case .done(let capture):
+                outcome = "done"
+                detail = nil
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'done', capture = ?, last_error = NULL, lease_owner = NULL,
+                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
+                try db.execute(sql: """
+                    INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
+                    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
+                    """, arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
+                                     row["company_id"] as String?, row["subject_id"] as String?])
+            case .retry(let at, let reason):
+                outcome = "retry"
+                detail = reason
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_owner = NULL,
+                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [at.milliseconds, reason, now.milliseconds, jobID])
+            case .dead(let reason), .held(let reason):
+                let state: JobState = if case .dead = completion { .dead } else { .held }
+                outcome = state.rawValue
+                detail = reason
+                try db.execute(sql: """
+                    UPDATE jobs SET state = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+                    WHERE id = ?
+                    """, arguments: [state.rawValue, reason, now.milliseconds, jobID])
+            }
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [jobID, attempt, now.milliseconds, outcome, detail])
+        }
+    }
+
+    public func releaseLeases(owner: String, now: Timestamp) async throws {
+        try await database.write { db in
+            // The attempt never finished: give it back without counting it.
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = ? WHERE state = 'running' AND lease_owner = ?
+                """, arguments: [now.milliseconds, owner])
+        }
+    }
+
+    public func nextWakeUp() async throws -> Timestamp? {
+        try await database.read { db in
+            let next = try Int64.fetchOne(db, sql: """
+                SELECT MIN(t) FROM (
+                    SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending'
+                    UNION ALL SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')
+                """)
+            return next.map(Timestamp.init(milliseconds:))
+        }
+    }
+}
+
+/// Read-side queries for the CLI and metrics.
+extension SQLiteStore {
+    public struct JobSummary: Sendable, Hashable {
+        public var id: Int64
+        public var eventID: Int64
+        public var mapping: String
+        public var state: String
+        public var attempts: Int
+        public var effectKey: String
+        public var lastError: String?
+        public var skippedFor: Int64?
+    }
+
+    public func jobs(state: String? = nil, mapping: String? = nil, limit: Int = 1000) throws -> [JobSummary] {
+        try database.read { db in
+            var sql = "SELECT id, event_id, mapping, state, attempts, effect_key, last_error, skipped_for FROM jobs WHERE 1 = 1"
+            var arguments: StatementArguments = []
+            if let state {
+                sql += " AND state = ?"
+                arguments += [state]
+            }
+            if let mapping {
+                sql += " AND mapping = ?"
+                arguments += [mapping]
+            }
+            sql += " ORDER BY id LIMIT ?"
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                JobSummary(id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"],
+                           attempts: row["attempts"], effectKey: row["effect_key"], lastError: row["last_error"],
+                           skippedFor: row["skipped_for"])
+            }
+        }
+    }
+
+    /// Job counts by state and the age of the oldest unfinished job (for metrics).
+    public func jobStatistics(now: Timestamp) async throws -> (counts: [String: Int], oldestPendingAge: Int64?) {
+        try await database.read { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state") {
+                counts[row["state"]] = row["n"]
+            }
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM jobs WHERE state IN ('pending', 'running')")
+            return (counts, oldest.map { now.milliseconds - $0 })
+        }
+    }
+
+    public func countRows(_ table: String) throws -> Int {
+        let allowed: Set<String> = ["inbox", "quarantine", "jobs", "effects", "companies", "job_attempts"]
+        guard allowed.contains(table) else { throw StoreError.notFound("table \(table)") }
+        return try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+    }
+}

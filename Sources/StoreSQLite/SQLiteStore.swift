@@ -1,0 +1,200 @@
+import BridgeCore
+import Crypto
+import Foundation
+import GRDB
+import JSON
+import Logging
+import Synchronization
+
+/// Options of the embedded store.
+public struct SQLiteStoreOptions: Sendable {
+    /// Webhooks waiting for the writer beyond this are refused with 503.
+    public var ingestQueueCapacity: Int = 4096
+    /// Upper bound of one group commit.
+    public var maxBatch: Int = 512
+    /// Caps the database size (SQLite `max_page_count`); `nil` = unlimited.
+    /// Operators use it to keep the store from filling a shared volume; tests
+    /// use it to produce a real "database or disk is full".
+    public var maxPageCount: Int?
+
+    public init() {}
+}
+
+public enum StoreError: Error, CustomStringConvertible {
+    case open(path: String, underlying: String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .open(let path, let underlying): return "cannot open store \(path): \(underlying)"
+        case .notFound(let what): return "\(what) not found"
+        }
+    }
+}
+
+/// The embedded store: SQLite through GRDB, WAL, `synchronous=FULL`,
+/// `secure_delete=ON`, checkpoints off the commit path.
+///
+/// One daemon owns a store (the CLI takes the lock); short CLI processes may
+/// open it beside the daemon (WAL allows concurrent readers, writers wait on
+/// the busy timeout).
+public final class SQLiteStore: Sendable {
+    public let path: String
+    let options: SQLiteStoreOptions
+    let logger: Logger
+    let queue: Mutex<DatabaseQueue>
+    let writer: IngestWriter
+    /// Called after a commit that created jobs (the runner's wake-up).
+    let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
+
+    public static func databasePath(inDataDirectory directory: String) -> String {
+        (directory as NSString).appendingPathComponent("bridge.sqlite")
+    }
+
+    public init(directory: String, options: SQLiteStoreOptions = SQLiteStoreOptions(), logger: Logger) throws {
+        self.path = SQLiteStore.databasePath(inDataDirectory: directory)
+        self.options = options
+        self.logger = logger
+        let queue = try SQLiteStore.openQueue(path: path, options: options)
+        self.queue = Mutex(queue)
+        self.writer = IngestWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
+        writer.store = self
+        writer.start()
+    }
+
+    static func configuration(options: SQLiteStoreOptions) -> Configuration {
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            // FULL in WAL mode: every commit fsyncs the WAL before it returns,
+            // which is what lets a 2XX mean "on disk".
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Checkpoints run in the background (`checkpoint()`), not inside a commit.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            if let pages = options.maxPageCount {
+                try db.execute(sql: "PRAGMA max_page_count = \(pages)")
+            }
+        }
+        return config
+    }
+
+    static func openQueue(path: String, options: SQLiteStoreOptions) throws -> DatabaseQueue {
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration(options: options))
+            try Schema.migrator().migrate(queue)
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                chmod(path + suffix, 0o600)
+            }
+            return queue
+        } catch {
+            throw StoreError.open(path: path, underlying: "\(error)")
+        }
+    }
+
+    var database: DatabaseQueue {
+        queue.withLock { $0 }
+    }
+
+    /// After an I/O error the connection may be unusable: open a fresh one.
+    func reopen() {
+        do {
+            let fresh = try SQLiteStore.openQueue(path: path, options: options)
+            queue.withLock { $0 = fresh }
+            logger.notice("store reopened after an I/O error")
+        } catch {
+            logger.error("store reopen failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func setJobsCommittedHandler(_ handler: @escaping @Sendable () -> Void) {
+        onJobsCommitted.withLock { $0 = handler }
+    }
+
+    /// Finishes the commits in flight, refuses new ones, checkpoints.
+    public func close() {
+        writer.stop()
+        try? checkpoint(mode: "TRUNCATE")
+    }
+
+    /// Moves WAL content into the database file (PASSIVE: never blocks writers).
+    public func checkpoint(mode: String = "PASSIVE") throws {
+        _ = try database.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(\(mode))")
+        }
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> Data {
+        Data(SHA256.hash(data: bytes))
+    }
+}
+
+extension SQLiteStore: EventStore {
+    public func ingest(_ item: IngestItem) async -> IngestOutcome {
+        await writer.submit(item)
+    }
+
+    public func isAcceptingWrites() async -> Bool {
+        guard writer.isHealthy else { return false }
+        do {
+            try await database.write { db in
+                try db.execute(sql: "UPDATE probe SET at = ? WHERE id = 1", arguments: [Int64(Date().timeIntervalSince1970 * 1000)])
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Inserts one item inside the writer's transaction (under a savepoint).
+    func insert(_ item: IngestItem, db: Database) throws -> IngestOutcome {
+        let hash = SQLiteStore.sha256(item.body)
+        switch item.content {
+        case .quarantine(let reason):
+            if let id = try Int64.fetchOne(db, sql: """
+                INSERT INTO quarantine(body_sha256, received_at, reason, body) VALUES (?, ?, ?, ?)
+                ON CONFLICT(body_sha256) DO NOTHING RETURNING id
+                """, arguments: [hash, item.receivedAt.milliseconds, reason, Data(item.body)])
+            {
+                return .quarantined(id: id, duplicate: false)
+            }
+            let id = try Int64.fetchOne(db, sql: "SELECT id FROM quarantine WHERE body_sha256 = ?", arguments: [hash]) ?? 0
+            return .quarantined(id: id, duplicate: true)
+
+        case .event(let envelope, let disposition, let jobs, let company):
+            guard let id = try Int64.fetchOne(db, sql: """
+                INSERT INTO inbox(body_sha256, received_at, event_type, action, company_id, subject_id, lenient, disposition, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(body_sha256) DO NOTHING RETURNING id
+                """, arguments: [hash, item.receivedAt.milliseconds, envelope.eventType, envelope.action, envelope.companyID,
+                                 envelope.subjectID, envelope.lenient, disposition.rawValue, Data(item.body)])
+            else {
+                let existing = try Int64.fetchOne(db, sql: "SELECT id FROM inbox WHERE body_sha256 = ?", arguments: [hash]) ?? 0
+                return .duplicate(id: existing)
+            }
+            var created = 0
+            for job in jobs {
+                try db.execute(sql: """
+                    INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                     crash_policy, state, run_at, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                    ON CONFLICT(event_id, mapping, item) DO NOTHING
+                    """, arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
+                                     Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
+                                     item.receivedAt.milliseconds, item.receivedAt.milliseconds, item.receivedAt.milliseconds])
+                created += db.changesCount
+            }
+            if let company {
+                try db.execute(sql: """
+                    INSERT INTO companies(id, internal_id, name, settings, event_id, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET internal_id = excluded.internal_id, name = excluded.name,
+                        settings = excluded.settings, event_id = excluded.event_id, received_at = excluded.received_at
+                    WHERE excluded.received_at >= companies.received_at
+                    """, arguments: [company.id, company.internalID, company.name,
+                                     company.settings.map { Data(JSONWriter.bytes($0)) }, id, item.receivedAt.milliseconds])
+            }
+            return .stored(id: id, jobs: created)
+        }
+    }
+}

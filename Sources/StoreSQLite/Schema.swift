@@ -1,0 +1,102 @@
+import GRDB
+
+/// Versioned schema. Every table that holds personal data carries its subject
+/// keys (`company_id`, `subject_id`) so retention and erasure can find rows.
+enum Schema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-inbox-jobs-ledger") { db in
+            // secure_delete is a per-connection setting (applied on every open);
+            // it is repeated here so the first migration already runs under it.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: """
+                CREATE TABLE inbox (
+                    id INTEGER PRIMARY KEY,
+                    body_sha256 BLOB NOT NULL UNIQUE,      -- transport-retry filter; outlives the body
+                    received_at INTEGER NOT NULL,          -- unix ms
+                    event_type TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    company_id TEXT,
+                    subject_id TEXT,
+                    lenient INTEGER NOT NULL DEFAULT 0,    -- relied on trailing commas
+                    disposition TEXT NOT NULL,             -- routed | unrouted | parked
+                    body BLOB,                             -- exactly as received; NULL once purged
+                    body_purged_at INTEGER
+                );
+                CREATE INDEX inbox_received ON inbox(received_at);
+                CREATE INDEX inbox_subject ON inbox(company_id, subject_id);
+
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY,
+                    body_sha256 BLOB NOT NULL UNIQUE,
+                    received_at INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    body BLOB,
+                    body_purged_at INTEGER
+                );
+
+                CREATE TABLE jobs (
+                    id INTEGER PRIMARY KEY,
+                    event_id INTEGER NOT NULL REFERENCES inbox(id),
+                    mapping TEXT NOT NULL,
+                    item TEXT NOT NULL DEFAULT '',
+                    kind TEXT NOT NULL,
+                    effect_key TEXT NOT NULL,
+                    company_id TEXT,
+                    subject_id TEXT,
+                    payload BLOB NOT NULL,                 -- rendered once, without secrets
+                    mapping_hash TEXT NOT NULL,
+                    crash_policy TEXT NOT NULL,            -- rerun | hold
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    run_at INTEGER NOT NULL,
+                    lease_owner TEXT,
+                    lease_expires_at INTEGER,
+                    last_error TEXT,
+                    skipped_for INTEGER REFERENCES jobs(id),
+                    capture BLOB,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    UNIQUE (event_id, mapping, item)
+                );
+                CREATE INDEX jobs_due ON jobs(state, run_at);
+                CREATE INDEX jobs_effect ON jobs(mapping, effect_key, id);
+                CREATE INDEX jobs_subject ON jobs(company_id, subject_id);
+
+                CREATE TABLE job_attempts (
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    attempt INTEGER NOT NULL,
+                    finished_at INTEGER NOT NULL,
+                    outcome TEXT NOT NULL,
+                    detail TEXT,
+                    PRIMARY KEY (job_id, attempt)
+                );
+
+                -- The effect ledger: one row per delivered (mapping, effect key).
+                CREATE TABLE effects (
+                    mapping TEXT NOT NULL,
+                    effect_key TEXT NOT NULL,
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    completed_at INTEGER NOT NULL,
+                    company_id TEXT,
+                    subject_id TEXT,
+                    PRIMARY KEY (mapping, effect_key)
+                );
+
+                CREATE TABLE companies (
+                    id TEXT PRIMARY KEY,
+                    internal_id TEXT,
+                    name TEXT,
+                    settings BLOB,
+                    event_id INTEGER NOT NULL,
+                    received_at INTEGER NOT NULL
+                );
+
+                -- Readiness probe: updated in place, so it needs no new pages.
+                CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+                INSERT INTO probe(id, at) VALUES (1, 0);
+                """)
+        }
+        return migrator
+    }
+}
