@@ -108,7 +108,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "BridgeHTTPTests",

@@ -103,6 +103,7 @@ final class IngestWriter: @unchecked Sendable {
     private func commit(_ items: [IngestItem]) -> [IngestOutcome] {
         guard let store else { return items.map { _ in .unavailable(reason: "store closed") } }
         var outcomes = [IngestOutcome](repeating: .unavailable(reason: "not committed"), count: items.count)
+        var storageFailure = false
         do {
             try store.database.write { db in
                 for (index, item) in items.enumerated() {
@@ -112,12 +113,15 @@ final class IngestWriter: @unchecked Sendable {
                             return .commit
                         }
                     } catch {
+                        storageFailure = storageFailure || IngestWriter.isStorageFailure(error)
                         outcomes[index] = .unavailable(reason: IngestWriter.reason(error))
                         logger.error("webhook not stored", metadata: ["error": "\(IngestWriter.reason(error))"])
                     }
                 }
             }
-            setHealthy(true)
+            // A full or failing volume fails items one by one inside a committed
+            // transaction; it still means the store cannot accept webhooks.
+            setHealthy(!storageFailure)
             if outcomes.contains(where: { if case .stored(_, let jobs) = $0 { return jobs > 0 } else { return false } }) {
                 store.onJobsCommitted.withLock { $0 }?()
             }
@@ -138,6 +142,16 @@ final class IngestWriter: @unchecked Sendable {
         condition.lock()
         healthy = value
         condition.unlock()
+    }
+
+    static func isStorageFailure(_ error: any Error) -> Bool {
+        guard let dbError = error as? DatabaseError else { return false }
+        switch dbError.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_NOMEM, .SQLITE_CORRUPT, .SQLITE_BUSY:
+            return true
+        default:
+            return false
+        }
     }
 
     /// The SQLite error without SQL text or arguments (they may hold personal data).
