@@ -107,6 +107,10 @@ let package = Package(
             dependencies: ["StoreSQLite", "BridgeCore", "JSON", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "StoreSQLite", "BridgeCore", "JSON", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
             resources: [.copy("Fixtures")]

@@ -113,6 +113,27 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// At start-up of the one daemon that owns this store (it holds the lock),
+    /// every `running` job belongs to a process that is gone: apply the crash
+    /// policy now instead of waiting for the leases to run out.
+    /// Returns how many jobs were re-queued and parked.
+    public func recoverJobsOfDeadRunners(now: Timestamp) throws -> (requeued: Int, inDoubt: Int) {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
+                    last_error = 'the daemon stopped during an attempt; re-run (idempotent)'
+                WHERE state = 'running' AND crash_policy = 'rerun'
+                """, arguments: [now.milliseconds])
+            let requeued = db.changesCount
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'in_doubt', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
+                    last_error = 'the daemon stopped during an attempt; the downstream may have received it'
+                WHERE state = 'running'
+                """, arguments: [now.milliseconds])
+            return (requeued, db.changesCount)
+        }
+    }
+
     public func releaseLeases(owner: String, now: Timestamp) async throws {
         try await database.write { db in
             // The attempt never finished: give it back without counting it.

@@ -64,10 +64,14 @@ public final class SQLiteStore: Sendable {
 
     static func configuration(options: SQLiteStoreOptions) -> Configuration {
         var config = Configuration()
-        config.journalMode = .wal
+        // WAL is set here rather than through `config.journalMode = .wal`:
+        // GRDB's WAL setup lowers `synchronous` to NORMAL afterwards, and NORMAL
+        // in WAL mode does not fsync on commit.
         config.busyMode = .timeout(5)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            guard mode == "wal" else { throw DatabaseError(message: "could not enable WAL mode") }
             // FULL in WAL mode: every commit fsyncs the WAL before it returns,
             // which is what lets a 2XX mean "on disk".
             try db.execute(sql: "PRAGMA synchronous = FULL")

@@ -58,6 +58,12 @@ struct Serve: AsyncParsableCommand {
         storeOptions.maxPageCount = config.sqliteMaxPages
         let eventStore = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
         defer { eventStore.close() }
+        let recovered = try eventStore.recoverJobsOfDeadRunners(now: SystemWallClock().now())
+        if recovered.requeued + recovered.inDoubt > 0 {
+            logger.warning("recovered jobs of a previous run", metadata: [
+                "requeued": "\(recovered.requeued)", "in_doubt": "\(recovered.inDoubt)",
+            ])
+        }
 
         let registry = PrometheusCollectorRegistry()
         let metricsFactory = PrometheusMetricsFactory(registry: registry)

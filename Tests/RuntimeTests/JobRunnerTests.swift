@@ -1,0 +1,93 @@
+import BridgeCore
+import Foundation
+import GRDB
+import JSON
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import Runtime
+@testable import StoreSQLite
+
+@Suite("Job runner with a real store and a manual clock")
+struct JobRunnerTests {
+    static func makeStore() throws -> SQLiteStore {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-runner-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return try SQLiteStore(directory: directory, logger: Logger(label: "test"))
+    }
+
+    static func ingest(_ store: SQLiteStore, candidate: String, at time: Timestamp) async -> IngestOutcome {
+        let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}}}"#.utf8)
+        guard let envelope = try? WebhookEnvelope.read(body) else { return .unavailable(reason: "test") }
+        return await store.ingest(IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: AuditLogRouter().route(envelope, body: body), company: nil)))
+    }
+
+    static func waitUntil(_ condition: () throws -> Bool) async throws -> Bool {
+        for _ in 0..<2000 {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
+
+    @Test func aCommitWakesTheRunnerAndJobsRunWithoutTimePassing() async throws {
+        let store = try Self.makeStore()
+        let clock = ManualWallClock()
+        let runner = JobRunner(store: store, executors: [LogExecutor()], clock: clock, owner: "test", logger: Logger(label: "test"))
+        store.setJobsCommittedHandler { runner.wakeup.signal() }
+        let group = ServiceGroup(configuration: .init(services: [runner], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for n in 0..<20 {
+                _ = await Self.ingest(store, candidate: "p\(n)", at: clock.now())
+            }
+            // The manual clock never moves: only the commit wake-up can run these.
+            #expect(try await Self.waitUntil { try store.jobs(state: "done").count == 20 })
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(try store.jobs(state: "running").isEmpty)
+    }
+
+    @Test func gracefulShutdownReleasesNothingUnfinished() async throws {
+        let store = try Self.makeStore()
+        let clock = ManualWallClock()
+        let runner = JobRunner(store: store, executors: [], clock: clock, owner: "test", logger: Logger(label: "test"))
+        store.setJobsCommittedHandler { runner.wakeup.signal() }
+        let group = ServiceGroup(configuration: .init(services: [runner], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            _ = await Self.ingest(store, candidate: "p1", at: clock.now())
+            // No executor for "log": the job is held with a reason, never lost.
+            #expect(try await Self.waitUntil { try store.jobs(state: "held").count == 1 })
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(try store.jobs(state: "held").first?.lastError == "no executor for kind 'log'")
+    }
+
+    @Test func retryableFailuresBackOffOnTheInjectedClock() async throws {
+        let store = try Self.makeStore()
+        let clock = ManualWallClock()
+        var configuration = JobRunnerConfiguration()
+        configuration.retry = RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60), maxAttempts: 3)
+        let runner = JobRunner(store: store, executors: [], clock: clock, configuration: configuration, owner: "t", logger: Logger(label: "test"))
+        let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "log", effectKey: "k", payload: [], attempt: 1, companyID: nil, subjectID: nil)
+        guard case .retry(let at, _) = runner.completionFor(.retryable(reason: "503", after: nil), job: job) else {
+            Issue.record("expected a retry")
+            return
+        }
+        #expect(at > clock.now())
+        #expect(at <= clock.now().adding(.seconds(2)))
+        if case .retry(let at, _) = runner.completionFor(.retryable(reason: "429", after: .seconds(120)), job: job) {
+            #expect(at == clock.now().adding(.seconds(120)))  // Retry-After wins over the backoff
+        } else {
+            Issue.record("expected a retry")
+        }
+        var last = job
+        last.attempt = 3
+        #expect(runner.completionFor(.retryable(reason: "503", after: nil), job: last) == .dead(reason: "gave up after 3 attempts: 503"))
+        #expect(runner.completionFor(.permanent(reason: "400"), job: job) == .dead(reason: "400"))
+    }
+}
