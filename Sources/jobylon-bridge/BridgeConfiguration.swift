@@ -21,10 +21,11 @@ struct BridgeConfiguration {
     var runnerConcurrency = 8
     var logLevel = "info"
     var sqliteMaxPages: Int?
+    var retentionDays = 30
 
     static let keys: Set<String> = [
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -79,6 +80,7 @@ struct BridgeConfiguration {
             case "runner_concurrency": runnerConcurrency = try int()
             case "log_level": logLevel = try string()
             case "sqlite_max_pages": sqliteMaxPages = try int()
+            case "retention_days": retentionDays = try int()
             case "allowed_companies":
                 guard let array = value.arrayValue, let ids = Optional(array.compactMap(\.stringValue)), ids.count == array.count else {
                     throw fail(key, "expected an array of company ids")
@@ -104,6 +106,7 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_LEASE_SECONDS") { leaseSeconds = v }
         if let v = try int("JOBYLON_BRIDGE_RUNNER_CONCURRENCY") { runnerConcurrency = v }
         if let v = try int("JOBYLON_BRIDGE_SQLITE_MAX_PAGES") { sqliteMaxPages = v }
+        if let v = try int("JOBYLON_BRIDGE_RETENTION_DAYS") { retentionDays = v }
         if let v = env["JOBYLON_BRIDGE_ALLOWED_COMPANIES"] {
             allowedCompanies = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }

@@ -96,7 +96,9 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("listening", metadata: ["address": "\(host):\(port)"])
             }
         )
-        let maintenance = StoreMaintenance(store: eventStore, clock: clock, metricsFactory: metricsFactory, logger: logger)
+        let maintenance = StoreMaintenance(
+            store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
+            metricsFactory: metricsFactory, logger: logger)
         // Shutdown runs in reverse order: the HTTP server stops accepting first,
         // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
@@ -112,20 +114,35 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// Background upkeep of the embedded store: WAL checkpoints off the commit
-/// path, and the job gauges for `/metrics`.
+/// path, the job gauges for `/metrics`, and retention of raw bodies.
 struct StoreMaintenance: Service {
     let store: SQLiteStore
     let clock: any WallClock
+    let retention: RetentionPolicy
     let metricsFactory: any MetricsFactory
     let logger: Logger
 
     func run() async throws {
         let oldest = Metrics.Gauge(label: "jobylon_bridge_oldest_pending_job_seconds", factory: metricsFactory)
         try? await cancelWhenGracefulShutdown {
+            var ticks = 0
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
                 await tick(oldest: oldest)
+                if ticks % 600 == 0 { await purge() }
+                ticks += 1
             }
+        }
+    }
+
+    func purge() async {
+        do {
+            let purged = try await store.purgeExpiredBodies(now: clock.now(), policy: retention)
+            if purged.inbox + purged.quarantine > 0 {
+                logger.notice("retention: raw bodies deleted", metadata: ["inbox": "\(purged.inbox)", "quarantine": "\(purged.quarantine)"])
+            }
+        } catch {
+            logger.warning("retention purge failed", metadata: ["error": "\(error)"])
         }
     }
 

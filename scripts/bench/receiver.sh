@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Durable webhook acknowledgements per second: the release daemon vs nginx
+# returning a static 200, same wrk script, same machine, same run.
+#   scripts/bench/receiver.sh [DURATION]        (needs wrk and nginx: apt-get install wrk nginx-light)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${1:-15s}
+out=scripts/bench/out
+mkdir -p "$out"
+rm -rf "$out/receiver-data" "$out/nginx"
+mkdir -p "$out/nginx"
+
+# A ~3.7 KB body shaped like Jobylon's candidate/new example.
+python3 - "$out/body.json" <<'PY'
+import json, sys
+event = json.load(open("Tests/JSONTests/Fixtures/candidate-new.json"))
+event["data"]["job"]["description"] += " " + "x" * 1100
+json.dump(event, open(sys.argv[1], "w"), ensure_ascii=False, indent=2)
+PY
+ls -l "$out/body.json"
+
+swift build -c release --product jobylon-bridge >/dev/null
+export TOKEN=bench-token-0123456789
+export BODY_FILE="$out/body.json"
+
+cat > "$out/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $PWD/$out/nginx/nginx.pid;
+error_log $PWD/$out/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$out/nginx/body;
+  server { listen 127.0.0.1:18089; location / { client_max_body_size 2m; return 200 '{"status":"stored","id":1}'; } }
+}
+NGINX
+nginx -c "$PWD/$out/nginx/nginx.conf"
+trap 'nginx -c "$PWD/$out/nginx/nginx.conf" -s stop 2>/dev/null || true; kill $daemon 2>/dev/null || true' EXIT
+
+JOBYLON_BRIDGE_TOKEN=$TOKEN .build/release/jobylon-bridge serve --listen 127.0.0.1:18088 --data-dir "$out/receiver-data" --log-level error &
+daemon=$!
+for _ in $(seq 100); do [ -f "$out/receiver-data/listen-address" ] && break; sleep 0.1; done
+
+echo "== nginx static 200"
+wrk -t2 -c32 -d"$duration" --latency -s scripts/bench/receiver.lua http://127.0.0.1:18089/ | tee "$out/nginx.txt"
+echo "== jobylon-bridge (durable acks)"
+wrk -t2 -c32 -d"$duration" --latency -s scripts/bench/receiver.lua http://127.0.0.1:18088/ | tee "$out/bridge.txt"
+sleep 1
+stored=$(sqlite3 "$out/receiver-data/bridge.sqlite" "select count(*) from inbox")
+echo "rows stored: $stored"
