@@ -32,7 +32,8 @@ let package = Package(
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(name: "JSON"),
-        .target(name: "BridgeCore", dependencies: ["JSON"]),
+        .target(name: "Mapping", dependencies: ["JSON", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "BridgeCore", dependencies: ["JSON", "Mapping"]),
         .target(
             name: "StoreSQLite",
             dependencies: [
@@ -101,7 +102,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON"]),
+        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON", "Mapping"]),
+        .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON"]),
         .testTarget(
             name: "StoreSQLiteTests",
             dependencies: ["StoreSQLite", "BridgeCore", "JSON", .product(name: "GRDB", package: "GRDB.swift")]

@@ -8,7 +8,7 @@ import Synchronization
 public struct JobRunnerConfiguration: Sendable {
     public var leaseDuration: Duration = .seconds(30)
     /// Jobs run at once by this process.
-    public var concurrency: Int = 8
+    public var concurrency: Int = 32
     /// Longest sleep without a wake-up (a safety net; commits wake the runner at once).
     public var idlePoll: Duration = .seconds(5)
     public var retry = RetryPolicy()

@@ -5,17 +5,26 @@ import JSON
 
 extension SQLiteStore: JobStore {
     public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
-        try await database.write { db in
+        try await writer.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil)
+    }
+
+    public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
+        try await writer.complete(jobID: jobID, owner: owner, completion: completion, now: now)
+    }
+
+    /// Runs inside the writer's transaction.
+    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) throws -> [ClaimedJob] {
+        do {
             // Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE jobs SET state = CASE crash_policy WHEN 'rerun' THEN 'pending' ELSE 'in_doubt' END,
                     last_error = 'lease expired: the runner stopped during an attempt',
                     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
                 WHERE state = 'running' AND lease_expires_at <= :now
-                """, arguments: ["now": now.milliseconds])
+                """).execute(arguments: ["now": now.milliseconds])
             // Due jobs, oldest first; a job waits while an older job with the same
             // (mapping, effect key) is unfinished, so one entity's effects run in order.
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
                        j.company_id, j.subject_id
                 FROM jobs j
@@ -26,25 +35,25 @@ extension SQLiteStore: JobStore {
                         AND o.state IN ('pending', 'running', 'held', 'in_doubt'))
                 ORDER BY j.run_at, j.id
                 LIMIT :limit
-                """, arguments: ["now": now.milliseconds, "limit": limit])
+                """), arguments: ["now": now.milliseconds, "limit": limit])
             var claimed: [ClaimedJob] = []
             for row in rows {
                 let id: Int64 = row["id"]
                 let mapping: String = row["mapping"]
                 let effectKey: String = row["effect_key"]
-                if let firstJob = try Int64.fetchOne(db, sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?", arguments: [mapping, effectKey]) {
-                    try db.execute(sql: """
+                if let firstJob = try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey]) {
+                    try db.cachedStatement(sql: """
                         UPDATE jobs SET state = 'skipped', skipped_for = ?, updated_at = ?,
                             last_error = 'effect already delivered by job ' || ?
                         WHERE id = ?
-                        """, arguments: [firstJob, now.milliseconds, firstJob, id])
+                        """).execute(arguments: [firstJob, now.milliseconds, firstJob, id])
                     continue
                 }
                 let attempt: Int = row["attempts"] + 1
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
                     WHERE id = ?
-                    """, arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
+                    """).execute(arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
                 let payload: Data = row["payload"]
                 claimed.append(ClaimedJob(
                     id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: row["kind"],
@@ -65,12 +74,13 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
-        try await database.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
+    /// Runs inside the writer's transaction.
+    func complete(db: Database, jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) throws {
+        do {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT mapping, effect_key, company_id, subject_id, attempts FROM jobs
                 WHERE id = ? AND lease_owner = ? AND state = 'running'
-                """, arguments: [jobID, owner])
+                """), arguments: [jobID, owner])
             else {
                 // The lease was lost (expired and re-claimed): the other runner owns the outcome.
                 return
@@ -82,34 +92,34 @@ extension SQLiteStore: JobStore {
             case .done(let capture):
                 outcome = "done"
                 detail = nil
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE jobs SET state = 'done', capture = ?, last_error = NULL, lease_owner = NULL,
                         lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """, arguments: [capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
-                try db.execute(sql: """
+                    """).execute(arguments: [capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
+                try db.cachedStatement(sql: """
                     INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
-                    """, arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
+                    """).execute(arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
                                      row["company_id"] as String?, row["subject_id"] as String?])
             case .retry(let at, let reason):
                 outcome = "retry"
                 detail = reason
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_owner = NULL,
                         lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """, arguments: [at.milliseconds, reason, now.milliseconds, jobID])
+                    """).execute(arguments: [at.milliseconds, reason, now.milliseconds, jobID])
             case .dead(let reason), .held(let reason):
                 let state: JobState = if case .dead = completion { .dead } else { .held }
                 outcome = state.rawValue
                 detail = reason
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE jobs SET state = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
                     WHERE id = ?
-                    """, arguments: [state.rawValue, reason, now.milliseconds, jobID])
+                    """).execute(arguments: [state.rawValue, reason, now.milliseconds, jobID])
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [jobID, attempt, now.milliseconds, outcome, detail])
+                """).execute(arguments: [jobID, attempt, now.milliseconds, outcome, detail])
         }
     }
 
@@ -119,17 +129,17 @@ extension SQLiteStore: JobStore {
     /// Returns how many jobs were re-queued and parked.
     public func recoverJobsOfDeadRunners(now: Timestamp) throws -> (requeued: Int, inDoubt: Int) {
         try database.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
                     last_error = 'the daemon stopped during an attempt; re-run (idempotent)'
                 WHERE state = 'running' AND crash_policy = 'rerun'
-                """, arguments: [now.milliseconds])
+                """).execute(arguments: [now.milliseconds])
             let requeued = db.changesCount
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE jobs SET state = 'in_doubt', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
                     last_error = 'the daemon stopped during an attempt; the downstream may have received it'
                 WHERE state = 'running'
-                """, arguments: [now.milliseconds])
+                """).execute(arguments: [now.milliseconds])
             return (requeued, db.changesCount)
         }
     }
@@ -137,10 +147,10 @@ extension SQLiteStore: JobStore {
     public func releaseLeases(owner: String, now: Timestamp) async throws {
         try await database.write { db in
             // The attempt never finished: give it back without counting it.
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE jobs SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_owner = NULL,
                     lease_expires_at = NULL, updated_at = ? WHERE state = 'running' AND lease_owner = ?
-                """, arguments: [now.milliseconds, owner])
+                """).execute(arguments: [now.milliseconds, owner])
         }
     }
 

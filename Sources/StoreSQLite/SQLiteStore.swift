@@ -43,7 +43,10 @@ public final class SQLiteStore: Sendable {
     let options: SQLiteStoreOptions
     let logger: Logger
     let queue: Mutex<DatabaseQueue>
-    let writer: IngestWriter
+    /// A second connection only for checkpoints: a PASSIVE checkpoint copies
+    /// WAL pages into the database file while the writer keeps committing.
+    let checkpointQueue: DatabaseQueue
+    let writer: StoreWriter
     /// Called after a commit that created jobs (the runner's wake-up).
     let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
 
@@ -57,7 +60,8 @@ public final class SQLiteStore: Sendable {
         self.logger = logger
         let queue = try SQLiteStore.openQueue(path: path, options: options)
         self.queue = Mutex(queue)
-        self.writer = IngestWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
+        self.checkpointQueue = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
+        self.writer = StoreWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
         writer.store = self
         writer.start()
     }
@@ -119,13 +123,14 @@ public final class SQLiteStore: Sendable {
     /// Finishes the commits in flight, refuses new ones, checkpoints.
     public func close() {
         writer.stop()
-        try? checkpoint(mode: "TRUNCATE")
+        _ = try? database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
-    /// Moves WAL content into the database file (PASSIVE: never blocks writers).
-    public func checkpoint(mode: String = "PASSIVE") throws {
-        _ = try database.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA wal_checkpoint(\(mode))")
+    /// Moves WAL content into the database file on the checkpoint connection
+    /// (PASSIVE: never waits for or blocks the writer).
+    public func checkpoint() throws {
+        try checkpointQueue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
         }
     }
 
@@ -136,14 +141,15 @@ public final class SQLiteStore: Sendable {
 
 extension SQLiteStore: EventStore {
     public func ingest(_ item: IngestItem) async -> IngestOutcome {
-        await writer.submit(item)
+        // Hashed here, in the caller's task, so the single writer only writes.
+        await writer.submit(item, hash: SQLiteStore.sha256(item.body))
     }
 
     public func isAcceptingWrites() async -> Bool {
         guard writer.isHealthy else { return false }
         do {
             try await database.write { db in
-                try db.execute(sql: "UPDATE probe SET at = ? WHERE id = 1", arguments: [Int64(Date().timeIntervalSince1970 * 1000)])
+                try db.cachedStatement(sql: "UPDATE probe SET at = ? WHERE id = 1").execute(arguments: [Int64(Date().timeIntervalSince1970 * 1000)])
             }
             return true
         } catch {
@@ -152,50 +158,49 @@ extension SQLiteStore: EventStore {
     }
 
     /// Inserts one item inside the writer's transaction (under a savepoint).
-    func insert(_ item: IngestItem, db: Database) throws -> IngestOutcome {
-        let hash = SQLiteStore.sha256(item.body)
+    func insert(_ item: IngestItem, hash: Data, db: Database) throws -> IngestOutcome {
         switch item.content {
         case .quarantine(let reason):
-            if let id = try Int64.fetchOne(db, sql: """
+            if let id = try Int64.fetchOne(db.cachedStatement(sql: """
                 INSERT INTO quarantine(body_sha256, received_at, reason, body) VALUES (?, ?, ?, ?)
                 ON CONFLICT(body_sha256) DO NOTHING RETURNING id
-                """, arguments: [hash, item.receivedAt.milliseconds, reason, Data(item.body)])
+                """), arguments: [hash, item.receivedAt.milliseconds, reason, Data(item.body)])
             {
                 return .quarantined(id: id, duplicate: false)
             }
-            let id = try Int64.fetchOne(db, sql: "SELECT id FROM quarantine WHERE body_sha256 = ?", arguments: [hash]) ?? 0
+            let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM quarantine WHERE body_sha256 = ?"), arguments: [hash]) ?? 0
             return .quarantined(id: id, duplicate: true)
 
         case .event(let envelope, let disposition, let jobs, let company):
-            guard let id = try Int64.fetchOne(db, sql: """
+            guard let id = try Int64.fetchOne(db.cachedStatement(sql: """
                 INSERT INTO inbox(body_sha256, received_at, event_type, action, company_id, subject_id, lenient, disposition, body)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(body_sha256) DO NOTHING RETURNING id
-                """, arguments: [hash, item.receivedAt.milliseconds, envelope.eventType, envelope.action, envelope.companyID,
+                """), arguments: [hash, item.receivedAt.milliseconds, envelope.eventType, envelope.action, envelope.companyID,
                                  envelope.subjectID, envelope.lenient, disposition.rawValue, Data(item.body)])
             else {
-                let existing = try Int64.fetchOne(db, sql: "SELECT id FROM inbox WHERE body_sha256 = ?", arguments: [hash]) ?? 0
+                let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM inbox WHERE body_sha256 = ?"), arguments: [hash]) ?? 0
                 return .duplicate(id: existing)
             }
             var created = 0
             for job in jobs {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
                                      crash_policy, state, run_at, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
                     ON CONFLICT(event_id, mapping, item) DO NOTHING
-                    """, arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
+                    """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                      Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
                                      item.receivedAt.milliseconds, item.receivedAt.milliseconds, item.receivedAt.milliseconds])
                 created += db.changesCount
             }
             if let company {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO companies(id, internal_id, name, settings, event_id, received_at) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET internal_id = excluded.internal_id, name = excluded.name,
                         settings = excluded.settings, event_id = excluded.event_id, received_at = excluded.received_at
                     WHERE excluded.received_at >= companies.received_at
-                    """, arguments: [company.id, company.internalID, company.name,
+                    """).execute(arguments: [company.id, company.internalID, company.name,
                                      company.settings.map { Data(JSONWriter.bytes($0)) }, id, item.receivedAt.milliseconds])
             }
             return .stored(id: id, jobs: created)

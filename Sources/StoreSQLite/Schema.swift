@@ -97,6 +97,14 @@ enum Schema {
                 INSERT INTO probe(id, at) VALUES (1, 0);
                 """)
         }
+        migrator.registerMigration("v2-claim-order-index") { db in
+            // Claims read due jobs in (run_at, id) order and stop at LIMIT; with
+            // id in the index no pending backlog is ever sorted.
+            try db.execute(sql: """
+                DROP INDEX jobs_due;
+                CREATE INDEX jobs_due ON jobs(state, run_at, id);
+                """)
+        }
         return migrator
     }
 }

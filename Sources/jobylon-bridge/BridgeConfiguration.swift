@@ -18,7 +18,7 @@ struct BridgeConfiguration {
     var maxBodyBytes = 1 << 20
     var allowedCompanies: Set<String>?
     var leaseSeconds = 30
-    var runnerConcurrency = 8
+    var runnerConcurrency = 32
     var logLevel = "info"
     var sqliteMaxPages: Int?
     var retentionDays = 30

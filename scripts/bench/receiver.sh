@@ -14,7 +14,6 @@ mkdir -p "$out/nginx"
 python3 - "$out/body.json" <<'PY'
 import json, sys
 event = json.load(open("Tests/JSONTests/Fixtures/candidate-new.json"))
-event["data"]["job"]["description"] += " " + "x" * 1100
 json.dump(event, open(sys.argv[1], "w"), ensure_ascii=False, indent=2)
 PY
 ls -l "$out/body.json"

@@ -1,0 +1,275 @@
+import BridgeCore
+import Foundation
+import GRDB
+import Logging
+
+/// The single writer of the store, with group commit.
+///
+/// Webhooks, job claims and job completions queue here; one thread takes
+/// everything that queued during the previous commit and writes it in one
+/// transaction, so concurrent work shares one fsync (a job's claim and outcome
+/// ride along with the webhooks' commits instead of paying their own). Each
+/// operation runs under its own savepoint: one bad item never fails the batch.
+/// A dedicated thread (not the cooperative pool) blocks on SQLite, as GRDB's
+/// synchronous API requires.
+final class StoreWriter: @unchecked Sendable {
+    enum Operation {
+        case ingest(IngestItem, hash: Data, CheckedContinuation<IngestOutcome, Never>)
+        case claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, CheckedContinuation<[ClaimedJob], any Error>)
+        case complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp, CheckedContinuation<Void, any Error>)
+
+        var isIngest: Bool {
+            if case .ingest = self { return true }
+            return false
+        }
+    }
+
+    enum Result {
+        case ingest(IngestOutcome)
+        case claim([ClaimedJob])
+        case complete
+        case failed(any Error)
+    }
+
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "store is closed" }
+    }
+
+    // All mutable state below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var pending: [Operation] = []
+    private var pendingIngests = 0
+    private var stopping = false
+    private var finished = false
+    private var healthy = true
+    private var thread: Thread?
+    weak var store: SQLiteStore?
+
+    let capacity: Int
+    let maxBatch: Int
+    let logger: Logger
+
+    init(capacity: Int, maxBatch: Int, logger: Logger) {
+        self.capacity = capacity
+        self.maxBatch = maxBatch
+        self.logger = logger
+    }
+
+    /// False after a failed commit or a storage failure, until a commit succeeds cleanly.
+    var isHealthy: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return healthy && !stopping
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "store-writer"
+        self.thread = thread
+        thread.start()
+    }
+
+    func submit(_ item: IngestItem, hash: Data) async -> IngestOutcome {
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            if stopping || pendingIngests >= capacity {
+                let reason = stopping ? "shutting down" : "ingest queue full"
+                condition.unlock()
+                continuation.resume(returning: .unavailable(reason: reason))
+                return
+            }
+            pendingIngests += 1
+            pending.append(.ingest(item, hash: hash, continuation))
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    func claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, continuation))
+        }
+    }
+
+    func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            enqueue(.complete(jobID: jobID, owner: owner, completion: completion, now: now, continuation))
+        }
+    }
+
+    private func enqueue(_ operation: Operation) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            StoreWriter.deliver(.failed(Closed()), to: operation)
+            return
+        }
+        pending.append(operation)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Commits what is queued, refuses anything new, and waits for the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !finished && thread != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !stopping { condition.wait() }
+            if pending.isEmpty && stopping {
+                finished = true
+                store = nil
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let take = min(pending.count, maxBatch)
+            let batch = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            pendingIngests -= batch.filter(\.isIngest).count
+            condition.unlock()
+
+            let results = commit(batch)
+            for (operation, result) in zip(batch, results) {
+                StoreWriter.deliver(result, to: operation)
+            }
+        }
+    }
+
+    static func deliver(_ result: Result, to operation: Operation) {
+        switch (operation, result) {
+        case (.ingest(_, _, let continuation), .ingest(let outcome)): continuation.resume(returning: outcome)
+        case (.ingest(_, _, let continuation), .failed(let error)): continuation.resume(returning: .unavailable(reason: reason(error)))
+        case (.claim(_, _, _, _, let continuation), .claim(let jobs)): continuation.resume(returning: jobs)
+        case (.complete(_, _, _, _, let continuation), .complete): continuation.resume()
+        case (.claim(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
+        case (.complete(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
+        default: resumeMismatched(operation)  // safe: results are built per operation kind in commit()
+        }
+    }
+
+    private static func resumeMismatched(_ operation: Operation) {
+        switch operation {
+        case .ingest(_, _, let continuation): continuation.resume(returning: .unavailable(reason: "internal: mismatched result"))
+        case .claim(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
+        case .complete(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
+        }
+    }
+
+    /// Applies one operation inside the current transaction.
+    private func apply(_ operation: Operation, store: SQLiteStore, db: Database, createdJobs: inout Bool) throws -> Result {
+        switch operation {
+        case .ingest(let item, let hash, _):
+            let outcome = try store.insert(item, hash: hash, db: db)
+            if case .stored(_, let jobs) = outcome, jobs > 0 { createdJobs = true }
+            return .ingest(outcome)
+        case .claim(let owner, let now, let limit, let leaseUntil, _):
+            return .claim(try store.claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil))
+        case .complete(let jobID, let owner, let completion, let now, _):
+            try store.complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
+            return .complete
+        }
+    }
+
+    /// Commits a batch. The fast path runs every operation in one plain
+    /// transaction; only if one of them fails is the batch rolled back and
+    /// replayed with a savepoint per operation, so that the failure stays its own.
+    private func commit(_ batch: [Operation]) -> [Result] {
+        guard let store else { return batch.map { _ in .failed(Closed()) } }
+        var createdJobs = false
+        do {
+            var results: [Result] = []
+            results.reserveCapacity(batch.count)
+            try store.database.write { db in
+                results.removeAll(keepingCapacity: true)
+                createdJobs = false
+                for operation in batch {
+                    results.append(try apply(operation, store: store, db: db, createdJobs: &createdJobs))
+                }
+            }
+            updateHealth(batch, storageFailure: false)
+            if createdJobs { store.onJobsCommitted.withLock { $0 }?() }
+            return results
+        } catch {
+            return commitIsolatingFailures(batch, store: store)
+        }
+    }
+
+    private func commitIsolatingFailures(_ batch: [Operation], store: SQLiteStore) -> [Result] {
+        var results = [Result](repeating: .failed(Closed()), count: batch.count)
+        var storageFailure = false
+        var createdJobs = false
+        do {
+            try store.database.write { db in
+                createdJobs = false
+                for (index, operation) in batch.enumerated() {
+                    do {
+                        try db.inSavepoint {
+                            results[index] = try apply(operation, store: store, db: db, createdJobs: &createdJobs)
+                            return .commit
+                        }
+                    } catch {
+                        storageFailure = storageFailure || StoreWriter.isStorageFailure(error)
+                        results[index] = .failed(error)
+                        if operation.isIngest {
+                            logger.error("webhook not stored", metadata: ["error": "\(StoreWriter.reason(error))"])
+                        }
+                    }
+                }
+            }
+            // A full or failing volume fails items one by one inside a committed
+            // transaction; it still means the store cannot accept webhooks.
+            updateHealth(batch, storageFailure: storageFailure)
+            if createdJobs { store.onJobsCommitted.withLock { $0 }?() }
+            return results
+        } catch {
+            // The transaction did not commit: nothing in it may be acknowledged.
+            logger.error("store commit failed", metadata: ["error": "\(StoreWriter.reason(error))", "batch": "\(batch.count)"])
+            setHealthy(false)
+            if let dbError = error as? DatabaseError, dbError.resultCode == .SQLITE_IOERR || dbError.resultCode == .SQLITE_CORRUPT {
+                store.reopen()
+            }
+            return batch.map { _ in .failed(error) }
+        }
+    }
+
+    /// Health speaks of webhooks: only a batch that stored one clears a
+    /// failure (job bookkeeping may fit where a 4 KB body no longer does).
+    private func updateHealth(_ batch: [Operation], storageFailure: Bool) {
+        if storageFailure {
+            setHealthy(false)
+        } else if batch.contains(where: \.isIngest) {
+            setHealthy(true)
+        }
+    }
+
+    private func setHealthy(_ value: Bool) {
+        condition.lock()
+        healthy = value
+        condition.unlock()
+    }
+
+    static func isStorageFailure(_ error: any Error) -> Bool {
+        guard let dbError = error as? DatabaseError else { return false }
+        switch dbError.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_NOMEM, .SQLITE_CORRUPT, .SQLITE_BUSY:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The SQLite error without SQL text or arguments (they may hold personal data).
+    static func reason(_ error: any Error) -> String {
+        if let dbError = error as? DatabaseError {
+            return "sqlite: \(dbError.resultCode): \(dbError.message ?? "")"
+        }
+        return "\(type(of: error))"
+    }
+}
