@@ -1,0 +1,187 @@
+import JSON
+
+/// What expressions can see: the event's `data` keys as root names, plus
+/// `data`, `event`, `companies`, `now`, and what a stage adds (`period`,
+/// `response`). Built before evaluation so evaluation itself stays pure.
+public struct EvaluationScope: Sendable {
+    public var data: JSONValue
+    public var names: [String: JSONValue]
+    /// The mapping's lookup tables, by name.
+    public var lookups: [String: JSONObject]
+    /// The injected clock's "now", as ISO-8601 UTC text.
+    public var now: String
+
+    public init(data: JSONValue, event: JSONValue, companies: JSONValue = .object(JSONObject()), now: String, extra: [String: JSONValue] = [:], lookups: [String: JSONObject] = [:]) {
+        self.data = data
+        var names: [String: JSONValue] = ["data": data, "event": event, "companies": companies, "now": .string(now)]
+        for (key, value) in extra { names[key] = value }
+        self.names = names
+        self.lookups = lookups
+        self.now = now
+    }
+
+    func root(_ name: String) -> JSONValue? {
+        names[name] ?? data[name]
+    }
+}
+
+/// Why an expression could not be evaluated for one event. Messages name the
+/// path or filter, never the value (it may be personal data).
+public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+enum Evaluator {
+    static func evaluate(_ expression: Expression, in scope: EvaluationScope) throws(EvaluationError) -> JSONValue? {
+        switch expression {
+        case .literal(let value):
+            return value
+        case .path(let path):
+            return resolve(path, in: scope)
+        case .list(let items):
+            var values: [JSONValue] = []
+            for item in items { values.append(try evaluate(item, in: scope) ?? .null) }
+            return .array(values)
+        case .filter(let input, let call):
+            let value = try evaluate(input, in: scope)
+            var arguments: [JSONValue?] = []
+            for argument in call.arguments { arguments.append(try evaluate(argument, in: scope)) }
+            guard let filter = Filters.all[call.name] else { throw EvaluationError("unknown filter '\(call.name)'") }
+            do {
+                return try filter.apply(value, arguments, FilterContext(scope: scope, input: input))
+            } catch {
+                throw EvaluationError("\(call.name): \(error.message)")
+            }
+        case .not(let inner):
+            return .bool(!truthy(try evaluate(inner, in: scope)))
+        case .and(let left, let right):
+            guard truthy(try evaluate(left, in: scope)) else { return .bool(false) }
+            return .bool(truthy(try evaluate(right, in: scope)))
+        case .or(let left, let right):
+            if truthy(try evaluate(left, in: scope)) { return .bool(true) }
+            return .bool(truthy(try evaluate(right, in: scope)))
+        case .conditional(let condition, let then, let otherwise):
+            return truthy(try evaluate(condition, in: scope)) ? try evaluate(then, in: scope) : try evaluate(otherwise, in: scope)
+        case .compare(let left, let comparison, let right):
+            return .bool(compare(try evaluate(left, in: scope), comparison, try evaluate(right, in: scope)))
+        }
+    }
+
+    static func resolve(_ path: Expression.Path, in scope: EvaluationScope) -> JSONValue? {
+        guard let root = scope.root(path.root) else { return nil }
+        var current: [JSONValue] = [root]
+        var fannedOut = false
+        for segment in path.segments {
+            var next: [JSONValue] = []
+            for value in current {
+                switch segment {
+                case .field(let name):
+                    if let child = value[name] { next.append(child) }
+                case .index(let index):
+                    if let array = value.arrayValue {
+                        let resolved = index < 0 ? array.count + index : index
+                        if array.indices.contains(resolved) { next.append(array[resolved]) }
+                    }
+                case .wildcard:
+                    if let array = value.arrayValue { next.append(contentsOf: array) }
+                }
+            }
+            if case .wildcard = segment { fannedOut = true }
+            current = next
+        }
+        if fannedOut { return .array(current) }
+        return current.first
+    }
+
+    /// Missing, null, false, "", 0, [] and {} are false.
+    static func truthy(_ value: JSONValue?) -> Bool {
+        switch value {
+        case nil, .null?: return false
+        case .bool(let b)?: return b
+        case .string(let s)?: return !s.isEmpty
+        case .number(let n)?: return n.doubleValue != 0
+        case .array(let a)?: return !a.isEmpty
+        case .object(let o)?: return !o.isEmpty
+        }
+    }
+
+    static func compare(_ left: JSONValue?, _ comparison: Expression.Comparison, _ right: JSONValue?) -> Bool {
+        switch comparison {
+        case .equal: return equal(left, right)
+        case .notEqual: return !equal(left, right)
+        case .contains:
+            switch right {
+            case .array(let items)?: return items.contains { equal(left, $0) }
+            case .string(let s)?: return left?.stringValue.map { s.contains($0) } ?? false
+            case .object(let o)?: return left?.stringValue.map { o[$0] != nil } ?? false
+            default: return false
+            }
+        case .less, .lessOrEqual, .greater, .greaterOrEqual:
+            guard let order = order(left, right) else { return false }
+            switch comparison {
+            case .less: return order < 0
+            case .lessOrEqual: return order <= 0
+            case .greater: return order > 0
+            default: return order >= 0
+            }
+        }
+    }
+
+    /// Numbers compare by value (`20 == 20.0`); everything else structurally.
+    /// Missing equals null, so `x == null` is true for an absent field.
+    static func equal(_ left: JSONValue?, _ right: JSONValue?) -> Bool {
+        switch (left ?? .null, right ?? .null) {
+        case (.number(let a), .number(let b)): return numericOrder(a, b) == 0
+        case (let a, let b): return a == b
+        }
+    }
+
+    static func order(_ left: JSONValue?, _ right: JSONValue?) -> Int? {
+        switch (left, right) {
+        case (.number(let a)?, .number(let b)?): return numericOrder(a, b)
+        case (.string(let a)?, .string(let b)?): return a < b ? -1 : (a == b ? 0 : 1)
+        default: return nil
+        }
+    }
+
+    static func numericOrder(_ a: JSONNumber, _ b: JSONNumber) -> Int {
+        if let x = a.int64Value, let y = b.int64Value { return x < y ? -1 : (x == y ? 0 : 1) }
+        let x = a.doubleValue, y = b.doubleValue
+        return x < y ? -1 : (x == y ? 0 : 1)
+    }
+
+    /// How a value reads inside mixed text.
+    static func text(_ value: JSONValue?) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let s)?: return s
+        case .number(let n)?: return n.lexeme
+        case .bool(let b)?: return b ? "true" : "false"
+        case let other?: return JSONWriter.string(other)
+        }
+    }
+}
+
+extension Template {
+    /// Renders for one event. Placeholders stay as written (`${NAME}`).
+    public func render(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        if isSingleExpression, case .expression(let expression, _) = parts[0] {
+            return try Evaluator.evaluate(expression, in: scope) ?? .null
+        }
+        var out = ""
+        for part in parts {
+            switch part {
+            case .text(let text): out += text
+            case .variable(let name, let fallback): out += "${\(name)\(fallback.map { ":-" + $0 } ?? "")}"
+            case .expression(let expression, _): out += Evaluator.text(try Evaluator.evaluate(expression, in: scope))
+            }
+        }
+        return .string(out)
+    }
+}
