@@ -82,6 +82,7 @@ let package = Package(
                 "BridgeCore",
                 "CurlClient",
                 "JSON",
+                "Mapping",
                 "Runtime",
                 "StoreSQLite",
                 .product(name: "Prometheus", package: "swift-prometheus"),

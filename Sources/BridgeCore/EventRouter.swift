@@ -4,18 +4,32 @@ import JSON
 /// handing the event to the store, so evaluation never runs on the single
 /// database writer, and the event and its jobs commit together (exactly once).
 public protocol EventRouter: Sendable {
-    func route(_ envelope: WebhookEnvelope, body: [UInt8]) -> [PlannedJob]
+    func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob]
 }
 
-/// The built-in route until mapping files exist: one `log` job per documented
-/// event, keyed by company + subject, so the whole path (ledger, leases,
-/// retries) runs end to end with an effect that cannot harm anyone.
+/// Several routers in order (e.g. the mapping files plus the audit log).
+public struct CompositeRouter: EventRouter {
+    public let routers: [any EventRouter]
+
+    public init(_ routers: [any EventRouter]) {
+        self.routers = routers
+    }
+
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
+        routers.flatMap { $0.route(envelope, body: body, receivedAt: receivedAt) }
+    }
+}
+
+/// The optional built-in audit log (`audit_log: true`): one `log` job per
+/// documented event, keyed by kind + company + subject, logging ids only. It
+/// also proves the whole path (ledger, leases, retries) with an effect that
+/// cannot harm anyone.
 public struct AuditLogRouter: EventRouter {
     public static let mappingName = "audit-log"
 
     public init() {}
 
-    public func route(_ envelope: WebhookEnvelope, body: [UInt8]) -> [PlannedJob] {
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
         guard envelope.kind.isDocumented else { return [] }
         let entity = "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")"
         let payload: JSONValue = .object(JSONObject([

@@ -48,8 +48,13 @@ public struct PlannedJob: Sendable, Hashable {
     public var payload: JSONValue
     public var mappingHash: String
     public var crashPolicy: CrashPolicy
+    /// `pending` normally; `held` (a missing variable, a dependency) or `dead`
+    /// (the event could not be rendered) with `reason`, so nothing is lost.
+    public var initialState: JobState
+    public var reason: String?
 
-    public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String, crashPolicy: CrashPolicy) {
+    public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
+                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil) {
         self.mapping = mapping
         self.item = item
         self.kind = kind
@@ -57,6 +62,8 @@ public struct PlannedJob: Sendable, Hashable {
         self.payload = payload
         self.mappingHash = mappingHash
         self.crashPolicy = crashPolicy
+        self.initialState = initialState
+        self.reason = reason
     }
 }
 

@@ -121,7 +121,7 @@ public struct WebhookReceiver: Sendable {
             disposition = .parked
         } else {
             disposition = .routed
-            jobs = router.route(envelope, body: body)
+            jobs = router.route(envelope, body: body, receivedAt: receivedAt)
         }
         var company: CompanySnapshot?
         if envelope.kind == .companySignup, disposition != .parked, let data = (try? JSONParser.parse(body))?["data"] {

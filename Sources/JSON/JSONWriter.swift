@@ -75,3 +75,37 @@ public struct JSONWriter {
         }
     }
 }
+
+extension JSONWriter {
+    /// Indented JSON for people (CLI output, test diffs); same escaping.
+    public static func prettyString(_ value: JSONValue, indent: Int = 2) -> String {
+        var out = ""
+        appendPretty(value, level: 0, indent: indent, to: &out)
+        return out
+    }
+
+    static func appendPretty(_ value: JSONValue, level: Int, indent: Int, to out: inout String) {
+        let pad = String(repeating: " ", count: (level + 1) * indent)
+        let closePad = String(repeating: " ", count: level * indent)
+        switch value {
+        case .array(let items) where !items.isEmpty:
+            out += "[\n"
+            for (index, item) in items.enumerated() {
+                out += pad
+                appendPretty(item, level: level + 1, indent: indent, to: &out)
+                out += index + 1 < items.count ? ",\n" : "\n"
+            }
+            out += closePad + "]"
+        case .object(let object) where !object.isEmpty:
+            out += "{\n"
+            for (index, member) in object.members.enumerated() {
+                out += pad + JSONWriter.string(.string(member.key)) + ": "
+                appendPretty(member.value, level: level + 1, indent: indent, to: &out)
+                out += index + 1 < object.count ? ",\n" : "\n"
+            }
+            out += closePad + "}"
+        default:
+            out += JSONWriter.string(value)
+        }
+    }
+}

@@ -73,7 +73,24 @@ public struct Template: Sendable, Hashable {
                 parts.append(.expression(expression, offset: i + 2))
                 i = end + 2
             } else if scalars[i] == "$", i + 1 < scalars.count, scalars[i + 1] == "{" {
-                guard let close = scalars[(i + 2)...].firstIndex(of: "}") else {
+                // Defaults may nest: ${EXPORT_DIR:-${DATA_DIR}/exports}.
+                var depth = 1
+                var k = i + 2
+                var closing: Int? = nil
+                while k < scalars.count {
+                    if scalars[k] == "$", k + 1 < scalars.count, scalars[k + 1] == "{" {
+                        depth += 1
+                        k += 1
+                    } else if scalars[k] == "}" {
+                        depth -= 1
+                        if depth == 0 {
+                            closing = k
+                            break
+                        }
+                    }
+                    k += 1
+                }
+                guard let close = closing else {
                     throw ExpressionSyntaxError(offset: i, message: "'${' is not closed by '}'")
                 }
                 let body = String(String.UnicodeScalarView(scalars[(i + 2)..<close]))

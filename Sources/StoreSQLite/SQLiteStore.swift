@@ -186,12 +186,12 @@ extension SQLiteStore: EventStore {
             for job in jobs {
                 try db.cachedStatement(sql: """
                     INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                     crash_policy, state, run_at, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                                     crash_policy, state, last_error, run_at, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(event_id, mapping, item) DO NOTHING
                     """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                      Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
-                                     item.receivedAt.milliseconds, item.receivedAt.milliseconds, item.receivedAt.milliseconds])
+                                     job.initialState.rawValue, job.reason, item.receivedAt.milliseconds, item.receivedAt.milliseconds, item.receivedAt.milliseconds])
                 created += db.changesCount
             }
             if let company {

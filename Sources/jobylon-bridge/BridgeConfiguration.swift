@@ -22,10 +22,12 @@ struct BridgeConfiguration {
     var logLevel = "info"
     var sqliteMaxPages: Int?
     var retentionDays = 30
+    var auditLog = false
+    var secretsDir: String?
 
     static let keys: Set<String> = [
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -81,6 +83,10 @@ struct BridgeConfiguration {
             case "log_level": logLevel = try string()
             case "sqlite_max_pages": sqliteMaxPages = try int()
             case "retention_days": retentionDays = try int()
+            case "secrets_dir": secretsDir = try string()
+            case "audit_log":
+                guard let b = value.boolValue else { throw fail(key, "expected true or false") }
+                auditLog = b
             case "allowed_companies":
                 guard let array = value.arrayValue, let ids = Optional(array.compactMap(\.stringValue)), ids.count == array.count else {
                     throw fail(key, "expected an array of company ids")
@@ -101,6 +107,8 @@ struct BridgeConfiguration {
         if let v = env["JOBYLON_BRIDGE_DATA_DIR"] { dataDir = v }
         if let v = env["JOBYLON_BRIDGE_MAPPINGS"] { mappingsDir = v }
         if let v = env["JOBYLON_BRIDGE_TOKEN_FILE"] { tokenFile = v }
+        if let v = env["JOBYLON_BRIDGE_SECRETS_DIR"] { secretsDir = v }
+        if let v = env["JOBYLON_BRIDGE_AUDIT_LOG"] { auditLog = ["1", "true", "yes"].contains(v.lowercased()) }
         if let v = env["JOBYLON_BRIDGE_LOG_LEVEL"] { logLevel = v }
         if let v = try int("JOBYLON_BRIDGE_MAX_BODY_BYTES") { maxBodyBytes = v }
         if let v = try int("JOBYLON_BRIDGE_LEASE_SECONDS") { leaseSeconds = v }

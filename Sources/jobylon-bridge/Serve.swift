@@ -9,6 +9,7 @@ import Metrics
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import Mapping
 import StoreSQLite
 
 struct Serve: AsyncParsableCommand {
@@ -52,6 +53,19 @@ struct Serve: AsyncParsableCommand {
         let lock = try DaemonLock.acquire(dataDirectory: config.dataDir)
         defer { lock.release() }
         let tokens = try WebhookTokenSource.resolve(config: config, address: address, logger: logger)
+        let variables = VariableSource(secretsDirectory: config.secretsDir, dataDirectory: config.dataDir)
+        let (mappings, errors, _) = MappingLoader.load(directory: config.mappingsDir, variables: variables, strict: false) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        guard errors == 0 else {
+            throw ValidationError("\(errors) error(s) in the mapping files of \(config.mappingsDir): not starting (see above; `jobylon-bridge check` lists them)")
+        }
+        for (name, reason) in mappings.held.sorted(by: { $0.key < $1.key }) {
+            logger.warning("mapping jobs will be held", metadata: ["mapping": "\(name)", "reason": "\(reason)"])
+        }
+        logger.info("mappings loaded", metadata: ["count": "\(mappings.mappings.count)", "directory": "\(config.mappingsDir)"])
+        var routers: [any EventRouter] = [MappingRouter(mappings: mappings)]
+        if config.auditLog { routers.append(AuditLogRouter()) }
         Curl.initialize()
 
         var storeOptions = SQLiteStoreOptions()
@@ -81,7 +95,7 @@ struct Serve: AsyncParsableCommand {
         receiverConfiguration.allowedCompanies = config.allowedCompanies
         let receiver = WebhookReceiver(
             configuration: receiverConfiguration, tokens: WebhookTokens(tokens), store: eventStore,
-            router: AuditLogRouter(), clock: clock, logger: logger, metricsFactory: metricsFactory)
+            router: CompositeRouter(routers), clock: clock, logger: logger, metricsFactory: metricsFactory)
 
         let addressFile = (config.dataDir as NSString).appendingPathComponent("listen-address")
         let app = BridgeServer.makeApplication(

@@ -16,10 +16,20 @@ final class Daemon: @unchecked Sendable {
         self.dataDir = dataDir ?? Daemon.temporaryDirectory()
         var env = ProcessInfo.processInfo.environment
         env["JOBYLON_BRIDGE_TOKEN"] = Daemon.token
+        // The built-in audit log gives every documented event one job, so these
+        // tests see the queue and ledger without depending on the bundled mappings.
+        env["JOBYLON_BRIDGE_AUDIT_LOG"] = "1"
+        env["JOBYLON_BRIDGE_MAPPINGS"] = Daemon.emptyMappingsDirectory
         for (key, value) in environment { env[key] = value }
         self.environment = env
         self.logPath = self.dataDir + ".log"
     }
+
+    static let emptyMappingsDirectory: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jb-e2e-mappings-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }()
 
     static func temporaryDirectory() -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jb-e2e-\(UUID().uuidString)").path

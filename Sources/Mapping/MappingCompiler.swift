@@ -1,0 +1,508 @@
+import Crypto
+import JSON
+
+/// A problem in a mapping file, located as `file:line:column`.
+public struct MappingDiagnostic: Sendable, Hashable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Hashable { case error, warning }
+
+    public var severity: Severity
+    public var file: String
+    public var line: Int
+    public var column: Int
+    /// Where in the file's JSON (RFC 6901).
+    public var pointer: String
+    public var message: String
+
+    public var description: String {
+        "\(file):\(line):\(column): \(severity.rawValue): \(message)" + (pointer.isEmpty ? "" : " (at \(pointer))")
+    }
+}
+
+/// Compiles mapping files, collecting every problem instead of stopping at the first.
+final class CompileContext {
+    let file: String
+    let sourceMap: JSONSourceMap?
+    var diagnostics: [MappingDiagnostic] = []
+    var variables: [(name: String, fallback: String?)] = []
+    var paths: [(Expression.Path, JSONPointer, Int)] = []
+
+    init(file: String, sourceMap: JSONSourceMap?) {
+        self.file = file
+        self.sourceMap = sourceMap
+    }
+
+    func report(_ severity: MappingDiagnostic.Severity, _ message: String, at pointer: JSONPointer, key: Bool = false, scalar: Int? = nil) {
+        var position = key ? sourceMap?.keyPosition(of: pointer) : sourceMap?.position(of: pointer)
+        if let scalar, let inner = sourceMap?.position(ofScalar: scalar, inStringAt: pointer) { position = inner }
+        if position == nil, key { position = sourceMap?.position(of: pointer) }
+        diagnostics.append(MappingDiagnostic(
+            severity: severity, file: file, line: position?.line ?? 1, column: position?.column ?? 1,
+            pointer: pointer.description, message: message))
+    }
+
+    func error(_ message: String, at pointer: JSONPointer, key: Bool = false, scalar: Int? = nil) {
+        report(.error, message, at: pointer, key: key, scalar: scalar)
+    }
+
+    /// Parses a template string, reporting a syntax error at its exact column.
+    func template(_ text: String, at pointer: JSONPointer) -> Template? {
+        do {
+            let template = try Template.parse(text)
+            try checkFilters(template, at: pointer)
+            variables.append(contentsOf: template.variables)
+            for part in template.parts {
+                if case .expression(let expression, let offset) = part { collectPaths(expression, pointer: pointer, base: offset) }
+            }
+            return template
+        } catch {
+            self.error(error.message, at: pointer, scalar: error.offset)
+            return nil
+        }
+    }
+
+    func expression(_ text: String, at pointer: JSONPointer) -> Expression? {
+        var source = text
+        var base = 0
+        // `if` conditions may be written bare or wrapped in {{ }}.
+        let trimmed = text.trimmingWhitespace()
+        if trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}"), let template = self.template(text, at: pointer) {
+            if template.isSingleExpression, case .expression(let expression, _) = template.parts[0] { return expression }
+            error("a condition must be a single expression", at: pointer)
+            return nil
+        }
+        do {
+            let expression = try ExpressionParser.parse(source)
+            try checkFilters(Template(parts: [.expression(expression, offset: 0)], source: source), at: pointer)
+            collectPaths(expression, pointer: pointer, base: 0)
+            return expression
+        } catch {
+            base = error.offset
+            source = ""
+            self.error(error.message, at: pointer, scalar: base)
+            return nil
+        }
+    }
+
+    /// Unknown filters and wrong arity are compile errors.
+    func checkFilters(_ template: Template, at pointer: JSONPointer) throws(ExpressionSyntaxError) {
+        func walk(_ e: Expression, base: Int) throws(ExpressionSyntaxError) {
+            switch e {
+            case .literal, .path: return
+            case .list(let items): for item in items { try walk(item, base: base) }
+            case .not(let inner): try walk(inner, base: base)
+            case .and(let a, let b), .or(let a, let b), .compare(let a, _, let b):
+                try walk(a, base: base)
+                try walk(b, base: base)
+            case .conditional(let c, let t, let f):
+                try walk(c, base: base)
+                try walk(t, base: base)
+                try walk(f, base: base)
+            case .filter(let input, let call):
+                try walk(input, base: base)
+                for argument in call.arguments { try walk(argument, base: base) }
+                guard let filter = Filters.all[call.name] else {
+                    let known = Filters.all.keys.sorted().joined(separator: ", ")
+                    throw ExpressionSyntaxError(offset: base + call.offset, message: "unknown filter '\(call.name)' (known: \(known))")
+                }
+                guard filter.arity.contains(call.arguments.count) else {
+                    let expected = filter.arity.lowerBound == filter.arity.upperBound ? "\(filter.arity.lowerBound)" : "\(filter.arity.lowerBound) to \(filter.arity.upperBound)"
+                    throw ExpressionSyntaxError(offset: base + call.offset, message: "filter '\(call.name)' takes \(expected) argument(s), got \(call.arguments.count)")
+                }
+                if ["regex_replace", "matches"].contains(call.name), case .literal(.string(let pattern))? = call.arguments.first {
+                    do {
+                        _ = try RegexCache.compile(pattern)
+                    } catch {
+                        throw ExpressionSyntaxError(offset: base + call.offset, message: "filter '\(call.name)': invalid regular expression")
+                    }
+                }
+            }
+        }
+        for part in template.parts {
+            if case .expression(let expression, let offset) = part { try walk(expression, base: offset) }
+        }
+    }
+
+    func collectPaths(_ e: Expression, pointer: JSONPointer, base: Int) {
+        switch e {
+        case .literal: return
+        case .path(let path): paths.append((path, pointer, base + path.offset))
+        case .list(let items): items.forEach { collectPaths($0, pointer: pointer, base: base) }
+        case .not(let inner): collectPaths(inner, pointer: pointer, base: base)
+        case .and(let a, let b), .or(let a, let b), .compare(let a, _, let b):
+            collectPaths(a, pointer: pointer, base: base)
+            collectPaths(b, pointer: pointer, base: base)
+        case .conditional(let c, let t, let f):
+            [c, t, f].forEach { collectPaths($0, pointer: pointer, base: base) }
+        case .filter(let input, let call):
+            collectPaths(input, pointer: pointer, base: base)
+            call.arguments.forEach { collectPaths($0, pointer: pointer, base: base) }
+        }
+    }
+}
+
+/// Reads one JSON object of a mapping file, tracking which keys were used.
+struct ObjectReader {
+    let object: JSONObject
+    let pointer: JSONPointer
+    let context: CompileContext
+    var used: Set<String> = []
+
+    init?(_ value: JSONValue?, at pointer: JSONPointer, context: CompileContext, what: String) {
+        guard let value else { return nil }
+        guard case .object(let object) = value else {
+            context.error("\(what) must be an object, got \(value.typeName)", at: pointer)
+            return nil
+        }
+        self.object = object
+        self.pointer = pointer
+        self.context = context
+    }
+
+    mutating func value(_ key: String) -> JSONValue? {
+        used.insert(key)
+        return object[key]
+    }
+
+    mutating func string(_ key: String, required: Bool = false) -> String? {
+        guard let value = value(key) else {
+            if required { context.error("missing required key \"\(key)\"", at: pointer) }
+            return nil
+        }
+        guard case .string(let s) = value else {
+            context.error("\"\(key)\" must be a string, got \(value.typeName)", at: pointer.appending(key))
+            return nil
+        }
+        return s
+    }
+
+    mutating func bool(_ key: String) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard case .bool(let b) = value else {
+            context.error("\"\(key)\" must be true or false, got \(value.typeName)", at: pointer.appending(key))
+            return nil
+        }
+        return b
+    }
+
+    mutating func int(_ key: String, range: ClosedRange<Int>) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard let n = value.numberValue?.int64Value, let i = Int(exactly: n), range.contains(i) else {
+            context.error("\"\(key)\" must be an integer from \(range.lowerBound) to \(range.upperBound)", at: pointer.appending(key))
+            return nil
+        }
+        return i
+    }
+
+    mutating func oneOf(_ key: String, _ allowed: [String]) -> String? {
+        guard let s = string(key) else { return nil }
+        guard allowed.contains(s) else {
+            context.error("\"\(key)\" must be one of \(allowed.map { "\"\($0)\"" }.joined(separator: ", "))", at: pointer.appending(key))
+            return nil
+        }
+        return s
+    }
+
+    mutating func template(_ key: String, required: Bool = false) -> Template? {
+        guard let s = string(key, required: required) else { return nil }
+        return context.template(s, at: pointer.appending(key))
+    }
+
+    mutating func duration(_ key: String) -> Int? {
+        guard let s = string(key) else { return nil }
+        guard let seconds = Durations.seconds(s) else {
+            context.error("\"\(key)\" must be a duration like \"30s\", \"15m\", \"1h\" or \"3d\"", at: pointer.appending(key))
+            return nil
+        }
+        return seconds
+    }
+
+    /// Object of name → template, in file order.
+    mutating func templateMap(_ key: String) -> [(name: String, value: Template)] {
+        guard let value = value(key) else { return [] }
+        guard case .object(let members) = value else {
+            context.error("\"\(key)\" must be an object", at: pointer.appending(key))
+            return []
+        }
+        var out: [(String, Template)] = []
+        for member in members {
+            let at = pointer.appending(key).appending(member.key)
+            guard case .string(let s) = member.value else {
+                context.error("must be a string", at: at)
+                continue
+            }
+            if let template = context.template(s, at: at) { out.append((member.key, template)) }
+        }
+        return out
+    }
+
+    func finish() {
+        for member in object where !used.contains(member.key) {
+            let known = used.sorted().joined(separator: ", ")
+            context.error("unknown key \"\(member.key)\" (known here: \(known))", at: pointer.appending(member.key), key: true)
+        }
+    }
+}
+
+enum Durations {
+    static func seconds(_ text: String) -> Int? {
+        guard let unit = text.last, let value = Int(text.dropLast()), value >= 0 else { return nil }
+        switch unit {
+        case "s": return value
+        case "m": return value * 60
+        case "h": return value * 3600
+        case "d": return value * 86_400
+        default: return nil
+        }
+    }
+}
+
+public enum MappingCompiler {
+    static let topLevelKeys = ["name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema"]
+
+    /// Compiles one file. Returns the mapping when it has no errors.
+    public static func compile(file: String, bytes: [UInt8]) -> (MappingFile?, [MappingDiagnostic]) {
+        let document: JSONDocument
+        do {
+            document = try JSONParser.parseDocument(bytes, options: .mappingFile)
+        } catch {
+            return (nil, [MappingDiagnostic(severity: .error, file: file, line: error.position.line, column: error.position.column,
+                                            pointer: error.pointer.description, message: error.message)])
+        }
+        let context = CompileContext(file: file, sourceMap: document.sourceMap)
+        guard var root = ObjectReader(document.value, at: .root, context: context, what: "a mapping file") else {
+            return (nil, context.diagnostics)
+        }
+        let name = root.string("name", required: true) ?? ""
+        if !name.isEmpty, !name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }) {
+            context.error("\"name\" may contain lower-case letters, digits, '-' and '_' only", at: JSONPointer(tokens: ["name"]))
+        }
+        let fileName = file.split(separator: "/").last.map(String.init) ?? file
+        if !name.isEmpty, fileName.hasSuffix(".json"), fileName != name + ".json" {
+            context.error("the file of mapping \"\(name)\" must be named \(name).json", at: JSONPointer(tokens: ["name"]))
+        }
+        let description = root.string("description")
+        let enabled = root.bool("enabled") ?? true
+        _ = root.string("$schema")
+
+        var when = MappingFile.When(events: [], condition: nil, conditionSource: nil)
+        if var reader = ObjectReader(root.value("when"), at: JSONPointer(tokens: ["when"]), context: context, what: "\"when\"") {
+            switch reader.value("event") {
+            case .string(let event)?: when.events = [event]
+            case .array(let items)?: when.events = items.compactMap(\.stringValue)
+            default: context.error("\"event\" must name an event like \"candidate/new\", or a list of them", at: reader.pointer)
+            }
+            let documented = ["company/signup", "job/new", "job/update", "candidate/new"]
+            for (index, event) in when.events.enumerated() where !documented.contains(event) && !event.contains("/") {
+                context.error("unknown event \"\(event)\": use type/action, e.g. \(documented.joined(separator: ", "))", at: reader.pointer.appending("event").appending(index))
+            }
+            if let condition = reader.string("if") {
+                when.condition = context.expression(condition, at: reader.pointer.appending("if"))
+                when.conditionSource = condition
+            }
+            reader.finish()
+        } else {
+            context.error("missing required key \"when\"", at: .root)
+        }
+
+        let effectKey = root.template("effect_key")
+        var onRepeat = MappingFile.OnRepeat.skip
+        if let repeatText = root.string("on_repeat") {
+            switch repeatText {
+            case "skip": onRepeat = .skip
+            case "send": onRepeat = .send
+            default: onRepeat = .mapping(repeatText)
+            }
+        }
+        let after = root.string("after")
+
+        var lookups: [String: JSONObject] = [:]
+        if let value = root.value("lookups") {
+            if case .object(let tables) = value {
+                for table in tables {
+                    if case .object(let entries) = table.value { lookups[table.key] = entries } else {
+                        context.error("a lookup table must be an object of key → value", at: JSONPointer(tokens: ["lookups", table.key]))
+                    }
+                }
+            } else {
+                context.error("\"lookups\" must be an object of named tables", at: JSONPointer(tokens: ["lookups"]))
+            }
+        }
+
+        let targets = ["rest", "csv", "archive"].filter { root.object[$0] != nil }
+        var target: MappingTarget?
+        if targets.count != 1 {
+            context.error(targets.isEmpty ? "a mapping needs exactly one target: \"rest\", \"csv\" or \"archive\""
+                                          : "a mapping has exactly one target, found \(targets.joined(separator: " and "))", at: .root)
+        }
+        if let kind = targets.first {
+            switch kind {
+            case "rest": target = compileRest(root.value("rest"), context: context).map(MappingTarget.rest)
+            case "csv": target = compileCSV(root.value("csv"), context: context).map(MappingTarget.csv)
+            default: target = compileArchive(root.value("archive"), context: context).map(MappingTarget.archive)
+            }
+        }
+        for key in targets.dropFirst() { _ = root.value(key) }
+        root.finish()
+        checkPaths(context: context, lookups: lookups)
+
+        let hash = SHA256.hash(data: bytes).map { UInt8($0) }
+        let hex = Array("0123456789abcdef")
+        let contentHash = String(hash.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0xF)]] })
+        var seen = Set<String>()
+        let required = context.variables.filter { $0.fallback == nil && $0.name != "DATA_DIR" }.map(\.name).filter { seen.insert($0).inserted }
+        guard !context.diagnostics.contains(where: { $0.severity == .error }), let target else {
+            return (nil, context.diagnostics)
+        }
+        let mapping = MappingFile(
+            name: name, description: description, enabled: enabled, file: file, when: when, effectKey: effectKey,
+            onRepeat: onRepeat, after: after, lookups: lookups, target: target, contentHash: contentHash,
+            requiredVariables: required)
+        return (mapping, context.diagnostics)
+    }
+
+    static func jsonTemplate(_ value: JSONValue, at pointer: JSONPointer, context: CompileContext) -> JSONTemplate {
+        switch value {
+        case .string(let s):
+            guard let template = context.template(s, at: pointer) else { return .literal(value) }
+            return template.parts.contains(where: { if case .text = $0 { return false } else { return true } }) ? .template(template) : .literal(value)
+        case .array(let items):
+            return .array(items.enumerated().map { jsonTemplate($0.element, at: pointer.appending($0.offset), context: context) })
+        case .object(let object):
+            return .object(object.members.map { ($0.key, jsonTemplate($0.value, at: pointer.appending($0.key), context: context)) })
+        default:
+            return .literal(value)
+        }
+    }
+
+    static func compileRest(_ value: JSONValue?, context: CompileContext) -> RestTarget? {
+        let at = JSONPointer(tokens: ["rest"])
+        guard var r = ObjectReader(value, at: at, context: context, what: "\"rest\"") else { return nil }
+        let method = (r.oneOf("method", ["GET", "POST", "PUT", "PATCH", "DELETE"]) ?? "POST")
+        let url = r.template("url", required: true)
+        if let url {
+            // Event data must never choose where personal data goes.
+            let prefix = url.fixedPrefix
+            let text = prefix.text
+            let afterScheme = text.range(of: "://").map { text[$0.upperBound...] }
+            let authorityComplete = afterScheme.map { $0.contains("/") } ?? false
+            let startsWithVariable = text.hasPrefix("${")
+            if !(text.hasPrefix("https://") || text.hasPrefix("http://") || startsWithVariable) {
+                context.error("\"url\" must start with https://, http:// or a ${VARIABLE} holding the base URL", at: at.appending("url"))
+            } else if !prefix.complete && !authorityComplete && !(startsWithVariable && text.contains("/")) {
+                context.error("\"url\": scheme and host must be fixed text or a ${VARIABLE}; expressions may fill the path and query only", at: at.appending("url"))
+            }
+        }
+        let headers = r.templateMap("headers")
+        let query = r.templateMap("query")
+        let body = r.value("body").map { jsonTemplate($0, at: at.appending("body"), context: context) }
+        var success = [200, 201, 202, 204]
+        if let list = r.value("success") {
+            if case .array(let items) = list, items.allSatisfy({ $0.numberValue?.int64Value.map { (100...599).contains($0) } ?? false }) {
+                success = items.compactMap { $0.numberValue?.int64Value.map(Int.init) }
+            } else {
+                context.error("\"success\" must be a list of HTTP status codes", at: at.appending("success"))
+            }
+        }
+        var retry = RetrySettings()
+        if var reader = ObjectReader(r.value("retry"), at: at.appending("retry"), context: context, what: "\"retry\"") {
+            retry.maxDelaySeconds = reader.duration("max_delay") ?? retry.maxDelaySeconds
+            retry.giveUpAfterSeconds = reader.duration("give_up_after") ?? retry.giveUpAfterSeconds
+            retry.maxAttempts = reader.int("max_attempts", range: 1...1000) ?? retry.maxAttempts
+            reader.finish()
+        }
+        let idempotencyKey = r.template("idempotency_key")
+        let idempotencyHeader = r.string("idempotency_header") ?? "Idempotency-Key"
+        let honours = r.bool("honours_idempotency_key") ?? false
+        let capture = r.templateMap("capture")
+        r.finish()
+        guard let url else { return nil }
+        return RestTarget(method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
+                          idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture)
+    }
+
+    static func compileCSV(_ value: JSONValue?, context: CompileContext) -> CSVTarget? {
+        let at = JSONPointer(tokens: ["csv"])
+        guard var r = ObjectReader(value, at: at, context: context, what: "\"csv\"") else { return nil }
+        var columns: [CSVTarget.Column] = []
+        if case .array(let items)? = r.value("columns"), !items.isEmpty {
+            for (index, item) in items.enumerated() {
+                guard var c = ObjectReader(item, at: at.appending("columns").appending(index), context: context, what: "a column") else { continue }
+                let name = c.string("name", required: true)
+                let template = c.template("value", required: true)
+                let guardFormulas = c.bool("formula_guard") ?? true
+                c.finish()
+                if let name, let template { columns.append(.init(name: name, value: template, formulaGuard: guardFormulas)) }
+            }
+        } else {
+            context.error("\"columns\" must be a non-empty list of {\"name\", \"value\"}", at: at)
+        }
+        let rowKey = r.template("row_key")
+        let file = r.template("file", required: true)
+        let schedule = r.string("schedule") ?? "0 2 * * *"
+        if schedule.split(separator: " ").count != 5 {
+            context.error("\"schedule\" must be a 5-field cron expression, e.g. \"0 2 * * *\"", at: at.appending("schedule"))
+        }
+        let timeZone = r.string("time_zone") ?? "UTC"
+        if (try? DateText.timeZone(timeZone)) == nil {
+            context.error("unknown time zone \"\(timeZone)\" (use an IANA name such as Europe/Stockholm)", at: at.appending("time_zone"))
+        }
+        let delimiter = r.oneOf("delimiter", [",", ";", "\t"]) ?? ","
+        let bom = r.bool("bom") ?? false
+        let lineEnding = r.oneOf("line_ending", ["crlf", "lf"]) ?? "crlf"
+        let onResend = r.oneOf("on_resend", ["skip", "include_if_changed", "always"]) ?? "skip"
+        let emptyPeriod = r.oneOf("empty_period", ["header", "none"]) ?? "header"
+        r.finish()
+        guard let file else { return nil }
+        return CSVTarget(columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
+                         bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod)
+    }
+
+    static func compileArchive(_ value: JSONValue?, context: CompileContext) -> ArchiveTarget? {
+        let at = JSONPointer(tokens: ["archive"])
+        guard var r = ObjectReader(value, at: at, context: context, what: "\"archive\"") else { return nil }
+        let files = r.templateMap("files")
+        if files.isEmpty { context.error("\"files\" must map file kinds to URL expressions", at: at) }
+        let directory = r.template("directory") ?? (try? Template.parse("{{ company.id }}/{{ candidate.id }}"))
+        var hosts: [String] = []
+        if let value = r.value("allowed_hosts") {
+            if case .array(let items) = value, items.allSatisfy({ $0.stringValue != nil }) {
+                hosts = items.compactMap(\.stringValue)
+            } else {
+                context.error("\"allowed_hosts\" must be a list of host patterns", at: at.appending("allowed_hosts"))
+            }
+        }
+        let maxBytes = r.int("max_bytes", range: 1...(1 << 34)) ?? 50 << 20
+        let retention = r.int("retention_days", range: 1...36500)
+        r.finish()
+        guard let directory else { return nil }
+        return ArchiveTarget(files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes, retentionDays: retention)
+    }
+
+    /// Paths are open-ended (payloads grow): names outside the documented
+    /// scope are warnings, errors only under `check --strict`.
+    static func checkPaths(context: CompileContext, lookups: [String: JSONObject]) {
+        for (path, pointer, offset) in context.paths {
+            if !DocumentedSchema.roots.contains(path.root) {
+                context.report(.warning, "unknown name '\(path.root)' (documented: \(DocumentedSchema.roots.sorted().joined(separator: ", ")))", at: pointer, scalar: offset)
+                continue
+            }
+            if let fields = DocumentedSchema.fields[path.root], case .field(let first)? = path.segments.first, !fields.contains(first) {
+                context.report(.warning, "'\(path.root).\(first)' is not a documented field of \(path.root)", at: pointer, scalar: offset)
+            }
+        }
+    }
+}
+
+/// The documented shape of Jobylon's payloads (shared/jobylon/README.md), for warnings.
+enum DocumentedSchema {
+    static let roots: Set<String> = [
+        "candidate", "job", "company", "data", "event", "companies", "now", "period", "response",
+        "company_id", "internal_id", "company_name", "has_config", "dt_created", "settings",
+    ]
+    static let fields: [String: Set<String>] = [
+        "candidate": ["id", "internal_id", "first_name", "last_name", "email", "phone_number", "message", "status", "files", "data", "answers", "request_author"],
+        "job": ["id", "internal_id", "title", "from_date", "to_date", "description", "skills", "locations", "requisition", "experience", "language", "ad_url", "layers", "categories", "departments", "settings"],
+        "company": ["id", "internal_id", "settings"],
+        "event": ["id", "type", "action", "received_at"],
+    ]
+}

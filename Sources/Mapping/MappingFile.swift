@@ -1,0 +1,124 @@
+import JSON
+
+/// One compiled mapping file: which events it takes, what it produces, and
+/// how a repeat is treated. Compiled once at start-up (and by `check`).
+public struct MappingFile: Sendable {
+    public enum OnRepeat: Sendable, Hashable {
+        /// A later event for an already delivered effect key does nothing (default).
+        case skip
+        /// It is delivered again.
+        case send
+        /// Another mapping (e.g. an update) runs instead.
+        case mapping(String)
+    }
+
+    public struct When: Sendable {
+        /// Canonical `type/action` names, e.g. `candidate/new`.
+        public var events: [String]
+        public var condition: Expression?
+        public var conditionSource: String?
+    }
+
+    public var name: String
+    public var description: String?
+    public var enabled: Bool
+    /// Where it was read from, for messages.
+    public var file: String
+    public var when: When
+    public var effectKey: Template?
+    public var onRepeat: OnRepeat
+    public var after: String?
+    public var lookups: [String: JSONObject]
+    public var target: MappingTarget
+    /// SHA-256 of the file's bytes: stored with every job it renders.
+    public var contentHash: String
+    /// Variables without a default that the mapping's templates use.
+    public var requiredVariables: [String]
+
+    public var kind: String { target.kind }
+}
+
+public enum MappingTarget: Sendable {
+    case rest(RestTarget)
+    case csv(CSVTarget)
+    case archive(ArchiveTarget)
+
+    public var kind: String {
+        switch self {
+        case .rest: return "rest"
+        case .csv: return "csv"
+        case .archive: return "archive"
+        }
+    }
+}
+
+/// A JSON structure whose strings are templates.
+public indirect enum JSONTemplate: Sendable {
+    case literal(JSONValue)
+    case template(Template)
+    case array([JSONTemplate])
+    case object([(key: String, value: JSONTemplate)])
+
+    public func render(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        switch self {
+        case .literal(let value): return value
+        case .template(let template): return try template.render(in: scope)
+        case .array(let items):
+            var out: [JSONValue] = []
+            for item in items { out.append(try item.render(in: scope)) }
+            return .array(out)
+        case .object(let members):
+            var object = JSONObject()
+            for member in members { object[member.key] = try member.value.render(in: scope) }
+            return .object(object)
+        }
+    }
+}
+
+public struct RetrySettings: Sendable, Hashable {
+    public var maxDelaySeconds: Int = 3600
+    public var giveUpAfterSeconds: Int = 72 * 3600
+    public var maxAttempts: Int = 25
+}
+
+public struct RestTarget: Sendable {
+    public var method: String
+    public var url: Template
+    public var headers: [(name: String, value: Template)]
+    public var query: [(name: String, value: Template)]
+    public var body: JSONTemplate?
+    public var success: [Int]
+    public var retry: RetrySettings
+    public var idempotencyKey: Template?
+    public var idempotencyHeader: String
+    public var honoursIdempotencyKey: Bool
+    public var capture: [(name: String, value: Template)]
+}
+
+public struct CSVTarget: Sendable {
+    public struct Column: Sendable {
+        public var name: String
+        public var value: Template
+        public var formulaGuard: Bool
+    }
+
+    public var columns: [Column]
+    public var rowKey: Template?
+    /// File name pattern; rendered at export time with `period` in scope.
+    public var file: Template
+    public var schedule: String
+    public var timeZone: String
+    public var delimiter: String
+    public var bom: Bool
+    public var lineEnding: String
+    public var onResend: String
+    public var emptyPeriod: String
+}
+
+public struct ArchiveTarget: Sendable {
+    public var files: [(kind: String, value: Template)]
+    public var directory: Template
+    public var allowedHosts: [String]
+    public var maxBytes: Int
+    public var retentionDays: Int?
+}

@@ -1,0 +1,168 @@
+import JSON
+
+/// The event as mappings see it.
+public struct MappingEvent: Sendable {
+    public var type: String
+    public var action: String
+    /// `data` of the envelope.
+    public var data: JSONValue
+    /// ISO-8601 UTC.
+    public var receivedAt: String
+    public var id: Int64?
+    /// Default effect key: `<company id>:<subject id>`.
+    public var entityKey: String
+
+    public init(type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String) {
+        self.type = type
+        self.action = action
+        self.data = data
+        self.receivedAt = receivedAt
+        self.id = id
+        self.entityKey = entityKey
+    }
+
+    /// `type/action`, with `job/create` read as `job/new`.
+    public var name: String {
+        type == "job" && action == "create" ? "job/new" : "\(type)/\(action)"
+    }
+}
+
+/// One unit of work a mapping produces for an event.
+public struct RenderedJob: Sendable, Hashable {
+    public var item: String
+    public var effectKey: String
+    public var payload: JSONValue
+}
+
+public enum MappingResult: Sendable, Hashable {
+    case noMatch(reason: String)
+    case planned([RenderedJob])
+    /// The event matched but could not be rendered (e.g. a `required` field is
+    /// missing); the message names mapping, field and path, never values.
+    case failed(String)
+}
+
+extension MappingFile {
+    public func scope(for event: MappingEvent, now: String, extra: [String: JSONValue] = [:]) -> EvaluationScope {
+        let eventObject: JSONValue = .object(JSONObject([
+            .init(key: "id", value: event.id.map { .number(JSONNumber($0)) } ?? .null),
+            .init(key: "type", value: .string(event.type)),
+            .init(key: "action", value: .string(event.action)),
+            .init(key: "received_at", value: .string(event.receivedAt)),
+        ]))
+        return EvaluationScope(data: event.data, event: eventObject, now: now, extra: extra, lookups: lookups)
+    }
+
+    /// Matches and renders one event. Pure: same inputs, same output.
+    public func plan(_ event: MappingEvent, now: String) -> MappingResult {
+        guard enabled else { return .noMatch(reason: "mapping \(name) is disabled") }
+        guard when.events.contains(event.name) else {
+            return .noMatch(reason: "event \(event.name) is not in when.event (\(when.events.joined(separator: ", ")))")
+        }
+        let scope = self.scope(for: event, now: now)
+        if let condition = when.condition {
+            do {
+                guard Evaluator.truthy(try Evaluator.evaluate(condition, in: scope)) else {
+                    return .noMatch(reason: "when.if is false: \(when.conditionSource ?? "")")
+                }
+            } catch {
+                return .failed("\(name): when.if: \(error.message)")
+            }
+        }
+        do throws(EvaluationError) {
+            var key = event.entityKey
+            if let effectKey {
+                key = Evaluator.text(try effectKey.render(in: scope))
+            }
+            switch target {
+            case .rest(let rest):
+                return .planned([RenderedJob(item: "", effectKey: key, payload: try renderRest(rest, key: key, scope: scope))])
+            case .csv(let csv):
+                var row = JSONObject()
+                for column in csv.columns {
+                    do {
+                        row[column.name] = try column.value.render(in: scope)
+                    } catch {
+                        throw EvaluationError("csv.columns[\(column.name)]: \(error.message)")
+                    }
+                }
+                var rowKey = key
+                if let template = csv.rowKey { rowKey = Evaluator.text(try template.render(in: scope)) }
+                let payload: JSONValue = .object(JSONObject([
+                    .init(key: "row_key", value: .string(rowKey)),
+                    .init(key: "received_at", value: .string(event.receivedAt)),
+                    .init(key: "row", value: .object(row)),
+                ]))
+                return .planned([RenderedJob(item: "", effectKey: "\(key)", payload: payload)])
+            case .archive(let archive):
+                let directory = Evaluator.text(try archive.directory.render(in: scope))
+                var jobs: [RenderedJob] = []
+                for file in archive.files {
+                    let value: JSONValue
+                    do {
+                        value = try file.value.render(in: scope)
+                    } catch {
+                        throw EvaluationError("archive.files.\(file.kind): \(error.message)")
+                    }
+                    let urls: [String]
+                    switch value {
+                    case .string(let url) where !url.isEmpty: urls = [url]
+                    case .array(let items): urls = items.compactMap { $0.stringValue }.filter { !$0.isEmpty }
+                    default: urls = []
+                    }
+                    for (index, url) in urls.enumerated() {
+                        let item = urls.count > 1 || value.arrayValue != nil ? "\(file.kind)-\(index + 1)" : file.kind
+                        jobs.append(RenderedJob(item: item, effectKey: "\(key):\(item)", payload: .object(JSONObject([
+                            .init(key: "kind", value: .string(item)),
+                            .init(key: "url", value: .string(url)),
+                            .init(key: "directory", value: .string(directory)),
+                            .init(key: "received_at", value: .string(event.receivedAt)),
+                        ]))))
+                    }
+                }
+                return .planned(jobs)
+            }
+        } catch {
+            return .failed("\(name): \(error.message)")
+        }
+    }
+
+    func renderRest(_ rest: RestTarget, key: String, scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        func field(_ label: String, _ template: Template) throws(EvaluationError) -> JSONValue {
+            do {
+                return try template.render(in: scope)
+            } catch {
+                throw EvaluationError("rest.\(label): \(error.message)")
+            }
+        }
+        var headers = JSONObject()
+        for header in rest.headers { headers[header.name] = .string(Evaluator.text(try field("headers.\(header.name)", header.value))) }
+        var query = JSONObject()
+        for item in rest.query { query[item.name] = .string(Evaluator.text(try field("query.\(item.name)", item.value))) }
+        var body: JSONValue = .null
+        if let template = rest.body {
+            do {
+                body = try template.render(in: scope)
+            } catch {
+                throw EvaluationError("rest.body: \(error.message)")
+            }
+        }
+        var idempotencyKey = key
+        if let template = rest.idempotencyKey { idempotencyKey = Evaluator.text(try field("idempotency_key", template)) }
+        return .object(JSONObject([
+            .init(key: "method", value: .string(rest.method)),
+            .init(key: "url", value: .string(Evaluator.text(try field("url", rest.url)))),
+            .init(key: "headers", value: .object(headers)),
+            .init(key: "query", value: .object(query)),
+            .init(key: "body", value: body),
+            .init(key: "idempotency_key", value: .string(idempotencyKey)),
+        ]))
+    }
+}
+
+public enum MappingClock {
+    /// ISO-8601 text of a Unix time in milliseconds (for `now` and `received_at`).
+    public static func iso8601(milliseconds: Int64) -> String {
+        DateText.iso8601(epochMilliseconds: milliseconds)
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import JSON
+
+/// Values for `${NAME}` placeholders: the environment, then a secrets
+/// directory (one file per name), then the built-in `DATA_DIR`.
+public struct VariableSource: Sendable {
+    public var environment: [String: String]
+    public var secretsDirectory: String?
+    public var dataDirectory: String?
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, secretsDirectory: String? = nil, dataDirectory: String? = nil) {
+        self.environment = environment
+        self.secretsDirectory = secretsDirectory
+        self.dataDirectory = dataDirectory
+    }
+
+    public func value(_ name: String) -> String? {
+        if name == "DATA_DIR" { return dataDirectory }
+        if let value = environment[name], !value.isEmpty { return value }
+        if let directory = secretsDirectory,
+           let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent(name)) {
+            let text = String(decoding: data, as: UTF8.self).trimmingWhitespace()
+            return text.isEmpty ? nil : text
+        }
+        return nil
+    }
+
+    /// Names that hold credentials are masked wherever values are shown.
+    public static func isSecret(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASS", "AUTH"].contains { upper.contains($0) }
+    }
+
+    /// Replaces placeholders; unset variables without a default stay as `${NAME}`.
+    public func substitute(_ text: String, mask: Bool) -> String {
+        guard text.contains("${"), let template = try? Template.parse(text) else { return text }
+        var out = ""
+        for part in template.parts {
+            switch part {
+            case .text(let t): out += t
+            case .expression: out += ""
+            case .variable(let name, let fallback):
+                if let value = value(name) {
+                    out += mask && VariableSource.isSecret(name) ? "********" : value
+                } else if let fallback {
+                    out += substitute(fallback, mask: mask)
+                } else {
+                    out += "${\(name)}"
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// All mappings of a directory, compiled and cross-checked.
+public struct MappingSet: Sendable {
+    public var mappings: [MappingFile]
+    /// Mapping name → why its jobs are held (missing variables).
+    public var held: [String: String]
+
+    public init(mappings: [MappingFile], variables: VariableSource) {
+        self.mappings = mappings
+        var held: [String: String] = [:]
+        for mapping in mappings {
+            let missing = mapping.requiredVariables.filter { variables.value($0) == nil }
+            if !missing.isEmpty { held[mapping.name] = "missing variable\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", "))" }
+        }
+        self.held = held
+    }
+
+    public func mapping(named name: String) -> MappingFile? {
+        mappings.first { $0.name == name }
+    }
+
+    /// Which files of a directory are mappings: `*.json` at the top level,
+    /// except `schema.json`, `*.schema.json` and `*.lookup.json`.
+    public static func mappingFiles(in directory: String) throws -> [String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        return names.filter { name in
+            name.hasSuffix(".json") && name != "schema.json" && !name.hasSuffix(".schema.json") && !name.hasSuffix(".lookup.json")
+                && !isDirectory((directory as NSString).appendingPathComponent(name))
+        }.sorted().map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+
+    /// Compiles every mapping of `directory`; the set is usable only when no
+    /// diagnostic is an error.
+    public static func load(directory: String, variables: VariableSource) -> (MappingSet, [MappingDiagnostic]) {
+        var diagnostics: [MappingDiagnostic] = []
+        var mappings: [MappingFile] = []
+        let files: [String]
+        do {
+            files = try mappingFiles(in: directory)
+        } catch {
+            return (MappingSet(mappings: [], variables: variables), [MappingDiagnostic(
+                severity: .error, file: directory, line: 1, column: 1, pointer: "", message: "cannot read the mappings directory")])
+        }
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                diagnostics.append(MappingDiagnostic(severity: .error, file: file, line: 1, column: 1, pointer: "", message: "cannot read file"))
+                continue
+            }
+            let (mapping, fileDiagnostics) = MappingCompiler.compile(file: file, bytes: [UInt8](data))
+            diagnostics += fileDiagnostics
+            if let mapping { mappings.append(mapping) }
+        }
+        diagnostics += crossCheck(mappings)
+        return (MappingSet(mappings: mappings, variables: variables), diagnostics)
+    }
+
+    /// Duplicate names; `after` and `on_repeat` must name a mapping that exists.
+    static func crossCheck(_ mappings: [MappingFile]) -> [MappingDiagnostic] {
+        var diagnostics: [MappingDiagnostic] = []
+        var seen: [String: String] = [:]
+        let names = Set(mappings.map(\.name))
+        func at(_ mapping: MappingFile, _ message: String) -> MappingDiagnostic {
+            MappingDiagnostic(severity: .error, file: mapping.file, line: 1, column: 1, pointer: "", message: message)
+        }
+        for mapping in mappings {
+            if let other = seen[mapping.name] {
+                diagnostics.append(at(mapping, "duplicate mapping name \"\(mapping.name)\" (also in \(other))"))
+            }
+            seen[mapping.name] = mapping.file
+            if let after = mapping.after, !names.contains(after) {
+                diagnostics.append(at(mapping, "\"after\" names an unknown mapping \"\(after)\""))
+            }
+            if case .mapping(let other) = mapping.onRepeat, !names.contains(other) {
+                diagnostics.append(at(mapping, "\"on_repeat\" must be \"skip\", \"send\" or the name of a mapping; \"\(other)\" is none"))
+            }
+        }
+        return diagnostics
+    }
+}
