@@ -1,0 +1,167 @@
+import JSON
+import Testing
+
+@testable import Mapping
+
+@Suite("Expression language")
+struct ExpressionTests {
+    let data: JSONValue = try! JSONParser.parse(#"""
+        {"candidate": {"id": "c1", "first_name": "  åsa  ", "status": {"group": 20}, "data": {"manager": ["Selina Kyle", "Bruce"], "iban": "se62 8000 0000 0000 0000 0000 01"},
+                       "answers": [{"answer_type": "text", "text": "hi"}, {"answer_type": "file", "text": "https://x/1"}, {"answer_type": "file", "text": "https://x/2"}]},
+         "job": {"locations": [{"location_json": {"city": "Gotham"}}, {"location_json": {"city": "Metropolis"}}], "departments": []},
+         "big": 12345678901234567890}
+        """#)  // safe: a literal fixture that is valid JSON
+
+    func scope() -> EvaluationScope {
+        EvaluationScope(data: data, event: ["type": "candidate"], now: "2026-03-29T01:30:00.000Z",
+                        lookups: ["cc": JSONObject([.init(key: "Engineering", value: "CC-100")])])
+    }
+
+    func eval(_ text: String) throws -> JSONValue {
+        try Template.parse(text).render(in: scope())
+    }
+
+    @Test func singleExpressionsKeepTheirType() throws {
+        #expect(try eval("{{ candidate.status.group }}") == 20)
+        #expect(try eval("{{ big }}") == .number(JSONNumber(lexeme: "12345678901234567890")!))  // safe: valid lexeme
+        #expect(try eval("{{ candidate.data.manager }}") == ["Selina Kyle", "Bruce"])
+        #expect(try eval("{{ candidate.missing }}") == .null)
+        #expect(try eval("group {{ candidate.status.group }}") == "group 20")
+        #expect(try eval("{{ candidate.status.group == 20 }}") == true)
+    }
+
+    @Test func pathsIndexesAndWildcards() throws {
+        #expect(try eval("{{ candidate.data.manager[0] }}") == "Selina Kyle")
+        #expect(try eval("{{ candidate.data.manager[-1] }}") == "Bruce")
+        #expect(try eval("{{ job.locations[*].location_json.city | join: ', ' }}") == "Gotham, Metropolis")
+        #expect(try eval("{{ job.departments[0].name | default: 'Unassigned' }}") == "Unassigned")
+        #expect(try eval("{{ candidate['first_name'] | trim }}") == "åsa")
+    }
+
+    @Test func logicComparisonsAndConditionals() throws {
+        #expect(try eval("{{ candidate.status.group == 20 and not (candidate.id == 'x') }}") == true)
+        #expect(try eval("{{ candidate.status.group in [19, 20] }}") == true)
+        #expect(try eval("{{ 'Bruce' in candidate.data.manager }}") == true)
+        #expect(try eval("{{ candidate.status.group >= 21 or candidate.missing }}") == false)
+        #expect(try eval("{{ candidate.status.group == 20 ? 'hired' : 'other' }}") == "hired")
+        #expect(try eval("{{ 20.0 == candidate.status.group }}") == true)
+        #expect(try eval("{{ candidate.missing == null }}") == true)
+    }
+
+    @Test func filtersOnTheSampleData() throws {
+        #expect(try eval("{{ candidate.first_name | trim | title }}") == "Åsa")
+        #expect(try eval("{{ candidate.first_name | trim | upper }}") == "ÅSA")
+        #expect(try eval("{{ 'se62 8132 3143 6118 9642 3859' | iban }}") == "SE6281323143611896423859")
+        #expect(throws: EvaluationError.self) { try eval("{{ candidate.data.iban | iban }}") }
+        #expect(try eval("{{ candidate.answers | where: 'answer_type', 'file' | map: 'text' }}") == ["https://x/1", "https://x/2"])
+        #expect(try eval("{{ candidate.data.manager | first }}") == "Selina Kyle")
+        #expect(try eval("{{ candidate.data.manager | length }}") == 2)
+        #expect(try eval("{{ 'Engineering' | lookup: 'cc' }}") == "CC-100")
+        #expect(try eval("{{ 'Sales' | lookup: 'cc', 'none' }}") == "none")
+        #expect(try eval("{{ 'a-b-c' | split: '-' | last }}") == "c")
+        #expect(try eval("{{ 'abcdef' | slice: 1, 3 }}") == "bcd")
+        #expect(try eval("{{ 'abcdef' | slice: -2 }}") == "ef")
+        #expect(try eval("{{ 'x' | concat: 'y', 1 }}") == "xy1")
+        #expect(try eval("{{ 'hello world' | replace: 'o', '0' }}") == "hell0 w0rld")
+        #expect(try eval("{{ 'AB-123' | regex_replace: '([A-Z]+)-(\\\\d+)', '$2/$1' }}") == "123/AB")
+        #expect(try eval("{{ 'AB-123' | matches: '^[A-Z]{2}-' }}") == true)
+        #expect(try eval("{{ 'abc' | sha256 }}") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(try eval("{{ candidate.status | json }}") == #"{"group":20}"#)
+        #expect(try eval("{{ ['a', null, '', 'b'] | compact }}") == ["a", "b"])
+        #expect(try eval("{{ now }}") == "2026-03-29T01:30:00.000Z")
+    }
+
+    @Test func requiredNamesThePathNotTheValue() throws {
+        do {
+            _ = try eval("{{ candidate.data.startingdate | required }}")
+            Issue.record("required accepted a missing value")
+        } catch let error as EvaluationError {
+            #expect(error.message == "required: 'candidate.data.startingdate' is missing or empty")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func ibanChecksAndNormalises() throws {
+        #expect(try IBAN.normalise("se62 8132 3143 6118 9642 3859") == "SE6281323143611896423859")
+        #expect(try IBAN.normalise("GB82 WEST 1234 5698 7654 32") == "GB82WEST12345698765432")
+        #expect(throws: FilterError.self) { try IBAN.normalise("SE6281323143611896423858") }  // checksum
+        #expect(throws: FilterError.self) { try IBAN.normalise("SE62") }
+        #expect(throws: FilterError.self) { try IBAN.normalise("SE62!1323143611896423859") }
+        do {
+            _ = try IBAN.normalise("SE6281323143611896423858")
+        } catch {
+            #expect(!error.message.contains("8132"))
+        }
+    }
+
+    @Test func phoneNumbers() throws {
+        #expect(try Phone.normalise("+46 8-123 45 67", defaultCountry: nil) == "+4681234567")
+        #expect(try Phone.normalise("08-123 45 67", defaultCountry: "46") == "+4681234567")
+        #expect(try Phone.normalise("0046 8 123 45 67", defaultCountry: nil) == "+4681234567")
+        #expect(throws: FilterError.self) { try Phone.normalise("08-123", defaultCountry: nil) }
+        #expect(throws: FilterError.self) { try Phone.normalise("call me", defaultCountry: "46") }
+    }
+
+    @Test func numbers() {
+        #expect(NumberText.parse("1 234,50")?.lexeme == "1234.50")
+        #expect(NumberText.parse("1.234,50")?.lexeme == "1234.50")
+        #expect(NumberText.parse("1,234.50")?.lexeme == "1234.50")
+        #expect(NumberText.parse("-0012")?.lexeme == "-12")
+        #expect(NumberText.parse("12,")?.lexeme == "12")
+        #expect(NumberText.parse("abc") == nil)
+        #expect(NumberText.parse("1.2.3") == nil)
+    }
+
+    @Test func syntaxErrorsCarryOffsets() {
+        let cases: [(String, Int, String)] = [
+            ("{{ a | }}", 7, "expected a filter name"),
+            ("x {{ a.b ", 2, "not closed"),
+            ("{{ a == }}", 8, "expected a value"),
+            ("{{ 'abc }}", 0, "not closed"),
+            ("{{ a b }}", 5, "expected end of expression"),
+            ("${bad name}", 2, "invalid variable name"),
+        ]
+        for (text, offset, message) in cases {
+            do {
+                _ = try Template.parse(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.offset == offset, "\(text): \(error)")
+                #expect(error.message.contains(message), "\(text): \(error.message)")
+            }
+        }
+    }
+
+    @Test func variablesStayUnresolvedInRenderedOutput() throws {
+        let template = try Template.parse("${PAYROLL_URL}/v1/{{ candidate.id }}?k=${KEY:-x}&d=${EXPORT_DIR:-${DATA_DIR}/exports}")
+        #expect(try template.render(in: scope()) == "${PAYROLL_URL}/v1/c1?k=${KEY:-x}&d=${EXPORT_DIR:-${DATA_DIR}/exports}")
+        #expect(template.variables.map(\.name) == ["PAYROLL_URL", "KEY", "EXPORT_DIR"])
+        let source = VariableSource(environment: ["PAYROLL_URL": "https://p", "KEY": "s3cret"], dataDirectory: "/data")
+        #expect(source.substitute("${PAYROLL_URL}/x?k=${KEY}&d=${EXPORT_DIR:-${DATA_DIR}/exports}", mask: true) == "https://p/x?k=********&d=/data/exports")
+        #expect(source.substitute("${MISSING}", mask: false) == "${MISSING}")
+    }
+
+    @Test("random expressions never crash the parser", arguments: 0..<300)
+    func fuzzParser(seed: Int) {
+        var rng = SplitMix(seed: UInt64(seed))
+        let pieces = ["{{", "}}", " ", "a", ".", "[", "]", "*", "0", "-1", "'x'", "\"", "|", ":", ",", "trim", "default", "==", "and", "not", "(", ")", "?", "in", "${", "}", "\\", "é", "[1,", "null"]
+        var text = ""
+        for _ in 0..<Int.random(in: 1...20, using: &rng) { text += pieces.randomElement(using: &rng) ?? "" }
+        if let template = try? Template.parse(text) {
+            _ = try? template.render(in: scope())
+        }
+    }
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
