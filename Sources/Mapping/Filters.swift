@@ -246,7 +246,7 @@ enum Filters {
     static func describe(_ expression: Expression) -> String {
         switch expression {
         case .path(let path): return path.description
-        case .filter(let inner, let call): return "\(describe(inner)) | \(call.name)"
+        case .filter(let inner, _): return describe(inner)
         default: return "value"
         }
     }

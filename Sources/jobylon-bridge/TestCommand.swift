@@ -51,7 +51,7 @@ struct Test: ParsableCommand {
                 }
             }
         }
-        print("mapping tests: \(passed) passed, \(failed) failed")
+        print("mappings: \(passed) passed, \(failed) failed")
         if failed > 0 || passed == 0 { throw ExitCode(1) }
     }
 
