@@ -11,6 +11,12 @@ public struct BridgeServerConfiguration: Sendable {
     public var port: Int
     /// Connections idle longer than this are closed (slow-loris protection).
     public var idleTimeout: Duration = .seconds(60)
+    /// Connections beyond this wait in the listen backlog instead of being served.
+    public var maxConnections: Int = 1024
+    /// Larger header fields or header blocks end the connection with an error.
+    public var maxHeaderFieldBytes: Int = 16 * 1024
+    public var maxHeaderBytes: Int = 64 * 1024
+    public var maxHeaderCount: Int = 100
 
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
@@ -40,10 +46,16 @@ public enum BridgeServer {
         }
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(configuration.idleTimeout.milliseconds))),
+            server: .http1(configuration: .init(
+                idleTimeout: .milliseconds(configuration.idleTimeout.milliseconds),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: configuration.maxHeaderFieldBytes,
+                    maxHeaderListSize: configuration.maxHeaderBytes,
+                    maxHeaderFieldCount: configuration.maxHeaderCount))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
-                serverName: "jobylon-bridge"
+                serverName: "jobylon-bridge",
+                availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)
             ),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port

@@ -98,8 +98,10 @@ struct Serve: AsyncParsableCommand {
             router: CompositeRouter(routers), clock: clock, logger: logger, metricsFactory: metricsFactory)
 
         let addressFile = (config.dataDir as NSString).appendingPathComponent("listen-address")
+        var serverConfiguration = BridgeServerConfiguration(host: address.host, port: address.port)
+        serverConfiguration.maxConnections = config.maxConnections
         let app = BridgeServer.makeApplication(
-            configuration: BridgeServerConfiguration(host: address.host, port: address.port),
+            configuration: serverConfiguration,
             readiness: StoreReadiness(store: eventStore, dataDirectory: config.dataDir),
             receiver: receiver,
             metrics: registry,

@@ -119,6 +119,23 @@ struct ReceiverEndToEndTests {
         #expect(stored == 0)
     }
 
+    @Test func oversizedHeadersAreRefusedAndStoreNothing() async throws {
+        let daemon = Daemon()
+        try daemon.start()
+        defer { daemon.stop() }
+        let huge = String(repeating: "x", count: 20_000)
+        do {
+            let response = try await daemon.post(try Fixtures.bytes("job-new"), headers: [("X-Padding", huge)])
+            #expect((400..<500).contains(response.status), "status \(response.status)")
+        } catch {
+            // The server may also close the connection: either way nothing is accepted.
+        }
+        let stored = try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox") }
+        #expect(stored == 0)
+        // The daemon still serves normal requests.
+        #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+    }
+
     @Test func gzipBodiesAreInflatedAndStoredDecoded() async throws {
         let daemon = Daemon()
         try daemon.start()
