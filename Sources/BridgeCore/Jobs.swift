@@ -34,6 +34,25 @@ public enum CrashPolicy: String, Sendable, Codable {
     case hold
 }
 
+/// What a job does when its effect key was already delivered.
+public enum RepeatPolicy: Sendable, Hashable {
+    /// Becomes `skipped`, pointing at the job that delivered the effect (default).
+    case skip
+    /// Is delivered again.
+    case send
+    /// Runs another mapping's rendering instead (e.g. an update), delivered as `send`.
+    case alternative(mapping: String, kind: String, payload: JSONValue, mappingHash: String)
+
+    /// The stored form of the policy (the alternative's payload is stored apart).
+    public var storedName: String {
+        switch self {
+        case .skip: return "skip"
+        case .send: return "send"
+        case .alternative: return "alternative"
+        }
+    }
+}
+
 /// A job the router wants created for an event. Rendered once, here, so every
 /// retry sends the same bytes.
 public struct PlannedJob: Sendable, Hashable {
@@ -52,9 +71,11 @@ public struct PlannedJob: Sendable, Hashable {
     /// (the event could not be rendered) with `reason`, so nothing is lost.
     public var initialState: JobState
     public var reason: String?
+    public var onRepeat: RepeatPolicy
 
     public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
-                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil) {
+                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, onRepeat: RepeatPolicy = .skip) {
+        self.onRepeat = onRepeat
         self.mapping = mapping
         self.item = item
         self.kind = kind

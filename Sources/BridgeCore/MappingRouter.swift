@@ -1,5 +1,6 @@
 import JSON
 import Mapping
+import Synchronization
 
 /// Routes events through the compiled mapping files.
 ///
@@ -9,19 +10,29 @@ import Mapping
 /// event still gets its job, `dead` with the reason, so a fixed mapping can
 /// replay it; a mapping waiting for a variable gets `held` jobs.
 public struct MappingRouter: EventRouter {
-    public let mappings: MappingSet
+    let registry: MappingRegistry
+    let companies: CompanyDirectory
+
+    public init(registry: MappingRegistry, companies: CompanyDirectory = CompanyDirectory()) {
+        self.registry = registry
+        self.companies = companies
+    }
 
     public init(mappings: MappingSet) {
-        self.mappings = mappings
+        self.init(registry: MappingRegistry(mappings))
     }
 
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
-        guard envelope.kind.isDocumented, !mappings.mappings.isEmpty,
-              let data = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
+        let mappings = registry.current
+        guard envelope.kind.isDocumented, let data = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
+        if envelope.kind == .companySignup, let snapshot = CompanySnapshot(signupData: data) {
+            companies.update(snapshot)
+        }
+        guard !mappings.mappings.isEmpty else { return [] }
         let now = MappingClock.iso8601(milliseconds: receivedAt.milliseconds)
         let event = MappingEvent(
             type: envelope.eventType, action: envelope.action, data: data, receivedAt: now,
-            entityKey: "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")")
+            entityKey: "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")", companies: companies.json())
         var jobs: [PlannedJob] = []
         for mapping in mappings.mappings {
             let crashPolicy: CrashPolicy
@@ -29,9 +40,11 @@ public struct MappingRouter: EventRouter {
             case .rest(let rest): crashPolicy = rest.honoursIdempotencyKey ? .rerun : .hold
             case .csv, .archive: crashPolicy = .rerun  // staging upserts and downloads are idempotent
             }
+            let onRepeat = repeatPolicy(mapping, event: event, now: now)
             func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String?) -> PlannedJob {
                 PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
-                           mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason)
+                           mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
+                           onRepeat: onRepeat)
             }
             switch mapping.plan(event, now: now) {
             case .noMatch:
@@ -42,6 +55,7 @@ public struct MappingRouter: EventRouter {
                 var state = JobState.pending
                 var reason: String?
                 if let missing = mappings.held[mapping.name] {
+                    // Released by `releaseHeldJobs` once a restart or reload provides the variable.
                     state = .held
                     reason = missing
                 } else if let after = mapping.after {
@@ -55,5 +69,34 @@ public struct MappingRouter: EventRouter {
             }
         }
         return jobs
+    }
+
+    /// `on_repeat` naming another mapping renders that mapping too, so a repeat
+    /// can run it without evaluating anything later.
+    func repeatPolicy(_ mapping: MappingFile, event: MappingEvent, now: String) -> RepeatPolicy {
+        switch mapping.onRepeat {
+        case .skip: return .skip
+        case .send: return .send
+        case .mapping(let name):
+            guard let other = registry.current.mapping(named: name),
+                  case .planned(let rendered) = other.plan(event, now: now), let first = rendered.first
+            else { return .skip }
+            return .alternative(mapping: other.name, kind: other.kind, payload: first.payload, mappingHash: other.contentHash)
+        }
+    }
+}
+
+/// The mappings in force; replaced whole on reload (SIGHUP), never edited.
+public final class MappingRegistry: Sendable {
+    private let state: Mutex<MappingSet>
+
+    public init(_ mappings: MappingSet) {
+        state = Mutex(mappings)
+    }
+
+    public var current: MappingSet { state.withLock { $0 } }
+
+    public func replace(with mappings: MappingSet) {
+        state.withLock { $0 = mappings }
     }
 }

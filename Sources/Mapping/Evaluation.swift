@@ -43,7 +43,7 @@ enum Evaluator {
         case .literal(let value):
             return value
         case .path(let path):
-            return resolve(path, in: scope)
+            return try resolve(path, in: scope)
         case .list(let items):
             var values: [JSONValue] = []
             for item in items { values.append(try evaluate(item, in: scope) ?? .null) }
@@ -73,11 +73,18 @@ enum Evaluator {
         }
     }
 
-    static func resolve(_ path: Expression.Path, in scope: EvaluationScope) -> JSONValue? {
+    static func resolve(_ path: Expression.Path, in scope: EvaluationScope) throws(EvaluationError) -> JSONValue? {
         guard let root = scope.root(path.root) else { return nil }
         var current: [JSONValue] = [root]
         var fannedOut = false
-        for segment in path.segments {
+        for var segment in path.segments {
+            if case .computed(let expression) = segment {
+                switch try evaluate(expression, in: scope) {
+                case .string(let key)?: segment = .field(key)
+                case .number(let n)?: segment = n.int64Value.flatMap { Int(exactly: $0) }.map(Expression.Path.Segment.index) ?? .field(n.lexeme)
+                default: return nil
+                }
+            }
             var next: [JSONValue] = []
             for value in current {
                 switch segment {
@@ -90,6 +97,8 @@ enum Evaluator {
                     }
                 case .wildcard:
                     if let array = value.arrayValue { next.append(contentsOf: array) }
+                case .computed:
+                    break
                 }
             }
             if case .wildcard = segment { fannedOut = true }

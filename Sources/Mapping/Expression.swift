@@ -26,6 +26,9 @@ public indirect enum Expression: Sendable, Hashable {
             case field(String)
             case index(Int)
             case wildcard
+            /// `[expression]`: a key (text) or an index (number) computed from the event,
+            /// e.g. `companies[company.id]`.
+            case computed(Expression)
         }
 
         public var root: String
@@ -39,6 +42,7 @@ public indirect enum Expression: Sendable, Hashable {
                 case .field(let name): out += "." + name
                 case .index(let n): out += "[\(n)]"
                 case .wildcard: out += "[*]"
+                case .computed: out += "[…]"
                 }
             }
             return out
@@ -315,8 +319,19 @@ struct ExpressionParser {
                     path.segments.append(.wildcard)
                 case .string(let key):
                     path.segments.append(.field(key))
+                    try advance()
+                    if token != .symbol("]") {
+                        // A quoted key followed by more: it was the start of an expression after all.
+                        throw unexpected("']'")
+                    }
+                    try advance()
+                    continue
+                case .symbol("*"), .number:
+                    break
                 default:
-                    throw unexpected("an index, '*' or a quoted key")
+                    path.segments.append(.computed(try parseConditional()))
+                    try expect("]")
+                    continue
                 }
                 try advance()
                 try expect("]")

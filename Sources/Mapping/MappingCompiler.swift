@@ -87,7 +87,11 @@ final class CompileContext {
     func checkFilters(_ template: Template, at pointer: JSONPointer) throws(ExpressionSyntaxError) {
         func walk(_ e: Expression, base: Int) throws(ExpressionSyntaxError) {
             switch e {
-            case .literal, .path: return
+            case .literal: return
+            case .path(let path):
+                for segment in path.segments {
+                    if case .computed(let inner) = segment { try walk(inner, base: base) }
+                }
             case .list(let items): for item in items { try walk(item, base: base) }
             case .not(let inner): try walk(inner, base: base)
             case .and(let a, let b), .or(let a, let b), .compare(let a, _, let b):
@@ -125,7 +129,11 @@ final class CompileContext {
     func collectPaths(_ e: Expression, pointer: JSONPointer, base: Int) {
         switch e {
         case .literal: return
-        case .path(let path): paths.append((path, pointer, base + path.offset))
+        case .path(let path):
+            paths.append((path, pointer, base + path.offset))
+            for segment in path.segments {
+                if case .computed(let inner) = segment { collectPaths(inner, pointer: pointer, base: base) }
+            }
         case .list(let items): items.forEach { collectPaths($0, pointer: pointer, base: base) }
         case .not(let inner): collectPaths(inner, pointer: pointer, base: base)
         case .and(let a, let b), .or(let a, let b), .compare(let a, _, let b):

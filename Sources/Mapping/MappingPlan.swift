@@ -11,8 +11,12 @@ public struct MappingEvent: Sendable {
     public var id: Int64?
     /// Default effect key: `<company id>:<subject id>`.
     public var entityKey: String
+    /// Stored company snapshots by id (`companies[...]` in expressions).
+    public var companies: JSONValue
 
-    public init(type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String) {
+    public init(type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String,
+                companies: JSONValue = .object(JSONObject())) {
+        self.companies = companies
         self.type = type
         self.action = action
         self.data = data
@@ -50,7 +54,7 @@ extension MappingFile {
             .init(key: "action", value: .string(event.action)),
             .init(key: "received_at", value: .string(event.receivedAt)),
         ]))
-        return EvaluationScope(data: event.data, event: eventObject, now: now, extra: extra, lookups: lookups)
+        return EvaluationScope(data: event.data, event: eventObject, companies: event.companies, now: now, extra: extra, lookups: lookups)
     }
 
     /// Matches and renders one event. Pure: same inputs, same output.

@@ -26,7 +26,7 @@ extension SQLiteStore: JobStore {
             // (mapping, effect key) is unfinished, so one entity's effects run in order.
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
-                       j.company_id, j.subject_id
+                       j.company_id, j.subject_id, j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash
                 FROM jobs j
                 WHERE j.state = 'pending' AND j.run_at <= :now
                   AND NOT EXISTS (
@@ -39,24 +39,43 @@ extension SQLiteStore: JobStore {
             var claimed: [ClaimedJob] = []
             for row in rows {
                 let id: Int64 = row["id"]
-                let mapping: String = row["mapping"]
+                var mapping: String = row["mapping"]
+                var kind: String = row["kind"]
+                var payload: Data = row["payload"]
                 let effectKey: String = row["effect_key"]
-                if let firstJob = try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey]) {
-                    try db.cachedStatement(sql: """
-                        UPDATE jobs SET state = 'skipped', skipped_for = ?, updated_at = ?,
-                            last_error = 'effect already delivered by job ' || ?
-                        WHERE id = ?
-                        """).execute(arguments: [firstJob, now.milliseconds, firstJob, id])
-                    continue
+                if let firstJob = try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey]),
+                   firstJob != id {
+                    switch row["on_repeat"] as String {
+                    case "send":
+                        break
+                    case "alternative":
+                        // Run the alternative mapping's rendering instead (e.g. an update).
+                        guard let altMapping: String = row["alt_mapping"], let altKind: String = row["alt_kind"],
+                              let altPayload: Data = row["alt_payload"] else { fallthrough }
+                        try db.cachedStatement(sql: """
+                            UPDATE jobs SET mapping = ?, kind = ?, payload = ?, mapping_hash = ?, on_repeat = 'send',
+                                last_error = 'repeat of the effect delivered by job ' || ? || ' (' || ? || '): ran ' || ? || ' instead'
+                            WHERE id = ?
+                            """).execute(arguments: [altMapping, altKind, altPayload, row["alt_mapping_hash"] as String?, firstJob, mapping, altMapping, id])
+                        mapping = altMapping
+                        kind = altKind
+                        payload = altPayload
+                    default:
+                        try db.cachedStatement(sql: """
+                            UPDATE jobs SET state = 'skipped', skipped_for = ?, updated_at = ?,
+                                last_error = 'effect already delivered by job ' || ?
+                            WHERE id = ?
+                            """).execute(arguments: [firstJob, now.milliseconds, firstJob, id])
+                        continue
+                    }
                 }
                 let attempt: Int = row["attempts"] + 1
                 try db.cachedStatement(sql: """
                     UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
                     WHERE id = ?
                     """).execute(arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
-                let payload: Data = row["payload"]
                 claimed.append(ClaimedJob(
-                    id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: row["kind"],
+                    id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: kind,
                     effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
                     companyID: row["company_id"], subjectID: row["subject_id"]))
             }
@@ -217,5 +236,37 @@ extension SQLiteStore {
         let allowed: Set<String> = ["inbox", "quarantine", "jobs", "effects", "companies", "job_attempts"]
         guard allowed.contains(table) else { throw StoreError.notFound("table \(table)") }
         return try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+    }
+}
+
+extension SQLiteStore {
+    /// The latest company/signup facts, for the router's `CompanyDirectory`.
+    public func companies() throws -> [CompanySnapshot] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, internal_id, name, settings FROM companies ORDER BY id").map { row in
+                let settings: Data? = row["settings"]
+                return CompanySnapshot(
+                    id: row["id"], internalID: row["internal_id"], name: row["name"],
+                    settings: settings.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) })
+            }
+        }
+    }
+
+    /// Jobs held for a missing variable go back to the queue once their
+    /// mapping has all it needs (after a restart or a reload).
+    @discardableResult
+    public func releaseHeldJobs(mappings: [String], now: Timestamp) throws -> Int {
+        guard !mappings.isEmpty else { return 0 }
+        return try database.write { db in
+            var released = 0
+            for mapping in mappings {
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL
+                    WHERE state = 'held' AND mapping = ? AND last_error LIKE 'missing variable%'
+                    """, arguments: [now.milliseconds, now.milliseconds, mapping])
+                released += db.changesCount
+            }
+            return released
+        }
     }
 }

@@ -157,6 +157,14 @@ extension SQLiteStore: EventStore {
         }
     }
 
+    static func repeatColumns(_ policy: RepeatPolicy) -> StatementArguments {
+        switch policy {
+        case .skip, .send: return [policy.storedName, nil, nil, nil, nil]
+        case .alternative(let mapping, let kind, let payload, let hash):
+            return [policy.storedName, mapping, kind, Data(JSONWriter.bytes(payload)), hash]
+        }
+    }
+
     /// Inserts one item inside the writer's transaction (under a savepoint).
     func insert(_ item: IngestItem, hash: Data, db: Database) throws -> IngestOutcome {
         switch item.content {
@@ -186,12 +194,14 @@ extension SQLiteStore: EventStore {
             for job in jobs {
                 try db.cachedStatement(sql: """
                     INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                     crash_policy, state, last_error, run_at, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     crash_policy, state, last_error, run_at, created_at, updated_at,
+                                     on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(event_id, mapping, item) DO NOTHING
                     """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                      Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
-                                     job.initialState.rawValue, job.reason, item.receivedAt.milliseconds, item.receivedAt.milliseconds, item.receivedAt.milliseconds])
+                                     job.initialState.rawValue, job.reason, item.receivedAt.milliseconds, item.receivedAt.milliseconds,
+                                     item.receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat))
                 created += db.changesCount
             }
             if let company {

@@ -105,6 +105,15 @@ enum Schema {
                 CREATE INDEX jobs_due ON jobs(state, run_at, id);
                 """)
         }
+        migrator.registerMigration("v3-on-repeat") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN on_repeat TEXT NOT NULL DEFAULT 'skip';   -- skip | send | alternative
+                ALTER TABLE jobs ADD COLUMN alt_mapping TEXT;
+                ALTER TABLE jobs ADD COLUMN alt_kind TEXT;
+                ALTER TABLE jobs ADD COLUMN alt_payload BLOB;
+                ALTER TABLE jobs ADD COLUMN alt_mapping_hash TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -9,6 +9,7 @@ import Metrics
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import UnixSignals
 import Mapping
 import StoreSQLite
 
@@ -64,14 +65,19 @@ struct Serve: AsyncParsableCommand {
             logger.warning("mapping jobs will be held", metadata: ["mapping": "\(name)", "reason": "\(reason)"])
         }
         logger.info("mappings loaded", metadata: ["count": "\(mappings.mappings.count)", "directory": "\(config.mappingsDir)"])
-        var routers: [any EventRouter] = [MappingRouter(mappings: mappings)]
-        if config.auditLog { routers.append(AuditLogRouter()) }
+        let mappingRegistry = MappingRegistry(mappings)
         Curl.initialize()
 
         var storeOptions = SQLiteStoreOptions()
         storeOptions.maxPageCount = config.sqliteMaxPages
         let eventStore = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
         defer { eventStore.close() }
+        let companies = CompanyDirectory(try eventStore.companies())
+        var routers: [any EventRouter] = [MappingRouter(registry: mappingRegistry, companies: companies)]
+        if config.auditLog { routers.append(AuditLogRouter()) }
+        let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
+        let released = try eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
+        if released > 0 { logger.notice("held jobs released: their variables are now set", metadata: ["jobs": "\(released)"]) }
         let recovered = try eventStore.recoverJobsOfDeadRunners(now: SystemWallClock().now())
         if recovered.requeued + recovered.inDoubt > 0 {
             logger.warning("recovered jobs of a previous run", metadata: [
@@ -112,6 +118,9 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("listening", metadata: ["address": "\(host):\(port)"])
             }
         )
+        let reloader = MappingReloader(
+            directory: config.mappingsDir, variables: variables, registry: mappingRegistry, store: eventStore, clock: clock,
+            wake: { runner.wakeup.signal() }, logger: logger)
         let maintenance = StoreMaintenance(
             store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
             metricsFactory: metricsFactory, logger: logger)
@@ -119,13 +128,51 @@ struct Serve: AsyncParsableCommand {
         // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [maintenance, runner, app],
+                services: [reloader, maintenance, runner, app],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
         logger.notice("stopped")
+    }
+}
+
+/// Reloads the mapping files and the secrets directory on SIGHUP. A set with
+/// errors is refused (the running one stays); jobs held for a variable that
+/// the reload provides go back to the queue.
+struct MappingReloader: Service {
+    let directory: String
+    let variables: VariableSource
+    let registry: MappingRegistry
+    let store: SQLiteStore
+    let clock: any WallClock
+    let wake: @Sendable () -> Void
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        // Cancelled on graceful shutdown, which ends the signal sequence.
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                reload()
+            }
+        }
+    }
+
+    func reload() {
+        let (mappings, errors, _) = MappingLoader.load(directory: directory, variables: variables, strict: false) { line in
+            logger.error("mapping reload", metadata: ["diagnostic": "\(line)"])
+        }
+        guard errors == 0 else {
+            logger.error("mapping reload refused: keeping the mappings in force", metadata: ["errors": "\(errors)"])
+            return
+        }
+        registry.replace(with: mappings)
+        let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
+        let released = (try? store.releaseHeldJobs(mappings: ready, now: clock.now())) ?? 0
+        logger.notice("mappings reloaded", metadata: ["count": "\(mappings.mappings.count)", "released_jobs": "\(released)"])
+        if released > 0 { wake() }
     }
 }
 

@@ -43,6 +43,31 @@ struct MappingsEndToEndTests {
         #expect(count == 5)
     }
 
+    @Test func aReloadThatProvidesTheSecretReleasesHeldJobs() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-reload-\(UUID().uuidString)").path
+        let mappings = root + "/mappings"
+        let secrets = root + "/secrets"
+        try FileManager.default.createDirectory(atPath: mappings, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.bundledMappings + "/payroll-new-hire.json", toPath: mappings + "/payroll-new-hire.json")
+        let daemon = Daemon(environment: [
+            "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": mappings, "JOBYLON_BRIDGE_SECRETS_DIR": secrets,
+        ])
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+        let held = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE state = 'held'") }
+        #expect(held == "missing variables PAYROLL_URL, PAYROLL_TOKEN")
+        try "http://127.0.0.1:9".write(toFile: secrets + "/PAYROLL_URL", atomically: true, encoding: .utf8)
+        try "s3cret".write(toFile: secrets + "/PAYROLL_TOKEN", atomically: true, encoding: .utf8)
+        kill(try #require(daemon.process?.processIdentifier), SIGHUP)
+        // Released to the queue; with no REST executor yet the runner holds it again, for that reason.
+        #expect(try await daemon.waitFor { db in
+            try String.fetchOne(db, sql: "SELECT last_error FROM jobs") == "no executor for kind 'rest'"
+        })
+        #expect(!daemon.log(tail: 20_000).contains("s3cret"))
+    }
+
     @Test func aBrokenMappingStopsTheDaemonNamingFileAndPosition() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-bad-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -20,11 +20,12 @@ struct StoreFixture {
     }
 
     /// Ingests a candidate event with one job per `(mapping, effect key, policy)`.
-    func ingest(candidate: String, body suffix: String = "", jobs: [(String, String, CrashPolicy)], at time: Timestamp) async -> IngestOutcome {
+    func ingest(candidate: String, body suffix: String = "", jobs: [(String, String, CrashPolicy)], at time: Timestamp,
+                onRepeat: RepeatPolicy = .skip) async -> IngestOutcome {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
         let envelope = try? WebhookEnvelope.read(body)
         guard let envelope else { return .unavailable(reason: "bad test body") }
-        let planned = jobs.map { PlannedJob(mapping: $0.0, kind: "log", effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2) }
+        let planned = jobs.map { PlannedJob(mapping: $0.0, kind: "log", effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2, onRepeat: onRepeat) }
         return await store.ingest(IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
     }
 
@@ -70,6 +71,30 @@ struct JobQueueTests {
         // Another mapping with the same entity is a different effect.
         _ = await fixture.ingest(candidate: "p1", body: "csv", jobs: [("csv", "c1:p1", .rerun)], at: t0.adding(.seconds(2)))
         #expect(try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(2)), limit: 10, leaseUntil: t0.adding(.seconds(32))).count == 1)
+    }
+
+    @Test func onRepeatSendAndAlternativeMappings() async throws {
+        let fixture = try StoreFixture()
+        _ = await fixture.ingest(candidate: "p1", jobs: [("payroll", "c1:p1", .rerun)], at: t0)
+        let first = try #require(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30))).first)
+        try await fixture.store.complete(jobID: first.id, owner: "A", completion: .done(capture: nil), now: t0)
+        // send: delivered again.
+        _ = await fixture.ingest(candidate: "p1", body: "2", jobs: [("payroll", "c1:p1", .rerun)], at: t0, onRepeat: .send)
+        let resent = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30)))
+        #expect(resent.map(\.mapping) == ["payroll"])
+        try await fixture.store.complete(jobID: resent[0].id, owner: "A", completion: .done(capture: nil), now: t0)
+        // alternative: the update mapping's rendering runs instead.
+        let alternative = RepeatPolicy.alternative(mapping: "payroll-update", kind: "rest", payload: ["op": "update"], mappingHash: "h2")
+        _ = await fixture.ingest(candidate: "p1", body: "3", jobs: [("payroll", "c1:p1", .rerun)], at: t0, onRepeat: alternative)
+        let switched = try #require(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30))).first)
+        #expect(switched.mapping == "payroll-update")
+        #expect(switched.kind == "rest")
+        #expect(switched.payload == Array(#"{"op":"update"}"#.utf8))
+        // skip (default) still skips.
+        try await fixture.store.complete(jobID: switched.id, owner: "A", completion: .done(capture: nil), now: t0)
+        _ = await fixture.ingest(candidate: "p1", body: "4", jobs: [("payroll", "c1:p1", .rerun)], at: t0)
+        #expect(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30))).isEmpty)
+        #expect(try fixture.store.jobs(state: "skipped").count == 1)
     }
 
     @Test func anExpiredLeaseIsReclaimedOrParkedInDoubtByPolicy() async throws {
