@@ -49,6 +49,8 @@ let package = Package(
             dependencies: [
                 "BridgeCore",
                 "JSON",
+                "Mapping",
+                "CurlClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -116,7 +118,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -72,10 +72,14 @@ public struct PlannedJob: Sendable, Hashable {
     public var initialState: JobState
     public var reason: String?
     public var onRepeat: RepeatPolicy
+    /// Runs once this mapping's job for the same entity is done.
+    public var after: String?
 
     public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
-                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, onRepeat: RepeatPolicy = .skip) {
+                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, onRepeat: RepeatPolicy = .skip,
+                after: String? = nil) {
         self.onRepeat = onRepeat
+        self.after = after
         self.mapping = mapping
         self.item = item
         self.kind = kind
@@ -101,8 +105,17 @@ public struct ClaimedJob: Sendable, Hashable {
     public var attempt: Int
     public var companyID: String?
     public var subjectID: String?
+    /// When the job was created (for a mapping's `give_up_after`).
+    public var createdAt: Timestamp?
+    /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
+    public var eventBody: [UInt8]?
+    public var afterCapture: [UInt8]?
 
-    public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int, companyID: String?, subjectID: String?) {
+    public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
+                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil) {
+        self.createdAt = createdAt
+        self.eventBody = eventBody
+        self.afterCapture = afterCapture
         self.id = id
         self.eventID = eventID
         self.mapping = mapping

@@ -44,7 +44,7 @@ public struct MappingRouter: EventRouter {
             func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String?) -> PlannedJob {
                 PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
                            mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
-                           onRepeat: onRepeat)
+                           onRepeat: onRepeat, after: mapping.after)
             }
             switch mapping.plan(event, now: now) {
             case .noMatch:
@@ -59,7 +59,8 @@ public struct MappingRouter: EventRouter {
                     state = .held
                     reason = missing
                 } else if let after = mapping.after {
-                    // Rendering with the other job's response is the REST executor's part.
+                    // Released by the store when `after`'s job for this entity is done; the
+                    // executor then renders again with that job's capture as `response`.
                     state = .held
                     reason = "after: waits for \(after) to succeed for this entity"
                 }

@@ -58,12 +58,12 @@ extension MappingFile {
     }
 
     /// Matches and renders one event. Pure: same inputs, same output.
-    public func plan(_ event: MappingEvent, now: String) -> MappingResult {
+    public func plan(_ event: MappingEvent, now: String, extra: [String: JSONValue] = [:]) -> MappingResult {
         guard enabled else { return .noMatch(reason: "mapping \(name) is disabled") }
         guard when.events.contains(event.name) else {
             return .noMatch(reason: "event \(event.name) is not in when.event (\(when.events.joined(separator: ", ")))")
         }
-        let scope = self.scope(for: event, now: now)
+        let scope = self.scope(for: event, now: now, extra: extra)
         if let condition = when.condition {
             do {
                 guard Evaluator.truthy(try Evaluator.evaluate(condition, in: scope)) else {

@@ -26,7 +26,9 @@ extension SQLiteStore: JobStore {
             // (mapping, effect key) is unfinished, so one entity's effects run in order.
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
-                       j.company_id, j.subject_id, j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash
+                       j.company_id, j.subject_id, j.created_at, j.after_mapping, j.after_capture,
+                       CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
+                       j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash
                 FROM jobs j
                 WHERE j.state = 'pending' AND j.run_at <= :now
                   AND NOT EXISTS (
@@ -66,6 +68,11 @@ extension SQLiteStore: JobStore {
                                 last_error = 'effect already delivered by job ' || ?
                             WHERE id = ?
                             """).execute(arguments: [firstJob, now.milliseconds, firstJob, id])
+                        // What waits for this job waits for an effect that exists: release it
+                        // with the capture of the job that delivered it.
+                        let capture = try Data.fetchOne(db.cachedStatement(sql: "SELECT capture FROM jobs WHERE id = ?"), arguments: [firstJob])
+                        try releaseDependents(db: db, mapping: mapping, companyID: row["company_id"], subjectID: row["subject_id"],
+                                              capture: capture.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }, now: now)
                         continue
                     }
                 }
@@ -77,7 +84,10 @@ extension SQLiteStore: JobStore {
                 claimed.append(ClaimedJob(
                     id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: kind,
                     effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
-                    companyID: row["company_id"], subjectID: row["subject_id"]))
+                    companyID: row["company_id"], subjectID: row["subject_id"],
+                    createdAt: Timestamp(milliseconds: row["created_at"]),
+                    eventBody: (row["event_body"] as Data?).map { [UInt8]($0) },
+                    afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) }))
             }
             return claimed
         }
@@ -91,6 +101,16 @@ extension SQLiteStore: JobStore {
                                arguments: [until.milliseconds, id, owner])
             }
         }
+    }
+
+    /// Jobs of `after` mappings waiting for `mapping`'s job of this entity become due,
+    /// with the capture that the executor puts in scope as `response`.
+    func releaseDependents(db: Database, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?, now: Timestamp) throws {
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL, after_capture = ?
+            WHERE state = 'held' AND after_mapping = ? AND company_id IS ? AND subject_id IS ? AND last_error LIKE 'after:%'
+            """).execute(arguments: [now.milliseconds, now.milliseconds, Data(JSONWriter.bytes(capture ?? .object(JSONObject()))),
+                                     mapping, companyID, subjectID])
     }
 
     /// Runs inside the writer's transaction.
@@ -111,6 +131,8 @@ extension SQLiteStore: JobStore {
             case .done(let capture):
                 outcome = "done"
                 detail = nil
+                try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                                      capture: capture, now: now)
                 try db.cachedStatement(sql: """
                     UPDATE jobs SET state = 'done', capture = ?, last_error = NULL, lease_owner = NULL,
                         lease_expires_at = NULL, updated_at = ? WHERE id = ?
@@ -260,8 +282,21 @@ extension SQLiteStore {
         return try database.write { db in
             var released = 0
             for mapping in mappings {
+                // A job that also runs `after` another mapping keeps waiting for it,
+                // unless that mapping's job for the entity is already done.
                 try db.execute(sql: """
-                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL
+                    UPDATE jobs SET
+                        after_capture = CASE WHEN after_mapping IS NULL THEN after_capture ELSE (
+                            SELECT d.capture FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
+                              AND d.subject_id IS jobs.subject_id AND d.state = 'done' ORDER BY d.id DESC LIMIT 1) END,
+                        state = CASE WHEN after_mapping IS NULL OR EXISTS (
+                            SELECT 1 FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
+                              AND d.subject_id IS jobs.subject_id AND d.state = 'done') THEN 'pending' ELSE 'held' END,
+                        last_error = CASE WHEN after_mapping IS NULL OR EXISTS (
+                            SELECT 1 FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
+                              AND d.subject_id IS jobs.subject_id AND d.state = 'done') THEN NULL
+                            ELSE 'after: waits for ' || after_mapping || ' to succeed for this entity' END,
+                        run_at = ?, updated_at = ?
                     WHERE state = 'held' AND mapping = ? AND last_error LIKE 'missing variable%'
                     """, arguments: [now.milliseconds, now.milliseconds, mapping])
                 released += db.changesCount

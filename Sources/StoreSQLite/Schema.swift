@@ -114,6 +114,12 @@ enum Schema {
                 ALTER TABLE jobs ADD COLUMN alt_mapping_hash TEXT;
                 """)
         }
+        migrator.registerMigration("v4-after") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN after_mapping TEXT;   -- waits for this mapping's job of the same entity
+                ALTER TABLE jobs ADD COLUMN after_capture BLOB;   -- that job's captured response, once done
+                """)
+        }
         return migrator
     }
 }

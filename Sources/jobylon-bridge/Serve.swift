@@ -92,7 +92,8 @@ struct Serve: AsyncParsableCommand {
         runnerConfiguration.leaseDuration = .seconds(config.leaseSeconds)
         runnerConfiguration.concurrency = config.runnerConcurrency
         let runner = JobRunner(
-            store: eventStore, executors: [LogExecutor()], clock: clock, configuration: runnerConfiguration,
+            store: eventStore,
+            executors: [LogExecutor(), RestExecutor(registry: mappingRegistry, variables: variables, clock: clock)], clock: clock, configuration: runnerConfiguration,
             owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)
         eventStore.setJobsCommittedHandler { runner.wakeup.signal() }
 

@@ -1,0 +1,247 @@
+import BridgeCore
+import CurlClient
+import JSON
+import Logging
+import Mapping
+
+/// Sends `rest` jobs to the downstream (payroll, HR, Jobylon's result card)
+/// through libcurl.
+///
+/// The request is the one rendered when the job was created (same bytes on
+/// every attempt); only `${VARIABLES}` are injected here, at send time, so
+/// secrets never reach the store. The mapping decides what counts as success,
+/// how long to retry and which response fields to capture.
+public struct RestExecutor: JobExecutor {
+    public let kind = "rest"
+    let registry: MappingRegistry
+    let variables: VariableSource
+    let client: CurlClient
+    let clock: any WallClock
+    let timeoutMilliseconds: Int
+
+    public init(registry: MappingRegistry, variables: VariableSource, client: CurlClient = CurlClient(), clock: any WallClock,
+                timeoutMilliseconds: Int = 30_000) {
+        self.registry = registry
+        self.variables = variables
+        self.client = client
+        self.clock = clock
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+        guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else {
+            return .held(reason: "mapping \(job.mapping) is no longer a loaded rest mapping")
+        }
+        guard var payload = try? JSONParser.parse(job.payload, options: .strict) else {
+            return .permanent(reason: "stored request is not valid JSON")
+        }
+        if mapping.after != nil {
+            // Rendered again now, with the other job's captured response in scope.
+            switch renderAfter(job, mapping: mapping) {
+            case .success(let rendered): payload = rendered
+            case .failure(let reason): return .permanent(reason: reason.text)
+            }
+        }
+        let request: CurlRequest
+        switch RestRequestBuilder.build(payload, rest: rest, variables: variables, timeoutMilliseconds: timeoutMilliseconds) {
+        case .success(let built): request = built
+        case .failure(let problem):
+            switch problem {
+            case .missingVariables(let names): return .held(reason: "missing variable\(names.count > 1 ? "s" : "") \(names.joined(separator: ", "))")
+            case .invalid(let message): return .permanent(reason: message)
+            }
+        }
+        let response: CurlResponse
+        do {
+            response = try await client.perform(request)
+        } catch {
+            logger.warning("payroll request failed", metadata: ["error": "\(error)"])
+            return retry(after: nil, reason: "network: \(error)", job: job, rest: rest)
+        }
+        logger.info("rest response", metadata: ["status": "\(response.status)"])
+        if rest.success.contains(response.status) {
+            return .done(capture: capture(response, rest: rest, mapping: mapping))
+        }
+        let excerpt = RestRequestBuilder.redactedExcerpt(response.body)
+        switch response.status {
+        case 408, 425, 429, 500...599:
+            let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: clock.now()) }
+            return retry(after: after, reason: "HTTP \(response.status): \(excerpt)", job: job, rest: rest)
+        default:
+            return .permanent(reason: "HTTP \(response.status): \(excerpt)")
+        }
+    }
+
+    struct RenderFailure: Error { var text: String }
+
+    func renderAfter(_ job: ClaimedJob, mapping: MappingFile) -> Result<JSONValue, RenderFailure> {
+        guard let body = job.eventBody, let envelope = try? JSONParser.parse(body, options: .payload),
+              let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
+        else { return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)")) }
+        let response = job.afterCapture.flatMap { try? JSONParser.parse($0, options: .strict) } ?? .object(JSONObject())
+        let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? clock.now().milliseconds)
+        let event = MappingEvent(type: type, action: action, data: data, receivedAt: received, entityKey: job.effectKey)
+        switch mapping.plan(event, now: MappingClock.iso8601(milliseconds: clock.now().milliseconds), extra: ["response": response]) {
+        case .planned(let jobs):
+            guard let rendered = jobs.first(where: { $0.item == job.item }) ?? jobs.first else {
+                return .failure(RenderFailure(text: "\(mapping.name) rendered nothing"))
+            }
+            return .success(rendered.payload)
+        case .noMatch(let reason): return .failure(RenderFailure(text: "\(mapping.name) no longer matches: \(reason)"))
+        case .failed(let message): return .failure(RenderFailure(text: message))
+        }
+    }
+
+    /// Exponential backoff with full jitter under the mapping's `max_delay`,
+    /// until `max_attempts` or `give_up_after`.
+    func retry(after: Duration?, reason: String, job: ClaimedJob, rest: RestTarget) -> ExecutionResult {
+        if job.attempt >= rest.retry.maxAttempts {
+            return .permanent(reason: "gave up after \(job.attempt) attempts: \(reason)")
+        }
+        if let created = job.createdAt, clock.now().milliseconds - created.milliseconds >= Int64(rest.retry.giveUpAfterSeconds) * 1000 {
+            return .permanent(reason: "gave up after \(rest.retry.giveUpAfterSeconds / 3600) h: \(reason)")
+        }
+        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds)), maxAttempts: rest.retry.maxAttempts)
+        let delay = after.map { min($0, .seconds(Int64(rest.retry.maxDelaySeconds))) } ?? policy.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0..<1))
+        return .retryable(reason: reason, after: delay)
+    }
+
+    /// The mapping's `capture` templates over `response` (status, headers, parsed body).
+    func capture(_ response: CurlResponse, rest: RestTarget, mapping: MappingFile) -> JSONValue? {
+        guard !rest.capture.isEmpty else { return nil }
+        var headers = JSONObject()
+        for header in response.headers { headers[header.name.lowercased()] = .string(header.value) }
+        let body = (try? JSONParser.parse(response.body, options: .payload)) ?? .string(String(decoding: response.body.prefix(4096), as: UTF8.self))
+        let responseValue: JSONValue = .object(JSONObject([
+            .init(key: "status", value: .number(JSONNumber(response.status))),
+            .init(key: "headers", value: .object(headers)),
+            .init(key: "body", value: body),
+        ]))
+        let scope = EvaluationScope(data: .object(JSONObject()), event: .null, now: "", extra: ["response": responseValue])
+        var captured = JSONObject()
+        for item in rest.capture {
+            captured[item.name] = (try? item.value.render(in: scope)) ?? .null
+        }
+        return .object(captured)
+    }
+}
+
+/// Turns a stored `{method, url, headers, query, body, idempotency_key}` into a libcurl request.
+public enum RestRequestBuilder {
+    public enum Problem: Error, Equatable {
+        case missingVariables([String])
+        case invalid(String)
+    }
+
+    public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<CurlRequest, Problem> {
+        var missing: [String] = []
+        func resolve(_ text: String) -> String {
+            let resolved = variables.substitute(text, mask: false)
+            if let template = try? Template.parse(resolved) {
+                for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
+            }
+            return resolved
+        }
+        guard let method = payload["method"]?.stringValue, let rawURL = payload["url"]?.stringValue else {
+            return .failure(.invalid("stored request lacks method or url"))
+        }
+        var url = resolve(rawURL)
+        let lower = url.lowercased()
+        if missing.isEmpty, !(lower.hasPrefix("https://") || lower.hasPrefix("http://")) {
+            return .failure(.invalid("url must be http or https after variables are injected"))
+        }
+        var query: [String] = []
+        for member in payload["query"]?.objectValue ?? JSONObject() {
+            query.append(percentEncode(member.key) + "=" + percentEncode(resolve(member.value.stringValue ?? "")))
+        }
+        if !query.isEmpty { url += (url.contains("?") ? "&" : "?") + query.joined(separator: "&") }
+        var headers: [(name: String, value: String)] = []
+        for member in payload["headers"]?.objectValue ?? JSONObject() {
+            headers.append((member.key, resolve(member.value.stringValue ?? "")))
+        }
+        if let key = payload["idempotency_key"]?.stringValue, !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() }) {
+            headers.append((rest.idempotencyHeader, key))
+        }
+        var body: [UInt8]? = nil
+        if let value = payload["body"], !value.isNull {
+            body = JSONWriter.bytes(value)
+            if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(("Content-Type", "application/json")) }
+        }
+        guard missing.isEmpty else { return .failure(.missingVariables(missing)) }
+        return .success(CurlRequest(method: method, url: url, headers: headers, body: body,
+                                    connectTimeoutMilliseconds: 10_000, totalTimeoutMilliseconds: timeoutMilliseconds,
+                                    maxResponseBytes: 1 << 20))
+    }
+
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF")
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+
+    /// The start of an error body for the operator, with anything that looks
+    /// like an IBAN, e-mail address or long digit run masked.
+    public static func redactedExcerpt(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(300), as: UTF8.self)
+        var out = ""
+        var word = ""
+        func flush() {
+            let digits = word.filter(\.isNumber).count
+            if word.contains("@") || digits >= 6 { out += "[redacted]" } else { out += word }
+            word = ""
+        }
+        for ch in text {
+            if ch.isWhitespace || ch == "\"" || ch == "," || ch == ":" || ch == "{" || ch == "}" {
+                flush()
+                out.append(ch.isNewline ? " " : ch)
+            } else {
+                word.append(ch)
+            }
+        }
+        flush()
+        return body.count > 300 ? out + "…" : out
+    }
+}
+
+/// `Retry-After`: delta-seconds or an HTTP-date (IMF-fixdate).
+public enum RetryAfter {
+    public static func delay(_ value: String, now: Timestamp) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: " \t")
+        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        let parts = trimmed.split(separator: " ")
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let monthIndex = months.firstIndex(of: String(parts[2])),
+              let year = Int(parts[3]) else { return nil }
+        let time = parts[4].split(separator: ":").compactMap { Int($0) }
+        guard time.count == 3 else { return nil }
+        let month = monthIndex + 1
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        let epoch = Int64(days * 86_400 + time[0] * 3600 + time[1] * 60 + time[2])
+        let delta = epoch * 1000 - now.milliseconds
+        return .milliseconds(max(0, delta))
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s = s.dropFirst() }
+        while let last = s.last, set.contains(last) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import Hummingbird
+import JSON
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// A payroll system on 127.0.0.1 for the daemon to talk to: records every
+/// request and answers from a script (e.g. 503 once, then 201).
+final class PayrollServer: Sendable {
+    struct Received: Sendable {
+        var method: String
+        var path: String
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    let received = Mutex<[Received]>([])
+    /// Status codes to answer with, in order; the last one repeats.
+    let script: Mutex<[Int]>
+
+    init(script: [Int]) {
+        self.script = Mutex(script)
+    }
+
+    var requests: [Received] { received.withLock { $0 } }
+
+    func respond(_ request: Request) async throws -> Response {
+        let body = try await request.body.collect(upTo: 1 << 20)
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        received.withLock { $0.append(Received(method: request.method.rawValue, path: request.uri.path, headers: headers, body: Array(body.readableBytesView))) }
+        let status = script.withLock { script -> Int in script.count > 1 ? script.removeFirst() : (script.first ?? 200) }
+        var responseHeaders: HTTPFields = [.contentType: "application/json"]
+        if status == 503 { responseHeaders[.retryAfter] = "1" }
+        let text = status < 300 ? #"{"employeeId":"E-1"}"# : #"{"error":"iban SE6281323143611896423859 rejected for bruce@wayneenterprises.com"}"#
+        return Response(status: .init(code: status), headers: responseHeaders, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// Runs the server for the duration of `body`.
+    func run<T: Sendable>(_ body: @Sendable (_ baseURL: String) async throws -> T) async throws -> T {
+        let router = Router()
+        router.post("/**") { request, _ in try await self.respond(request) }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            },
+            logger: Logger(label: "payroll"))
+        let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "payroll")))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            defer { Task { await group.triggerGracefulShutdown() } }
+            let result = try await body("http://127.0.0.1:\(port)")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        }
+    }
+}
+
+@Suite("REST delivery to a payroll server", .serialized)
+struct PayrollEndToEndTests {
+    func daemon(payroll: String) -> Daemon {
+        Daemon(environment: [
+            "JOBYLON_BRIDGE_AUDIT_LOG": "0",
+            "JOBYLON_BRIDGE_MAPPINGS": MappingsEndToEndTests.bundledMappings,
+            "PAYROLL_URL": payroll,
+            "PAYROLL_TOKEN": "payroll-secret-token",
+            "JOBYLON_API_URL": payroll + "/jobylon",
+            "JOBYLON_API_KEY": "jobylon-key",
+        ])
+    }
+
+    @Test func aHireReachesPayrollOnceThroughARetryAndTheResultCardFollows() async throws {
+        let payroll = PayrollServer(script: [503, 201, 200])
+        try await payroll.run { base in
+            let daemon = daemon(payroll: base)
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'jobylon-result-card'") == "done"
+            }, "\(daemon.log(tail: 3000))")
+            let requests = payroll.requests
+            let employees = requests.filter { $0.path == "/v1/employees" }
+            #expect(employees.count == 2)  // 503, then 201
+            #expect(employees.map(\.body).allSatisfy { $0 == employees[0].body }, "retries must send the same bytes")
+            let key = "04b9171e-6d74-451f-a8e3-9bc3cf2b2954:aed6532d-2438-4e33-b15b-1f1a20ba1c16"
+            #expect(employees.allSatisfy { $0.headers["idempotency-key"] == key })
+            #expect(employees.first?.headers["authorization"] == "Bearer payroll-secret-token")
+            let sent = try JSONParser.parse(employees[0].body)
+            #expect(sent["iban"] == "SE6281323143611896423859")
+            #expect(sent["startDate"] == "2025-01-01")
+            let card = try #require(requests.first { $0.path == "/jobylon/candidates/aed6532d-2438-4e33-b15b-1f1a20ba1c16/result" })
+            #expect(card.headers["authorization"] == "Token jobylon-key")
+            let cardBody = try JSONParser.parse(card.body)
+            #expect(cardBody["result"]?["subtitle"] == "Employee E-1")
+            let capture = try daemon.query { db in try Data.fetchOne(db, sql: "SELECT capture FROM jobs WHERE mapping = 'payroll-new-hire'") }
+            #expect(capture.map { String(decoding: $0, as: UTF8.self) } == #"{"employee_id":"E-1"}"#)
+            let attempts = try daemon.query { db in try String.fetchAll(db, sql: "SELECT outcome FROM job_attempts JOIN jobs ON jobs.id = job_id WHERE mapping = 'payroll-new-hire' ORDER BY attempt") }
+            #expect(attempts == ["retry", "done"])
+
+            // A hand re-send of the same hire: nothing more reaches payroll or Jobylon.
+            #expect(try await daemon.post(try Fixtures.candidate(id: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", extra: " (again)")).status == 200)
+            #expect(try await daemon.waitFor { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping IN ('payroll-new-hire', 'jobylon-result-card') AND state = 'skipped'") == 2
+            })
+            #expect(payroll.requests.count == requests.count)
+            // The secret never reached the store or the log.
+            let payloads = try daemon.query { db in try Data.fetchAll(db, sql: "SELECT payload FROM jobs") }
+            #expect(payloads.allSatisfy { !String(decoding: $0, as: UTF8.self).contains("payroll-secret-token") })
+            #expect(!daemon.log(tail: 50_000).contains("payroll-secret-token"))
+        }
+    }
+
+    @Test func aPermanentRejectionIsDeadWithARedactedReason() async throws {
+        let payroll = PayrollServer(script: [400])
+        try await payroll.run { base in
+            let daemon = daemon(payroll: base)
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
+            })
+            let reason = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE mapping = 'payroll-new-hire'") } ?? ""
+            #expect(reason.hasPrefix("HTTP 400"))
+            #expect(!reason.contains("SE6281323143611896423859"))
+            #expect(!reason.contains("bruce@"))
+            #expect(payroll.requests.filter { $0.path == "/v1/employees" }.count == 1)
+            // The result card still waits: its dependency never succeeded.
+            let card = try daemon.query { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'jobylon-result-card'") }
+            #expect(card == "held")
+        }
+    }
+}
