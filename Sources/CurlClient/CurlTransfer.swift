@@ -14,6 +14,10 @@ public struct CurlRequest: Sendable {
     public var totalTimeoutMilliseconds: Int
     /// Bodies above this size fail the transfer instead of filling memory.
     public var maxResponseBytes: Int
+    /// An explicit proxy; `nil` means none (environment proxies are ignored).
+    public var proxy: String?
+    /// A CA bundle file instead of the system's.
+    public var caBundle: String?
 
     public init(
         method: String = "GET",
@@ -127,6 +131,13 @@ struct CurlTransfer {
         set(jb_easy_setopt_string(handle, CURLOPT_URL, request.url))
         set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(jb_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+        // No proxy unless configured: libcurl would otherwise honour http_proxy
+        // from the environment and route personal data through it.
+        set(jb_easy_setopt_string(handle, CURLOPT_PROXY, request.proxy ?? ""))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        if let caBundle = request.caBundle { set(jb_easy_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
         set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
         set(jb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.totalTimeoutMilliseconds))
         set(jb_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method))

@@ -223,6 +223,9 @@ enum Filters {
         Filter(name: "json", arity: 0...0, summary: "the value as compact JSON text") { value, _, _ in
             .string(JSONWriter.string(value ?? .null))
         },
+        Filter(name: "now", arity: 0...0, summary: "the current time (ISO-8601 UTC) from the daemon's clock, ignoring the input") { _, _, context in
+            .string(context.scope.now)
+        },
         Filter(name: "string", arity: 0...0, summary: "the value as text") { value, _, _ in
             guard let value, !value.isNull else { return value }
             return .string(Evaluator.text(value))

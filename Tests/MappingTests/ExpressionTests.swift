@@ -165,3 +165,35 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Filters on empty input")
+struct FilterEdgeTests {
+    static let names = Filters.all.keys.sorted()
+
+    @Test("missing, null and empty inputs never crash", arguments: names)
+    func emptyInputs(name: String) throws {
+        guard let filter = Filters.all[name] else { return }
+        let arguments: [JSONValue?] = Array(["x", "y", 1, 2, 3, 4, 5, 6].prefix(filter.arity.lowerBound))
+        let scope = EvaluationScope(data: [:], event: nil, now: "2026-01-01T00:00:00.000Z", lookups: ["x": JSONObject()])
+        let context = FilterContext(scope: scope, input: .literal(.null))
+        for input in [nil, JSONValue.null, "", [], [:], "é🙂", ["a", nil]] as [JSONValue?] {
+            do {
+                _ = try filter.apply(input, arguments, context)
+            } catch {
+                // A clear refusal is fine (required, lookup without entry…); crashing is not.
+                #expect(!error.message.isEmpty)
+            }
+        }
+    }
+
+    @Test func nullsPassThroughTextFilters() throws {
+        let scope = EvaluationScope(data: [:], event: nil, now: "")
+        for text in ["{{ missing | trim }}", "{{ missing | upper }}", "{{ missing | date: 'yyyy' }}", "{{ missing | iban }}", "{{ missing | phone: '46' }}", "{{ missing | number }}"] {
+            #expect(try Template.parse(text).render(in: scope) == .null, "\(text)")
+        }
+        #expect(try Template.parse("{{ [] | join: ',' }}").render(in: scope) == "")
+        #expect(try Template.parse("{{ [] | first }}").render(in: scope) == .null)
+        #expect(try Template.parse("{{ 'Åsa' | length }}").render(in: scope) == 3)
+        #expect(try Template.parse("{{ 'x' | now }}").render(in: EvaluationScope(data: [:], event: nil, now: "T")) == "T")
+    }
+}
