@@ -165,6 +165,13 @@ extension MappingFile {
 }
 
 public enum MappingClock {
+    /// Unix milliseconds of `2026-11-29`, `2026-11-29 10:00:00` or ISO-8601 (no zone: UTC).
+    public static func milliseconds(fromISO8601 text: String) -> Int64? {
+        guard let parsed = DateText.parse(text) else { return nil }
+        let seconds = DateText.epochSeconds(parsed.civil) - (parsed.offset ?? 0)
+        return Int64(seconds) * 1000 + Int64(parsed.civil.millisecond)
+    }
+
     /// ISO-8601 text of a Unix time in milliseconds (for `now` and `received_at`).
     public static func iso8601(milliseconds: Int64) -> String {
         DateText.iso8601(epochMilliseconds: milliseconds)

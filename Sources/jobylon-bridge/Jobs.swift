@@ -1,35 +1,171 @@
 import ArgumentParser
+import BridgeCore
 import Foundation
+import JSON
 import Logging
+import Mapping
 import StoreSQLite
+
+/// Opens the store for a short CLI process beside the daemon.
+enum OperatorStore {
+    static func open(_ options: StoreOptions) throws -> (SQLiteStore, BridgeConfiguration) {
+        let config = try BridgeConfiguration.load(options: options)
+        var logger = Logger(label: "jobylon-bridge")
+        logger.logLevel = .warning
+        return (try SQLiteStore(directory: config.dataDir, logger: logger), config)
+    }
+
+    static var now: Timestamp { SystemWallClock().now() }
+}
 
 struct Jobs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List jobs (works while the daemon runs).",
-        discussion: "States: pending, running, done, dead, held, in_doubt, skipped, cancelled."
+        abstract: "List, inspect and act on jobs (works while the daemon runs).",
+        subcommands: [List.self, Show.self, Retry.self, Resolve.self, Cancel.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs.", discussion: "States: pending, running, done, dead, held, in_doubt, skipped, cancelled.")
+
+        @OptionGroup var store: StoreOptions
+        @Option(name: .long, help: "Only jobs in this state.") var state: String?
+        @Option(name: .long, help: "Only jobs of this mapping.") var mapping: String?
+        @Option(name: .long, help: "At most this many rows.") var limit: Int = 1000
+
+        func run() throws {
+            let (sqlite, _) = try OperatorStore.open(store)
+            defer { sqlite.close() }
+            print("id\tevent\tmapping\tstate\tattempts\teffect_key\tdetail")
+            for job in try sqlite.jobs(state: state, mapping: mapping, limit: limit) {
+                let detail = job.skippedFor.map { "skipped for job \($0)" } ?? job.lastError ?? ""
+                print("\(job.id)\t\(job.eventID)\t\(job.mapping)\t\(job.state)\t\(job.attempts)\t\(job.effectKey)\t\(detail)")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job: its rendered request (no secrets), capture and attempts.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Job id.") var id: Int64
+
+        func run() throws {
+            let (sqlite, _) = try OperatorStore.open(store)
+            defer { sqlite.close() }
+            let job = try sqlite.job(id: id)
+            print("job \(job.summary.id) · event \(job.summary.eventID) · \(job.summary.mapping)\(job.item.isEmpty ? "" : "/" + job.item) (\(job.kind))")
+            print("state: \(job.summary.state)   attempts: \(job.summary.attempts)   effect key: \(job.summary.effectKey)")
+            if let detail = job.summary.lastError { print("detail: \(detail)") }
+            if let first = job.summary.skippedFor { print("skipped for job \(first)") }
+            print("created: \(MappingClock.iso8601(milliseconds: job.createdAt))   next run: \(MappingClock.iso8601(milliseconds: job.runAt))")
+            print("payload:")
+            print((try? JSONParser.parse(Array(job.payload.utf8), options: .strict)).map { JSONWriter.prettyString($0) } ?? job.payload)
+            if let capture = job.capture { print("capture: \(capture)") }
+            for attempt in job.attempts {
+                print("attempt \(attempt.attempt) at \(MappingClock.iso8601(milliseconds: attempt.finishedAt)): \(attempt.outcome)\(attempt.detail.map { " — " + $0 } ?? "")")
+            }
+        }
+    }
+
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue dead, held, cancelled or in-doubt jobs again (same request, same key).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Job id.") var id: Int64?
+        @Flag(help: "Every dead job (of --mapping, if given).") var dead = false
+        @Option(name: .long, help: "With --dead: only this mapping.") var mapping: String?
+
+        func validate() throws {
+            guard (id == nil) == dead else { throw ValidationError("give a job id or --dead") }
+        }
+
+        func run() throws {
+            let (sqlite, _) = try OperatorStore.open(store)
+            defer { sqlite.close() }
+            let ids = try id.map { [$0] } ?? sqlite.jobIDs(state: "dead", mapping: mapping)
+            print("\(try sqlite.retry(jobIDs: ids, now: OperatorStore.now)) job(s) queued again")
+        }
+    }
+
+    struct Resolve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decide an in-doubt job: it reached the downstream (--delivered) or not (--not-delivered, resent with the same key).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Job id.") var id: Int64
+        @Flag(help: "The downstream has it: record it as delivered.") var delivered = false
+        @Flag(help: "The downstream does not have it: send it again.") var notDelivered = false
+
+        func validate() throws {
+            guard delivered != notDelivered else { throw ValidationError("give exactly one of --delivered or --not-delivered") }
+        }
+
+        func run() throws {
+            let (sqlite, _) = try OperatorStore.open(store)
+            defer { sqlite.close() }
+            try sqlite.resolve(jobID: id, delivered: delivered, now: OperatorStore.now)
+            print("job \(id) resolved: \(delivered ? "delivered" : "to be sent again")")
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a job that has not run to an end (it will not be sent).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Job id.") var id: Int64
+
+        func run() throws {
+            let (sqlite, _) = try OperatorStore.open(store)
+            defer { sqlite.close() }
+            try sqlite.cancel(jobID: id, now: OperatorStore.now)
+            print("job \(id) cancelled")
+        }
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Route stored events through the current mappings (works while the daemon runs).",
+        discussion: """
+            New mappings get new jobs; dead or cancelled jobs are rendered again under the same effect and \
+            idempotency key; delivered effects are skipped unless --force, which sends them again with a new \
+            idempotency key (loudly: payroll may create a duplicate).
+            """
     )
 
     @OptionGroup var store: StoreOptions
+    @Option(name: .long, help: "One event id.") var event: Int64?
+    @Option(name: .long, help: ArgumentHelp("Events received at or after this time (ISO-8601, UTC if no zone).", valueName: "time")) var since: String?
+    @Option(name: .long, help: ArgumentHelp("Events received before this time.", valueName: "time")) var until: String?
+    @Option(name: .long, help: "Only jobs of this mapping.") var mapping: String?
+    @Option(name: .long, help: ArgumentHelp("Mappings directory (default: the configuration's).", valueName: "dir")) var mappings: String?
+    @Flag(help: "Send already delivered effects again, with a new idempotency key.") var force = false
 
-    @Option(name: .long, help: "Only jobs in this state.")
-    var state: String?
-
-    @Option(name: .long, help: "Only jobs of this mapping.")
-    var mapping: String?
-
-    @Option(name: .long, help: "At most this many rows.")
-    var limit: Int = 1000
+    func validate() throws {
+        guard (event == nil) != (since == nil) else { throw ValidationError("give --event ID or --since TIME") }
+    }
 
     func run() throws {
-        let config = try BridgeConfiguration.load(options: store)
-        var logger = Logger(label: "jobylon-bridge")
-        logger.logLevel = .warning
-        let sqlite = try SQLiteStore(directory: config.dataDir, logger: logger)
+        let (sqlite, config) = try OperatorStore.open(store)
         defer { sqlite.close() }
-        print("id\tevent\tmapping\tstate\tattempts\teffect_key\tdetail")
-        for job in try sqlite.jobs(state: state, mapping: mapping, limit: limit) {
-            let detail = job.skippedFor.map { "skipped for job \($0)" } ?? job.lastError ?? ""
-            print("\(job.id)\t\(job.eventID)\t\(job.mapping)\t\(job.state)\t\(job.attempts)\t\(job.effectKey)\t\(detail)")
+        let directory = mappings ?? config.mappingsDir
+        let variables = VariableSource(secretsDirectory: config.secretsDir, dataDirectory: config.dataDir)
+        let (set, errors, _) = MappingLoader.load(directory: directory, variables: variables, strict: false) { print($0) }
+        guard errors == 0 else { throw ExitCode(1) }
+        func time(_ text: String?) throws -> Timestamp? {
+            guard let text else { return nil }
+            guard let ms = MappingClock.milliseconds(fromISO8601: text) else { throw ValidationError("not a time: \(text)") }
+            return Timestamp(milliseconds: ms)
         }
+        if force { FileHandle.standardError.write(Data("warning: --force sends delivered effects again with new idempotency keys\n".utf8)) }
+        let router = MappingRouter(registry: MappingRegistry(set), companies: CompanyDirectory(try sqlite.companies()))
+        var count = 0
+        for stored in try sqlite.events(id: event, since: try time(since), until: try time(until)) {
+            guard let envelope = try? WebhookEnvelope.read(stored.body) else { continue }
+            let planned = router.route(envelope, body: stored.body, receivedAt: stored.receivedAt).filter { mapping == nil || $0.mapping == mapping }
+            for (label, action) in try sqlite.replay(eventID: stored.id, jobs: planned, envelope: envelope, force: force, now: OperatorStore.now) {
+                print("event \(stored.id)\t\(label)\t\(action.rawValue)")
+            }
+            count += 1
+        }
+        print("\(count) event(s) replayed")
     }
 }

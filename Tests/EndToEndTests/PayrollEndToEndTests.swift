@@ -142,3 +142,60 @@ struct PayrollEndToEndTests {
         }
     }
 }
+
+@Suite("Operator commands beside a running daemon", .serialized)
+struct OperatorEndToEndTests {
+    /// Runs `jobylon-bridge ARGS` against the daemon's data directory; returns stdout.
+    func cli(_ daemon: Daemon, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Daemon.binary)
+        process.arguments = arguments + ["--data-dir", daemon.dataDir]
+        process.environment = daemon.environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func retryShowReplayAndForce() async throws {
+        let payroll = PayrollServer(script: [400, 201])
+        try await payroll.run { base in
+            let daemon = PayrollEndToEndTests().daemon(payroll: base)
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
+            })
+            let id = try #require(try daemon.query { db in try Int64.fetchOne(db, sql: "SELECT id FROM jobs WHERE mapping = 'payroll-new-hire'") })
+
+            let retried = try cli(daemon, ["jobs", "retry", "--dead", "--mapping", "payroll-new-hire"])
+            #expect(retried.status == 0, "\(retried.output)")
+            #expect(retried.output.contains("1 job(s) queued again"))
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) == "done"
+            })
+            let shown = try cli(daemon, ["jobs", "show", String(id)])
+            #expect(shown.output.contains("state: done"))
+            #expect(shown.output.contains("attempt 1 at"))
+            #expect(shown.output.contains("dead — HTTP 400"))
+            #expect(shown.output.contains("Bearer ${PAYROLL_TOKEN}"), "the stored request keeps the placeholder")
+            #expect(!shown.output.contains("payroll-secret-token"))
+
+            let replay = try cli(daemon, ["replay", "--event", "1", "--mapping", "payroll-new-hire"])
+            #expect(replay.output.contains("payroll-new-hire\tskipped (delivered)"), "\(replay.output)")
+            let before = payroll.requests.filter { $0.path == "/v1/employees" }.count
+
+            let forced = try cli(daemon, ["replay", "--event", "1", "--mapping", "payroll-new-hire", "--force"])
+            #expect(forced.output.contains("payroll-new-hire\tforced"))
+            #expect(try await daemon.waitFor { _ in payroll.requests.filter { $0.path == "/v1/employees" }.count == before + 1 })
+            let keys = payroll.requests.filter { $0.path == "/v1/employees" }.compactMap { $0.headers["idempotency-key"] }
+            #expect(Set(keys).count == 2, "a forced replay must use a new idempotency key")
+
+            #expect(try cli(daemon, ["jobs", "cancel", String(id)]).status != 0, "a done job cannot be cancelled")
+        }
+    }
+}

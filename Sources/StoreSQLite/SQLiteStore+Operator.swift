@@ -1,0 +1,185 @@
+import BridgeCore
+import Foundation
+import GRDB
+import JSON
+
+/// What operators do by hand (`jobs show|retry|resolve|cancel`, `replay`),
+/// beside a running daemon: short transactions on their own connection.
+extension SQLiteStore {
+    public struct JobDetail: Sendable {
+        public var summary: JobSummary
+        public var kind: String
+        public var item: String
+        public var payload: String
+        public var capture: String?
+        public var createdAt: Int64
+        public var updatedAt: Int64
+        public var runAt: Int64
+        public var attempts: [(attempt: Int, finishedAt: Int64, outcome: String, detail: String?)]
+    }
+
+    public enum OperatorError: Error, CustomStringConvertible {
+        case noSuchJob(Int64)
+        case wrongState(Int64, String, expected: String)
+        case noSuchEvent(Int64)
+
+        public var description: String {
+            switch self {
+            case .noSuchJob(let id): return "no job \(id)"
+            case .wrongState(let id, let state, let expected): return "job \(id) is \(state); this needs \(expected)"
+            case .noSuchEvent(let id): return "no event \(id)"
+            }
+        }
+    }
+
+    public func job(id: Int64) throws -> JobDetail {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
+            let attempts = try Row.fetchAll(db, sql: "SELECT attempt, finished_at, outcome, detail FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id])
+                .map { (attempt: $0["attempt"] as Int, finishedAt: $0["finished_at"] as Int64, outcome: $0["outcome"] as String, detail: $0["detail"] as String?) }
+            let summary = JobSummary(id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"], attempts: row["attempts"],
+                                     effectKey: row["effect_key"], lastError: row["last_error"], skippedFor: row["skipped_for"])
+            return JobDetail(
+                summary: summary, kind: row["kind"], item: row["item"],
+                payload: String(decoding: (row["payload"] as Data), as: UTF8.self),
+                capture: (row["capture"] as Data?).map { String(decoding: $0, as: UTF8.self) },
+                createdAt: row["created_at"], updatedAt: row["updated_at"], runAt: row["run_at"], attempts: attempts)
+        }
+    }
+
+    /// `dead`, `held`, `cancelled` or `in_doubt` → `pending` now, same rendered request and key.
+    @discardableResult
+    public func retry(jobIDs: [Int64], now: Timestamp) throws -> Int {
+        try database.write { db in
+            var count = 0
+            for id in jobIDs {
+                guard let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
+                guard ["dead", "held", "cancelled", "in_doubt"].contains(state) else {
+                    throw OperatorError.wrongState(id, state, expected: "dead, held, cancelled or in_doubt")
+                }
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = 'retried by an operator' WHERE id = ?
+                    """, arguments: [now.milliseconds, now.milliseconds, id])
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func jobIDs(state: String, mapping: String?) throws -> [Int64] {
+        try database.read { db in
+            try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE state = ? AND (? IS NULL OR mapping = ?) ORDER BY id", arguments: [state, mapping, mapping])
+        }
+    }
+
+    /// An operator decides an `in_doubt` job: delivered (done + ledger) or not (pending, resent with the same key).
+    public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) throws {
+        try database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) else {
+                throw OperatorError.noSuchJob(jobID)
+            }
+            let state: String = row["state"]
+            guard state == "in_doubt" else { throw OperatorError.wrongState(jobID, state, expected: "in_doubt") }
+            if delivered {
+                try db.execute(sql: "UPDATE jobs SET state = 'done', updated_at = ?, last_error = 'resolved by an operator: delivered' WHERE id = ?",
+                               arguments: [now.milliseconds, jobID])
+                try db.execute(sql: """
+                    INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(mapping, effect_key) DO NOTHING
+                    """, arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
+                                     row["company_id"] as String?, row["subject_id"] as String?])
+                try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"], capture: nil, now: now)
+            } else {
+                try db.execute(sql: """
+                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = 'resolved by an operator: not delivered, resend'
+                    WHERE id = ?
+                    """, arguments: [now.milliseconds, now.milliseconds, jobID])
+            }
+        }
+    }
+
+    public func cancel(jobID: Int64, now: Timestamp) throws {
+        try database.write { db in
+            guard let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [jobID]) else { throw OperatorError.noSuchJob(jobID) }
+            guard ["pending", "held", "in_doubt", "dead"].contains(state) else {
+                throw OperatorError.wrongState(jobID, state, expected: "pending, held, in_doubt or dead (a running job finishes first)")
+            }
+            try db.execute(sql: "UPDATE jobs SET state = 'cancelled', updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
+                           arguments: [now.milliseconds, jobID])
+        }
+    }
+
+    public struct StoredEvent: Sendable {
+        public var id: Int64
+        public var body: [UInt8]
+        public var receivedAt: Timestamp
+    }
+
+    /// Events with their bodies (purged bodies cannot be replayed).
+    public func events(id: Int64?, since: Timestamp?, until: Timestamp?) throws -> [StoredEvent] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, body, received_at FROM inbox WHERE body IS NOT NULL
+                  AND (? IS NULL OR id = ?) AND (? IS NULL OR received_at >= ?) AND (? IS NULL OR received_at < ?)
+                ORDER BY id
+                """, arguments: [id, id, since?.milliseconds, since?.milliseconds, until?.milliseconds, until?.milliseconds]).map {
+                StoredEvent(id: $0["id"], body: [UInt8]($0["body"] as Data), receivedAt: Timestamp(milliseconds: $0["received_at"]))
+            }
+        }
+    }
+
+    public enum ReplayAction: String, Sendable { case created, rerendered, skippedDelivered = "skipped (delivered)", unchanged, forced }
+
+    /// Puts an event's freshly planned jobs into the queue: new mappings get
+    /// new jobs, dead/cancelled ones are re-rendered under the same key,
+    /// delivered ones are left alone unless `force` (then sent again with a
+    /// new idempotency key).
+    public func replay(eventID: Int64, jobs planned: [PlannedJob], envelope: WebhookEnvelope, force: Bool, now: Timestamp) throws -> [(String, ReplayAction)] {
+        try database.write { db in
+            var actions: [(String, ReplayAction)] = []
+            for job in planned {
+                let label = job.item.isEmpty ? job.mapping : "\(job.mapping)/\(job.item)"
+                let existing = try Row.fetchOne(db, sql: "SELECT id, state FROM jobs WHERE event_id = ? AND mapping = ? AND item = ?",
+                                                arguments: [eventID, job.mapping, job.item])
+                var payload = job.payload
+                guard let existing else {
+                    try db.execute(sql: """
+                        INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                         crash_policy, state, last_error, run_at, created_at, updated_at, on_repeat, after_mapping)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
+                                         Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
+                                         job.reason, now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after])
+                    actions.append((label, .created))
+                    continue
+                }
+                let id: Int64 = existing["id"]
+                switch existing["state"] as String {
+                case "dead", "cancelled":
+                    try db.execute(sql: """
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, last_error = ?, run_at = ?, updated_at = ? WHERE id = ?
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.initialState.rawValue,
+                                         job.reason ?? "replayed", now.milliseconds, now.milliseconds, id])
+                    actions.append((label, .rerendered))
+                case "done", "skipped":
+                    guard force else {
+                        actions.append((label, .skippedDelivered))
+                        continue
+                    }
+                    if case .object(var object) = payload, object["idempotency_key"] != nil {
+                        object["idempotency_key"] = .string("\(job.effectKey):replay-\(now.milliseconds)")
+                        payload = .object(object)
+                    }
+                    try db.execute(sql: """
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = 'pending', on_repeat = 'send', skipped_for = NULL,
+                            last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ? WHERE id = ?
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, now.milliseconds, now.milliseconds, id])
+                    actions.append((label, .forced))
+                default:
+                    actions.append((label, .unchanged))
+                }
+            }
+            return actions
+        }
+    }
+}
