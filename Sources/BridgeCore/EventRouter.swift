@@ -4,7 +4,14 @@ import JSON
 /// handing the event to the store, so evaluation never runs on the single
 /// database writer, and the event and its jobs commit together (exactly once).
 public protocol EventRouter: Sendable {
-    func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob]
+    /// `eventID`: the inbox id reserved for this event, so mappings can use `event.id`.
+    func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob]
+}
+
+extension EventRouter {
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
+        route(envelope, body: body, receivedAt: receivedAt, eventID: nil)
+    }
 }
 
 /// Several routers in order (e.g. the mapping files plus the audit log).
@@ -15,8 +22,8 @@ public struct CompositeRouter: EventRouter {
         self.routers = routers
     }
 
-    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
-        routers.flatMap { $0.route(envelope, body: body, receivedAt: receivedAt) }
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
+        routers.flatMap { $0.route(envelope, body: body, receivedAt: receivedAt, eventID: eventID) }
     }
 }
 
@@ -29,7 +36,7 @@ public struct AuditLogRouter: EventRouter {
 
     public init() {}
 
-    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         guard envelope.kind.isDocumented else { return [] }
         let entity = "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")"
         let payload: JSONValue = .object(JSONObject([

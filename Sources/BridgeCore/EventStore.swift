@@ -13,8 +13,11 @@ public struct IngestItem: Sendable {
     public var body: [UInt8]
     public var receivedAt: Timestamp
     public var content: Content
+    /// The inbox id reserved before routing (`EventStore.reserveEventID()`), if any.
+    public var eventID: Int64?
 
-    public init(body: [UInt8], receivedAt: Timestamp, content: Content) {
+    public init(body: [UInt8], receivedAt: Timestamp, content: Content, eventID: Int64? = nil) {
+        self.eventID = eventID
         self.body = body
         self.receivedAt = receivedAt
         self.content = content
@@ -70,6 +73,10 @@ public enum IngestOutcome: Sendable, Hashable {
 /// The durable inbox. A `stored` answer means the commit reached the disk.
 public protocol EventStore: Sendable {
     func ingest(_ item: IngestItem) async -> IngestOutcome
+    /// A fresh inbox id for an event about to be routed and stored, so that
+    /// rendered jobs can carry `event.id`. Ids of events that are not stored
+    /// (duplicates, failures) are simply never used.
+    func reserveEventID() -> Int64
     /// True when a webhook arriving now could be committed.
     func isAcceptingWrites() async -> Bool
 }

@@ -22,7 +22,7 @@ public struct MappingRouter: EventRouter {
         self.init(registry: MappingRegistry(mappings))
     }
 
-    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         let mappings = registry.current
         guard envelope.kind.isDocumented, let data = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
         if envelope.kind == .companySignup, let snapshot = CompanySnapshot(signupData: data) {
@@ -31,7 +31,7 @@ public struct MappingRouter: EventRouter {
         guard !mappings.mappings.isEmpty else { return [] }
         let now = MappingClock.iso8601(milliseconds: receivedAt.milliseconds)
         let event = MappingEvent(
-            type: envelope.eventType, action: envelope.action, data: data, receivedAt: now,
+            type: envelope.eventType, action: envelope.action, data: data, receivedAt: now, id: eventID,
             entityKey: "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")", companies: companies.json())
         var jobs: [PlannedJob] = []
         for mapping in mappings.mappings {

@@ -114,6 +114,7 @@ public struct WebhookReceiver: Sendable {
 
         let disposition: EventDisposition
         var jobs: [PlannedJob] = []
+        let eventID = store.reserveEventID()
         if !envelope.kind.isDocumented {
             disposition = .unrouted
             logger.warning("unknown event type stored unrouted", metadata: ["event": "\(envelope.kind)"])
@@ -121,7 +122,7 @@ public struct WebhookReceiver: Sendable {
             disposition = .parked
         } else {
             disposition = .routed
-            jobs = router.route(envelope, body: body, receivedAt: receivedAt)
+            jobs = router.route(envelope, body: body, receivedAt: receivedAt, eventID: eventID)
         }
         var company: CompanySnapshot?
         if envelope.kind == .companySignup, disposition != .parked, let data = (try? JSONParser.parse(body))?["data"] {
@@ -130,7 +131,7 @@ public struct WebhookReceiver: Sendable {
 
         let outcome = await store.ingest(IngestItem(
             body: body, receivedAt: receivedAt,
-            content: .event(envelope, disposition: disposition, jobs: jobs, company: company)))
+            content: .event(envelope, disposition: disposition, jobs: jobs, company: company), eventID: eventID))
         let event = envelope.kind.isDocumented ? envelope.kind.description : "unknown"
         switch outcome {
         case .stored(let id, _):

@@ -80,7 +80,7 @@ public struct RestExecutor: JobExecutor {
         else { return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)")) }
         let response = job.afterCapture.flatMap { try? JSONParser.parse($0, options: .strict) } ?? .object(JSONObject())
         let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? clock.now().milliseconds)
-        let event = MappingEvent(type: type, action: action, data: data, receivedAt: received, entityKey: job.effectKey)
+        let event = MappingEvent(type: type, action: action, data: data, receivedAt: received, id: job.eventID, entityKey: job.effectKey)
         switch mapping.plan(event, now: MappingClock.iso8601(milliseconds: clock.now().milliseconds), extra: ["response": response]) {
         case .planned(let jobs):
             guard let rendered = jobs.first(where: { $0.item == job.item }) ?? jobs.first else {

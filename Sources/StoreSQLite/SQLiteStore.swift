@@ -49,6 +49,9 @@ public final class SQLiteStore: Sendable {
     let writer: StoreWriter
     /// Called after a commit that created jobs (the runner's wake-up).
     let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
+    /// Next inbox id. Safe because one daemon owns the store (the lock) and it
+    /// is seeded past every committed id at open.
+    let nextEventID: Atomic<Int64>
 
     public static func databasePath(inDataDirectory directory: String) -> String {
         (directory as NSString).appendingPathComponent("bridge.sqlite")
@@ -61,6 +64,8 @@ public final class SQLiteStore: Sendable {
         let queue = try SQLiteStore.openQueue(path: path, options: options)
         self.queue = Mutex(queue)
         self.checkpointQueue = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
+        let maxID = try queue.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM inbox") } ?? 0
+        self.nextEventID = Atomic(maxID + 1)
         self.writer = StoreWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
         writer.store = self
         writer.start()
@@ -143,6 +148,10 @@ extension SQLiteStore: EventStore {
     public func ingest(_ item: IngestItem) async -> IngestOutcome {
         // Hashed here, in the caller's task, so the single writer only writes.
         await writer.submit(item, hash: SQLiteStore.sha256(item.body))
+    }
+
+    public func reserveEventID() -> Int64 {
+        nextEventID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
     public func isAcceptingWrites() async -> Bool {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import JSON
 import Testing
 
 @Suite("Mapping files in the daemon", .serialized)
@@ -66,6 +67,31 @@ struct MappingsEndToEndTests {
             try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE attempts >= 1")?.hasPrefix("network: ") == true
         })
         #expect(!daemon.log(tail: 20_000).contains("s3cret"))
+    }
+
+    @Test func renderedJobsKnowTheirEventID() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-eventid-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            {"name": "ids", "when": {"event": ["job/new", "job/update"]},
+             "rest": {"url": "https://payroll.example/x", "body": {"event": "{{ event.id }}", "action": "{{ event.action }}"}}}
+            """.write(toFile: directory + "/ids.json", atomically: true, encoding: .utf8)
+        let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
+        try daemon.start()
+        #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+        _ = try await daemon.post(try Fixtures.bytes("job-new"))  // a duplicate reserves an id it never uses
+        daemon.stop()
+        try daemon.start()  // ids continue past the stored ones after a restart
+        defer { daemon.stop() }
+        #expect(try await daemon.post(try Fixtures.bytes("job-update")).status == 200)
+        let rows = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT event_id, payload FROM jobs ORDER BY id") }
+        #expect(rows.count == 2)
+        for row in rows {
+            let payload = try JSONParser.parse([UInt8](row["payload"] as Data))
+            #expect(payload["body"]?["event"]?.numberValue?.int64Value == row["event_id"] as Int64)
+        }
+        let ids = try daemon.query { db in try Int64.fetchAll(db, sql: "SELECT id FROM inbox ORDER BY id") }
+        #expect(ids.count == 2 && ids[0] < ids[1])
     }
 
     @Test func aBrokenMappingStopsTheDaemonNamingFileAndPosition() throws {
