@@ -31,6 +31,8 @@ public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
         case tls
         case responseTooLarge(limit: Int)
         case unsupportedScheme
+        /// The task that asked for the transfer was cancelled.
+        case cancelled
         case other
     }
 
@@ -49,6 +51,7 @@ public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE:
             kind = .tls
         case CURLE_UNSUPPORTED_PROTOCOL: kind = .unsupportedScheme
+        case CURLE_ABORTED_BY_CALLBACK: kind = .cancelled
         case CURLE_WRITE_ERROR where limit != nil: kind = .responseTooLarge(limit: limit ?? 0)
         default: kind = .other
         }

@@ -104,20 +104,22 @@ extension Substring {
     }
 }
 
-/// A blocking transfer on one easy handle. Runs on a caller-owned thread, never
-/// on Swift's cooperative pool; `CurlClient` provides the async face.
-struct CurlTransfer {
-    static func perform(_ request: CurlRequest) throws(CurlError) -> CurlResponse {
+/// One easy handle configured for a request, with everything it points to.
+/// Owned by the thread that runs it; released with `cleanup()`.
+final class EasyTransfer {
+    let handle: UnsafeMutableRawPointer
+    let sink: ResponseSink
+    let sinkPointer: Unmanaged<ResponseSink>
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    let limit: Int
+
+    init(_ request: CurlRequest) throws(CurlError) {
         Curl.initialize()
         guard let handle = curl_easy_init() else { throw CurlError(code: CURLE_FAILED_INIT) }
-        defer { curl_easy_cleanup(handle) }
-
-        let sink = ResponseSink(limit: request.maxResponseBytes)
-        let sinkPointer = Unmanaged.passRetained(sink)
-        defer { sinkPointer.release() }
-
-        var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { curl_slist_free_all(headerList) }
+        self.handle = handle
+        self.limit = request.maxResponseBytes
+        self.sink = ResponseSink(limit: request.maxResponseBytes)
+        self.sinkPointer = Unmanaged.passRetained(sink)
         for header in request.headers {
             headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
         }
@@ -146,27 +148,35 @@ struct CurlTransfer {
         set(jb_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
         set(jb_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, writeHeader))
         set(jb_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
+        set(jb_easy_setopt_pointer(handle, CURLOPT_PRIVATE, handle))
         if request.method == "HEAD" { set(jb_easy_setopt_long(handle, CURLOPT_NOBODY, 1)) }
-        guard code == CURLE_OK else { throw CurlError(code: code) }
-
-        let result: CURLcode
         if let body = request.body {
-            result = body.withUnsafeBufferPointer { buffer -> CURLcode in
-                var code = jb_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(buffer.count))
-                if code == CURLE_OK {
-                    // POSTFIELDS does not copy: the buffer outlives the transfer inside this closure.
-                    code = jb_easy_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress))
-                }
-                return code == CURLE_OK ? curl_easy_perform(handle) : code
+            set(jb_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+            // COPYPOSTFIELDS: curl keeps its own copy for the life of the transfer.
+            body.withUnsafeBytes { raw in
+                set(jb_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress)))
             }
-        } else {
-            result = curl_easy_perform(handle)
         }
+        guard code == CURLE_OK else {
+            cleanup()
+            throw CurlError(code: code)
+        }
+    }
+
+    /// The outcome once curl reports the transfer finished with `result`.
+    func finish(_ result: CURLcode) -> Result<CurlResponse, CurlError> {
         guard result == CURLE_OK else {
-            throw CurlError(code: result, limit: sink.overflowed ? request.maxResponseBytes : nil)
+            return .failure(CurlError(code: result, limit: sink.overflowed ? limit : nil))
         }
         var status = 0
         _ = jb_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return CurlResponse(status: status, headers: sink.headers, body: sink.body)
+        return .success(CurlResponse(status: status, headers: sink.headers, body: sink.body))
+    }
+
+    func cleanup() {
+        curl_easy_cleanup(handle)
+        curl_slist_free_all(headerList)
+        headerList = nil
+        sinkPointer.release()
     }
 }

@@ -110,3 +110,46 @@ struct CurlClientTests {
         }
     }
 }
+
+@Suite("CurlClient concurrency on the multi interface")
+struct CurlMultiTests {
+    @Test func manyTransfersInParallelAllCompleteOnce() async throws {
+        try await withLocalServer({ router in
+            router.get("/n/:n") { _, context -> String in
+                try await Task.sleep(for: .milliseconds(20))
+                return context.parameters.get("n") ?? "?"
+            }
+        }) { base in
+            let bodies = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for n in 0..<100 {
+                    group.addTask {
+                        let response = try await CurlClient().perform(CurlRequest(url: "\(base)/n/\(n)"))
+                        return (n, String(decoding: response.body, as: UTF8.self))
+                    }
+                }
+                return try await group.reduce(into: [Int: String]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(bodies.count == 100)
+            #expect(bodies.allSatisfy { String($0.key) == $0.value })
+        }
+    }
+
+    @Test func cancellingTheTaskAbortsTheTransfer() async throws {
+        try await withLocalServer({ router in
+            router.get("/slow") { _, _ -> String in
+                try await Task.sleep(for: .seconds(2))
+                return "late"
+            }
+        }) { base in
+            let task = Task { try await CurlClient().perform(CurlRequest(url: base + "/slow")) }
+            try await Task.sleep(for: .milliseconds(100))
+            task.cancel()
+            do {
+                _ = try await task.value
+                Issue.record("a cancelled transfer returned a response")
+            } catch let error as CurlError {
+                #expect(error.kind == .cancelled)
+            }
+        }
+    }
+}
