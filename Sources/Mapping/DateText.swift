@@ -209,3 +209,71 @@ enum DateText {
         return render(civil, pattern: "yyyy-MM-dd'T'HH:mm:ss.SSSXXX".replacingAll("'", with: ""), offset: 0)
     }
 }
+
+/// Civil-calendar arithmetic and IANA offsets for other modules (schedules,
+/// periods), so every part of the bridge computes dates the same way.
+public enum CivilCalendar {
+    public struct DateTime: Sendable, Hashable, Comparable {
+        public var year: Int, month: Int, day: Int, hour: Int, minute: Int
+
+        public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0) {
+            self.year = year
+            self.month = month
+            self.day = day
+            self.hour = hour
+            self.minute = minute
+        }
+
+        public static func < (a: DateTime, b: DateTime) -> Bool {
+            (a.year, a.month, a.day, a.hour, a.minute) < (b.year, b.month, b.day, b.hour, b.minute)
+        }
+
+        /// `yyyy-MM-dd`
+        public var dateText: String {
+            DateText.render(.init(year: year, month: month, day: day), pattern: "yyyy-MM-dd", offset: 0)
+        }
+    }
+
+    public static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int { DateText.daysFromCivil(year, month, day) }
+
+    public static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
+        let (y, m, d) = DateText.civilFromDays(days)
+        return (y, m, d)
+    }
+
+    /// 0 = Sunday … 6 = Saturday.
+    public static func weekday(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let days = daysFromCivil(year, month, day)
+        return ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday (4)
+    }
+
+    public static func daysIn(month: Int, year: Int) -> Int { DateText.daysIn(month: month, year: year) }
+
+    /// Seconds east of UTC in `zone` at a Unix time.
+    public static func offset(_ zone: TimeZone, atEpochSeconds seconds: Int64) -> Int {
+        zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+
+    /// Every real instant (Unix seconds) whose wall time in `zone` is `local`:
+    /// none inside a spring-forward gap, two inside a fall-back overlap.
+    public static func instants(of local: DateTime, in zone: TimeZone) -> [Int64] {
+        let wall = Int64(daysFromCivil(local.year, local.month, local.day)) * 86_400 + Int64(local.hour * 3600 + local.minute * 60)
+        let before = offset(zone, atEpochSeconds: wall - 86_400)
+        let after = offset(zone, atEpochSeconds: wall + 86_400)
+        var result: [Int64] = []
+        for candidateOffset in Set([before, after]).sorted(by: >) {
+            let instant = wall - Int64(candidateOffset)
+            if offset(zone, atEpochSeconds: instant) == candidateOffset { result.append(instant) }
+        }
+        return result.sorted()
+    }
+
+    /// The wall time of a Unix time in `zone`.
+    public static func local(_ seconds: Int64, in zone: TimeZone) -> DateTime {
+        let shifted = seconds + Int64(offset(zone, atEpochSeconds: seconds))
+        let days = Int((Double(shifted) / 86_400).rounded(.down))
+        let rest = Int(shifted - Int64(days) * 86_400)
+        let (y, m, d) = civilFromDays(days)
+        return DateTime(year: y, month: m, day: d, hour: rest / 3600, minute: rest % 3600 / 60)
+    }
+}

@@ -1,0 +1,101 @@
+import JSON
+
+/// RFC 4180 CSV, written into a byte buffer (one `write(2)` per flush, not per
+/// field). Hand-written because the available packages either issue a syscall
+/// per byte (CSV.swift) or do not quote line breaks (SwiftCSV).
+public struct CSVWriter {
+    public struct Format: Sendable, Hashable {
+        public var delimiter: UInt8
+        public var lineEnding: [UInt8]
+        public var byteOrderMark: Bool
+
+        public init(delimiter: UInt8 = UInt8(ascii: ","), crlf: Bool = true, byteOrderMark: Bool = false) {
+            self.delimiter = delimiter
+            self.lineEnding = crlf ? [0x0D, 0x0A] : [0x0A]
+            self.byteOrderMark = byteOrderMark
+        }
+    }
+
+    public let format: Format
+    public private(set) var buffer: [UInt8] = []
+
+    public init(format: Format, capacity: Int = 1 << 16) {
+        self.format = format
+        buffer.reserveCapacity(capacity)
+        if format.byteOrderMark { buffer.append(contentsOf: [0xEF, 0xBB, 0xBF]) }
+    }
+
+    /// Writes one record. `guardFormulas[i]` neutralises cell i if it could run as a spreadsheet formula.
+    public mutating func writeRow(_ fields: [String], guardFormulas: [Bool] = []) {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { buffer.append(format.delimiter) }
+            let guarded = index < guardFormulas.count && guardFormulas[index] ? CSVWriter.neutralise(field) : field
+            appendField(guarded)
+        }
+        buffer.append(contentsOf: format.lineEnding)
+    }
+
+    /// Hands the bytes written so far to `sink` and empties the buffer.
+    public mutating func flush(_ sink: ([UInt8]) throws -> Void) rethrows {
+        try sink(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    mutating func appendField(_ field: String) {
+        let utf8 = field.utf8
+        let needsQuotes = utf8.contains { $0 == format.delimiter || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
+        if !needsQuotes {
+            buffer.append(contentsOf: utf8)
+            return
+        }
+        buffer.append(UInt8(ascii: "\""))
+        for byte in utf8 {
+            if byte == UInt8(ascii: "\"") { buffer.append(UInt8(ascii: "\"")) }
+            buffer.append(byte)
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    /// OWASP's CSV-injection rule: a cell starting with `=`, `+`, `-`, `@`, tab
+    /// or CR gets a leading `'`. Plain numbers (`-12.5`) and phone numbers
+    /// (`+46 8 123 45 67`) are not formulas and pass unchanged, so payroll
+    /// still receives them as they are.
+    public static func neutralise(_ field: String) -> String {
+        guard let first = field.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) else { return field }
+        if isNumberOrPhone(field) { return field }
+        return "'" + field
+    }
+
+    static func isNumberOrPhone(_ field: String) -> Bool {
+        let scalars = Array(field.unicodeScalars)
+        guard let first = scalars.first, first == "+" || first == "-" else { return false }
+        let rest = scalars.dropFirst()
+        guard let firstDigit = rest.first, ("0"..."9").contains(firstDigit) else { return false }
+        // Digits with single spaces, dashes or one decimal point between them: no operators, letters or parentheses.
+        var previousWasSeparator = false
+        var points = 0
+        for scalar in rest {
+            if ("0"..."9").contains(scalar) {
+                previousWasSeparator = false
+            } else if scalar == " " || (scalar == "-" && first == "+") || scalar == "." || scalar == "," {
+                if previousWasSeparator { return false }
+                if scalar == "." || scalar == "," { points += 1 }
+                previousWasSeparator = true
+            } else {
+                return false
+            }
+        }
+        return !previousWasSeparator && (first == "+" || points <= 1)
+    }
+
+    /// How a JSON value reads in a cell.
+    public static func text(_ value: JSONValue?) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let s)?: return s
+        case .number(let n)?: return n.lexeme
+        case .bool(let b)?: return b ? "true" : "false"
+        case let other?: return JSONWriter.string(other)
+        }
+    }
+}
