@@ -120,6 +120,49 @@ enum Schema {
                 ALTER TABLE jobs ADD COLUMN after_capture BLOB;   -- that job's captured response, once done
                 """)
         }
+        migrator.registerMigration("v5-csv") { db in
+            try db.execute(sql: """
+                -- Staged rows of CSV mappings, one per (mapping, period, row key): the last received wins.
+                CREATE TABLE csv_rows (
+                    mapping TEXT NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    period_end INTEGER NOT NULL,
+                    row_key TEXT NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    job_id INTEGER NOT NULL,
+                    row BLOB NOT NULL,
+                    row_hash BLOB NOT NULL,
+                    company_id TEXT,
+                    subject_id TEXT,
+                    PRIMARY KEY (mapping, period_start, row_key)
+                );
+                -- One export per (mapping, period), claimed before writing so a hand export cannot double it.
+                CREATE TABLE csv_exports (
+                    mapping TEXT NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    period_end INTEGER NOT NULL,
+                    state TEXT NOT NULL,                 -- claimed | done
+                    claimed_by TEXT,
+                    claimed_at INTEGER,
+                    file TEXT,
+                    rows INTEGER,
+                    exported_at INTEGER,
+                    PRIMARY KEY (mapping, period_start)
+                );
+                -- What each row key looked like when last exported (re-send policies).
+                CREATE TABLE csv_exported_keys (
+                    mapping TEXT NOT NULL,
+                    row_key TEXT NOT NULL,
+                    row_hash BLOB NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    company_id TEXT,
+                    subject_id TEXT,
+                    PRIMARY KEY (mapping, row_key)
+                );
+                -- Since when a mapping's periods are exported (set when first seen).
+                CREATE TABLE csv_schedules (mapping TEXT PRIMARY KEY, since INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }

@@ -93,7 +93,11 @@ struct Serve: AsyncParsableCommand {
         runnerConfiguration.concurrency = config.runnerConcurrency
         let runner = JobRunner(
             store: eventStore,
-            executors: [LogExecutor(), RestExecutor(registry: mappingRegistry, variables: variables, clock: clock)], clock: clock, configuration: runnerConfiguration,
+            executors: [
+                LogExecutor(),
+                RestExecutor(registry: mappingRegistry, variables: variables, clock: clock),
+                CSVExecutor(registry: mappingRegistry, store: eventStore, clock: clock),
+            ], clock: clock, configuration: runnerConfiguration,
             owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)
         eventStore.setJobsCommittedHandler { runner.wakeup.signal() }
 
@@ -122,6 +126,9 @@ struct Serve: AsyncParsableCommand {
         let reloader = MappingReloader(
             directory: config.mappingsDir, variables: variables, registry: mappingRegistry, store: eventStore, clock: clock,
             wake: { runner.wakeup.signal() }, logger: logger)
+        let csvExports = CSVExportService(
+            registry: mappingRegistry, exporter: CSVExporter(store: eventStore, variables: variables), clock: clock,
+            owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger)
         let maintenance = StoreMaintenance(
             store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
             metricsFactory: metricsFactory, logger: logger)
@@ -129,7 +136,7 @@ struct Serve: AsyncParsableCommand {
         // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [reloader, maintenance, runner, app],
+                services: [reloader, maintenance, csvExports, runner, app],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

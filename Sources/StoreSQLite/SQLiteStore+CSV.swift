@@ -1,0 +1,118 @@
+import BridgeCore
+import Crypto
+import Foundation
+import GRDB
+import JSON
+
+extension SQLiteStore: CSVExportStore {
+    public func csvLastExportedEnd(mapping: String) throws -> Int64? {
+        try database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = 'done'", arguments: [mapping])
+        }
+    }
+
+    public func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
+                      row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome {
+        let bytes = JSONWriter.bytes(row)
+        let hash = Data(SHA256.hash(data: bytes))
+        return try await database.write { db in
+            var target = period
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'",
+                                 arguments: [mapping, period.start]) == true {
+                target = openPeriod  // its own period is already out: the open one carries it
+            }
+            if let exported = try Data.fetchOne(db, sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?",
+                                                arguments: [mapping, rowKey]) {
+                switch policy {
+                case .skip: return .skippedAlreadyExported
+                case .includeIfChanged where exported == hash: return .skippedAlreadyExported
+                case .includeIfChanged, .always: break
+                }
+            }
+            try db.execute(sql: """
+                INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(mapping, period_start, row_key) DO UPDATE SET
+                    received_at = excluded.received_at, job_id = excluded.job_id, row = excluded.row, row_hash = excluded.row_hash,
+                    company_id = excluded.company_id, subject_id = excluded.subject_id
+                WHERE excluded.received_at >= csv_rows.received_at
+                """, arguments: [mapping, target.start, target.end, rowKey, receivedAt.milliseconds, jobID, Data(bytes), hash, companyID, subjectID])
+            return db.changesCount > 0 ? .staged(period: target) : .olderThanStaged
+        }
+    }
+
+    /// Since when `mapping`'s periods are exported; set to `now` when first asked.
+    public func csvScheduleSince(mapping: String, now: Int64) throws -> Int64 {
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO csv_schedules(mapping, since) VALUES (?, ?) ON CONFLICT(mapping) DO NOTHING", arguments: [mapping, now])
+            return try Int64.fetchOne(db, sql: "SELECT since FROM csv_schedules WHERE mapping = ?", arguments: [mapping]) ?? now
+        }
+    }
+
+    public func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool {
+        try database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'",
+                              arguments: [mapping, periodStart]) == true
+        }
+    }
+
+    /// Claims a period's export. False when it is done, or claimed by someone
+    /// else less than `staleAfter` seconds ago (a crashed claimer is taken over).
+    public func claimCSVExport(mapping: String, period: CSVPeriod, owner: String, now: Int64, staleAfter: Int64, redo: Bool) throws -> Bool {
+        try database.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT state, claimed_by, claimed_at FROM csv_exports WHERE mapping = ? AND period_start = ?",
+                                          arguments: [mapping, period.start]) {
+                let state: String = row["state"]
+                let claimedAt: Int64 = row["claimed_at"] ?? 0
+                if state == "done" && !redo { return false }
+                if state == "claimed" && (row["claimed_by"] as String?) != owner && now - claimedAt < staleAfter { return false }
+                try db.execute(sql: "UPDATE csv_exports SET state = 'claimed', claimed_by = ?, claimed_at = ? WHERE mapping = ? AND period_start = ?",
+                               arguments: [owner, now, mapping, period.start])
+                return true
+            }
+            try db.execute(sql: """
+                INSERT INTO csv_exports(mapping, period_start, period_end, state, claimed_by, claimed_at) VALUES (?, ?, ?, 'claimed', ?, ?)
+                """, arguments: [mapping, period.start, period.end, owner, now])
+            return true
+        }
+    }
+
+    /// Streams a period's rows (ordered by row key) in pages, for flat memory.
+    public func forEachCSVRow(mapping: String, periodStart: Int64, _ body: (_ rowKey: String, _ row: [UInt8]) throws -> Void) throws {
+        try database.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT row_key, row FROM csv_rows WHERE mapping = ? AND period_start = ? ORDER BY row_key",
+                                             arguments: [mapping, periodStart])
+            while let row = try cursor.next() {
+                try body(row["row_key"], [UInt8](row["row"] as Data))
+            }
+        }
+    }
+
+    /// Marks a period exported and remembers what each row key looked like.
+    public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE csv_exports SET state = 'done', file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
+                """, arguments: [file, rows, now, mapping, period.start])
+            try db.execute(sql: """
+                INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id)
+                SELECT mapping, row_key, row_hash, period_start, company_id, subject_id FROM csv_rows WHERE mapping = ? AND period_start = ? AND true
+                ON CONFLICT(mapping, row_key) DO UPDATE SET row_hash = excluded.row_hash, period_start = excluded.period_start
+                """, arguments: [mapping, period.start])
+        }
+    }
+
+    public func releaseCSVExport(mapping: String, period: CSVPeriod) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN 'claimed' ELSE 'done' END, claimed_by = NULL, claimed_at = 0 WHERE mapping = ? AND period_start = ?",
+                           arguments: [mapping, period.start])
+        }
+    }
+
+    /// The periods of `mapping` with staged rows, for `export --period`.
+    public func csvRowCount(mapping: String, periodStart: Int64) throws -> Int {
+        try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM csv_rows WHERE mapping = ? AND period_start = ?", arguments: [mapping, periodStart]) ?? 0
+        }
+    }
+}
