@@ -160,6 +160,30 @@ struct OperatorEndToEndTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    @Test func aHireIsStagedForTheNightlyCSVAndAPartialExportShowsIt() async throws {
+        let exports = FileManager.default.temporaryDirectory.appendingPathComponent("jb-exports-\(UUID().uuidString)").path
+        let daemon = Daemon(environment: [
+            "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": MappingsEndToEndTests.bundledMappings, "EXPORT_DIR": exports,
+        ])
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+        #expect(try await daemon.waitFor { db in
+            try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'hired-nightly-csv'") == "done"
+        })
+        let result = try cli(daemon, ["export", "--mapping", "hired-nightly-csv", "--now"])
+        #expect(result.status == 0, "\(result.output)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: exports)
+        let partial = try #require(files.first { $0.hasPrefix("hired-") && $0.contains("-partial-") && $0.hasSuffix(".csv") }, "\(files)")
+        let bytes = try #require(FileManager.default.contents(atPath: exports + "/" + partial))
+        #expect(Array(bytes.prefix(3)) == [0xEF, 0xBB, 0xBF])
+        let text = String(decoding: bytes.dropFirst(3), as: UTF8.self)
+        #expect(text.hasPrefix("Anställnings-ID;Förnamn;Efternamn;E-post;Telefon;IBAN;Startdatum;Chef;Befattning;Avdelning\r\n"))
+        #expect(text.contains("5903582;Bruce;Wayne;bruce@wayneenterprises.com;+468165621;SE6281323143611896423859;2025-01-01;Selina Kyle;Superhero;Engineering\r\n"))
+        let open = try cli(daemon, ["export", "--mapping", "hired-nightly-csv", "--period", String(MappingClockText.today())])
+        #expect(open.status != 0 && open.output.contains("has not ended yet"), "\(open.output)")
+    }
+
     @Test func retryShowReplayAndForce() async throws {
         let payroll = PayrollServer(script: [400, 201])
         try await payroll.run { base in
@@ -197,5 +221,15 @@ struct OperatorEndToEndTests {
 
             #expect(try cli(daemon, ["jobs", "cancel", String(id)]).status != 0, "a done job cannot be cancelled")
         }
+    }
+}
+
+enum MappingClockText {
+    /// Today's date in Stockholm (the bundled CSV mappings' zone), yyyy-MM-dd.
+    static func today() -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Europe/Stockholm") ?? .current
+        let parts = calendar.dateComponents([.year, .month, .day], from: Date())
+        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
     }
 }
