@@ -459,10 +459,11 @@ public enum MappingCompiler {
         let lineEnding = r.oneOf("line_ending", ["crlf", "lf"]) ?? "crlf"
         let onResend = r.oneOf("on_resend", ["skip", "include_if_changed", "always"]) ?? "skip"
         let emptyPeriod = r.oneOf("empty_period", ["header", "none"]) ?? "header"
+        let doneMarker = r.bool("done_marker") ?? false
         r.finish()
         guard let file else { return nil }
         return CSVTarget(columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
-                         bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod)
+                         bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
     }
 
     static func compileArchive(_ value: JSONValue?, context: CompileContext) -> ArchiveTarget? {

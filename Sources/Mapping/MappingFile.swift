@@ -113,6 +113,8 @@ public struct CSVTarget: Sendable {
     public var lineEnding: String
     public var onResend: String
     public var emptyPeriod: String
+    /// Also write `<file>.done` once the file is in place (for importers that poll).
+    public var doneMarker: Bool
 }
 
 public struct ArchiveTarget: Sendable {

@@ -74,7 +74,9 @@ public struct CSVExporter: Sendable {
     }
 
     /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
-    public func write(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String) throws -> Int? {
+    /// `progress` is called every 100,000 rows.
+    public func write(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
+                      progress: (Int) -> Void = { _ in }) throws -> Int? {
         var rows = 0
         let directory = (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
@@ -119,6 +121,7 @@ public struct CSVExporter: Sendable {
             writer.writeRow(csv.columns.map { CSVWriter.text(row[$0.name]) }, guardFormulas: guards)
             rows += 1
             if writer.buffer.count >= 1 << 16 { try writer.flush(writeAll) }
+            if rows % 100_000 == 0 { progress(rows) }
         }
         if rows == 0 && csv.emptyPeriod == "none" { return nil }
         try writer.flush(writeAll)
@@ -126,6 +129,13 @@ public struct CSVExporter: Sendable {
         close(fd)
         closed = true
         guard rename(temp, path) == 0 else { throw CSVExportError.writeFailed(path, String(cString: strerror(errno))) }
+        if csv.doneMarker {
+            let marker = open(path + ".done", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fileMode)
+            if marker >= 0 {
+                fsync(marker)
+                close(marker)
+            }
+        }
         let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirfd >= 0 {
             fsync(dirfd)
@@ -137,12 +147,12 @@ public struct CSVExporter: Sendable {
     /// Exports one period if it can claim it; returns the file written.
     @discardableResult
     public func export(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, owner: String, now: Int64, redo: Bool = false,
-                       logger: Logger) throws -> String? {
+                       logger: Logger, progress: (Int) -> Void = { _ in }) throws -> String? {
         guard try store.claimCSVExport(mapping: mapping.name, period: period, owner: owner, now: now, staleAfter: 600, redo: redo) else { return nil }
         let zone = TimeZone(identifier: csv.timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
         do {
             let path = try fileName(mapping, csv, period: period, zone: zone, now: now)
-            let rows = try write(mapping, csv, period: period, to: path)
+            let rows = try write(mapping, csv, period: period, to: path, progress: progress)
             try store.completeCSVExport(mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now)
             logger.notice("csv exported", metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])
             return rows == nil ? nil : path

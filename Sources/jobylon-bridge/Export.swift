@@ -43,6 +43,7 @@ struct Export: ParsableCommand {
         let zone = schedule.zone
         let nowSeconds = OperatorStore.now.milliseconds / 1000
         let owner = "cli:\(getpid())"
+        let progress: (Int) -> Void = { rows in FileHandle.standardError.write(Data("… \(rows) rows\n".utf8)) }
 
         if now {
             guard let open = schedule.period(containing: nowSeconds) else { throw ValidationError("the schedule never fires") }
@@ -51,7 +52,7 @@ struct Export: ParsableCommand {
             let stamp = MappingClock.iso8601(milliseconds: nowSeconds * 1000).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ".000", with: "")
             let ext = (name as NSString).pathExtension
             let partial = ((name as NSString).deletingPathExtension) + "-partial-\(stamp)" + (ext.isEmpty ? "" : "." + ext)
-            let rows = try exporter.write(file, csv, period: period, to: partial)
+            let rows = try exporter.write(file, csv, period: period, to: partial, progress: progress)
             print("\(partial)\t\(rows ?? 0) row(s) (period still open)")
             return
         }
@@ -71,13 +72,13 @@ struct Export: ParsableCommand {
                 throw ValidationError("that period has not ended yet; use --now for a partial file")
             }
             let written = try exporter.export(file, csv, period: CSVPeriod(start: found.start, end: found.end), owner: owner,
-                                              now: nowSeconds, redo: true, logger: logger)
+                                              now: nowSeconds, redo: true, logger: logger, progress: progress)
             print(written.map { "\($0)" } ?? "period claimed elsewhere or empty (no file)")
             return
         }
         var count = 0
         for due in try exporter.duePeriods(file, csv, now: nowSeconds) {
-            if let written = try exporter.export(file, csv, period: due, owner: owner, now: nowSeconds, logger: logger) {
+            if let written = try exporter.export(file, csv, period: due, owner: owner, now: nowSeconds, logger: logger, progress: progress) {
                 print(written)
                 count += 1
             }

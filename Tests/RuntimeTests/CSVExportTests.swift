@@ -20,14 +20,14 @@ struct CSVExportTests {
     }
 
     static func setup(onResend: String = "skip", emptyPeriod: String = "header", startUTC: (Int, Int, Int, Int) = (2026, 3, 27, 12),
-                      share: String = "") throws -> Setup {
+                      share: String = "", doneMarker: Bool = false) throws -> Setup {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-csv-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
         let store = try SQLiteStore(directory: root + "/data", logger: Logger(label: "test"))
         let text = """
             {"name": "hires", "when": {"event": "candidate/new"},
              "csv": {"file": "${EXPORT_DIR}/hires-{{ period.date }}.csv", "schedule": "0 2 * * *", "time_zone": "Europe/Stockholm",
-                     "delimiter": ";", "bom": true, "on_resend": "\(onResend)", "empty_period": "\(emptyPeriod)",
+                     "delimiter": ";", "bom": true, "on_resend": "\(onResend)", "empty_period": "\(emptyPeriod)", "done_marker": \(doneMarker),
                      "columns": [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
                                  {"name": "note", "value": "{{ candidate.message }}"}]}}
             """
@@ -144,6 +144,53 @@ struct CSVExportTests {
         _ = s.service.tick()
         #expect(Self.files(s) == ["hires-2026-03-27.csv"])
         #expect(Self.read(s, "hires-2026-03-27.csv").contains("p1;Bruce"))
+    }
+
+    @Test func theFinalNameNeverShowsAPartialFile() async throws {
+        let s = try Self.setup(emptyPeriod: "none", doneMarker: true)
+        _ = s.service.tick()
+        guard case .csv(let csv)? = s.registry.current.mapping(named: "hires")?.target else {
+            Issue.record("no csv mapping")
+            return
+        }
+        let period = try #require(try CSVExporter.schedule(of: csv, mapping: "hires").period(containing: s.clock.now().milliseconds / 1000))
+        // 150,000 staged rows straight into the table, then watch the folder while the export runs.
+        try await s.store.database.write { db in
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash) VALUES ('hires', ?, ?, ?, 0, 0, ?, x'00')
+                """)
+            for i in 0..<150_000 {
+                try statement.execute(arguments: [period.start, period.end, String(format: "k%07d", i),
+                                                  Data(#"{"id":"p\#(i)","name":"Name \#(i), with comma","note":"line1\nline2"}"#.utf8)])
+            }
+        }
+        let target = s.exportDir + "/hires-2026-03-27.csv"
+        let watcher = Task.detached { () -> [Int] in
+            var sizes: [Int] = []
+            while !Task.isCancelled {
+                if let size = (try? FileManager.default.attributesOfItem(atPath: target))?[.size] as? Int { sizes.append(size) }
+                try? await Task.sleep(for: .microseconds(200))
+            }
+            return sizes
+        }
+        s.clock.advance(by: .seconds(18 * 3600))
+        _ = s.service.tick()
+        try await Task.sleep(for: .milliseconds(20))
+        watcher.cancel()
+        let seen = await watcher.value
+        let final = try #require((try FileManager.default.attributesOfItem(atPath: target))[.size] as? Int)
+        #expect(seen.allSatisfy { $0 == final }, "a partial file was visible under the final name")
+        #expect(Self.files(s) == ["hires-2026-03-27.csv", "hires-2026-03-27.csv.done"])
+        #expect(Self.read(s, "hires-2026-03-27.csv").components(separatedBy: "\r\n").count == 150_000 + 2)
+    }
+
+    @Test func anEmptyPeriodWithNoneWritesNoFile() async throws {
+        let s = try Self.setup(emptyPeriod: "none")
+        _ = s.service.tick()
+        s.clock.advance(by: .seconds(18 * 3600))
+        _ = s.service.tick()
+        #expect(Self.files(s).isEmpty)
+        #expect(try s.store.csvPeriodExported(mapping: "hires", periodStart: try #require(try s.store.csvLastExportedEnd(mapping: "hires")) - 86_400) == true)
     }
 
     @Test func aClaimedPeriodIsNotExportedTwice() async throws {
