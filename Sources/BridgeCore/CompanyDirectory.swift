@@ -5,21 +5,36 @@ import Synchronization
 /// router so mapping evaluation stays pure (`companies["<id>"].settings…`).
 /// Loaded from the store at start-up; updated as signups are routed.
 public final class CompanyDirectory: Sendable {
-    private let companies: Mutex<[String: CompanySnapshot]>
+    private struct State {
+        var companies: [String: CompanySnapshot]
+        /// Rebuilt only after a change: every routed event reads it.
+        var cached: JSONValue?
+    }
+
+    private let state: Mutex<State>
 
     public init(_ snapshots: [CompanySnapshot] = []) {
-        companies = Mutex(Dictionary(snapshots.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last }))
+        state = Mutex(State(companies: Dictionary(snapshots.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })))
     }
 
     public func update(_ snapshot: CompanySnapshot) {
-        companies.withLock { $0[snapshot.id] = snapshot }
+        state.withLock {
+            $0.companies[snapshot.id] = snapshot
+            $0.cached = nil
+        }
     }
 
-    public var count: Int { companies.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.companies.count } }
 
     /// `{ "<id>": {id, internal_id, name, settings} }`
     public func json() -> JSONValue {
-        let snapshots = companies.withLock { Array($0.values) }
+        if let cached = state.withLock({ $0.cached }) { return cached }
+        let built = build(state.withLock { Array($0.companies.values) })
+        state.withLock { if $0.cached == nil { $0.cached = built } }
+        return built
+    }
+
+    private func build(_ snapshots: [CompanySnapshot]) -> JSONValue {
         var object = JSONObject()
         for snapshot in snapshots.sorted(by: { $0.id < $1.id }) {
             object[snapshot.id] = .object(JSONObject([

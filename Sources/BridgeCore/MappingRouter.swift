@@ -12,10 +12,14 @@ import Synchronization
 public struct MappingRouter: EventRouter {
     let registry: MappingRegistry
     let companies: CompanyDirectory
+    /// Job kinds this process can run; jobs of other kinds are created `held`
+    /// instead of being claimed over and over. `nil`: every kind.
+    let executorKinds: Set<String>?
 
-    public init(registry: MappingRegistry, companies: CompanyDirectory = CompanyDirectory()) {
+    public init(registry: MappingRegistry, companies: CompanyDirectory = CompanyDirectory(), executorKinds: Set<String>? = nil) {
         self.registry = registry
         self.companies = companies
+        self.executorKinds = executorKinds
     }
 
     public init(mappings: MappingSet) {
@@ -54,7 +58,10 @@ public struct MappingRouter: EventRouter {
             case .planned(let rendered):
                 var state = JobState.pending
                 var reason: String?
-                if let missing = mappings.held[mapping.name] {
+                if let kinds = executorKinds, !kinds.contains(mapping.kind) {
+                    state = .held
+                    reason = "no executor for kind '\(mapping.kind)' in this version; `jobs retry` runs it once there is one"
+                } else if let missing = mappings.held[mapping.name] {
                     // Released by `releaseHeldJobs` once a restart or reload provides the variable.
                     state = .held
                     reason = missing

@@ -4,6 +4,7 @@ import JSON
 import Logging
 import Mapping
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -184,6 +185,9 @@ public struct CSVExecutor: JobExecutor {
     let registry: MappingRegistry
     let store: any CSVStaging
     let clock: any WallClock
+    /// The last period found per schedule: nearly every job falls into it, and
+    /// computing a period walks the calendar.
+    let periods = PeriodCache()
 
     public init(registry: MappingRegistry, store: any CSVStaging, clock: any WallClock) {
         self.registry = registry
@@ -205,7 +209,8 @@ public struct CSVExecutor: JobExecutor {
             return .held(reason: "\(error)")
         }
         let nowSeconds = clock.now().milliseconds / 1000
-        guard let period = schedule.period(containing: receivedMilliseconds / 1000), let open = schedule.period(containing: nowSeconds) else {
+        guard let period = periods.period(schedule, containing: receivedMilliseconds / 1000),
+              let open = periods.period(schedule, containing: nowSeconds) else {
             return .held(reason: "\(mapping.name): the schedule never fires")
         }
         do {
@@ -276,5 +281,21 @@ public struct CSVExportService: Service {
             }
         }
         return next.map { Timestamp(seconds: $0) }
+    }
+}
+
+/// Remembers the most recent periods of each schedule.
+final class PeriodCache: Sendable {
+    private let entries = Mutex<[CronSchedule: [(start: Int64, end: Int64)]]>([:])
+
+    func period(_ schedule: CronSchedule, containing instant: Int64) -> (start: Int64, end: Int64)? {
+        if let hit = entries.withLock({ $0[schedule]?.first { $0.start <= instant && instant < $0.end } }) { return hit }
+        guard let computed = schedule.period(containing: instant) else { return nil }
+        entries.withLock { cache in
+            var list = cache[schedule] ?? []
+            list.insert(computed, at: 0)
+            cache[schedule] = Array(list.prefix(4))
+        }
+        return computed
     }
 }

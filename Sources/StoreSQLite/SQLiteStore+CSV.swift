@@ -4,6 +4,20 @@ import Foundation
 import GRDB
 import JSON
 
+/// One row to stage, as queued to the writer.
+struct StagingRequest: Sendable {
+    var mapping: String
+    var period: CSVPeriod
+    var openPeriod: CSVPeriod
+    var rowKey: String
+    var receivedAt: Timestamp
+    var jobID: Int64
+    var row: [UInt8]
+    var policy: CSVResendPolicy
+    var companyID: String?
+    var subjectID: String?
+}
+
 extension SQLiteStore: CSVExportStore {
     public func csvLastExportedEnd(mapping: String) throws -> Int64? {
         try database.read { db in
@@ -13,32 +27,38 @@ extension SQLiteStore: CSVExportStore {
 
     public func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
                       row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome {
-        let bytes = JSONWriter.bytes(row)
-        let hash = Data(SHA256.hash(data: bytes))
-        return try await database.write { db in
-            var target = period
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'",
-                                 arguments: [mapping, period.start]) == true {
-                target = openPeriod  // its own period is already out: the open one carries it
-            }
-            if let exported = try Data.fetchOne(db, sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?",
-                                                arguments: [mapping, rowKey]) {
-                switch policy {
-                case .skip: return .skippedAlreadyExported
-                case .includeIfChanged where exported == hash: return .skippedAlreadyExported
-                case .includeIfChanged, .always: break
-                }
-            }
-            try db.execute(sql: """
-                INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(mapping, period_start, row_key) DO UPDATE SET
-                    received_at = excluded.received_at, job_id = excluded.job_id, row = excluded.row, row_hash = excluded.row_hash,
-                    company_id = excluded.company_id, subject_id = excluded.subject_id
-                WHERE excluded.received_at >= csv_rows.received_at
-                """, arguments: [mapping, target.start, target.end, rowKey, receivedAt.milliseconds, jobID, Data(bytes), hash, companyID, subjectID])
-            return db.changesCount > 0 ? .staged(period: target) : .olderThanStaged
+        // Through the single writer, so staging shares group commits with webhooks and job updates.
+        try await writer.stage(StagingRequest(
+            mapping: mapping, period: period, openPeriod: openPeriod, rowKey: rowKey, receivedAt: receivedAt, jobID: jobID,
+            row: JSONWriter.bytes(row), policy: policy, companyID: companyID, subjectID: subjectID))
+    }
+
+    /// Runs inside the writer's transaction.
+    func stage(db: Database, _ request: StagingRequest) throws -> StagingOutcome {
+        let hash = Data(SHA256.hash(data: request.row))
+        var target = request.period
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'"),
+                             arguments: [request.mapping, request.period.start]) == true {
+            target = request.openPeriod  // its own period is already out: the open one carries it
         }
+        if let exported = try Data.fetchOne(db.cachedStatement(sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?"),
+                                            arguments: [request.mapping, request.rowKey]) {
+            switch request.policy {
+            case .skip: return .skippedAlreadyExported
+            case .includeIfChanged where exported == hash: return .skippedAlreadyExported
+            case .includeIfChanged, .always: break
+            }
+        }
+        try db.cachedStatement(sql: """
+            INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(mapping, period_start, row_key) DO UPDATE SET
+                received_at = excluded.received_at, job_id = excluded.job_id, row = excluded.row, row_hash = excluded.row_hash,
+                company_id = excluded.company_id, subject_id = excluded.subject_id
+            WHERE excluded.received_at >= csv_rows.received_at
+            """).execute(arguments: [request.mapping, target.start, target.end, request.rowKey, request.receivedAt.milliseconds, request.jobID,
+                                     Data(request.row), hash, request.companyID, request.subjectID])
+        return db.changesCount > 0 ? .staged(period: target) : .olderThanStaged
     }
 
     /// Since when `mapping`'s periods are exported; set to `now` when first asked.

@@ -107,8 +107,8 @@ extension SQLiteStore: JobStore {
     /// with the capture that the executor puts in scope as `response`.
     func releaseDependents(db: Database, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?, now: Timestamp) throws {
         try db.cachedStatement(sql: """
-            UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL, after_capture = ?
-            WHERE state = 'held' AND after_mapping = ? AND company_id IS ? AND subject_id IS ? AND last_error LIKE 'after:%'
+            UPDATE jobs INDEXED BY jobs_after SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL, after_capture = ?
+            WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = 'held' AND last_error LIKE 'after:%'
             """).execute(arguments: [now.milliseconds, now.milliseconds, Data(JSONWriter.bytes(capture ?? .object(JSONObject()))),
                                      mapping, companyID, subjectID])
     }

@@ -163,6 +163,14 @@ enum Schema {
                 CREATE TABLE csv_schedules (mapping TEXT PRIMARY KEY, since INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v6-dependents-and-age-indexes") { db in
+            try db.execute(sql: """
+                -- Releasing `after` jobs on every completion must not scan all held jobs.
+                CREATE INDEX jobs_after ON jobs(after_mapping, company_id, subject_id) WHERE after_mapping IS NOT NULL;
+                -- The oldest unfinished job, for /metrics, without reading the whole queue.
+                CREATE INDEX jobs_open_age ON jobs(created_at) WHERE state IN ('pending', 'running');
+                """)
+        }
         return migrator
     }
 }

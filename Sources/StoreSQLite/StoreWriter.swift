@@ -17,6 +17,7 @@ final class StoreWriter: @unchecked Sendable {
         case ingest(IngestItem, hash: Data, CheckedContinuation<IngestOutcome, Never>)
         case claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, CheckedContinuation<[ClaimedJob], any Error>)
         case complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp, CheckedContinuation<Void, any Error>)
+        case stage(StagingRequest, CheckedContinuation<StagingOutcome, any Error>)
 
         var isIngest: Bool {
             if case .ingest = self { return true }
@@ -28,6 +29,7 @@ final class StoreWriter: @unchecked Sendable {
         case ingest(IngestOutcome)
         case claim([ClaimedJob])
         case complete
+        case stage(StagingOutcome)
         case failed(any Error)
     }
 
@@ -97,6 +99,12 @@ final class StoreWriter: @unchecked Sendable {
         }
     }
 
+    func stage(_ request: StagingRequest) async throws -> StagingOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.stage(request, continuation))
+        }
+    }
+
     private func enqueue(_ operation: Operation) {
         condition.lock()
         if stopping {
@@ -150,6 +158,8 @@ final class StoreWriter: @unchecked Sendable {
         case (.complete(_, _, _, _, let continuation), .complete): continuation.resume()
         case (.claim(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
         case (.complete(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
+        case (.stage(_, let continuation), .stage(let outcome)): continuation.resume(returning: outcome)
+        case (.stage(_, let continuation), .failed(let error)): continuation.resume(throwing: error)
         default: resumeMismatched(operation)  // safe: results are built per operation kind in commit()
         }
     }
@@ -159,6 +169,7 @@ final class StoreWriter: @unchecked Sendable {
         case .ingest(_, _, let continuation): continuation.resume(returning: .unavailable(reason: "internal: mismatched result"))
         case .claim(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
         case .complete(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
+        case .stage(_, let continuation): continuation.resume(throwing: Closed())
         }
     }
 
@@ -174,6 +185,8 @@ final class StoreWriter: @unchecked Sendable {
         case .complete(let jobID, let owner, let completion, let now, _):
             try store.complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
             return .complete
+        case .stage(let request, _):
+            return .stage(try store.stage(db: db, request))
         }
     }
 

@@ -73,7 +73,9 @@ struct Serve: AsyncParsableCommand {
         let eventStore = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
         defer { eventStore.close() }
         let companies = CompanyDirectory(try eventStore.companies())
-        var routers: [any EventRouter] = [MappingRouter(registry: mappingRegistry, companies: companies)]
+        var routers: [any EventRouter] = [
+            MappingRouter(registry: mappingRegistry, companies: companies, executorKinds: ["log", "rest", "csv"]),
+        ]
         if config.auditLog { routers.append(AuditLogRouter()) }
         let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
         let released = try eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
