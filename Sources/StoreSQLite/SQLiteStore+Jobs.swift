@@ -246,7 +246,11 @@ extension SQLiteStore {
     public func jobStatistics(now: Timestamp) async throws -> (counts: [String: Int], oldestPendingAge: Int64?) {
         try await database.read { db in
             var counts: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state") {
+            // Unbounded terminal states (done, skipped, cancelled) are not counted here:
+            // this runs every second and must stay proportional to the open queue.
+            for row in try Row.fetchAll(db, sql: """
+                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead') GROUP BY state
+                """) {
                 counts[row["state"]] = row["n"]
             }
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM jobs WHERE state IN ('pending', 'running')")

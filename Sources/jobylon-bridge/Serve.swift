@@ -223,7 +223,7 @@ struct StoreMaintenance: Service {
             do {
                 try store.checkpoint()
                 let stats = try await store.jobStatistics(now: clock.now())
-                for state in JobState.allCases {
+                for state in JobState.allCases where !["done", "skipped", "cancelled"].contains(state.rawValue) {
                     Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", state.rawValue)], factory: metricsFactory)
                         .record(stats.counts[state.rawValue] ?? 0)
                 }
