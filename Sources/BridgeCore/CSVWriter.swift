@@ -90,12 +90,7 @@ public struct CSVWriter {
 
     /// How a JSON value reads in a cell.
     public static func text(_ value: JSONValue?) -> String {
-        switch value {
-        case nil, .null?: return ""
-        case .string(let s)?: return s
-        case .number(let n)?: return n.lexeme
-        case .bool(let b)?: return b ? "true" : "false"
-        case let other?: return JSONWriter.string(other)
-        }
+        JSONValue.plainText(value)
+    }
     }
 }

@@ -99,6 +99,21 @@ extension JSONValue {
     }
 }
 
+extension JSONValue {
+    /// How a value reads as plain text (a template's mixed text, a CSV cell):
+    /// missing and null are empty, strings as they are, numbers as their
+    /// lexeme, arrays and objects as compact JSON.
+    public static func plainText(_ value: JSONValue?) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let s)?: return s
+        case .number(let n)?: return n.lexeme
+        case .bool(let b)?: return b ? "true" : "false"
+        case let other?: return JSONWriter.string(other)
+        }
+    }
+}
+
 extension JSONValue: CustomStringConvertible {
     /// Compact JSON text.
     public var description: String { JSONWriter.string(self) }

@@ -167,13 +167,8 @@ enum Evaluator {
 
     /// How a value reads inside mixed text.
     static func text(_ value: JSONValue?) -> String {
-        switch value {
-        case nil, .null?: return ""
-        case .string(let s)?: return s
-        case .number(let n)?: return n.lexeme
-        case .bool(let b)?: return b ? "true" : "false"
-        case let other?: return JSONWriter.string(other)
-        }
+        JSONValue.plainText(value)
+    }
     }
 }
 
