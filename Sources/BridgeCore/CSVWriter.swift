@@ -92,5 +92,4 @@ public struct CSVWriter {
     public static func text(_ value: JSONValue?) -> String {
         JSONValue.plainText(value)
     }
-    }
 }

@@ -169,7 +169,6 @@ enum Evaluator {
     static func text(_ value: JSONValue?) -> String {
         JSONValue.plainText(value)
     }
-    }
 }
 
 extension Template {
