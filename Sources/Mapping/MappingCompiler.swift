@@ -422,10 +422,30 @@ public enum MappingCompiler {
         let idempotencyHeader = r.string("idempotency_header") ?? "Idempotency-Key"
         let honours = r.bool("honours_idempotency_key") ?? false
         let capture = r.templateMap("capture")
+        var auth: RestAuth?
+        if var a = ObjectReader(r.value("auth"), at: at.appending("auth"), context: context, what: "\"auth\"") {
+            // Credentials are text with ${VARIABLES} only: no event data may reach them.
+            func secret(_ key: String) -> String? {
+                guard let text = a.string(key) else { return nil }
+                if let template = context.template(text, at: a.pointer.appending(key)), template.hasExpressions {
+                    context.error("\"\(key)\" may use ${VARIABLES} only, no {{ expressions }}", at: a.pointer.appending(key))
+                }
+                return text
+            }
+            if let token = secret("bearer") {
+                auth = .bearer(token: token)
+            } else if let user = secret("user"), let password = secret("password") {
+                auth = .basic(user: user, password: password)
+            } else {
+                context.error("\"auth\" needs {\"bearer\": \"${TOKEN}\"} or {\"user\": …, \"password\": …}", at: a.pointer)
+            }
+            a.finish()
+        }
         r.finish()
         guard let url else { return nil }
         return RestTarget(method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
-                          idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture)
+                          idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
+                          auth: auth)
     }
 
     static func compileCSV(_ value: JSONValue?, context: CompileContext) -> CSVTarget? {

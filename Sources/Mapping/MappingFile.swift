@@ -93,6 +93,13 @@ public struct RestTarget: Sendable {
     public var idempotencyHeader: String
     public var honoursIdempotencyKey: Bool
     public var capture: [(name: String, value: Template)]
+    /// Credentials resolved at send time from `${VARIABLES}` (never rendered into the job).
+    public var auth: RestAuth?
+}
+
+public enum RestAuth: Sendable, Hashable {
+    case bearer(token: String)
+    case basic(user: String, password: String)
 }
 
 public struct CSVTarget: Sendable {

@@ -1,4 +1,5 @@
 import BridgeCore
+import Foundation
 import CurlClient
 import JSON
 import Logging
@@ -158,6 +159,15 @@ public enum RestRequestBuilder {
         var headers: [(name: String, value: String)] = []
         for member in payload["headers"]?.objectValue ?? JSONObject() {
             headers.append((member.key, resolve(member.value.stringValue ?? "")))
+        }
+        switch rest.auth {
+        case .bearer(let token)?:
+            headers.append(("Authorization", "Bearer " + resolve(token)))
+        case .basic(let user, let password)?:
+            let credentials = Data((resolve(user) + ":" + resolve(password)).utf8).base64EncodedString()
+            headers.append(("Authorization", "Basic " + credentials))
+        case nil:
+            break
         }
         if let key = payload["idempotency_key"]?.stringValue, !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() }) {
             headers.append((rest.idempotencyHeader, key))

@@ -37,9 +37,17 @@ extension SQLiteStore: JobStore {
                         AND o.state IN ('pending', 'running', 'held', 'in_doubt'))
                 ORDER BY j.run_at, j.id
                 LIMIT :limit
-                """), arguments: ["now": now.milliseconds, "limit": limit])
+                """), arguments: ["now": now.milliseconds, "limit": limit * 4])
+            var running: [String: Int] = [:]
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT mapping, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY mapping")) {
+                running[row["mapping"]] = row["n"]
+            }
             var claimed: [ClaimedJob] = []
             for row in rows {
+                if claimed.count >= limit { break }
+                // No head-of-line blocking: one mapping's endpoint cannot take every slot.
+                let candidateMapping: String = row["mapping"]
+                if running[candidateMapping, default: 0] >= options.maxRunningPerMapping { continue }
                 let id: Int64 = row["id"]
                 var mapping: String = row["mapping"]
                 var kind: String = row["kind"]
@@ -81,6 +89,7 @@ extension SQLiteStore: JobStore {
                     UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
                     WHERE id = ?
                     """).execute(arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
+                running[candidateMapping, default: 0] += 1
                 claimed.append(ClaimedJob(
                     id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: kind,
                     effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,

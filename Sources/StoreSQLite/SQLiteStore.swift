@@ -16,6 +16,9 @@ public struct SQLiteStoreOptions: Sendable {
     /// Operators use it to keep the store from filling a shared volume; tests
     /// use it to produce a real "database or disk is full".
     public var maxPageCount: Int?
+    /// Jobs of one mapping running at once: a slow or hanging endpoint can
+    /// take this many of the runner's slots, never all of them.
+    public var maxRunningPerMapping: Int = 8
 
     public init() {}
 }

@@ -24,11 +24,12 @@ struct BridgeConfiguration {
     var retentionDays = 30
     var auditLog = false
     var maxConnections = 1024
+    var mappingConcurrency = 8
     var secretsDir: String?
 
     static let keys: Set<String> = [
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -86,6 +87,7 @@ struct BridgeConfiguration {
             case "retention_days": retentionDays = try int()
             case "secrets_dir": secretsDir = try string()
             case "max_connections": maxConnections = try int()
+            case "mapping_concurrency": mappingConcurrency = try int()
             case "audit_log":
                 guard let b = value.boolValue else { throw fail(key, "expected true or false") }
                 auditLog = b
@@ -118,6 +120,7 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_SQLITE_MAX_PAGES") { sqliteMaxPages = v }
         if let v = try int("JOBYLON_BRIDGE_RETENTION_DAYS") { retentionDays = v }
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
+        if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }
         if let v = env["JOBYLON_BRIDGE_ALLOWED_COMPANIES"] {
             allowedCompanies = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }

@@ -70,6 +70,7 @@ struct Serve: AsyncParsableCommand {
 
         var storeOptions = SQLiteStoreOptions()
         storeOptions.maxPageCount = config.sqliteMaxPages
+        storeOptions.maxRunningPerMapping = config.mappingConcurrency
         let eventStore = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
         defer { eventStore.close() }
         let companies = CompanyDirectory(try eventStore.companies())

@@ -21,10 +21,16 @@ final class PayrollServer: Sendable {
     let received = Mutex<[Received]>([])
     /// Status codes to answer with, in order; the last one repeats.
     let script: Mutex<[Int]>
+    /// How long to hold each request before answering.
+    let delay: Duration
 
-    init(script: [Int]) {
+    init(script: [Int], delay: Duration = .zero) {
         self.script = Mutex(script)
+        self.delay = delay
     }
+
+    /// Arrival times of the requests (monotonic), for lower-bound checks.
+    let arrivals = Mutex<[ContinuousClock.Instant]>([])
 
     var requests: [Received] { received.withLock { $0 } }
 
@@ -33,9 +39,11 @@ final class PayrollServer: Sendable {
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         received.withLock { $0.append(Received(method: request.method.rawValue, path: request.uri.path, headers: headers, body: Array(body.readableBytesView))) }
+        arrivals.withLock { $0.append(ContinuousClock.now) }
+        if delay > .zero { try await Task.sleep(for: delay) }
         let status = script.withLock { script -> Int in script.count > 1 ? script.removeFirst() : (script.first ?? 200) }
         var responseHeaders: HTTPFields = [.contentType: "application/json"]
-        if status == 503 { responseHeaders[.retryAfter] = "1" }
+        if status == 503 || status == 429 { responseHeaders[.retryAfter] = "1" }
         let text = status < 300 ? #"{"employeeId":"E-1"}"# : #"{"error":"iban SE6281323143611896423859 rejected for bruce@wayneenterprises.com"}"#
         return Response(status: .init(code: status), headers: responseHeaders, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
@@ -231,5 +239,110 @@ enum MappingClockText {
         calendar.timeZone = TimeZone(identifier: "Europe/Stockholm") ?? .current
         let parts = calendar.dateComponents([.year, .month, .day], from: Date())
         return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+    }
+}
+
+/// Writes mapping files into a fresh directory for one test.
+func mappingDirectory(_ files: [String: String]) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-maps-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    for (name, text) in files { try text.write(toFile: "\(directory)/\(name).json", atomically: true, encoding: .utf8) }
+    return directory
+}
+
+@Suite("REST delivery semantics", .serialized)
+struct RestSemanticsEndToEndTests {
+    func restMapping(_ name: String, url: String, honours: Bool = false, extra: String = "") -> String {
+        """
+        {"name": "\(name)", "when": {"event": "job/new"}, "effect_key": "{{ company.id }}:{{ job.id }}:{{ event.id }}",
+         "rest": {"url": "\(url)", "body": {"job": "{{ job.id }}"}, "success": [200, 201, 409],
+                  "honours_idempotency_key": \(honours), "retry": {"max_delay": "5s"} \(extra)}}
+        """
+    }
+
+    @Test func conflictCountsAsDeliveredAndRetryAfterIsAWaitAtLeast() async throws {
+        let conflict = PayrollServer(script: [409])
+        let limited = PayrollServer(script: [429, 201])
+        try await conflict.run { a in
+            try await limited.run { b in
+                let directory = try mappingDirectory([
+                    "exists": restMapping("exists", url: a + "/employees"),
+                    "limited": restMapping("limited", url: b + "/employees", extra: #", "auth": {"user": "${PAY_USER}", "password": "${PAY_PASSWORD}"}"#),
+                ])
+                let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
+                                                  "PAY_USER": "bridge", "PAY_PASSWORD": "pa:ss"])
+                try daemon.start()
+                defer { daemon.stop() }
+                #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+                #expect(try await daemon.waitFor { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 2
+                }, "\(daemon.log(tail: 2000))")
+                #expect(conflict.requests.count == 1)
+                let times = limited.arrivals.withLock { $0 }
+                #expect(times.count == 2)
+                if times.count == 2 { #expect(times[1] - times[0] >= .milliseconds(950), "Retry-After: 1 was not honoured") }
+                #expect(limited.requests.first?.headers["authorization"] == "Basic " + Data("bridge:pa:ss".utf8).base64EncodedString())
+                #expect(!daemon.log(tail: 20_000).contains("pa:ss"))
+            }
+        }
+    }
+
+    @Test func aHangingEndpointDoesNotHoldUpAnotherMapping() async throws {
+        let slow = PayrollServer(script: [200], delay: .seconds(4))
+        let fast = PayrollServer(script: [200])
+        try await slow.run { a in
+            try await fast.run { b in
+                // "a-slow" sorts first, so its jobs are older and claimed first.
+                let directory = try mappingDirectory([
+                    "a-slow": restMapping("a-slow", url: a + "/x"),
+                    "b-fast": restMapping("b-fast", url: b + "/x"),
+                ])
+                let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
+                                                  "JOBYLON_BRIDGE_MAPPING_CONCURRENCY": "4", "JOBYLON_BRIDGE_RUNNER_CONCURRENCY": "8"])
+                try daemon.start()
+                defer { daemon.stop() }
+                // 12 events: 12 slow jobs could fill every runner slot; the cap keeps 4 for others.
+                for n in 0..<12 {
+                    let body = String(decoding: try Fixtures.bytes("job-new"), as: UTF8.self)
+                        .replacingOccurrences(of: "edc3d60e-53d3-4f54-8062-44e4139a52e9", with: "edc3d60e-53d3-4f54-8062-0000000000\(String(format: "%02d", n))")
+                    #expect(try await daemon.post(Array(body.utf8)).status == 200)
+                }
+                #expect(try await daemon.waitFor(timeout: 30) { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'b-fast' AND state = 'done'") == 12
+                })
+                // Every fast delivery finished while slow ones were still waiting on their endpoint.
+                let slowDone = try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'a-slow' AND state = 'done'") }
+                #expect(slowDone == 0, "fast deliveries waited for the slow endpoint")
+                #expect(fast.requests.count == 12)
+            }
+        }
+    }
+
+    @Test func aCrashBetweenSendAndCommitFollowsTheMappingsDeclaration() async throws {
+        let server = PayrollServer(script: [201], delay: .seconds(2))
+        try await server.run { base in
+            let directory = try mappingDirectory([
+                "safe": restMapping("safe", url: base + "/safe", honours: true),
+                "unsafe": restMapping("unsafe", url: base + "/unsafe", honours: false),
+            ])
+            let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
+            try daemon.start()
+            #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+            // Both requests reached the downstream; the daemon dies before it can record the answers.
+            for _ in 0..<200 where server.requests.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(server.requests.count == 2)
+            daemon.kill9()
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'safe'") == "done"
+            })
+            let unsafe = try daemon.query { db in try Row.fetchOne(db, sql: "SELECT state, last_error FROM jobs WHERE mapping = 'unsafe'") }
+            #expect(unsafe?["state"] as String? == "in_doubt")
+            let safeRequests = server.requests.filter { $0.path == "/safe" }
+            #expect(safeRequests.count == 2, "resent once after the crash")
+            #expect(Set(safeRequests.compactMap { $0.headers["idempotency-key"] }).count == 1, "with the same idempotency key")
+            #expect(server.requests.filter { $0.path == "/unsafe" }.count == 1, "never resent without an operator")
+        }
     }
 }
