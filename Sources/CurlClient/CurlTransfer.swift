@@ -18,6 +18,8 @@ public struct CurlRequest: Sendable {
     public var proxy: String?
     /// A CA bundle file instead of the system's.
     public var caBundle: String?
+    /// TLS peer and host verification; off only by an operator's explicit choice.
+    public var verifyPeer: Bool = true
 
     public init(
         method: String = "GET",
@@ -137,8 +139,8 @@ final class EasyTransfer {
         // No proxy unless configured: libcurl would otherwise honour http_proxy
         // from the environment and route personal data through it.
         set(jb_easy_setopt_string(handle, CURLOPT_PROXY, request.proxy ?? ""))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.verifyPeer ? 1 : 0))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.verifyPeer ? 2 : 0))
         if let caBundle = request.caBundle { set(jb_easy_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
         set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
         set(jb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.totalTimeoutMilliseconds))

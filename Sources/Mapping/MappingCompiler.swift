@@ -422,6 +422,7 @@ public enum MappingCompiler {
         let idempotencyHeader = r.string("idempotency_header") ?? "Idempotency-Key"
         let honours = r.bool("honours_idempotency_key") ?? false
         let capture = r.templateMap("capture")
+        let timeout = r.duration("timeout")
         var auth: RestAuth?
         if var a = ObjectReader(r.value("auth"), at: at.appending("auth"), context: context, what: "\"auth\"") {
             // Credentials are text with ${VARIABLES} only: no event data may reach them.
@@ -443,9 +444,11 @@ public enum MappingCompiler {
         }
         r.finish()
         guard let url else { return nil }
-        return RestTarget(method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
-                          idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
-                          auth: auth)
+        var target = RestTarget(method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
+                                idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
+                                auth: auth)
+        if let timeout { target.timeoutSeconds = max(1, timeout) }
+        return target
     }
 
     static func compileCSV(_ value: JSONValue?, context: CompileContext) -> CSVTarget? {

@@ -95,6 +95,8 @@ public struct RestTarget: Sendable {
     public var capture: [(name: String, value: Template)]
     /// Credentials resolved at send time from `${VARIABLES}` (never rendered into the job).
     public var auth: RestAuth?
+    /// Total time one attempt may take (connect, send, answer).
+    public var timeoutSeconds: Int = 30
 }
 
 public enum RestAuth: Sendable, Hashable {

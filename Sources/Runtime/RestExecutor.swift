@@ -18,15 +18,26 @@ public struct RestExecutor: JobExecutor {
     let variables: VariableSource
     let client: CurlClient
     let clock: any WallClock
-    let timeoutMilliseconds: Int
+    let tls: TLSSettings
+
+    /// Outbound TLS: verification is on unless an operator turns it off explicitly.
+    public struct TLSSettings: Sendable {
+        public var caBundle: String?
+        public var insecureSkipVerify: Bool
+
+        public init(caBundle: String? = nil, insecureSkipVerify: Bool = false) {
+            self.caBundle = caBundle
+            self.insecureSkipVerify = insecureSkipVerify
+        }
+    }
 
     public init(registry: MappingRegistry, variables: VariableSource, client: CurlClient = CurlClient(), clock: any WallClock,
-                timeoutMilliseconds: Int = 30_000) {
+                tls: TLSSettings = TLSSettings()) {
         self.registry = registry
         self.variables = variables
         self.client = client
         self.clock = clock
-        self.timeoutMilliseconds = timeoutMilliseconds
+        self.tls = tls
     }
 
     public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
@@ -43,9 +54,12 @@ public struct RestExecutor: JobExecutor {
             case .failure(let reason): return .permanent(reason: reason.text)
             }
         }
-        let request: CurlRequest
-        switch RestRequestBuilder.build(payload, rest: rest, variables: variables, timeoutMilliseconds: timeoutMilliseconds) {
-        case .success(let built): request = built
+        var request: CurlRequest
+        switch RestRequestBuilder.build(payload, rest: rest, variables: variables, timeoutMilliseconds: rest.timeoutSeconds * 1000) {
+        case .success(let built):
+            request = built
+            request.caBundle = tls.caBundle
+            request.verifyPeer = !tls.insecureSkipVerify
         case .failure(let problem):
             switch problem {
             case .missingVariables(let names): return .held(reason: "missing variable\(names.count > 1 ? "s" : "") \(names.joined(separator: ", "))")

@@ -25,11 +25,13 @@ struct BridgeConfiguration {
     var auditLog = false
     var maxConnections = 1024
     var mappingConcurrency = 8
+    var tlsCABundle: String?
+    var tlsInsecureSkipVerify = false
     var secretsDir: String?
 
     static let keys: Set<String> = [
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -88,6 +90,10 @@ struct BridgeConfiguration {
             case "secrets_dir": secretsDir = try string()
             case "max_connections": maxConnections = try int()
             case "mapping_concurrency": mappingConcurrency = try int()
+            case "tls_ca_bundle": tlsCABundle = try string()
+            case "tls_insecure_skip_verify":
+                guard let b = value.boolValue else { throw fail(key, "expected true or false") }
+                tlsInsecureSkipVerify = b
             case "audit_log":
                 guard let b = value.boolValue else { throw fail(key, "expected true or false") }
                 auditLog = b
@@ -121,6 +127,8 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_RETENTION_DAYS") { retentionDays = v }
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
         if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }
+        if let v = env["JOBYLON_BRIDGE_TLS_CA_BUNDLE"] { tlsCABundle = v }
+        if let v = env["JOBYLON_BRIDGE_TLS_INSECURE_SKIP_VERIFY"] { tlsInsecureSkipVerify = ["1", "true", "yes"].contains(v.lowercased()) }
         if let v = env["JOBYLON_BRIDGE_ALLOWED_COMPANIES"] {
             allowedCompanies = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }

@@ -81,6 +81,9 @@ struct Serve: AsyncParsableCommand {
         let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
         let released = try eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
         if released > 0 { logger.notice("held jobs released: their variables are now set", metadata: ["jobs": "\(released)"]) }
+        if config.tlsInsecureSkipVerify {
+            logger.critical("TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production")
+        }
         let recovered = try eventStore.recoverJobsOfDeadRunners(now: SystemWallClock().now())
         if recovered.requeued + recovered.inDoubt > 0 {
             logger.warning("recovered jobs of a previous run", metadata: [
@@ -98,7 +101,8 @@ struct Serve: AsyncParsableCommand {
             store: eventStore,
             executors: [
                 LogExecutor(),
-                RestExecutor(registry: mappingRegistry, variables: variables, clock: clock),
+                RestExecutor(registry: mappingRegistry, variables: variables, clock: clock,
+                             tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify)),
                 CSVExecutor(registry: mappingRegistry, store: eventStore, clock: clock),
             ], clock: clock, configuration: runnerConfiguration,
             owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)

@@ -21,12 +21,12 @@ final class PayrollServer: Sendable {
     let received = Mutex<[Received]>([])
     /// Status codes to answer with, in order; the last one repeats.
     let script: Mutex<[Int]>
-    /// How long to hold each request before answering.
-    let delay: Duration
+    /// How long to hold each request before answering, in order; the last one repeats.
+    let delays: Mutex<[Duration]>
 
-    init(script: [Int], delay: Duration = .zero) {
+    init(script: [Int], delay: Duration = .zero, delays: [Duration]? = nil) {
         self.script = Mutex(script)
-        self.delay = delay
+        self.delays = Mutex(delays ?? [delay])
     }
 
     /// Arrival times of the requests (monotonic), for lower-bound checks.
@@ -40,6 +40,7 @@ final class PayrollServer: Sendable {
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         received.withLock { $0.append(Received(method: request.method.rawValue, path: request.uri.path, headers: headers, body: Array(body.readableBytesView))) }
         arrivals.withLock { $0.append(ContinuousClock.now) }
+        let delay = delays.withLock { list -> Duration in list.count > 1 ? list.removeFirst() : (list.first ?? .zero) }
         if delay > .zero { try await Task.sleep(for: delay) }
         let status = script.withLock { script -> Int in script.count > 1 ? script.removeFirst() : (script.first ?? 200) }
         var responseHeaders: HTTPFields = [.contentType: "application/json"]
@@ -125,7 +126,10 @@ struct PayrollEndToEndTests {
             // The secret never reached the store or the log.
             let payloads = try daemon.query { db in try Data.fetchAll(db, sql: "SELECT payload FROM jobs") }
             #expect(payloads.allSatisfy { !String(decoding: $0, as: UTF8.self).contains("payroll-secret-token") })
-            #expect(!daemon.log(tail: 50_000).contains("payroll-secret-token"))
+            let log = daemon.log(tail: 50_000)
+            for secret in ["payroll-secret-token", "SE6281323143611896423859", "bruce@wayneenterprises.com", "+468165621", "jobylon-key"] {
+                #expect(!log.contains(secret), "\(secret) appeared in the log")
+            }
         }
     }
 
@@ -284,6 +288,22 @@ struct RestSemanticsEndToEndTests {
                 #expect(limited.requests.first?.headers["authorization"] == "Basic " + Data("bridge:pa:ss".utf8).base64EncodedString())
                 #expect(!daemon.log(tail: 20_000).contains("pa:ss"))
             }
+        }
+    }
+
+    @Test func aTimeoutIsRetriedAndThenSucceeds() async throws {
+        let server = PayrollServer(script: [201], delays: [.seconds(3), .zero])
+        try await server.run { base in
+            let directory = try mappingDirectory(["slowfirst": restMapping("slowfirst", url: base + "/x", extra: #", "timeout": "1s""#)])
+            let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+            #expect(try await daemon.waitFor { db in try String.fetchOne(db, sql: "SELECT state FROM jobs") == "done" })
+            let attempts = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT outcome, detail FROM job_attempts ORDER BY attempt") }
+            #expect(attempts.map { $0["outcome"] as String } == ["retry", "done"])
+            #expect((attempts.first?["detail"] as String? ?? "").contains("network:"))
+            #expect(server.requests.count == 2)
         }
     }
 
