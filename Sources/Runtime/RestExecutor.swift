@@ -24,10 +24,13 @@ public struct RestExecutor: JobExecutor {
     public struct TLSSettings: Sendable {
         public var caBundle: String?
         public var insecureSkipVerify: Bool
+        /// An explicit outbound proxy; environment proxies are never used.
+        public var proxy: String?
 
-        public init(caBundle: String? = nil, insecureSkipVerify: Bool = false) {
+        public init(caBundle: String? = nil, insecureSkipVerify: Bool = false, proxy: String? = nil) {
             self.caBundle = caBundle
             self.insecureSkipVerify = insecureSkipVerify
+            self.proxy = proxy
         }
     }
 
@@ -60,6 +63,7 @@ public struct RestExecutor: JobExecutor {
             request = built
             request.caBundle = tls.caBundle
             request.verifyPeer = !tls.insecureSkipVerify
+            request.proxy = tls.proxy
         case .failure(let problem):
             switch problem {
             case .missingVariables(let names): return .held(reason: "missing variable\(names.count > 1 ? "s" : "") \(names.joined(separator: ", "))")

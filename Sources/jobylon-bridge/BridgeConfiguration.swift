@@ -27,11 +27,12 @@ struct BridgeConfiguration {
     var mappingConcurrency = 8
     var tlsCABundle: String?
     var tlsInsecureSkipVerify = false
+    var outboundProxy: String?
     var secretsDir: String?
 
     static let keys: Set<String> = [
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify", "outbound_proxy",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -91,6 +92,7 @@ struct BridgeConfiguration {
             case "max_connections": maxConnections = try int()
             case "mapping_concurrency": mappingConcurrency = try int()
             case "tls_ca_bundle": tlsCABundle = try string()
+            case "outbound_proxy": outboundProxy = try string()
             case "tls_insecure_skip_verify":
                 guard let b = value.boolValue else { throw fail(key, "expected true or false") }
                 tlsInsecureSkipVerify = b
@@ -128,6 +130,7 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
         if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }
         if let v = env["JOBYLON_BRIDGE_TLS_CA_BUNDLE"] { tlsCABundle = v }
+        if let v = env["JOBYLON_BRIDGE_OUTBOUND_PROXY"] { outboundProxy = v }
         if let v = env["JOBYLON_BRIDGE_TLS_INSECURE_SKIP_VERIFY"] { tlsInsecureSkipVerify = ["1", "true", "yes"].contains(v.lowercased()) }
         if let v = env["JOBYLON_BRIDGE_ALLOWED_COMPANIES"] {
             allowedCompanies = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })

@@ -102,7 +102,8 @@ struct Serve: AsyncParsableCommand {
             executors: [
                 LogExecutor(),
                 RestExecutor(registry: mappingRegistry, variables: variables, clock: clock,
-                             tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify)),
+                             tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify,
+                                        proxy: config.outboundProxy)),
                 CSVExecutor(registry: mappingRegistry, store: eventStore, clock: clock),
             ], clock: clock, configuration: runnerConfiguration,
             owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)
