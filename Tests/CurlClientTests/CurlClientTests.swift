@@ -1,4 +1,5 @@
 import CurlClient
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -98,6 +99,22 @@ struct CurlClientTests {
         } catch {
             #expect(error.kind == .couldNotConnect)
             #expect(!error.description.contains("token"))
+        }
+    }
+
+    @Test func environmentProxiesAreIgnored() async throws {
+        try await withLocalServer({ router in
+            router.get("/direct") { _, _ in "direct" }
+        }) { base in
+            // A proxy that does not exist: if curl used it, the request would fail.
+            setenv("http_proxy", "http://127.0.0.1:9", 1)
+            setenv("HTTP_PROXY", "http://127.0.0.1:9", 1)
+            defer {
+                unsetenv("http_proxy")
+                unsetenv("HTTP_PROXY")
+            }
+            let response = try await CurlClient().perform(CurlRequest(url: base + "/direct"))
+            #expect(String(decoding: response.body, as: UTF8.self) == "direct")
         }
     }
 
