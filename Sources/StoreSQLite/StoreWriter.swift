@@ -127,6 +127,7 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     private func run() {
+        var deferredRounds = 0
         while true {
             condition.lock()
             while pending.isEmpty && !stopping { condition.wait() }
@@ -143,10 +144,36 @@ final class StoreWriter: @unchecked Sendable {
             pendingIngests -= batch.filter(\.isIngest).count
             condition.unlock()
 
-            let results = commit(batch)
-            for (operation, result) in zip(batch, results) {
-                StoreWriter.deliver(result, to: operation)
+            // Webhooks are acknowledged first, in a commit of their own; job
+            // bookkeeping follows. While webhooks keep arriving, job work waits
+            // (at most a few rounds, so the runner never starves): Jobylon's
+            // retry window, not the job queue, is what cannot wait.
+            let ingests = batch.filter(\.isIngest)
+            var jobWork = batch.filter { !$0.isIngest }
+            if !ingests.isEmpty {
+                deliver(commit(ingests), for: ingests)
             }
+            if !jobWork.isEmpty, !ingests.isEmpty, deferredRounds < 3 {
+                condition.lock()
+                let webhooksWaiting = pendingIngests > 0
+                if webhooksWaiting {
+                    pending.insert(contentsOf: jobWork, at: 0)
+                    jobWork = []
+                }
+                condition.unlock()
+                deferredRounds = webhooksWaiting ? deferredRounds + 1 : 0
+            } else {
+                deferredRounds = 0
+            }
+            if !jobWork.isEmpty {
+                deliver(commit(jobWork), for: jobWork)
+            }
+        }
+    }
+
+    private func deliver(_ results: [Result], for operations: [Operation]) {
+        for (operation, result) in zip(operations, results) {
+            StoreWriter.deliver(result, to: operation)
         }
     }
 
