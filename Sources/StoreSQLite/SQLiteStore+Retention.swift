@@ -18,6 +18,10 @@ extension SQLiteStore {
     /// Deletes raw bodies past their retention. Rows and their body hashes stay,
     /// so a late transport retry is still recognised as a duplicate and cannot
     /// bring purged personal data back; `secure_delete` overwrites the pages.
+    /// Also clears what jobs carry of the same people once they ended that
+    /// long ago (rendered requests, captures) and deletes staged CSV rows of
+    /// periods exported that long ago. The rows stay as a trail of what
+    /// happened; their personal data does not.
     @discardableResult
     public func purgeExpiredBodies(now: Timestamp, policy: RetentionPolicy) async throws -> (inbox: Int, quarantine: Int) {
         let inboxCutoff = now.milliseconds - Int64(policy.inboxBodyDays) * 86_400_000
@@ -34,7 +38,17 @@ extension SQLiteStore {
             try db.execute(sql: """
                 UPDATE quarantine SET body = NULL, body_purged_at = :now WHERE body IS NOT NULL AND received_at < :cutoff
                 """, arguments: ["now": now.milliseconds, "cutoff": quarantineCutoff])
-            return (inbox, db.changesCount)
+            let quarantine = db.changesCount
+            try db.execute(sql: """
+                UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL
+                WHERE state IN ('done', 'dead', 'skipped', 'cancelled') AND updated_at < :cutoff AND payload != X'7B7D'
+                """, arguments: ["cutoff": inboxCutoff])
+            try db.execute(sql: """
+                DELETE FROM csv_rows WHERE EXISTS (
+                    SELECT 1 FROM csv_exports e WHERE e.mapping = csv_rows.mapping AND e.period_start = csv_rows.period_start
+                      AND e.state = 'done' AND e.exported_at < :cutoff)
+                """, arguments: ["cutoff": inboxCutoff / 1000])
+            return (inbox, quarantine)
         }
     }
 }

@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import GRDB
+import JSON
 import Testing
 
 @testable import StoreSQLite
@@ -25,6 +26,12 @@ struct RetentionTests {
         purged = try await fixture.store.purgeExpiredBodies(now: t0.adding(milliseconds: 31 * day), policy: RetentionPolicy())
         #expect(purged.inbox == 1)  // the held job keeps the other body
         #expect(purged.quarantine == 1)
+        // The ended job's rendered request is cleared too; the held one keeps its own.
+        let payloads = try await fixture.store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT CAST(payload AS TEXT) FROM jobs ORDER BY id")
+        }
+        #expect(payloads[0] == "{}")
+        #expect(payloads[1] != "{}")
         let bodies = try await fixture.store.database.read { db in
             try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS gone FROM inbox ORDER BY id").map { ($0["subject_id"] as String, $0["gone"] as Bool) }
         }
@@ -44,5 +51,27 @@ struct RetentionTests {
         } else {
             Issue.record("quarantine retry not deduplicated")
         }
+    }
+}
+
+@Suite("Retention of staged CSV rows")
+struct CSVRetentionTests {
+    @Test func rowsOfLongExportedPeriodsAreDeleted() async throws {
+        let fixture = try StoreFixture()
+        let day: Int64 = 86_400
+        let t0: Int64 = 1_800_000_000
+        let old = CSVPeriod(start: t0, end: t0 + day)
+        let open = CSVPeriod(start: t0 + 40 * day, end: t0 + 41 * day)
+        _ = try await fixture.store.stage(mapping: "m", period: old, openPeriod: old, rowKey: "k1", receivedAt: Timestamp(seconds: t0 + 10), jobID: 1,
+                                          row: ["iban": "SE62"], policy: .skip, companyID: "c", subjectID: "p1")
+        _ = try await fixture.store.stage(mapping: "m", period: open, openPeriod: open, rowKey: "k2", receivedAt: Timestamp(seconds: t0 + 40 * day + 10), jobID: 2,
+                                          row: ["iban": "SE63"], policy: .skip, companyID: "c", subjectID: "p2")
+        #expect(try fixture.store.claimCSVExport(mapping: "m", period: old, owner: "a", now: t0 + day, staleAfter: 600, redo: false))
+        try fixture.store.completeCSVExport(mapping: "m", period: old, file: "/x.csv", rows: 1, now: t0 + day)
+        try await fixture.store.purgeExpiredBodies(now: Timestamp(seconds: t0 + 20 * day), policy: RetentionPolicy())
+        #expect(try fixture.store.csvRowCount(mapping: "m", periodStart: old.start) == 1, "not yet 30 days")
+        try await fixture.store.purgeExpiredBodies(now: Timestamp(seconds: t0 + 40 * day), policy: RetentionPolicy())
+        #expect(try fixture.store.csvRowCount(mapping: "m", periodStart: old.start) == 0)
+        #expect(try fixture.store.csvRowCount(mapping: "m", periodStart: open.start) == 1, "open periods are never purged")
     }
 }
