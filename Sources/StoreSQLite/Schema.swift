@@ -171,6 +171,11 @@ enum Schema {
                 CREATE INDEX jobs_open_age ON jobs(created_at) WHERE state IN ('pending', 'running');
                 """)
         }
+        migrator.registerMigration("v7-drop-redundant-subject-index") { db in
+            // Erasure finds a candidate's events through inbox_subject and their jobs
+            // through UNIQUE(event_id, …); this index only cost a random-order write per job.
+            try db.execute(sql: "DROP INDEX jobs_subject")
+        }
         return migrator
     }
 }
