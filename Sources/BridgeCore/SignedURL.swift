@@ -1,3 +1,5 @@
+import Mapping
+
 /// A pre-signed file URL as Jobylon sends them (S3 style), read without ever
 /// re-encoding it: the URL is used byte-exact for the download (`%2B` turned
 /// into `+` would break the signature, and the 403 would be misread as
@@ -62,12 +64,7 @@ public struct SignedURL: Sendable, Hashable {
         }
         guard let y = number(0..<4), let m = number(4..<6), let d = number(6..<8), let hh = number(9..<11), let mm = number(11..<13),
               let ss = number(13..<15), (1...12).contains(m), (1...31).contains(d), hh < 24, mm < 60, ss < 61 else { return nil }
-        let yy = m <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
+        let days = CivilCalendar.daysFromCivil(y, m, d)
         return Int64(days) * 86_400 + Int64(hh * 3600 + mm * 60 + ss)
     }
 }

@@ -252,13 +252,7 @@ public enum RetryAfter {
               let year = Int(parts[3]) else { return nil }
         let time = parts[4].split(separator: ":").compactMap { Int($0) }
         guard time.count == 3 else { return nil }
-        let month = monthIndex + 1
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
+        let days = CivilCalendar.daysFromCivil(year, monthIndex + 1, day)
         let epoch = Int64(days * 86_400 + time[0] * 3600 + time[1] * 60 + time[2])
         let delta = epoch * 1000 - now.milliseconds
         return .milliseconds(max(0, delta))
