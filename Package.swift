@@ -97,7 +97,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "json-bench", dependencies: ["JSON"], path: "Benchmarks/JSONBench"),
-        .testTarget(name: "JSONTests", dependencies: ["JSON"], resources: [.copy("Fixtures")]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CurlClientTests",
             dependencies: [
@@ -106,8 +107,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON", "Mapping"]),
-        .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON"]),
+        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON", "Mapping", "TestSupport"]),
+        .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON", "TestSupport"]),
         .testTarget(
             name: "StoreSQLiteTests",
             dependencies: ["StoreSQLite", "BridgeCore", "JSON", .product(name: "GRDB", package: "GRDB.swift")]

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 @testable import BridgeCore
 
@@ -29,7 +30,7 @@ struct SignedURLTests {
 
     @Test("random URLs never crash the parser", arguments: 0..<200)
     func fuzz(seed: Int) {
-        var rng = SeedRNG(seed: UInt64(seed))
+        var rng = SeededGenerator(seed: UInt64(seed))
         let pieces = ["https://", "x", "/", "?", "&", "=", "#", "Expires", "X-Amz-Date", "X-Amz-Expires", "20261129T101500Z", "123", "%2B", "+", "é", ""]
         var text = ""
         for _ in 0..<Int.random(in: 0...15, using: &rng) { text += pieces.randomElement(using: &rng) ?? "" }
@@ -37,17 +38,5 @@ struct SignedURLTests {
         _ = url.expiry
         #expect(url.withoutQuery.count <= text.count)
         #expect(url.text == text)
-    }
-}
-
-struct SeedRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

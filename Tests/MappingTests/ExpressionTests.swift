@@ -1,5 +1,6 @@
 import JSON
 import Testing
+import TestSupport
 
 @testable import Mapping
 
@@ -144,7 +145,7 @@ struct ExpressionTests {
 
     @Test("random expressions never crash the parser", arguments: 0..<300)
     func fuzzParser(seed: Int) {
-        var rng = SplitMix(seed: UInt64(seed))
+        var rng = SeededGenerator(seed: UInt64(seed))
         let pieces = ["{{", "}}", " ", "a", ".", "[", "]", "*", "0", "-1", "'x'", "\"", "|", ":", ",", "trim", "default", "==", "and", "not", "(", ")", "?", "in", "${", "}", "\\", "é", "[1,", "null"]
         var text = ""
         for _ in 0..<Int.random(in: 1...20, using: &rng) { text += pieces.randomElement(using: &rng) ?? "" }
@@ -154,17 +155,6 @@ struct ExpressionTests {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Filters on empty input")
 struct FilterEdgeTests {
