@@ -1,0 +1,112 @@
+import JSON
+import Testing
+import TestSupport
+
+@testable import Mapping
+
+@Suite("Mapping compiler")
+struct MappingCompilerTests {
+    func compile(_ text: String, file: String = "m.json") -> (MappingFile?, [MappingDiagnostic]) {
+        MappingCompiler.compile(file: file, bytes: Array(text.utf8))
+    }
+
+    let valid = """
+        {
+          "name": "m",
+          "when": { "event": "candidate/new", "if": "candidate.status.group == 20" },
+          "rest": { "url": "${PAYROLL_URL}/v1/{{ candidate.id }}", "body": { "n": "{{ candidate.internal_id }}", "fixed": 1 } }
+        }
+        """
+
+    @Test func aValidMappingCompilesAndPlans() throws {
+        let (mapping, diagnostics) = compile(valid)
+        #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "\(diagnostics)")
+        let m = try #require(mapping)
+        #expect(m.requiredVariables == ["PAYROLL_URL"])
+        let data = try JSONParser.parse(#"{"candidate": {"id": "c1", "internal_id": 7, "status": {"group": 20}}}"#)
+        let event = MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "2026-01-01T00:00:00.000Z", entityKey: "co:c1")
+        guard case .planned(let jobs) = m.plan(event, now: "2026-01-01T00:00:00.000Z") else {
+            Issue.record("no plan")
+            return
+        }
+        #expect(jobs.first?.effectKey == "co:c1")
+        #expect(jobs.first?.payload["url"] == "${PAYROLL_URL}/v1/c1")
+        #expect(jobs.first?.payload["body"] == ["n": 7, "fixed": 1])
+        var notHired = event
+        notHired.data = try JSONParser.parse(#"{"candidate": {"id": "c1", "status": {"group": 1}}}"#)
+        #expect(m.plan(notHired, now: "") == .noMatch(reason: "when.if is false: candidate.status.group == 20"))
+    }
+
+    @Test func everyErrorIsListedWithItsPosition() {
+        let text = """
+            {
+              "name": "Bad Name",
+              "when": { "event": "candidate/new", "if": "candidate.status.group ==" },
+              "extra": 1,
+              "rest": { "url": "https://{{ company.settings.host }}/x", "method": "FETCH" },
+              "csv": { "file": "x.csv", "columns": [] }
+            }
+            """
+        let (mapping, diagnostics) = compile(text)
+        #expect(mapping == nil)
+        let lines = diagnostics.map(\.description)
+        #expect(lines.contains { $0.hasPrefix("m.json:2:11: error: \"name\" may contain") })
+        #expect(lines.contains { $0.hasPrefix("m.json:3:71: error: expected a value") })
+        #expect(lines.contains { $0.hasPrefix("m.json:4:3: error: unknown key \"extra\"") })
+        #expect(lines.contains { $0.contains("scheme and host must be fixed") })
+        #expect(lines.contains { $0.contains("\"method\" must be one of") })
+        #expect(lines.contains { $0.contains("exactly one target, found rest and csv") })
+    }
+
+    @Test func columnsInsideStringsFollowEscapes() {
+        let text = #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "\"q\" \u00e9 {{ job.id | nope }}"}}}"#
+        let (_, diagnostics) = compile(text)
+        let error = diagnostics.first { $0.message.contains("unknown filter 'nope'") }
+        let column = Array(text.unicodeScalars).indices.first { i in String(String.UnicodeScalarView(Array(text.unicodeScalars)[i...].prefix(4))) == "nope" }
+        #expect(error?.column == column.map { $0 + 1 })
+    }
+
+    @Test func malformedJSONIsReportedWithThePosition() {
+        let (_, diagnostics) = compile("{\n  \"name\": \"m\",\n}")
+        #expect(diagnostics.first?.description == "m.json:2:14: error: trailing comma is not allowed here (at /name)")
+    }
+
+    @Test func fileNameMustMatchTheMappingName() {
+        let (_, diagnostics) = compile(valid, file: "mappings/other.json")
+        #expect(diagnostics.contains { $0.message.contains("must be named m.json") })
+    }
+
+    @Test func unknownPathsAreWarningsNotErrors() {
+        let text = #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "{{ jbo.id }}", "b": "{{ job.titel }}"}}}"#
+        let (mapping, diagnostics) = compile(text)
+        #expect(mapping != nil)
+        #expect(diagnostics.filter { $0.severity == .warning }.count == 2)
+    }
+
+    @Test func crossReferencesAreChecked() throws {
+        let a = try #require(compile(#"{"name": "a", "when": {"event": "job/new"}, "after": "zzz", "on_repeat": "yyy", "rest": {"url": "https://x/y"}}"#, file: "a.json").0)
+        let diagnostics = MappingSet.crossCheck([a, a])
+        #expect(diagnostics.contains { $0.message.contains("duplicate mapping name") })
+        #expect(diagnostics.contains { $0.message.contains("\"after\" names an unknown mapping \"zzz\"") })
+        #expect(diagnostics.contains { $0.message.contains("\"on_repeat\"") })
+    }
+
+    @Test func renderingErrorsNameMappingFieldAndPathButNoValue() throws {
+        let text = #"{"name": "m", "when": {"event": "candidate/new"}, "rest": {"url": "https://x/y", "body": {"iban": "{{ candidate.data.iban | iban | required }}"}}}"#
+        let m = try #require(compile(text).0)
+        let data = try JSONParser.parse(#"{"candidate": {"data": {"iban": "SE6281323143611896423858"}}}"#)
+        let result = m.plan(MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "", entityKey: "k"), now: "")
+        #expect(result == .failed("m: rest.body: iban: invalid IBAN: checksum does not match"))
+    }
+
+    @Test("random mapping files never crash the compiler", arguments: 0..<200)
+    func fuzzCompiler(seed: Int) {
+        var rng = SeededGenerator(seed: UInt64(seed) &+ 999)
+        var bytes = Array(valid.utf8)
+        for _ in 0..<Int.random(in: 1...6, using: &rng) {
+            let at = Int.random(in: 0..<bytes.count, using: &rng)
+            bytes[at] = Array("{}[]\":,|'$ a1".utf8).randomElement(using: &rng) ?? 0x20
+        }
+        _ = MappingCompiler.compile(file: "m.json", bytes: bytes)
+    }
+}
