@@ -86,12 +86,23 @@ public protocol JobStore: Sendable {
     /// Claims up to `limit` due jobs under a lease. Jobs whose effect key was
     /// already delivered are marked `skipped` instead of being returned; jobs
     /// of runners whose lease ran out are re-queued or parked `in_doubt`.
-    func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob]
+    func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob]
     func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws
     /// Records an attempt's end; `done` also writes the effect ledger, atomically.
     func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws
     /// Puts this owner's unfinished jobs back to `pending` (graceful shutdown).
     func releaseLeases(owner: String, now: Timestamp) async throws
-    /// The earliest time a job becomes due or a lease expires, if any.
-    func nextWakeUp() async throws -> Timestamp?
+    /// The earliest time a job of the lane becomes due or a lease expires, if any.
+    func nextWakeUp(lane: ClaimLane) async throws -> Timestamp?
+}
+
+extension JobStore {
+    /// Claims from every kind, oldest due first.
+    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
+        try await claimDueJobs(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: .all)
+    }
+
+    public func nextWakeUp() async throws -> Timestamp? {
+        try await nextWakeUp(lane: .all)
+    }
 }

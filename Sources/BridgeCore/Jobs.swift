@@ -1,6 +1,6 @@
 import JSON
 
-/// The life of a job. Terminal states: `done`, `dead`, `skipped`, `cancelled`.
+/// The life of a job. Terminal states: `done`, `dead`, `expired`, `skipped`, `cancelled`.
 public enum JobState: String, Sendable, CaseIterable, Codable {
     /// Waiting for its due time (first attempt or retry).
     case pending
@@ -17,10 +17,13 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     /// The effect key was already delivered by another job (see `skippedFor`).
     case skipped
     case cancelled
+    /// Its deadline passed before the effect could happen (e.g. a signed file
+    /// URL expired before the archive got the file): counted and alerted, never dropped silently.
+    case expired
 
     public var isTerminal: Bool {
         switch self {
-        case .done, .dead, .skipped, .cancelled: return true
+        case .done, .dead, .skipped, .cancelled, .expired: return true
         case .pending, .running, .held, .inDoubt: return false
         }
     }
@@ -74,10 +77,14 @@ public struct PlannedJob: Sendable, Hashable {
     public var onRepeat: RepeatPolicy
     /// Runs once this mapping's job for the same entity is done.
     public var after: String?
+    /// When the effect stops being possible (a signed URL's expiry). Jobs with
+    /// a deadline run in their own lane, earliest deadline first.
+    public var deadline: Timestamp?
 
     public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
                 crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, onRepeat: RepeatPolicy = .skip,
-                after: String? = nil) {
+                after: String? = nil, deadline: Timestamp? = nil) {
+        self.deadline = deadline
         self.onRepeat = onRepeat
         self.after = after
         self.mapping = mapping
@@ -110,9 +117,13 @@ public struct ClaimedJob: Sendable, Hashable {
     /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
     public var eventBody: [UInt8]?
     public var afterCapture: [UInt8]?
+    /// See `PlannedJob.deadline`.
+    public var deadline: Timestamp?
 
     public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
-                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil) {
+                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil,
+                deadline: Timestamp? = nil) {
+        self.deadline = deadline
         self.createdAt = createdAt
         self.eventBody = eventBody
         self.afterCapture = afterCapture
@@ -135,6 +146,19 @@ public enum JobCompletion: Sendable, Hashable {
     case retry(at: Timestamp, reason: String)
     case dead(reason: String)
     case held(reason: String)
+    case expired(reason: String)
+}
+
+/// Which due jobs a runner claims, in which order. The archive has its own
+/// lane: its jobs race a deadline, and a backlog of downloads must not delay
+/// payroll calls (nor the other way round).
+public enum ClaimLane: Sendable, Hashable {
+    /// Every kind except these, oldest due first.
+    case dueTime(excludingKinds: [String])
+    /// Only these kinds, earliest deadline first (then oldest due).
+    case earliestDeadline(kinds: [String])
+
+    public static let all = ClaimLane.dueTime(excludingKinds: [])
 }
 
 /// Exponential backoff with full jitter, capped; pure so tests can pin it.

@@ -46,9 +46,14 @@ public struct MappingRouter: EventRouter {
             }
             let onRepeat = repeatPolicy(mapping, event: event, now: now)
             func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String?) -> PlannedJob {
-                PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
-                           mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
-                           onRepeat: onRepeat, after: mapping.after)
+                var deadline: Timestamp?
+                if case .archive = mapping.target, let url = payload["url"]?.stringValue {
+                    // Signed file URLs stop working at their expiry (else 24 h after the webhook).
+                    deadline = SignedURL(url).deadline(receivedAt: receivedAt)
+                }
+                return PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
+                                  mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
+                                  onRepeat: onRepeat, after: mapping.after, deadline: deadline)
             }
             switch mapping.plan(event, now: now) {
             case .noMatch:

@@ -1,5 +1,8 @@
 #include "CCurlShim.h"
 
+#include <netinet/in.h>
+#include <string.h>
+
 CURLcode jb_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
 }
@@ -66,4 +69,26 @@ size_t jb_writefunc_pause(void) {
 
 unsigned int jb_version_num(void) {
     return (unsigned int)curl_version_info(CURLVERSION_NOW)->version_num;
+}
+
+int jb_pause_cont(void) {
+    return CURLPAUSE_CONT;
+}
+
+int jb_sockaddr_ip(const struct curl_sockaddr *address, unsigned char out[16]) {
+    if (address->family == AF_INET && address->addrlen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&address->addr;
+        memcpy(out, &v4->sin_addr, 4);
+        return 4;
+    }
+    if (address->family == AF_INET6 && address->addrlen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&address->addr;
+        memcpy(out, &v6->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+curl_socket_t jb_open_socket(const struct curl_sockaddr *address) {
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }

@@ -33,6 +33,8 @@ public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
         case unsupportedScheme
         /// The task that asked for the transfer was cancelled.
         case cancelled
+        /// The address policy refused the address the host resolved to.
+        case addressRefused
         case other
     }
 
@@ -57,7 +59,14 @@ public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    init(refusedAddress reason: String) {
+        self.code = Int(CURLE_COULDNT_CONNECT.rawValue)
+        self.message = reason
+        self.kind = .addressRefused
+    }
+
     public var description: String {
+        if case .addressRefused = kind { return "connection refused by the address policy: \(message)" }
         if case .responseTooLarge(let limit) = kind { return "response larger than \(limit) bytes" }
         return "curl error \(code): \(message)"
     }

@@ -30,18 +30,46 @@ public struct CurlClient: Sendable {
     }
 }
 
-final class CurlMultiEngine: @unchecked Sendable {
-    typealias Continuation = CheckedContinuation<Result<CurlResponse, CurlError>, Never>
+/// A transfer the engine drives: an easy handle plus whatever its callbacks
+/// feed. Touched only on the curl thread.
+protocol EngineTransfer: AnyObject {
+    var handle: UnsafeMutableRawPointer { get }
+    /// curl finished the transfer with `code`; called once, after the handle left the multi handle.
+    func complete(_ code: CURLcode)
+    /// The transfer was cancelled before curl finished it.
+    func abort(_ error: CurlError)
+    func cleanup()
+}
 
+/// The buffered request/response transfer behind `CurlClient.perform`.
+final class BufferedTransfer: EngineTransfer {
+    let transfer: EasyTransfer
+    let continuation: CheckedContinuation<Result<CurlResponse, CurlError>, Never>
+
+    init(_ request: CurlRequest, continuation: CheckedContinuation<Result<CurlResponse, CurlError>, Never>) throws(CurlError) {
+        self.transfer = try EasyTransfer(request)
+        self.continuation = continuation
+    }
+
+    var handle: UnsafeMutableRawPointer { transfer.handle }
+    func complete(_ code: CURLcode) { continuation.resume(returning: transfer.finish(code)) }
+    func abort(_ error: CurlError) { continuation.resume(returning: .failure(error)) }
+    func cleanup() { transfer.cleanup() }
+}
+
+final class CurlMultiEngine: @unchecked Sendable {
     struct Submission {
         var id: UInt64
-        var request: CurlRequest
-        var continuation: Continuation
+        /// Builds the transfer on the curl thread.
+        var make: @Sendable () throws(CurlError) -> any EngineTransfer
+        /// Reports a transfer that never started (setup failed, cancelled first).
+        var fail: @Sendable (CurlError) -> Void
     }
 
     struct Queue {
         var submissions: [Submission] = []
         var cancellations: Set<UInt64> = []
+        var unpauses: Set<UInt64> = []
         var counter: UInt64 = 0
     }
 
@@ -52,7 +80,7 @@ final class CurlMultiEngine: @unchecked Sendable {
     /// Owned by the curl thread, except `curl_multi_wakeup`, which is thread-safe.
     private let multi: UnsafeMutableRawPointer?
     /// Transfers in flight, by easy handle; touched only on the curl thread.
-    private var active: [UnsafeMutableRawPointer: (id: UInt64, transfer: EasyTransfer, continuation: Continuation)] = [:]
+    private var active: [UnsafeMutableRawPointer: (id: UInt64, transfer: any EngineTransfer)] = [:]
 
     private init() {
         Curl.initialize()
@@ -72,18 +100,25 @@ final class CurlMultiEngine: @unchecked Sendable {
         }
     }
 
-    func submit(id: UInt64, request: CurlRequest, continuation: Continuation) {
+    func submit(id: UInt64, request: CurlRequest, continuation: CheckedContinuation<Result<CurlResponse, CurlError>, Never>) {
+        submit(Submission(
+            id: id,
+            make: { () throws(CurlError) in try BufferedTransfer(request, continuation: continuation) },
+            fail: { continuation.resume(returning: .failure($0)) }))
+    }
+
+    func submit(_ submission: Submission) {
         guard let multi else {
-            continuation.resume(returning: .failure(CurlError(code: CURLE_FAILED_INIT)))
+            submission.fail(CurlError(code: CURLE_FAILED_INIT))
             return
         }
         let cancelled = queue.withLock { state -> Bool in
-            if state.cancellations.remove(id) != nil { return true }
-            state.submissions.append(Submission(id: id, request: request, continuation: continuation))
+            if state.cancellations.remove(submission.id) != nil { return true }
+            state.submissions.append(submission)
             return false
         }
         if cancelled {
-            continuation.resume(returning: .failure(CurlError(code: CURLE_ABORTED_BY_CALLBACK)))
+            submission.fail(CurlError(code: CURLE_ABORTED_BY_CALLBACK))
             return
         }
         curl_multi_wakeup(multi)
@@ -94,47 +129,59 @@ final class CurlMultiEngine: @unchecked Sendable {
         if let multi { curl_multi_wakeup(multi) }
     }
 
+    /// Resumes a transfer whose write callback paused it (its consumer caught up).
+    func unpause(id: UInt64) {
+        queue.withLock { _ = $0.unpauses.insert(id) }
+        if let multi { curl_multi_wakeup(multi) }
+    }
+
     private func run() {
         guard let multi else { return }
         while true {
-            let (submissions, cancellations) = queue.withLock { state -> ([Submission], Set<UInt64>) in
+            let (submissions, cancellations, unpauses) = queue.withLock { state -> ([Submission], Set<UInt64>, Set<UInt64>) in
                 defer {
                     state.submissions.removeAll()
                     state.cancellations.removeAll()
+                    state.unpauses.removeAll()
                 }
-                return (state.submissions, state.cancellations)
+                return (state.submissions, state.cancellations, state.unpauses)
             }
             for submission in submissions {
                 do {
-                    let transfer = try EasyTransfer(submission.request)
-                    active[transfer.handle] = (submission.id, transfer, submission.continuation)
+                    let transfer = try submission.make()
+                    active[transfer.handle] = (submission.id, transfer)
                     curl_multi_add_handle(multi, transfer.handle)
                 } catch {
-                    submission.continuation.resume(returning: .failure(error))
+                    submission.fail(error)
                 }
             }
             if !cancellations.isEmpty {
                 for (handle, entry) in active where cancellations.contains(entry.id) {
-                    complete(handle, result: .failure(CurlError(code: CURLE_ABORTED_BY_CALLBACK)), multi: multi)
+                    remove(handle, multi: multi) { $0.abort(CurlError(code: CURLE_ABORTED_BY_CALLBACK)) }
+                }
+            }
+            if !unpauses.isEmpty {
+                for (handle, entry) in active where unpauses.contains(entry.id) {
+                    curl_easy_pause(handle, jb_pause_cont())
                 }
             }
             var running: Int32 = 0
             curl_multi_perform(multi, &running)
             var remaining: Int32 = 0
             while let message = curl_multi_info_read(multi, &remaining) {
-                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle, let entry = active[handle] else { continue }
-                let result = entry.transfer.finish(message.pointee.data.result)
-                complete(handle, result: result, multi: multi)
+                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
+                let code = message.pointee.data.result
+                remove(handle, multi: multi) { $0.complete(code) }
             }
             var ready: Int32 = 0
             curl_multi_poll(multi, nil, 0, 1000, &ready)
         }
     }
 
-    private func complete(_ handle: UnsafeMutableRawPointer, result: Result<CurlResponse, CurlError>, multi: UnsafeMutableRawPointer) {
+    private func remove(_ handle: UnsafeMutableRawPointer, multi: UnsafeMutableRawPointer, report: (any EngineTransfer) -> Void) {
         guard let entry = active.removeValue(forKey: handle) else { return }
         curl_multi_remove_handle(multi, handle)
+        report(entry.transfer)
         entry.transfer.cleanup()
-        entry.continuation.resume(returning: result)
     }
 }

@@ -98,7 +98,7 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
 }
 
 extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
+    func trimmingCharacters(in set: String) -> String {
         var s = self
         while let first = s.first, set.contains(first) { s = s.dropFirst() }
         while let last = s.last, set.contains(last) { s = s.dropLast() }

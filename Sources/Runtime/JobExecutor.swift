@@ -15,6 +15,11 @@ public enum ExecutionResult: Sendable, Hashable {
     case retryable(reason: String, after: Duration?)
     case permanent(reason: String)
     case held(reason: String)
+    /// Try again after `after`, without the attempt cap: the executor bounds
+    /// its own retries by a deadline (and answers `expired` past it).
+    case retryBeforeDeadline(reason: String, after: Duration)
+    /// The deadline passed before the effect could happen.
+    case expired(reason: String)
 }
 
 /// The built-in `log` kind: records the event's arrival in the log (ids only,

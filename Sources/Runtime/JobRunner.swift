@@ -12,6 +12,8 @@ public struct JobRunnerConfiguration: Sendable {
     /// Longest sleep without a wake-up (a safety net; commits wake the runner at once).
     public var idlePoll: Duration = .seconds(5)
     public var retry = RetryPolicy()
+    /// Which jobs this runner claims (the archive's downloads run in their own lane).
+    public var lane: ClaimLane = .all
 
     public init() {}
 }
@@ -59,7 +61,8 @@ public final class JobRunner: Service {
                         do {
                             let now = clock.now()
                             claimed = try await store.claimDueJobs(
-                                owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration))
+                                owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration),
+                                lane: configuration.lane)
                         } catch {
                             logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
                         }
@@ -95,7 +98,7 @@ public final class JobRunner: Service {
     /// Idle: sleeps until a commit, a finished job, the next due time or lease
     /// expiry, or the poll interval, whichever comes first.
     private func waitForWork() async {
-        let next = (try? await store.nextWakeUp()) ?? nil
+        let next = (try? await store.nextWakeUp(lane: configuration.lane)) ?? nil
         let cap = clock.now().adding(configuration.idlePoll)
         let deadline = next.map { min($0, cap) } ?? cap
         if deadline <= clock.now() { return }
@@ -141,6 +144,8 @@ public final class JobRunner: Service {
         case .done(let capture): return .done(capture: capture)
         case .held(let reason): return .held(reason: reason)
         case .permanent(let reason): return .dead(reason: reason)
+        case .expired(let reason): return .expired(reason: reason)
+        case .retryBeforeDeadline(let reason, let after): return .retry(at: clock.now().adding(after), reason: reason)
         case .retryable(let reason, let after):
             if job.attempt >= configuration.retry.maxAttempts {
                 return .dead(reason: "gave up after \(job.attempt) attempts: \(reason)")

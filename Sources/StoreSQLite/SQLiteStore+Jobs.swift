@@ -4,8 +4,23 @@ import GRDB
 import JSON
 
 extension SQLiteStore: JobStore {
-    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
-        try await writer.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil)
+    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob] {
+        try await writer.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
+    }
+
+    /// The lane's filter and order. Kinds are executor names from the code, never input.
+    static func laneSQL(_ lane: ClaimLane) -> (filter: String, order: String) {
+        func list(_ kinds: [String]) -> String {
+            kinds.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
+        }
+        switch lane {
+        case .dueTime(let excluded):
+            // A deadline job of an excluded kind without a deadline still runs here rather than never.
+            let filter = excluded.isEmpty ? "" : "AND (j.deadline IS NULL OR j.kind NOT IN (\(list(excluded))))"
+            return (filter, "j.run_at, j.id")
+        case .earliestDeadline(let kinds):
+            return ("AND j.deadline IS NOT NULL AND j.kind IN (\(list(kinds)))", "j.deadline, j.id")
+        }
     }
 
     public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
@@ -13,7 +28,10 @@ extension SQLiteStore: JobStore {
     }
 
     /// Runs inside the writer's transaction.
-    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) throws -> [ClaimedJob] {
+    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane = .all) throws -> [ClaimedJob] {
+        let (laneFilter, laneOrder) = SQLiteStore.laneSQL(lane)
+        // The deadline lane has its own parallelism; the per-mapping cap guards the shared lane.
+        let capPerMapping: Bool = if case .dueTime = lane { true } else { false }
         do {
             // Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
             try db.cachedStatement(sql: """
@@ -28,14 +46,14 @@ extension SQLiteStore: JobStore {
                 SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
                        j.company_id, j.subject_id, j.created_at, j.after_mapping, j.after_capture,
                        CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
-                       j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash
+                       j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
                 FROM jobs j
-                WHERE j.state = 'pending' AND j.run_at <= :now
+                WHERE j.state = 'pending' AND j.run_at <= :now \(laneFilter)
                   AND NOT EXISTS (
                       SELECT 1 FROM jobs o
                       WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
                         AND o.state IN ('pending', 'running', 'held', 'in_doubt'))
-                ORDER BY j.run_at, j.id
+                ORDER BY \(laneOrder)
                 LIMIT :limit
                 """), arguments: ["now": now.milliseconds, "limit": limit * 4])
             var running: [String: Int] = [:]
@@ -47,7 +65,7 @@ extension SQLiteStore: JobStore {
                 if claimed.count >= limit { break }
                 // No head-of-line blocking: one mapping's endpoint cannot take every slot.
                 let candidateMapping: String = row["mapping"]
-                if running[candidateMapping, default: 0] >= options.maxRunningPerMapping { continue }
+                if capPerMapping && running[candidateMapping, default: 0] >= options.maxRunningPerMapping { continue }
                 let id: Int64 = row["id"]
                 var mapping: String = row["mapping"]
                 var kind: String = row["kind"]
@@ -96,7 +114,8 @@ extension SQLiteStore: JobStore {
                     companyID: row["company_id"], subjectID: row["subject_id"],
                     createdAt: Timestamp(milliseconds: row["created_at"]),
                     eventBody: (row["event_body"] as Data?).map { [UInt8]($0) },
-                    afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) }))
+                    afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
+                    deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:))))
             }
             return claimed
         }
@@ -158,8 +177,12 @@ extension SQLiteStore: JobStore {
                     UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_owner = NULL,
                         lease_expires_at = NULL, updated_at = ? WHERE id = ?
                     """).execute(arguments: [at.milliseconds, reason, now.milliseconds, jobID])
-            case .dead(let reason), .held(let reason):
-                let state: JobState = if case .dead = completion { .dead } else { .held }
+            case .dead(let reason), .held(let reason), .expired(let reason):
+                let state: JobState = switch completion {
+                case .dead: .dead
+                case .expired: .expired
+                default: .held
+                }
                 outcome = state.rawValue
                 detail = reason
                 try db.cachedStatement(sql: """
@@ -204,11 +227,13 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    public func nextWakeUp() async throws -> Timestamp? {
-        try await database.read { db in
+    public func nextWakeUp(lane: ClaimLane) async throws -> Timestamp? {
+        // Per lane: a runner must not wake for due jobs it will not claim (it would spin).
+        let laneFilter = SQLiteStore.laneSQL(lane).filter
+        return try await database.read { db in
             let next = try Int64.fetchOne(db, sql: """
                 SELECT MIN(t) FROM (
-                    SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending'
+                    SELECT MIN(j.run_at) AS t FROM jobs j WHERE j.state = 'pending' \(laneFilter)
                     UNION ALL SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')
                 """)
             return next.map(Timestamp.init(milliseconds:))
@@ -258,7 +283,7 @@ extension SQLiteStore {
             // Unbounded terminal states (done, skipped, cancelled) are not counted here:
             // this runs every second and must stay proportional to the open queue.
             for row in try Row.fetchAll(db, sql: """
-                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead') GROUP BY state
+                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead', 'expired') GROUP BY state
                 """) {
                 counts[row["state"]] = row["n"]
             }

@@ -145,11 +145,12 @@ extension SQLiteStore {
                 guard let existing else {
                     try db.execute(sql: """
                         INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                         crash_policy, state, last_error, run_at, created_at, updated_at, on_repeat, after_mapping)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         crash_policy, state, last_error, run_at, created_at, updated_at, on_repeat, after_mapping, deadline)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """, arguments: [eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                          Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
-                                         job.reason, now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after])
+                                         job.reason, now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
+                                         job.deadline?.milliseconds])
                     actions.append((label, .created))
                     continue
                 }

@@ -32,7 +32,7 @@ extension SQLiteStore {
                 WHERE body IS NOT NULL AND received_at < :cutoff
                   AND NOT EXISTS (
                       SELECT 1 FROM jobs WHERE jobs.event_id = inbox.id
-                        AND (jobs.state NOT IN ('done', 'dead', 'skipped', 'cancelled') OR jobs.updated_at >= :cutoff))
+                        AND (jobs.state NOT IN ('done', 'dead', 'expired', 'skipped', 'cancelled') OR jobs.updated_at >= :cutoff))
                 """, arguments: ["now": now.milliseconds, "cutoff": inboxCutoff])
             let inbox = db.changesCount
             try db.execute(sql: """
@@ -41,7 +41,7 @@ extension SQLiteStore {
             let quarantine = db.changesCount
             try db.execute(sql: """
                 UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL
-                WHERE state IN ('done', 'dead', 'skipped', 'cancelled') AND updated_at < :cutoff AND payload != X'7B7D'
+                WHERE state IN ('done', 'dead', 'expired', 'skipped', 'cancelled') AND updated_at < :cutoff AND payload != X'7B7D'
                 """, arguments: ["cutoff": inboxCutoff])
             try db.execute(sql: """
                 DELETE FROM csv_rows WHERE EXISTS (

@@ -207,13 +207,13 @@ extension SQLiteStore: EventStore {
                 try db.cachedStatement(sql: """
                     INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
                                      crash_policy, state, last_error, run_at, created_at, updated_at,
-                                     on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(event_id, mapping, item) DO NOTHING
                     """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                      Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
                                      job.initialState.rawValue, job.reason, item.receivedAt.milliseconds, item.receivedAt.milliseconds,
-                                     item.receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after])
+                                     item.receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
                 created += db.changesCount
             }
             if let company {

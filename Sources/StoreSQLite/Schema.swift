@@ -176,6 +176,36 @@ enum Schema {
             // through UNIQUE(event_id, …); this index only cost a random-order write per job.
             try db.execute(sql: "DROP INDEX jobs_subject")
         }
+        migrator.registerMigration("v8-archive") { db in
+            try db.execute(sql: """
+                -- Jobs that race a deadline (signed URL expiry) run earliest deadline first, in their own lane.
+                ALTER TABLE jobs ADD COLUMN deadline INTEGER;   -- unix ms
+                CREATE INDEX jobs_deadline_due ON jobs(deadline, id) WHERE state = 'pending' AND deadline IS NOT NULL;
+
+                -- The CV archive's compliance records (the same fields sit in a JSON sidecar beside each file).
+                CREATE TABLE archive_files (
+                    id INTEGER PRIMARY KEY,
+                    company_id TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,              -- the candidate
+                    job_id INTEGER NOT NULL,
+                    mapping TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    original_name TEXT,
+                    content_type TEXT,
+                    sniffed_type TEXT,
+                    type_mismatch TEXT,
+                    size INTEGER NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    path TEXT NOT NULL,                    -- relative to the archive directory
+                    downloaded_at INTEGER NOT NULL,
+                    url_expiry INTEGER,
+                    source_url TEXT NOT NULL,              -- without the query (signature)
+                    retain_until INTEGER NOT NULL,
+                    UNIQUE (company_id, subject_id, sha256) -- identical content of a candidate is stored once
+                );
+                CREATE INDEX archive_files_retention ON archive_files(retain_until);
+                """)
+        }
         return migrator
     }
 }

@@ -15,7 +15,7 @@ import Logging
 final class StoreWriter: @unchecked Sendable {
     enum Operation {
         case ingest(IngestItem, hash: Data, CheckedContinuation<IngestOutcome, Never>)
-        case claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, CheckedContinuation<[ClaimedJob], any Error>)
+        case claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane, CheckedContinuation<[ClaimedJob], any Error>)
         case complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp, CheckedContinuation<Void, any Error>)
         case stage(StagingRequest, CheckedContinuation<StagingOutcome, any Error>)
 
@@ -87,9 +87,9 @@ final class StoreWriter: @unchecked Sendable {
         }
     }
 
-    func claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
+    func claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob] {
         try await withCheckedThrowingContinuation { continuation in
-            enqueue(.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, continuation))
+            enqueue(.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane, continuation))
         }
     }
 
@@ -181,9 +181,9 @@ final class StoreWriter: @unchecked Sendable {
         switch (operation, result) {
         case (.ingest(_, _, let continuation), .ingest(let outcome)): continuation.resume(returning: outcome)
         case (.ingest(_, _, let continuation), .failed(let error)): continuation.resume(returning: .unavailable(reason: reason(error)))
-        case (.claim(_, _, _, _, let continuation), .claim(let jobs)): continuation.resume(returning: jobs)
+        case (.claim(_, _, _, _, _, let continuation), .claim(let jobs)): continuation.resume(returning: jobs)
         case (.complete(_, _, _, _, let continuation), .complete): continuation.resume()
-        case (.claim(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
+        case (.claim(_, _, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
         case (.complete(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
         case (.stage(_, let continuation), .stage(let outcome)): continuation.resume(returning: outcome)
         case (.stage(_, let continuation), .failed(let error)): continuation.resume(throwing: error)
@@ -194,7 +194,7 @@ final class StoreWriter: @unchecked Sendable {
     private static func resumeMismatched(_ operation: Operation) {
         switch operation {
         case .ingest(_, _, let continuation): continuation.resume(returning: .unavailable(reason: "internal: mismatched result"))
-        case .claim(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
+        case .claim(_, _, _, _, _, let continuation): continuation.resume(throwing: Closed())
         case .complete(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
         case .stage(_, let continuation): continuation.resume(throwing: Closed())
         }
@@ -207,8 +207,8 @@ final class StoreWriter: @unchecked Sendable {
             let outcome = try store.insert(item, hash: hash, db: db)
             if case .stored(_, let jobs) = outcome, jobs > 0 { createdJobs = true }
             return .ingest(outcome)
-        case .claim(let owner, let now, let limit, let leaseUntil, _):
-            return .claim(try store.claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil))
+        case .claim(let owner, let now, let limit, let leaseUntil, let lane, _):
+            return .claim(try store.claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane))
         case .complete(let jobID, let owner, let completion, let now, _):
             try store.complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
             return .complete

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BridgeCore
 import Foundation
 import JSON
 
@@ -29,8 +30,20 @@ struct BridgeConfiguration {
     var tlsInsecureSkipVerify = false
     var outboundProxy: String?
     var secretsDir: String?
+    /// Default `<data_dir>/archive`.
+    var archiveDir: String?
+    var archiveAllowedHosts: [String] = []
+    var archiveParallel = 4
+    var archiveFreeSpaceFloorMB = 512
+    var archiveRetentionDays = 365
+    var archiveRetentionDaysByClass: [String: Int] = [:]
+    var archiveMaxRetrySeconds = 300
+
+    var resolvedArchiveDir: String { archiveDir ?? (dataDir as NSString).appendingPathComponent("archive") }
 
     static let keys: Set<String> = [
+        "archive_dir", "archive_allowed_hosts", "archive_parallel", "archive_free_space_floor_mb", "archive_retention_days",
+        "archive_retention_days_by_class", "archive_max_retry_seconds",
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
         "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify", "outbound_proxy",
     ]
@@ -42,6 +55,9 @@ struct BridgeConfiguration {
         }
         try config.apply(environment: environment)
         if let dataDir = options.dataDir { config.dataDir = dataDir }
+        for host in config.archiveAllowedHosts where HostPattern(host) == nil {
+            throw ValidationError("archive_allowed_hosts: '\(host)' is not a host or *.domain pattern")
+        }
         return config
     }
 
@@ -93,6 +109,24 @@ struct BridgeConfiguration {
             case "mapping_concurrency": mappingConcurrency = try int()
             case "tls_ca_bundle": tlsCABundle = try string()
             case "outbound_proxy": outboundProxy = try string()
+            case "archive_dir": archiveDir = try string()
+            case "archive_parallel": archiveParallel = try int()
+            case "archive_free_space_floor_mb": archiveFreeSpaceFloorMB = try int()
+            case "archive_retention_days": archiveRetentionDays = try int()
+            case "archive_max_retry_seconds": archiveMaxRetrySeconds = try int()
+            case "archive_allowed_hosts":
+                guard let array = value.arrayValue, let hosts = Optional(array.compactMap(\.stringValue)), hosts.count == array.count else {
+                    throw fail(key, "expected an array of host patterns")
+                }
+                archiveAllowedHosts = hosts
+            case "archive_retention_days_by_class":
+                guard case .object(let classes) = value else { throw fail(key, "expected an object of data class → days") }
+                for member in classes {
+                    guard let n = member.value.numberValue?.int64Value, n > 0, let days = Int(exactly: n) else {
+                        throw fail(key, "\(member.key): expected a positive number of days")
+                    }
+                    archiveRetentionDaysByClass[member.key] = days
+                }
             case "tls_insecure_skip_verify":
                 guard let b = value.boolValue else { throw fail(key, "expected true or false") }
                 tlsInsecureSkipVerify = b
@@ -130,6 +164,15 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
         if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }
         if let v = env["JOBYLON_BRIDGE_TLS_CA_BUNDLE"] { tlsCABundle = v }
+        if let v = env["JOBYLON_BRIDGE_ARCHIVE_DIR"] { archiveDir = v }
+        if let v = try int("JOBYLON_BRIDGE_ARCHIVE_PARALLEL") { archiveParallel = v }
+        if let v = try int("JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB") { archiveFreeSpaceFloorMB = v }
+        if let v = try int("JOBYLON_BRIDGE_ARCHIVE_RETENTION_DAYS") { archiveRetentionDays = v }
+        if let v = try int("JOBYLON_BRIDGE_ARCHIVE_MAX_RETRY_SECONDS") { archiveMaxRetrySeconds = v }
+        // ARCHIVE_ALLOWED_HOSTS is the short name the operator guide uses; both are read.
+        if let v = env["JOBYLON_BRIDGE_ARCHIVE_ALLOWED_HOSTS"] ?? env["ARCHIVE_ALLOWED_HOSTS"] {
+            archiveAllowedHosts = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         if let v = env["JOBYLON_BRIDGE_OUTBOUND_PROXY"] { outboundProxy = v }
         if let v = env["JOBYLON_BRIDGE_TLS_INSECURE_SKIP_VERIFY"] { tlsInsecureSkipVerify = ["1", "true", "yes"].contains(v.lowercased()) }
         if let v = env["JOBYLON_BRIDGE_ALLOWED_COMPANIES"] {

@@ -27,7 +27,7 @@ struct Jobs: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List jobs.", discussion: "States: pending, running, done, dead, held, in_doubt, skipped, cancelled.")
+            abstract: "List jobs.", discussion: "States: pending, running, done, dead, expired, held, in_doubt, skipped, cancelled.")
 
         @OptionGroup var store: StoreOptions
         @Option(name: .long, help: "Only jobs in this state.") var state: String?

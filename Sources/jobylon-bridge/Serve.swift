@@ -75,12 +75,19 @@ struct Serve: AsyncParsableCommand {
         defer { eventStore.close() }
         let companies = CompanyDirectory(try eventStore.companies())
         var routers: [any EventRouter] = [
-            MappingRouter(registry: mappingRegistry, companies: companies, executorKinds: ["log", "rest", "csv"]),
+            MappingRouter(registry: mappingRegistry, companies: companies, executorKinds: ["log", "rest", "csv", "archive"]),
         ]
         if config.auditLog { routers.append(AuditLogRouter()) }
         let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
         let released = try eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
         if released > 0 { logger.notice("held jobs released: their variables are now set", metadata: ["jobs": "\(released)"]) }
+        let archiveLayout = ArchiveLayout(root: config.resolvedArchiveDir)
+        let removedPartials = try archiveLayout.prepare()
+        if removedPartials > 0 {
+            logger.notice("archive: removed downloads a previous run left unfinished (their jobs run again)", metadata: ["files": "\(removedPartials)"])
+        }
+        let releasedArchive = try eventStore.releaseJobsHeldForMissingExecutor(kinds: ["archive"], now: SystemWallClock().now())
+        if releasedArchive > 0 { logger.notice("archive jobs released: this version archives files", metadata: ["jobs": "\(releasedArchive)"]) }
         if config.tlsInsecureSkipVerify {
             logger.critical("TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production")
         }
@@ -97,17 +104,40 @@ struct Serve: AsyncParsableCommand {
         var runnerConfiguration = JobRunnerConfiguration()
         runnerConfiguration.leaseDuration = .seconds(config.leaseSeconds)
         runnerConfiguration.concurrency = config.runnerConcurrency
+        runnerConfiguration.lane = .dueTime(excludingKinds: ["archive"])
+        var archiveConfiguration = ArchiveConfiguration(directory: config.resolvedArchiveDir)
+        archiveConfiguration.allowedHosts = config.archiveAllowedHosts
+        archiveConfiguration.retention = ArchiveRetention(defaultDays: config.archiveRetentionDays, daysByClass: config.archiveRetentionDaysByClass)
+        archiveConfiguration.maxRetryDelay = .seconds(config.archiveMaxRetrySeconds)
+        archiveConfiguration.downloader.caBundle = config.tlsCABundle
+        archiveConfiguration.downloader.verifyPeer = !config.tlsInsecureSkipVerify
+        archiveConfiguration.downloader.guardedPaths = [config.resolvedArchiveDir, config.dataDir]
+        archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
+        let executors: [any JobExecutor] = [
+            LogExecutor(),
+            RestExecutor(registry: mappingRegistry, variables: variables, clock: clock,
+                         tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify,
+                                    proxy: config.outboundProxy)),
+            CSVExecutor(registry: mappingRegistry, store: eventStore, clock: clock),
+            ArchiveExecutor(registry: mappingRegistry, store: eventStore, clock: clock, configuration: archiveConfiguration,
+                            metricsFactory: metricsFactory),
+        ]
+        let owner = "\(ProcessInfo.processInfo.hostName):\(getpid())"
         let runner = JobRunner(
-            store: eventStore,
-            executors: [
-                LogExecutor(),
-                RestExecutor(registry: mappingRegistry, variables: variables, clock: clock,
-                             tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify,
-                                        proxy: config.outboundProxy)),
-                CSVExecutor(registry: mappingRegistry, store: eventStore, clock: clock),
-            ], clock: clock, configuration: runnerConfiguration,
-            owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger, metricsFactory: metricsFactory)
-        eventStore.setJobsCommittedHandler { runner.wakeup.signal() }
+            store: eventStore, executors: executors, clock: clock, configuration: runnerConfiguration,
+            owner: owner, logger: logger, metricsFactory: metricsFactory)
+        // Downloads race their URLs' expiry: their own lane, earliest deadline first,
+        // `archive_parallel` transfers at once, never queued behind payroll calls.
+        var archiveRunnerConfiguration = runnerConfiguration
+        archiveRunnerConfiguration.concurrency = config.archiveParallel
+        archiveRunnerConfiguration.lane = .earliestDeadline(kinds: ["archive"])
+        let archiveRunner = JobRunner(
+            store: eventStore, executors: executors, clock: clock, configuration: archiveRunnerConfiguration,
+            owner: owner + "/archive", logger: logger, metricsFactory: metricsFactory)
+        eventStore.setJobsCommittedHandler {
+            runner.wakeup.signal()
+            archiveRunner.wakeup.signal()
+        }
 
         var receiverConfiguration = WebhookReceiverConfiguration()
         receiverConfiguration.maxBodyBytes = config.maxBodyBytes
@@ -133,18 +163,23 @@ struct Serve: AsyncParsableCommand {
         )
         let reloader = MappingReloader(
             directory: config.mappingsDir, variables: variables, registry: mappingRegistry, store: eventStore, clock: clock,
-            wake: { runner.wakeup.signal() }, logger: logger)
+            wake: {
+                runner.wakeup.signal()
+                archiveRunner.wakeup.signal()
+            }, logger: logger)
         let csvExports = CSVExportService(
             registry: mappingRegistry, exporter: CSVExporter(store: eventStore, variables: variables), clock: clock,
             owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger)
         let maintenance = StoreMaintenance(
             store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
             metricsFactory: metricsFactory, logger: logger)
+        let archiveRetention = ArchiveRetentionService(
+            purger: ArchivePurger(store: eventStore, layout: archiveLayout), clock: clock, logger: logger)
         // Shutdown runs in reverse order: the HTTP server stops accepting first,
         // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [reloader, maintenance, csvExports, runner, app],
+                services: [reloader, maintenance, archiveRetention, csvExports, archiveRunner, runner, app],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

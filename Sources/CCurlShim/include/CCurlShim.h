@@ -40,5 +40,14 @@ const char *jb_version_string(void);
 size_t jb_writefunc_pause(void);
 /// The numeric version (e.g. 0x075801 for 7.88.1), to gate features.
 unsigned int jb_version_num(void);
+/// `CURLPAUSE_CONT` (a macro of macros): resumes a paused transfer.
+int jb_pause_cont(void);
+
+/// The IP address curl is about to connect to, for an address policy in an
+/// OPENSOCKETFUNCTION: copies 4 (IPv4) or 16 (IPv6) bytes into `out` and
+/// returns that count, or 0 for any other family.
+int jb_sockaddr_ip(const struct curl_sockaddr *address, unsigned char out[16]);
+/// Opens the socket curl asked for (what curl does without a callback), close-on-exec.
+curl_socket_t jb_open_socket(const struct curl_sockaddr *address);
 
 #endif

@@ -1,0 +1,249 @@
+import BridgeCore
+import CurlClient
+import Foundation
+import JSON
+import Logging
+import Mapping
+import Metrics
+
+/// Settings of the CV archive.
+public struct ArchiveConfiguration: Sendable {
+    public var directory: String
+    /// Operator-listed host patterns; exact hosts here may use http and private addresses.
+    public var allowedHosts: [String] = []
+    public var retention = ArchiveRetention()
+    public var downloader: ArchiveDownloader.Settings
+    /// Longest wait between attempts (the deadline bounds them all).
+    public var maxRetryDelay: Duration = .seconds(300)
+    /// Retry delay while a volume is below the free-space floor.
+    public var lowSpaceDelay: Duration = .seconds(60)
+
+    public init(directory: String) {
+        self.directory = directory
+        self.downloader = ArchiveDownloader.Settings(partialDirectory: ArchiveLayout(root: directory).partialDirectory)
+    }
+}
+
+/// Runs `archive` jobs: fetches a candidate's signed file URL before it
+/// expires and files it under the archive with a metadata record.
+///
+/// Order of effects, each safe to repeat after a crash: temp file fsync'd →
+/// renamed to its content-addressed name (same bytes → same name) →
+/// directory fsync'd → sidecar → store record (unique per candidate and
+/// content) → job done. A re-run finds the record and stops there.
+public struct ArchiveExecutor: JobExecutor {
+    public let kind = "archive"
+    let registry: MappingRegistry
+    let store: any ArchiveStore
+    let clock: any WallClock
+    let configuration: ArchiveConfiguration
+    let layout: ArchiveLayout
+    let downloader: ArchiveDownloader
+    let metrics: ArchiveMetrics?
+
+    public init(registry: MappingRegistry, store: any ArchiveStore, clock: any WallClock, configuration: ArchiveConfiguration,
+                client: CurlClient = CurlClient(), metricsFactory: (any MetricsFactory)? = nil) {
+        self.registry = registry
+        self.store = store
+        self.clock = clock
+        self.configuration = configuration
+        self.layout = ArchiveLayout(root: configuration.directory)
+        self.downloader = ArchiveDownloader(client: client, settings: configuration.downloader)
+        self.metrics = metricsFactory.map(ArchiveMetrics.init)
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+        guard let mapping = registry.current.mapping(named: job.mapping), case .archive(let target) = mapping.target else {
+            return .held(reason: "mapping \(job.mapping) is no longer a loaded archive mapping")
+        }
+        guard let payload = try? JSONParser.parse(job.payload, options: .strict),
+              let url = payload["url"]?.stringValue, let kind = payload["kind"]?.stringValue,
+              let directory = payload["directory"]?.stringValue else {
+            return fail(.permanent(reason: "stored archive job lacks url, kind or directory"), reason: "invalid_job")
+        }
+        guard let companyID = job.companyID, let candidateID = job.subjectID else {
+            return fail(.permanent(reason: "archive job without company and candidate ids"), reason: "invalid_job")
+        }
+        let segments: [String]
+        do {
+            segments = try ArchiveNames.directorySegments(directory)
+            try ArchiveNames.checkKind(kind)
+        } catch {
+            return fail(.permanent(reason: "refused: \(error.description)"), reason: "unsafe_name")
+        }
+        let signed = SignedURL(url)
+        let deadline = job.deadline ?? signed.deadline(receivedAt: job.createdAt ?? clock.now())
+        let host = RawURL(url)?.host ?? "?"
+        var logger = logger
+        logger[metadataKey: "kind"] = "\(kind)"
+        logger[metadataKey: "host"] = "\(host)"
+        let now = clock.now()
+        if now >= deadline {
+            return expired("the signed URL expired at \(iso(deadline)) before it could be fetched (not requested)", logger: logger)
+        }
+        metrics?.secondsToDeadline.record(Double(deadline.milliseconds - now.milliseconds) / 1000)
+
+        let policy = ArchiveHostPolicy(mappingPatterns: target.allowedHosts, operatorPatterns: configuration.allowedHosts)
+        let result = await downloader.fetch(url, policy: policy, maxBytes: Int64(target.maxBytes), tag: "job\(job.id)-\(job.attempt)")
+        let downloaded: ArchiveDownloader.Downloaded
+        switch result {
+        case .success(let value):
+            downloaded = value
+        case .failure(let failure):
+            return handle(failure, job: job, deadline: deadline, urlExpiry: signed.expiry, logger: logger)
+        }
+        metrics?.bytes.increment(by: downloaded.size)
+
+        if let existing = try? await store.archivedFile(companyID: companyID, candidateID: candidateID, sha256: downloaded.sha256) {
+            // Identical content of this candidate is stored once (a re-send, the same file under two kinds).
+            await BlockingIO.run { _ = unlink(downloaded.temporaryPath) }
+            metrics?.downloads(outcome: "duplicate").increment()
+            logger.info("archive: identical content already archived", metadata: ["archive_id": "\(existing.id ?? 0)"])
+            return .done(capture: capture(existing, duplicate: true))
+        }
+        let originalName = downloaded.contentDispositionName ?? ArchiveNames.originalName(urlWithoutQuery: SignedURL(downloaded.finalURL.text).withoutQuery)
+        let fileExtension = downloaded.sniffed?.fileExtension ?? originalName.flatMap(ArchiveNames.fileExtension) ?? "bin"
+        let relative = ArchiveLayout.relativePath(segments: segments, kind: kind, sha256: downloaded.sha256, fileExtension: fileExtension)
+        let downloadedAt = clock.now()
+        let days = configuration.retention.days(kind: kind, mappingOverride: target.retentionDays)
+        let record = ArchivedFile(
+            companyID: companyID, candidateID: candidateID, jobID: job.id, mapping: job.mapping, kind: kind, originalName: originalName,
+            contentType: downloaded.contentType, sniffedType: downloaded.sniffed?.mediaType,
+            typeMismatch: SniffedType.mismatch(declared: downloaded.contentType, sniffed: downloaded.sniffed),
+            size: downloaded.size, sha256: downloaded.sha256, path: relative, downloadedAt: downloadedAt,
+            urlExpiry: signed.expiry.map(Timestamp.init(seconds:)), sourceURL: signed.withoutQuery,
+            retainUntil: downloadedAt.adding(.seconds(Int64(days) * 86_400)))
+        let placed = await BlockingIO.run { [layout] () -> IOFailure? in
+            do throws(IOFailure) {
+                try layout.place(temporaryPath: downloaded.temporaryPath, relativePath: relative)
+                try layout.writeSidecar(record)
+                return nil
+            } catch {
+                unlink(downloaded.temporaryPath)
+                return error
+            }
+        }
+        if let placed {
+            logger.error("archive: cannot file the download", metadata: ["error": "\(placed.message)"])
+            return retry(reason: "disk: \(placed.message)", job: job, deadline: deadline, metric: "io")
+        }
+        let stored: ArchivedFile
+        do {
+            stored = try await store.recordArchivedFile(record)
+        } catch {
+            // The file is in place under its content name; a re-run records it.
+            return retry(reason: "store: \(error)", job: job, deadline: deadline, metric: "store")
+        }
+        if let mismatch = record.typeMismatch {
+            logger.warning("archive: content type mismatch (archived anyway)", metadata: ["mismatch": "\(mismatch)"])
+        }
+        metrics?.downloads(outcome: "archived").increment()
+        logger.info("archive: file archived", metadata: [
+            "archive_id": "\(stored.id ?? 0)", "size": "\(downloaded.size)",
+            "seconds_to_deadline": "\((deadline.milliseconds - downloadedAt.milliseconds) / 1000)",
+        ])
+        return .done(capture: capture(stored, duplicate: false))
+    }
+
+    func capture(_ file: ArchivedFile, duplicate: Bool) -> JSONValue {
+        .object(JSONObject([
+            .init(key: "archive_id", value: .number(JSONNumber(file.id ?? 0))),
+            .init(key: "path", value: .string(file.path)),
+            .init(key: "sha256", value: .string(file.sha256)),
+            .init(key: "size", value: .number(JSONNumber(file.size))),
+            .init(key: "duplicate", value: .bool(duplicate)),
+        ]))
+    }
+
+    func handle(_ failure: ArchiveDownloader.Failure, job: ClaimedJob, deadline: Timestamp, urlExpiry: Int64?, logger: Logger) -> ExecutionResult {
+        switch failure {
+        case .refused(let reason):
+            logger.error("archive: download refused", metadata: ["reason": "\(reason)"])
+            return fail(.permanent(reason: "refused: \(reason)"), reason: "refused")
+        case .tooLarge(let limit):
+            return fail(.permanent(reason: "refused: the file is larger than the mapping's max_bytes (\(limit) bytes)"), reason: "too_large")
+        case .lowSpace(let problem):
+            logger.warning("archive: download deferred", metadata: ["reason": "\(problem)"])
+            return retry(reason: problem, job: job, deadline: deadline, metric: "low_space", fixed: configuration.lowSpaceDelay)
+        case .io(let message):
+            return retry(reason: "disk: \(message)", job: job, deadline: deadline, metric: "io")
+        case .transport(let error):
+            return retry(reason: "network: \(error)", job: job, deadline: deadline, metric: "network")
+        case .httpStatus(let status, let retryAfter):
+            let now = clock.now()
+            let pastExpiry = now >= deadline || urlExpiry.map { now >= Timestamp(seconds: $0) } == true
+            switch status {
+            case 400, 403:
+                if pastExpiry {
+                    return expired("HTTP \(status) after the signed URL's expiry (\(iso(deadline)))", logger: logger)
+                }
+                // Before expiry a 403 may be clock skew or a transient storage fault: retry until the deadline.
+                return retry(reason: "HTTP \(status) before the URL's expiry", job: job, deadline: deadline, metric: "http_4xx")
+            case 404, 410:
+                return fail(.permanent(reason: "HTTP \(status): the file is not at the signed URL"), reason: "http_4xx")
+            case 408, 425, 429, 500...599:
+                let hint = retryAfter.flatMap { RetryAfter.delay($0, now: now) }
+                return retry(reason: "HTTP \(status)", job: job, deadline: deadline, metric: status >= 500 ? "http_5xx" : "http_4xx", fixed: hint)
+            default:
+                return fail(.permanent(reason: "HTTP \(status) from the file server"), reason: "http_4xx")
+            }
+        }
+    }
+
+    /// Backoff with full jitter, capped, never past the deadline: the last
+    /// attempt is placed just before it; after that the job is `expired`.
+    func retry(reason: String, job: ClaimedJob, deadline: Timestamp, metric: String, fixed: Duration? = nil) -> ExecutionResult {
+        metrics?.failures(reason: metric).increment()
+        let now = clock.now()
+        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay, maxAttempts: .max)
+        var delay = fixed ?? policy.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0.5..<1))
+        let remaining = deadline.milliseconds - now.milliseconds
+        if remaining <= 1000 {
+            metrics?.downloads(outcome: "expired").increment()
+            metrics?.expired.increment()
+            return .expired(reason: "deadline \(iso(deadline)) passed after \(job.attempt) attempt(s); last: \(reason)")
+        }
+        if delay.milliseconds >= remaining - 1000 { delay = .milliseconds(max(remaining - 1000, 1)) }
+        metrics?.downloads(outcome: "retry").increment()
+        return .retryBeforeDeadline(reason: reason, after: delay)
+    }
+
+    func expired(_ reason: String, logger: Logger) -> ExecutionResult {
+        metrics?.downloads(outcome: "expired").increment()
+        metrics?.expired.increment()
+        // An alert: compliance expected this file and it is now out of reach.
+        logger.error("ALERT archive: signed URL expired before the file was archived", metadata: ["reason": "\(reason)"])
+        return .expired(reason: reason)
+    }
+
+    func fail(_ result: ExecutionResult, reason: String) -> ExecutionResult {
+        metrics?.failures(reason: reason).increment()
+        metrics?.downloads(outcome: "failed").increment()
+        return result
+    }
+
+    func iso(_ timestamp: Timestamp) -> String { MappingClock.iso8601(milliseconds: timestamp.milliseconds) }
+}
+
+/// The archive's metrics (Prometheus names under `jobylon_bridge_archive_`).
+struct ArchiveMetrics: Sendable {
+    let factory: any MetricsFactory
+    let bytes: Counter
+    let expired: Counter
+    let secondsToDeadline: Recorder
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        self.bytes = Counter(label: "jobylon_bridge_archive_bytes_total", factory: factory)
+        self.expired = Counter(label: "jobylon_bridge_archive_expired_total", factory: factory)
+        self.secondsToDeadline = Recorder(label: "jobylon_bridge_archive_seconds_to_deadline", factory: factory)
+    }
+
+    func downloads(outcome: String) -> Counter {
+        Counter(label: "jobylon_bridge_archive_downloads_total", dimensions: [("outcome", outcome)], factory: factory)
+    }
+
+    func failures(reason: String) -> Counter {
+        Counter(label: "jobylon_bridge_archive_failures_total", dimensions: [("reason", reason)], factory: factory)
+    }
+}

@@ -1,0 +1,34 @@
+import BridgeCore
+import Logging
+import ServiceLifecycle
+
+/// Runs the archive purge every `interval` (and once at start): files past
+/// their retention are deleted with their sidecars and records.
+public struct ArchiveRetentionService: Service {
+    let purger: ArchivePurger
+    let clock: any WallClock
+    let interval: Duration
+    let logger: Logger
+
+    public init(purger: ArchivePurger, clock: any WallClock, interval: Duration = .seconds(3600), logger: Logger) {
+        self.purger = purger
+        self.clock = clock
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let outcome = await BlockingIO.run { [purger, clock] in purger.purge(now: clock.now(), dryRun: false) }
+                if outcome.deleted > 0 {
+                    logger.notice("archive retention: files deleted", metadata: ["files": "\(outcome.deleted)", "bytes": "\(outcome.bytes)"])
+                }
+                for failure in outcome.failures {
+                    logger.error("archive retention: purge failed", metadata: ["error": "\(failure)"])
+                }
+                try await clock.sleep(until: clock.now().adding(interval))
+            }
+        }
+    }
+}
