@@ -122,6 +122,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

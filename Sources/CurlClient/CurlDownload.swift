@@ -54,6 +54,8 @@ public final class CurlDownload: Sendable {
         var chunks: [[UInt8]] = []
         var buffered = 0
         var paused = false
+        /// How often curl was paused for a slow consumer (observability).
+        var pauses = 0
         var finished: Result<Void, CurlError>?
         var waiter: CheckedContinuation<Void, Never>?
     }
@@ -96,6 +98,9 @@ public final class CurlDownload: Sendable {
         return nil
     }
 
+    /// How often the transfer was paused because the consumer was behind.
+    public var pauseCount: Int { state.withLock { $0.pauses } }
+
     /// Stops the transfer; pending and later reads end with `cancelled`.
     public func cancel() {
         engine.cancel(id: id)
@@ -137,6 +142,7 @@ public final class CurlDownload: Sendable {
         wake(state.withLock { state -> CheckedContinuation<Void, Never>? in
             if state.buffered >= bufferBytes {
                 state.paused = true
+                state.pauses += 1
                 accepted = false
                 return nil
             }

@@ -97,6 +97,9 @@ public struct ArchiveDownloader: Sendable {
                 head = try await download.head()
             } catch {
                 download.cancel()
+                if case .refused(let reason) = classify(error, maxBytes: maxBytes), hops > 0 {
+                    return .failure(.refused("redirect \(hops) to \(current.origin): \(reason)"))
+                }
                 return .failure(classify(error, maxBytes: maxBytes))
             }
             if [301, 302, 303, 307, 308].contains(head.status) {

@@ -134,6 +134,13 @@ public struct ArchiveExecutor: JobExecutor {
             // The file is in place under its content name; a re-run records it.
             return retry(reason: "store: \(error)", job: job, deadline: deadline, metric: "store")
         }
+        if stored.path != relative {
+            // Two kinds of the candidate carried the same bytes and finished together:
+            // the other one was recorded first; this copy goes.
+            await BlockingIO.run { [layout] in try? layout.remove(record) }
+            metrics?.downloads(outcome: "duplicate").increment()
+            return .done(capture: capture(stored, duplicate: true))
+        }
         if let mismatch = record.typeMismatch {
             logger.warning("archive: content type mismatch (archived anyway)", metadata: ["mismatch": "\(mismatch)"])
         }

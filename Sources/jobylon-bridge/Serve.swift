@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
         let archiveLayout = ArchiveLayout(root: config.resolvedArchiveDir)
         let removedPartials = try archiveLayout.prepare()
         if removedPartials > 0 {
-            logger.notice("archive: removed downloads a previous run left unfinished (their jobs run again)", metadata: ["files": "\(removedPartials)"])
+            logger.warning("archive: removed downloads a previous run left unfinished (their jobs run again)", metadata: ["files": "\(removedPartials)"])
         }
         let releasedArchive = try eventStore.releaseJobsHeldForMissingExecutor(kinds: ["archive"], now: SystemWallClock().now())
         if releasedArchive > 0 { logger.notice("archive jobs released: this version archives files", metadata: ["jobs": "\(releasedArchive)"]) }
