@@ -5,6 +5,7 @@ import JSON
 import Logging
 import Mapping
 import Metrics
+import ServiceLifecycle
 
 /// Settings of the CV archive.
 public struct ArchiveConfiguration: Sendable {
@@ -84,7 +85,16 @@ public struct ArchiveExecutor: JobExecutor {
         metrics?.secondsToDeadline.record(Double(deadline.milliseconds - now.milliseconds) / 1000)
 
         let policy = ArchiveHostPolicy(mappingPatterns: target.allowedHosts, operatorPatterns: configuration.allowedHosts)
-        let result = await downloader.fetch(url, policy: policy, maxBytes: Int64(target.maxBytes), tag: "job\(job.id)-\(job.attempt)")
+        // A graceful stop cancels the transfer (a large file must not hold up SIGTERM);
+        // the job runs again at the next start, its temp file removed then.
+        let transfer = Task { [downloader] in
+            await downloader.fetch(url, policy: policy, maxBytes: Int64(target.maxBytes), tag: "job\(job.id)-\(job.attempt)")
+        }
+        let result = await withGracefulShutdownHandler {
+            await transfer.value
+        } onGracefulShutdown: {
+            transfer.cancel()
+        }
         let downloaded: ArchiveDownloader.Downloaded
         switch result {
         case .success(let value):
@@ -125,14 +135,14 @@ public struct ArchiveExecutor: JobExecutor {
         }
         if let placed {
             logger.error("archive: cannot file the download", metadata: ["error": "\(placed.message)"])
-            return retry(reason: "disk: \(placed.message)", job: job, deadline: deadline, metric: "io")
+            return retry(reason: "disk: \(placed.message)", job: job, deadline: deadline, metric: "io", logger: logger)
         }
         let stored: ArchivedFile
         do {
             stored = try await store.recordArchivedFile(record)
         } catch {
             // The file is in place under its content name; a re-run records it.
-            return retry(reason: "store: \(error)", job: job, deadline: deadline, metric: "store")
+            return retry(reason: "store: \(error)", job: job, deadline: deadline, metric: "store", logger: logger)
         }
         if stored.path != relative {
             // Two kinds of the candidate carried the same bytes and finished together:
@@ -171,11 +181,11 @@ public struct ArchiveExecutor: JobExecutor {
             return fail(.permanent(reason: "refused: the file is larger than the mapping's max_bytes (\(limit) bytes)"), reason: "too_large")
         case .lowSpace(let problem):
             logger.warning("archive: download deferred", metadata: ["reason": "\(problem)"])
-            return retry(reason: problem, job: job, deadline: deadline, metric: "low_space", fixed: configuration.lowSpaceDelay)
+            return retry(reason: problem, job: job, deadline: deadline, metric: "low_space", fixed: configuration.lowSpaceDelay, logger: logger)
         case .io(let message):
-            return retry(reason: "disk: \(message)", job: job, deadline: deadline, metric: "io")
+            return retry(reason: "disk: \(message)", job: job, deadline: deadline, metric: "io", logger: logger)
         case .transport(let error):
-            return retry(reason: "network: \(error)", job: job, deadline: deadline, metric: "network")
+            return retry(reason: "network: \(error)", job: job, deadline: deadline, metric: "network", logger: logger)
         case .httpStatus(let status, let retryAfter):
             let now = clock.now()
             let pastExpiry = now >= deadline || urlExpiry.map { now >= Timestamp(seconds: $0) } == true
@@ -185,12 +195,13 @@ public struct ArchiveExecutor: JobExecutor {
                     return expired("HTTP \(status) after the signed URL's expiry (\(iso(deadline)))", logger: logger)
                 }
                 // Before expiry a 403 may be clock skew or a transient storage fault: retry until the deadline.
-                return retry(reason: "HTTP \(status) before the URL's expiry", job: job, deadline: deadline, metric: "http_4xx")
+                return retry(reason: "HTTP \(status) before the URL's expiry", job: job, deadline: deadline, metric: "http_4xx", logger: logger)
             case 404, 410:
                 return fail(.permanent(reason: "HTTP \(status): the file is not at the signed URL"), reason: "http_4xx")
             case 408, 425, 429, 500...599:
                 let hint = retryAfter.flatMap { RetryAfter.delay($0, now: now) }
-                return retry(reason: "HTTP \(status)", job: job, deadline: deadline, metric: status >= 500 ? "http_5xx" : "http_4xx", fixed: hint)
+                return retry(reason: "HTTP \(status)", job: job, deadline: deadline, metric: status >= 500 ? "http_5xx" : "http_4xx", fixed: hint,
+                             logger: logger)
             default:
                 return fail(.permanent(reason: "HTTP \(status) from the file server"), reason: "http_4xx")
             }
@@ -199,16 +210,14 @@ public struct ArchiveExecutor: JobExecutor {
 
     /// Backoff with full jitter, capped, never past the deadline: the last
     /// attempt is placed just before it; after that the job is `expired`.
-    func retry(reason: String, job: ClaimedJob, deadline: Timestamp, metric: String, fixed: Duration? = nil) -> ExecutionResult {
+    func retry(reason: String, job: ClaimedJob, deadline: Timestamp, metric: String, fixed: Duration? = nil, logger: Logger) -> ExecutionResult {
         metrics?.failures(reason: metric).increment()
         let now = clock.now()
         let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay, maxAttempts: .max)
         var delay = fixed ?? policy.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0.5..<1))
         let remaining = deadline.milliseconds - now.milliseconds
         if remaining <= 1000 {
-            metrics?.downloads(outcome: "expired").increment()
-            metrics?.expired.increment()
-            return .expired(reason: "deadline \(iso(deadline)) passed after \(job.attempt) attempt(s); last: \(reason)")
+            return expired("deadline \(iso(deadline)) passed after \(job.attempt) attempt(s); last: \(reason)", logger: logger)
         }
         if delay.milliseconds >= remaining - 1000 { delay = .milliseconds(max(remaining - 1000, 1)) }
         metrics?.downloads(outcome: "retry").increment()

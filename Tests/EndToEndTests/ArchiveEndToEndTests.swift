@@ -158,14 +158,14 @@ struct ArchiveEndToEndTests {
         return directory
     }
 
-    func daemon(mappings: String, parallel: Int = 4, dataDir: String? = nil) -> Daemon {
+    func daemon(mappings: String, parallel: Int = 4, dataDir: String? = nil, floorMB: Int = 1) -> Daemon {
         Daemon(dataDir: dataDir, environment: [
             "JOBYLON_BRIDGE_AUDIT_LOG": "0",
             "JOBYLON_BRIDGE_MAPPINGS": mappings,
             // The test server is http on loopback: it must be listed explicitly.
             "ARCHIVE_ALLOWED_HOSTS": "127.0.0.1",
             "JOBYLON_BRIDGE_ARCHIVE_PARALLEL": "\(parallel)",
-            "JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB": "1",
+            "JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB": "\(floorMB)",
             "JOBYLON_BRIDGE_ARCHIVE_MAX_RETRY_SECONDS": "2",
         ])
     }
@@ -339,6 +339,40 @@ struct ArchiveEndToEndTests {
             let attempts = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT outcome, detail FROM job_attempts ORDER BY attempt") }
             #expect(attempts.map { $0["outcome"] as String } == ["retry", "retry", "done"])
             #expect((attempts.first?["detail"] as String?) == "HTTP 503")
+        }
+    }
+
+    @Test func a403BeforeExpiryIsRetriedAndExpiresWithTheDeadline() async throws {
+        try await SignedFileServer().run { server in
+            server.add("/cv.pdf", .init(bytes: Array("%PDF".utf8)))
+            let daemon = daemon(mappings: try mappings())
+            try daemon.start()
+            defer { daemon.stop() }
+            // A signature the server rejects, on a URL that expires in 4 seconds.
+            let expires = Int64(Date().timeIntervalSince1970) + 4
+            let url = server.signedURL("/cv.pdf", expires: expires).replacingOccurrences(of: "Signature=", with: "Signature=x")
+            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000004", cv: url)).status == 200)
+            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" },
+                    "\(describeJobs(daemon))")
+            let job = try #require(try jobs(daemon).first)
+            #expect((job["attempts"] as Int) >= 2, "a 403 before the expiry is retried")
+            #expect((job["last_error"] as String? ?? "").contains("after the signed URL's expiry") || (job["last_error"] as String? ?? "").contains("passed after"))
+            #expect(server.refused.withLock { $0 }.count == job["attempts"] as Int)
+        }
+    }
+
+    @Test func downloadsWaitWhileAVolumeIsBelowTheFreeSpaceFloor() async throws {
+        try await SignedFileServer().run { server in
+            server.add("/cv.pdf", .init(bytes: Array("%PDF".utf8)))
+            // A floor no disk here can keep (1 PiB).
+            let daemon = daemon(mappings: try mappings(), floorMB: 1 << 30)
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000005", cv: server.signedURL("/cv.pdf", expires: Self.inOneHour))).status == 200)
+            #expect(try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE kind = 'archive' AND state = 'pending'")?.contains("below the floor") == true
+            }, "\(describeJobs(daemon))")
+            #expect(server.served.withLock { $0 }.isEmpty, "nothing is fetched while the floor is not kept")
         }
     }
 
