@@ -164,7 +164,7 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
         if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }
         if let v = env["JOBYLON_BRIDGE_TLS_CA_BUNDLE"] { tlsCABundle = v }
-        if let v = env["JOBYLON_BRIDGE_ARCHIVE_DIR"] { archiveDir = v }
+        if let v = env["JOBYLON_BRIDGE_ARCHIVE_DIR"] ?? env["ARCHIVE_DIR"] { archiveDir = v }
         if let v = try int("JOBYLON_BRIDGE_ARCHIVE_PARALLEL") { archiveParallel = v }
         if let v = try int("JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB") { archiveFreeSpaceFloorMB = v }
         if let v = try int("JOBYLON_BRIDGE_ARCHIVE_RETENTION_DAYS") { archiveRetentionDays = v }
