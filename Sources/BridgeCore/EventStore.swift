@@ -97,12 +97,12 @@ public protocol JobStore: Sendable {
 }
 
 extension JobStore {
-    /// Claims from every kind, oldest due first.
+    /// Claims jobs without a deadline, oldest due first.
     public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
-        try await claimDueJobs(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: .all)
+        try await claimDueJobs(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: .dueTime)
     }
 
     public func nextWakeUp() async throws -> Timestamp? {
-        try await nextWakeUp(lane: .all)
+        try await nextWakeUp(lane: .dueTime)
     }
 }

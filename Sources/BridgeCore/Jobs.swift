@@ -149,16 +149,16 @@ public enum JobCompletion: Sendable, Hashable {
     case expired(reason: String)
 }
 
-/// Which due jobs a runner claims, in which order. The archive has its own
-/// lane: its jobs race a deadline, and a backlog of downloads must not delay
-/// payroll calls (nor the other way round).
+/// Which due jobs a runner claims, in which order. Jobs with a deadline (the
+/// archive's downloads, racing a signed URL's expiry) have their own lane: a
+/// backlog of downloads must not delay payroll calls, nor the other way round.
+/// Lanes split on the deadline rather than on the kind so each is one small
+/// partial index of pending jobs in the store.
 public enum ClaimLane: Sendable, Hashable {
-    /// Every kind except these, oldest due first.
-    case dueTime(excludingKinds: [String])
-    /// Only these kinds, earliest deadline first (then oldest due).
-    case earliestDeadline(kinds: [String])
-
-    public static let all = ClaimLane.dueTime(excludingKinds: [])
+    /// Jobs without a deadline, oldest due first.
+    case dueTime
+    /// Jobs with a deadline, earliest deadline first.
+    case earliestDeadline
 }
 
 /// Exponential backoff with full jitter, capped; pure so tests can pin it.

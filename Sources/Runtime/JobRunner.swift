@@ -13,7 +13,7 @@ public struct JobRunnerConfiguration: Sendable {
     public var idlePoll: Duration = .seconds(5)
     public var retry = RetryPolicy()
     /// Which jobs this runner claims (the archive's downloads run in their own lane).
-    public var lane: ClaimLane = .all
+    public var lane: ClaimLane = .dueTime
 
     public init() {}
 }

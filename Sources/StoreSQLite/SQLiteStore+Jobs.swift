@@ -8,18 +8,12 @@ extension SQLiteStore: JobStore {
         try await writer.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
     }
 
-    /// The lane's filter and order. Kinds are executor names from the code, never input.
+    /// The lane's filter and order; each matches a partial index of pending jobs
+    /// (`jobs_pending_due`, `jobs_pending_deadline`), so a claim reads only due work.
     static func laneSQL(_ lane: ClaimLane) -> (filter: String, order: String) {
-        func list(_ kinds: [String]) -> String {
-            kinds.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
-        }
         switch lane {
-        case .dueTime(let excluded):
-            // A deadline job of an excluded kind without a deadline still runs here rather than never.
-            let filter = excluded.isEmpty ? "" : "AND (j.deadline IS NULL OR j.kind NOT IN (\(list(excluded))))"
-            return (filter, "j.run_at, j.id")
-        case .earliestDeadline(let kinds):
-            return ("AND j.deadline IS NOT NULL AND j.kind IN (\(list(kinds)))", "j.deadline, j.id")
+        case .dueTime: return ("AND j.deadline IS NULL", "j.run_at, j.id")
+        case .earliestDeadline: return ("AND j.deadline IS NOT NULL", "j.deadline, j.id")
         }
     }
 
@@ -28,7 +22,7 @@ extension SQLiteStore: JobStore {
     }
 
     /// Runs inside the writer's transaction.
-    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane = .all) throws -> [ClaimedJob] {
+    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane = .dueTime) throws -> [ClaimedJob] {
         let (laneFilter, laneOrder) = SQLiteStore.laneSQL(lane)
         // The deadline lane has its own parallelism; the per-mapping cap guards the shared lane.
         let capPerMapping: Bool = if case .dueTime = lane { true } else { false }
@@ -228,15 +222,17 @@ extension SQLiteStore: JobStore {
     }
 
     public func nextWakeUp(lane: ClaimLane) async throws -> Timestamp? {
-        // Per lane: a runner must not wake for due jobs it will not claim (it would spin).
-        let laneFilter = SQLiteStore.laneSQL(lane).filter
+        // Per lane (a runner must not wake for due jobs it will not claim: it would
+        // spin), and each an index lookup: this runs whenever a runner goes idle.
+        let laneFilter = SQLiteStore.laneSQL(lane).filter.replacingOccurrences(of: "j.", with: "")
         return try await database.read { db in
-            let next = try Int64.fetchOne(db, sql: """
-                SELECT MIN(t) FROM (
-                    SELECT MIN(j.run_at) AS t FROM jobs j WHERE j.state = 'pending' \(laneFilter)
-                    UNION ALL SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')
-                """)
-            return next.map(Timestamp.init(milliseconds:))
+            let due = try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT run_at FROM jobs WHERE state = 'pending' \(laneFilter) ORDER BY run_at LIMIT 1
+                """))
+            let lease = try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT lease_expires_at FROM jobs WHERE state = 'running' ORDER BY lease_expires_at LIMIT 1
+                """))
+            return [due, lease].compactMap { $0 }.min().map(Timestamp.init(milliseconds:))
         }
     }
 }

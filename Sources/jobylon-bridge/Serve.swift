@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
         var runnerConfiguration = JobRunnerConfiguration()
         runnerConfiguration.leaseDuration = .seconds(config.leaseSeconds)
         runnerConfiguration.concurrency = config.runnerConcurrency
-        runnerConfiguration.lane = .dueTime(excludingKinds: ["archive"])
+        runnerConfiguration.lane = .dueTime
         var archiveConfiguration = ArchiveConfiguration(directory: config.resolvedArchiveDir)
         archiveConfiguration.allowedHosts = config.archiveAllowedHosts
         archiveConfiguration.retention = ArchiveRetention(defaultDays: config.archiveRetentionDays, daysByClass: config.archiveRetentionDaysByClass)
@@ -130,7 +130,7 @@ struct Serve: AsyncParsableCommand {
         // `archive_parallel` transfers at once, never queued behind payroll calls.
         var archiveRunnerConfiguration = runnerConfiguration
         archiveRunnerConfiguration.concurrency = config.archiveParallel
-        archiveRunnerConfiguration.lane = .earliestDeadline(kinds: ["archive"])
+        archiveRunnerConfiguration.lane = .earliestDeadline
         let archiveRunner = JobRunner(
             store: eventStore, executors: executors, clock: clock, configuration: archiveRunnerConfiguration,
             owner: owner + "/archive", logger: logger, metricsFactory: metricsFactory)

@@ -27,25 +27,25 @@ struct ArchiveStoreTests {
         let fixture = try StoreFixture()
         try await ingestArchiveJobs(fixture, deadlines: [("late", 20), ("soon", 1), ("middle", 5)], plus: true)
         let general = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)),
-                                                           lane: .dueTime(excludingKinds: ["archive"]))
+                                                           lane: .dueTime)
         #expect(general.map(\.kind) == ["rest"])
         var order: [String] = []
         for _ in 0..<3 {
             let claimed = try await fixture.store.claimDueJobs(owner: "B", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
-                                                               lane: .earliestDeadline(kinds: ["archive"]))
+                                                               lane: .earliestDeadline)
             order += claimed.map(\.item)
             #expect(claimed.first?.deadline != nil)
         }
         #expect(order == ["soon", "middle", "late"])
         // Nothing due in the general lane: it must not be woken for the archive's jobs.
-        #expect(try await fixture.store.nextWakeUp(lane: .dueTime(excludingKinds: ["archive"])) == t0.adding(.seconds(30)))
+        #expect(try await fixture.store.nextWakeUp(lane: .dueTime) == t0.adding(.seconds(30)))
     }
 
     @Test func anExpiredJobIsTerminalAndWritesNoEffect() async throws {
         let fixture = try StoreFixture()
         try await ingestArchiveJobs(fixture, deadlines: [("cv", 1)], plus: false)
         let job = try #require(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
-                                                                    lane: .earliestDeadline(kinds: ["archive"])).first)
+                                                                    lane: .earliestDeadline).first)
         try await fixture.store.complete(jobID: job.id, owner: "A", completion: .expired(reason: "URL expired"), now: t0)
         #expect(try fixture.state(of: job.id) == "expired")
         #expect(JobState.expired.isTerminal)
