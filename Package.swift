@@ -31,6 +31,7 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(name: "CSystemShim"),
         .target(name: "JSON"),
         .target(name: "Mapping", dependencies: ["JSON", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "BridgeCore", dependencies: ["JSON", "Mapping"]),
@@ -82,6 +83,7 @@ let package = Package(
             name: "jobylon-bridge",
             dependencies: [
                 "BridgeHTTP",
+                "CSystemShim",
                 "BridgeCore",
                 "CurlClient",
                 "JSON",

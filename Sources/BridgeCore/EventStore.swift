@@ -13,11 +13,13 @@ public struct IngestItem: Sendable {
     public var body: [UInt8]
     public var receivedAt: Timestamp
     public var content: Content
-    /// The inbox id reserved before routing (`EventStore.reserveEventID()`), if any.
-    public var eventID: Int64?
+    /// Store the event now and create its jobs after the commit (`RoutingQueue`):
+    /// the acknowledgement then waits for the event's own row only, never for
+    /// mapping evaluation or job rows.
+    public var routeAfterCommit: Bool
 
-    public init(body: [UInt8], receivedAt: Timestamp, content: Content, eventID: Int64? = nil) {
-        self.eventID = eventID
+    public init(body: [UInt8], receivedAt: Timestamp, content: Content, routeAfterCommit: Bool = false) {
+        self.routeAfterCommit = routeAfterCommit
         self.body = body
         self.receivedAt = receivedAt
         self.content = content
@@ -73,12 +75,50 @@ public enum IngestOutcome: Sendable, Hashable {
 /// The durable inbox. A `stored` answer means the commit reached the disk.
 public protocol EventStore: Sendable {
     func ingest(_ item: IngestItem) async -> IngestOutcome
-    /// A fresh inbox id for an event about to be routed and stored, so that
-    /// rendered jobs can carry `event.id`. Ids of events that are not stored
-    /// (duplicates, failures) are simply never used.
-    func reserveEventID() -> Int64
     /// True when a webhook arriving now could be committed.
     func isAcceptingWrites() async -> Bool
+}
+
+/// A committed event waiting for its jobs.
+public struct UnroutedEvent: Sendable {
+    public var id: Int64
+    /// `nil` if retention already removed it (nothing left to route).
+    public var body: [UInt8]?
+    public var receivedAt: Timestamp
+
+    public init(id: Int64, body: [UInt8]?, receivedAt: Timestamp) {
+        self.id = id
+        self.body = body
+        self.receivedAt = receivedAt
+    }
+}
+
+/// An event with the jobs its routing planned.
+public struct RoutedEvent: Sendable {
+    public var eventID: Int64
+    /// The subject keys every job row carries (for retention and erasure).
+    public var companyID: String?
+    public var subjectID: String?
+    public var receivedAt: Timestamp
+    public var jobs: [PlannedJob]
+
+    public init(eventID: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, jobs: [PlannedJob]) {
+        self.eventID = eventID
+        self.companyID = companyID
+        self.subjectID = subjectID
+        self.receivedAt = receivedAt
+        self.jobs = jobs
+    }
+}
+
+/// Events stored with `routeAfterCommit`, in arrival order. Routing them is
+/// exactly once: an event's jobs and its removal from the queue commit together,
+/// and jobs are unique per (event, mapping, item), so routing again after a
+/// crash changes nothing.
+public protocol RoutingQueue: Sendable {
+    func unroutedEvents(limit: Int) async throws -> [UnroutedEvent]
+    /// Creates the jobs and dequeues the events in one commit; returns the number of jobs created.
+    func recordRouting(_ events: [RoutedEvent]) async throws -> Int
 }
 
 /// The job queue and effect ledger as the runner sees them.

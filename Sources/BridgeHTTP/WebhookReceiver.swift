@@ -24,12 +24,13 @@ public struct WebhookReceiverConfiguration: Sendable {
 /// The contract with Jobylon: a 2XX only once the body is committed to disk;
 /// 401 stores nothing; an authenticated body we cannot use is quarantined
 /// whole and answered with a precise 400; a store that cannot commit is 503
-/// with `Retry-After`, never a 2XX.
+/// with `Retry-After`, never a 2XX. Jobs are created after the commit from
+/// the routing queue (`EventRoutingService`), so the answer waits for the
+/// event's own row only.
 public struct WebhookReceiver: Sendable {
     let configuration: WebhookReceiverConfiguration
     let tokens: WebhookTokens
     let store: any EventStore
-    let router: any EventRouter
     let clock: any WallClock
     let logger: Logger
     let metrics: ReceiverMetrics
@@ -38,7 +39,6 @@ public struct WebhookReceiver: Sendable {
         configuration: WebhookReceiverConfiguration,
         tokens: WebhookTokens,
         store: any EventStore,
-        router: any EventRouter,
         clock: any WallClock,
         logger: Logger,
         metricsFactory: any MetricsFactory
@@ -46,7 +46,6 @@ public struct WebhookReceiver: Sendable {
         self.configuration = configuration
         self.tokens = tokens
         self.store = store
-        self.router = router
         self.clock = clock
         self.logger = logger
         self.metrics = ReceiverMetrics(factory: metricsFactory)
@@ -113,8 +112,6 @@ public struct WebhookReceiver: Sendable {
         }
 
         let disposition: EventDisposition
-        var jobs: [PlannedJob] = []
-        let eventID = store.reserveEventID()
         if !envelope.kind.isDocumented {
             disposition = .unrouted
             logger.warning("unknown event type stored unrouted", metadata: ["event": "\(envelope.kind)"])
@@ -122,7 +119,6 @@ public struct WebhookReceiver: Sendable {
             disposition = .parked
         } else {
             disposition = .routed
-            jobs = router.route(envelope, body: body, receivedAt: receivedAt, eventID: eventID)
         }
         var company: CompanySnapshot?
         if envelope.kind == .companySignup, disposition != .parked, let data = (try? JSONParser.parse(body))?["data"] {
@@ -131,7 +127,7 @@ public struct WebhookReceiver: Sendable {
 
         let outcome = await store.ingest(IngestItem(
             body: body, receivedAt: receivedAt,
-            content: .event(envelope, disposition: disposition, jobs: jobs, company: company), eventID: eventID))
+            content: .event(envelope, disposition: disposition, jobs: [], company: company), routeAfterCommit: disposition == .routed))
         let event = envelope.kind.isDocumented ? envelope.kind.description : "unknown"
         switch outcome {
         case .stored(let id, _):

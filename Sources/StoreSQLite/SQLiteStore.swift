@@ -52,9 +52,8 @@ public final class SQLiteStore: Sendable {
     let writer: StoreWriter
     /// Called after a commit that created jobs (the runner's wake-up).
     let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
-    /// Next inbox id. Safe because one daemon owns the store (the lock) and it
-    /// is seeded past every committed id at open.
-    let nextEventID: Atomic<Int64>
+    /// Called after a commit that queued events for routing.
+    let onEventsQueued: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
 
     public static func databasePath(inDataDirectory directory: String) -> String {
         (directory as NSString).appendingPathComponent("bridge.sqlite")
@@ -67,8 +66,6 @@ public final class SQLiteStore: Sendable {
         let queue = try SQLiteStore.openQueue(path: path, options: options)
         self.queue = Mutex(queue)
         self.checkpointQueue = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
-        let maxID = try queue.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM inbox") } ?? 0
-        self.nextEventID = Atomic(maxID + 1)
         self.writer = StoreWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
         writer.store = self
         writer.start()
@@ -128,6 +125,11 @@ public final class SQLiteStore: Sendable {
         onJobsCommitted.withLock { $0 = handler }
     }
 
+    /// Called after a commit that queued events for routing (the router's wake-up).
+    public func setEventsQueuedHandler(_ handler: @escaping @Sendable () -> Void) {
+        onEventsQueued.withLock { $0 = handler }
+    }
+
     /// Finishes the commits in flight, refuses new ones, checkpoints.
     public func close() {
         writer.stop()
@@ -151,10 +153,6 @@ extension SQLiteStore: EventStore {
     public func ingest(_ item: IngestItem) async -> IngestOutcome {
         // Hashed here, in the caller's task, so the single writer only writes.
         await writer.submit(item, hash: SQLiteStore.sha256(item.body))
-    }
-
-    public func reserveEventID() -> Int64 {
-        nextEventID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
     public func isAcceptingWrites() async -> Bool {
@@ -202,19 +200,11 @@ extension SQLiteStore: EventStore {
                 let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM inbox WHERE body_sha256 = ?"), arguments: [hash]) ?? 0
                 return .duplicate(id: existing)
             }
-            var created = 0
-            for job in jobs {
-                try db.cachedStatement(sql: """
-                    INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                     crash_policy, state, last_error, run_at, created_at, updated_at,
-                                     on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(event_id, mapping, item) DO NOTHING
-                    """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
-                                     Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
-                                     job.initialState.rawValue, job.reason, item.receivedAt.milliseconds, item.receivedAt.milliseconds,
-                                     item.receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
-                created += db.changesCount
+            var created = try insertJobs(jobs, eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                                         receivedAt: item.receivedAt, db: db)
+            if item.routeAfterCommit && disposition == .routed {
+                try db.cachedStatement(sql: "INSERT INTO route_queue(event_id) VALUES (?)").execute(arguments: [id])
+                created = 0
             }
             if let company {
                 try db.cachedStatement(sql: """
@@ -227,5 +217,54 @@ extension SQLiteStore: EventStore {
             }
             return .stored(id: id, jobs: created)
         }
+    }
+
+    /// Inserts an event's planned jobs (inside the writer's transaction); returns how many were new.
+    func insertJobs(_ jobs: [PlannedJob], eventID id: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, db: Database) throws -> Int {
+        var created = 0
+        for job in jobs {
+            try db.cachedStatement(sql: """
+                INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                 crash_policy, state, last_error, run_at, created_at, updated_at,
+                                 on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(event_id, mapping, item) DO NOTHING
+                """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, companyID, subjectID,
+                                 Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
+                                 job.initialState.rawValue, job.reason, receivedAt.milliseconds, receivedAt.milliseconds,
+                                 receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
+            created += db.changesCount
+        }
+        return created
+    }
+
+    /// Creates routed events' jobs and dequeues them (inside the writer's transaction).
+    func route(_ events: [RoutedEvent], db: Database) throws -> Int {
+        var created = 0
+        for event in events {
+            created += try insertJobs(event.jobs, eventID: event.eventID, companyID: event.companyID, subjectID: event.subjectID,
+                                      receivedAt: event.receivedAt, db: db)
+            try db.cachedStatement(sql: "DELETE FROM route_queue WHERE event_id = ?").execute(arguments: [event.eventID])
+        }
+        return created
+    }
+}
+
+extension SQLiteStore: RoutingQueue {
+    public func unroutedEvents(limit: Int) async throws -> [UnroutedEvent] {
+        try await database.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT q.event_id, i.body, i.received_at FROM route_queue q JOIN inbox i ON i.id = q.event_id
+                ORDER BY q.event_id LIMIT ?
+                """), arguments: [limit]).map { row in
+                UnroutedEvent(id: row["event_id"], body: (row["body"] as Data?).map { [UInt8]($0) },
+                              receivedAt: Timestamp(milliseconds: row["received_at"]))
+            }
+        }
+    }
+
+    public func recordRouting(_ events: [RoutedEvent]) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        return try await writer.route(events)
     }
 }

@@ -224,6 +224,11 @@ enum Schema {
                 CREATE INDEX jobs_state ON jobs(state) WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead', 'expired');
                 """)
         }
+        migrator.registerMigration("v10-route-queue") { db in
+            // Events acknowledged before their jobs exist; small (only what awaits
+            // routing), removed in the commit that creates the event's jobs.
+            try db.execute(sql: "CREATE TABLE route_queue (event_id INTEGER PRIMARY KEY REFERENCES inbox(id))")
+        }
         return migrator
     }
 }

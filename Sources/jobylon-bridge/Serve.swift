@@ -1,6 +1,7 @@
 import ArgumentParser
 import BridgeCore
 import BridgeHTTP
+import CSystemShim
 import CurlClient
 import Foundation
 import Hummingbird
@@ -37,6 +38,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         umask(0o077)
+        _ = jb_tune_allocator()
         var config = try BridgeConfiguration.load(options: store)
         if let listen { config.listen = listen }
         if let mappings { config.mappingsDir = mappings }
@@ -138,13 +140,15 @@ struct Serve: AsyncParsableCommand {
             runner.wakeup.signal()
             archiveRunner.wakeup.signal()
         }
+        let routing = EventRoutingService(queue: eventStore, router: CompositeRouter(routers), logger: logger)
+        eventStore.setEventsQueuedHandler { routing.wakeup.signal() }
 
         var receiverConfiguration = WebhookReceiverConfiguration()
         receiverConfiguration.maxBodyBytes = config.maxBodyBytes
         receiverConfiguration.allowedCompanies = config.allowedCompanies
         let receiver = WebhookReceiver(
             configuration: receiverConfiguration, tokens: WebhookTokens(tokens), store: eventStore,
-            router: CompositeRouter(routers), clock: clock, logger: logger, metricsFactory: metricsFactory)
+            clock: clock, logger: logger, metricsFactory: metricsFactory)
 
         let addressFile = (config.dataDir as NSString).appendingPathComponent("listen-address")
         var serverConfiguration = BridgeServerConfiguration(host: address.host, port: address.port)
@@ -179,7 +183,7 @@ struct Serve: AsyncParsableCommand {
         // then the runner finishes its attempts, then maintenance.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [reloader, maintenance, archiveRetention, csvExports, archiveRunner, runner, app],
+                services: [reloader, maintenance, archiveRetention, csvExports, archiveRunner, runner, routing, app],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -122,6 +122,12 @@ final class Daemon: @unchecked Sendable {
         try database().read(body)
     }
 
+    /// Waits until every acknowledged event has its jobs (routing follows the commit).
+    func routed(timeout: TimeInterval = 20) async throws {
+        let done = try await waitFor(timeout: timeout) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM route_queue") == 0 }
+        if !done { throw HarnessError.notRouted(log: log(tail: 2000)) }
+    }
+
     /// Waits until `condition` holds on the store (jobs run asynchronously).
     func waitFor(timeout: TimeInterval = 20, _ condition: (Database) throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -136,9 +142,11 @@ final class Daemon: @unchecked Sendable {
 enum HarnessError: Error, CustomStringConvertible {
     case exited(status: Int32, log: String)
     case notListening(log: String)
+    case notRouted(log: String)
 
     var description: String {
         switch self {
+        case .notRouted(let log): return "events were not routed in time:\n\(log)"
         case .exited(let status, let log): return "daemon exited with \(status):\n\(log)"
         case .notListening(let log): return "daemon did not listen:\n\(log)"
         }

@@ -20,6 +20,7 @@ struct MappingsEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+        try await daemon.routed()
         let rows = try daemon.query { db in
             try Row.fetchAll(db, sql: "SELECT mapping, item, kind, state, last_error, payload FROM jobs ORDER BY mapping, item")
         }
@@ -40,6 +41,7 @@ struct MappingsEndToEndTests {
         let notHired = String(decoding: try Fixtures.candidate(id: "eeeeeeee-0000-4000-8000-000000000001"), as: UTF8.self)
             .replacingOccurrences(of: "\"group\": 20", with: "\"group\": 1")
         #expect(try await daemon.post(Array(notHired.utf8)).status == 200)
+        try await daemon.routed()
         let count = try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") }
         #expect(count == 5)
     }
@@ -57,6 +59,7 @@ struct MappingsEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+        try await daemon.routed()
         let held = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE state = 'held'") }
         #expect(held == "missing variables PAYROLL_URL, PAYROLL_TOKEN")
         try "http://127.0.0.1:9".write(toFile: secrets + "/PAYROLL_URL", atomically: true, encoding: .utf8)
@@ -84,6 +87,7 @@ struct MappingsEndToEndTests {
         try daemon.start()  // ids continue past the stored ones after a restart
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("job-update")).status == 200)
+        try await daemon.routed()
         let rows = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT event_id, payload FROM jobs ORDER BY id") }
         #expect(rows.count == 2)
         for row in rows {

@@ -46,6 +46,7 @@ struct ReceiverEndToEndTests {
         let reply = try JSONParser.parse(second.body)
         #expect(reply["status"] == "duplicate")
         #expect(reply["id"] == first["id"])
+        try await daemon.routed()
         let counts = try daemon.query { db in
             (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox") ?? -1, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs") ?? -1)
         }
@@ -160,6 +161,7 @@ struct ReceiverEndToEndTests {
         let synonym = String(decoding: try Fixtures.bytes("job-new"), as: UTF8.self).replacingOccurrences(of: "\"new\"", with: "\"create\"")
         #expect(try await daemon.post(Array(synonym.utf8)).status == 200)
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new-doc-trailing-commas")).status == 200)
+        try await daemon.routed()
         let rows = try daemon.query { db in
             try Row.fetchAll(db, sql: "SELECT event_type, action, disposition, lenient, (SELECT COUNT(*) FROM jobs WHERE event_id = inbox.id) AS jobs FROM inbox ORDER BY id")
         }
@@ -174,6 +176,7 @@ struct ReceiverEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+        try await daemon.routed()
         let row = try daemon.query { db in
             try Row.fetchOne(db, sql: "SELECT disposition, (SELECT COUNT(*) FROM jobs) AS jobs FROM inbox")
         }
