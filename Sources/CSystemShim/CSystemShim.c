@@ -1,5 +1,6 @@
 #include "CSystemShim.h"
 
+#include <stdlib.h>  /* defines __GLIBC__ on glibc systems */
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
