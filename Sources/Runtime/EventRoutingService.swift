@@ -25,7 +25,7 @@ public final class EventRoutingService: Service {
     public let wakeup = Wakeup()
     let worker = BackgroundWorker(name: "event-router")
 
-    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 16, idlePoll: Duration = .seconds(1)) {
+    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1)) {
         self.queue = queue
         self.router = router
         self.logger = logger

@@ -86,6 +86,10 @@ public final class SQLiteStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run in the background (`checkpoint()`), not inside a commit.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            // SQLite's default page cache is 2 MiB: the random-order index pages
+            // every webhook touches (body hash, subject) would then be read back
+            // from the OS on most inserts once the store holds a few days of events.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
             if let pages = options.maxPageCount {
                 try db.execute(sql: "PRAGMA max_page_count = \(pages)")
             }

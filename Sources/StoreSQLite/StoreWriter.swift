@@ -24,16 +24,6 @@ final class StoreWriter: @unchecked Sendable {
             if case .ingest = self { return true }
             return false
         }
-
-        /// Rough rows written, to size job slices.
-        var weight: Int {
-            switch self {
-            case .ingest: return 1
-            case .claim(_, _, let limit, _, _, _): return 1 + limit / 4
-            case .complete, .stage: return 2
-            case .route(let events, _): return events.reduce(1) { $0 + $1.jobs.count }
-            }
-        }
     }
 
     enum Result {
@@ -51,8 +41,11 @@ final class StoreWriter: @unchecked Sendable {
 
     // All mutable state below is guarded by `condition`.
     private let condition = NSCondition()
-    private var pending: [Operation] = []
-    private var pendingIngests = 0
+    /// Webhooks waiting for a commit; they never queue behind job work.
+    private var pendingIngestOps: [Operation] = []
+    /// Job bookkeeping waiting for a commit, in arrival order.
+    private var pendingJobOps: [Operation] = []
+    private var pendingIngests: Int { pendingIngestOps.count }
     private var stopping = false
     private var finished = false
     private var healthy = true
@@ -92,8 +85,7 @@ final class StoreWriter: @unchecked Sendable {
                 continuation.resume(returning: .unavailable(reason: reason))
                 return
             }
-            pendingIngests += 1
-            pending.append(.ingest(item, hash: hash, continuation))
+            pendingIngestOps.append(.ingest(item, hash: hash, continuation))
             condition.signal()
             condition.unlock()
         }
@@ -130,7 +122,7 @@ final class StoreWriter: @unchecked Sendable {
             StoreWriter.deliver(.failed(Closed()), to: operation)
             return
         }
-        pending.append(operation)
+        pendingJobOps.append(operation)
         condition.signal()
         condition.unlock()
     }
@@ -145,54 +137,56 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     private func run() {
+        var roundsWithoutJobWork = 0
         while true {
             condition.lock()
-            while pending.isEmpty && !stopping { condition.wait() }
-            if pending.isEmpty && stopping {
+            while pendingIngestOps.isEmpty && pendingJobOps.isEmpty && !stopping { condition.wait() }
+            if pendingIngestOps.isEmpty && pendingJobOps.isEmpty && stopping {
                 finished = true
                 store = nil
                 condition.broadcast()
                 condition.unlock()
                 return
             }
-            let take = min(pending.count, maxBatch)
-            let batch = Array(pending.prefix(take))
-            pending.removeFirst(take)
-            pendingIngests -= batch.filter(\.isIngest).count
+            let ingests = Array(pendingIngestOps.prefix(maxBatch))
+            pendingIngestOps.removeFirst(ingests.count)
             condition.unlock()
 
             // Webhooks are acknowledged first, in a commit of their own. Job
-            // bookkeeping (routing, claims, completions, staging) follows in a
-            // commit of its own; while webhooks are waiting it is cut to a small
-            // slice, so no acknowledgement ever waits behind a long job commit.
-            // What does not fit goes back to the front of the queue.
-            let ingests = batch.filter(\.isIngest)
-            var jobWork = batch.filter { !$0.isIngest }
+            // bookkeeping (routing, claims, completions, staging) waits while
+            // webhooks keep coming (a few rounds at most, so it never starves),
+            // then gets a commit of its own cut to a time budget, so no
+            // acknowledgement waits behind a long job commit.
             if !ingests.isEmpty {
-                deliver(commit(ingests), for: ingests)
+                deliver(commit(ingests).results, for: ingests)
             }
-            if !jobWork.isEmpty {
-                condition.lock()
-                let webhooksWaiting = pendingIngests > 0
-                if webhooksWaiting {
-                    var weight = 0
-                    var cut = 0
-                    while cut < jobWork.count, cut == 0 || weight + jobWork[cut].weight <= StoreWriter.jobSliceWeight {
-                        weight += jobWork[cut].weight
-                        cut += 1
-                    }
-                    pending.insert(contentsOf: jobWork[cut...], at: 0)
-                    jobWork.removeSubrange(cut...)
-                }
+            condition.lock()
+            let webhooksWaiting = !pendingIngestOps.isEmpty
+            if pendingJobOps.isEmpty || (webhooksWaiting && roundsWithoutJobWork < StoreWriter.maxRoundsWithoutJobWork) {
+                if !pendingJobOps.isEmpty { roundsWithoutJobWork += 1 }
                 condition.unlock()
-                deliver(commit(jobWork), for: jobWork)
+                continue
+            }
+            let jobWork = Array(pendingJobOps.prefix(maxBatch))
+            pendingJobOps.removeFirst(jobWork.count)
+            condition.unlock()
+            roundsWithoutJobWork = 0
+            let (results, processed) = commit(jobWork, budget: webhooksWaiting ? StoreWriter.jobBudgetUnderLoad : StoreWriter.jobBudget)
+            deliver(results, for: Array(jobWork.prefix(processed)))
+            if processed < jobWork.count {
+                condition.lock()
+                pendingJobOps.insert(contentsOf: jobWork[processed...], at: 0)
+                condition.unlock()
             }
         }
     }
 
-    /// How much job work may share the disk between two webhook commits under
-    /// load (≈ rows written): a slice commits in about a millisecond here.
-    static let jobSliceWeight = 32
+    /// Webhook commits in a row before job work must get a commit.
+    static let maxRoundsWithoutJobWork = 8
+    /// How long one job commit may run while webhooks wait, and otherwise
+    /// (a webhook arriving meanwhile waits at most this long).
+    static let jobBudgetUnderLoad: Duration = .microseconds(500)
+    static let jobBudget: Duration = .milliseconds(5)
 
     private func deliver(_ results: [Result], for operations: [Operation]) {
         for (operation, result) in zip(operations, results) {
@@ -259,24 +253,31 @@ final class StoreWriter: @unchecked Sendable {
     /// Commits a batch. The fast path runs every operation in one plain
     /// transaction; only if one of them fails is the batch rolled back and
     /// replayed with a savepoint per operation, so that the failure stays its own.
-    private func commit(_ batch: [Operation]) -> [Result] {
-        guard let store else { return batch.map { _ in .failed(Closed()) } }
+    /// With a `budget`, stops taking operations once it is spent (always
+    /// doing at least one) and reports how many it processed.
+    private func commit(_ batch: [Operation], budget: Duration? = nil) -> (results: [Result], processed: Int) {
+        guard let store else { return (batch.map { _ in .failed(Closed()) }, batch.count) }
         var effects = CommitEffects()
+        var results: [Result] = []
+        results.reserveCapacity(batch.count)
         do {
-            var results: [Result] = []
-            results.reserveCapacity(batch.count)
+            let started = ContinuousClock.now
             try store.database.write { db in
                 results.removeAll(keepingCapacity: true)
                 effects = CommitEffects()
                 for operation in batch {
+                    if let budget, !results.isEmpty, ContinuousClock.now - started > budget { break }
                     results.append(try apply(operation, store: store, db: db, effects: &effects))
                 }
             }
             updateHealth(batch, storageFailure: false)
             announce(effects, store: store)
-            return results
+            return (results, results.count)
         } catch {
-            return commitIsolatingFailures(batch, store: store)
+            // Replay what the failed transaction had taken (up to the failing
+            // operation), each under a savepoint, so the failure stays its own.
+            let subset = Array(batch.prefix(min(results.count + 1, batch.count)))
+            return (commitIsolatingFailures(subset, store: store), subset.count)
         }
     }
 
