@@ -87,6 +87,12 @@ struct DurabilityEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+        // Events acknowledged but not yet routed when the process died get their jobs now.
+        try await daemon.routed()
+        let withoutJobs = try daemon.query { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox WHERE disposition = 'routed' AND id NOT IN (SELECT event_id FROM jobs)")
+        }
+        #expect(withoutJobs == 0, "an acknowledged event never got its job")
         #expect(try await daemon.waitFor { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('done')") == 0
         }, "jobs left unfinished after the restart")
