@@ -289,20 +289,18 @@ private let downloadHeader: jb_curl_data_callback = { buffer, size, count, userd
     guard let buffer, let userdata else { return 0 }
     let transfer = Unmanaged<DownloadTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
-    let line = buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
-        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-    }
-    if line.hasPrefix("HTTP/") {
+    switch HeaderLine(buffer, length: length) {
+    case .statusLine:
         transfer.headers.removeAll()
-    } else if line == "\r\n" || line == "\n" {
+    case .end:
         // End of a header block; an interim 1XX block is followed by the real one.
         var status = 0
         _ = jb_easy_getinfo_long(transfer.handle, CURLINFO_RESPONSE_CODE, &status)
         if status >= 200 { transfer.publishHead() }
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
+    case .field(let name, let value):
         transfer.headers.append((name, value))
+    case .other:
+        break
     }
     return length
 }

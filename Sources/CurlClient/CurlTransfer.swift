@@ -83,18 +83,36 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
     guard let buffer, let userdata else { return 0 }
     let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
-    let line = buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
-        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-    }
-    if line.hasPrefix("HTTP/") {
-        // A new status line (after a 100-continue or a redirect): headers start over.
-        sink.headers.removeAll()
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
-        sink.headers.append((name, value))
+    switch HeaderLine(buffer, length: length) {
+    case .statusLine: sink.headers.removeAll()  // after a 100-continue or a redirect: headers start over
+    case .field(let name, let value): sink.headers.append((name, value))
+    case .end, .other: break
     }
     return length
+}
+
+/// One line as curl's HEADERFUNCTION delivers it.
+enum HeaderLine {
+    case statusLine
+    case field(name: String, value: String)
+    /// The blank line that ends a header block.
+    case end
+    case other
+
+    init(_ buffer: UnsafeMutablePointer<CChar>, length: Int) {
+        let line = buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+        if line.hasPrefix("HTTP/") {
+            self = .statusLine
+        } else if line == "\r\n" || line == "\n" {
+            self = .end
+        } else if let colon = line.firstIndex(of: ":") {
+            self = .field(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n"))
+        } else {
+            self = .other
+        }
+    }
 }
 
 extension Substring {

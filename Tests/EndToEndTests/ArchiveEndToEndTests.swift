@@ -113,33 +113,12 @@ final class SignedFileServer: Sendable {
     func run<T: Sendable>(_ body: @Sendable (SignedFileServer) async throws -> T) async throws -> T {
         let router = Router()
         router.get("/**") { request, _ in try await self.respond(request) }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: Logger(label: "file-server"))
-        let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "file-server")))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
-            baseURL.withLock { $0 = "http://127.0.0.1:\(port)" }
-            defer { release() }
-            do {
-                let result = try await body(self)
-                release()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                release()
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
+        // A download still held by the gate must not keep the server from stopping.
+        defer { release() }
+        return try await withLocalHTTPServer(router, label: "file-server") { baseURL in
+            self.baseURL.withLock { $0 = baseURL }
+            defer { self.release() }
+            return try await body(self)
         }
     }
 }
