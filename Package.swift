@@ -101,11 +101,21 @@ let package = Package(
         ),
         .executableTarget(name: "json-bench", dependencies: ["JSON"], path: "Benchmarks/JSONBench"),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(
+            name: "TestServers",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestServers"
+        ),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CurlClientTests",
             dependencies: [
                 "CurlClient",
+                "TestServers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -123,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "CurlClient", "JSON", .product(name: "GRDB", package: "GRDB.swift"),
+                "CurlClient", "JSON", "TestServers", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

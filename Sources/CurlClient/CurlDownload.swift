@@ -197,22 +197,14 @@ final class DownloadTransfer: EngineTransfer {
         self.request = request
         let pointer = Unmanaged.passRetained(self)
         selfPointer = pointer
-        for header in request.headers {
-            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
-        }
-        var code = CURLE_OK
+        headerList = CurlOptions.headerList(request.headers)
+        // Never through a proxy: the address policy must see the file server's own address.
+        var code = CurlOptions.common(handle, url: request.url, proxy: nil, verifyPeer: request.verifyPeer, caBundle: request.caBundle,
+                                      connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
         }
-        set(jb_easy_setopt_string(handle, CURLOPT_URL, request.url))
-        set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(jb_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROXY, ""))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.verifyPeer ? 1 : 0))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.verifyPeer ? 2 : 0))
-        if let caBundle = request.caBundle { set(jb_easy_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
-        set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
         if request.totalTimeoutMilliseconds > 0 { set(jb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.totalTimeoutMilliseconds)) }
         set(jb_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, request.lowSpeedBytesPerSecond))
         set(jb_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, request.lowSpeedSeconds))

@@ -91,6 +91,35 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
     return length
 }
 
+/// What every transfer of the bridge sets the same way.
+enum CurlOptions {
+    static func common(_ handle: UnsafeMutableRawPointer, url: String, proxy: String?, verifyPeer: Bool, caBundle: String?,
+                       connectTimeoutMilliseconds: Int) -> CURLcode {
+        var code = CURLE_OK
+        func set(_ result: CURLcode) {
+            if code == CURLE_OK { code = result }
+        }
+        set(jb_easy_setopt_string(handle, CURLOPT_URL, url))
+        set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        // No proxy unless configured: libcurl would otherwise honour http_proxy
+        // from the environment and route personal data through it.
+        set(jb_easy_setopt_string(handle, CURLOPT_PROXY, proxy ?? ""))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, verifyPeer ? 1 : 0))
+        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, verifyPeer ? 2 : 0))
+        if let caBundle { set(jb_easy_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
+        set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds))
+        return code
+    }
+
+    static func headerList(_ headers: [(name: String, value: String)], extra: [String] = []) -> UnsafeMutablePointer<curl_slist>? {
+        var list: UnsafeMutablePointer<curl_slist>?
+        for header in headers { list = curl_slist_append(list, "\(header.name): \(header.value)") }
+        for line in extra { list = curl_slist_append(list, line) }
+        return list
+    }
+}
+
 /// One line as curl's HEADERFUNCTION delivers it.
 enum HeaderLine {
     case statusLine
@@ -140,27 +169,15 @@ final class EasyTransfer {
         self.limit = request.maxResponseBytes
         self.sink = ResponseSink(limit: request.maxResponseBytes)
         self.sinkPointer = Unmanaged.passRetained(sink)
-        for header in request.headers {
-            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
-        }
         // curl adds "Expect: 100-continue" to larger POSTs; it only costs a round trip.
-        headerList = curl_slist_append(headerList, "Expect:")
+        headerList = CurlOptions.headerList(request.headers, extra: ["Expect:"])
 
-        var code = CURLE_OK
+        var code = CurlOptions.common(handle, url: request.url, proxy: request.proxy, verifyPeer: request.verifyPeer,
+                                      caBundle: request.caBundle, connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
         }
-        set(jb_easy_setopt_string(handle, CURLOPT_URL, request.url))
-        set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(jb_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
-        // No proxy unless configured: libcurl would otherwise honour http_proxy
-        // from the environment and route personal data through it.
-        set(jb_easy_setopt_string(handle, CURLOPT_PROXY, request.proxy ?? ""))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.verifyPeer ? 1 : 0))
-        set(jb_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.verifyPeer ? 2 : 0))
-        if let caBundle = request.caBundle { set(jb_easy_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
-        set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
         set(jb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.totalTimeoutMilliseconds))
         set(jb_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method))
         set(jb_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))

@@ -4,42 +4,18 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TestServers
 import Testing
 
 /// Runs a real Hummingbird server on 127.0.0.1 with an ephemeral port for the
-/// duration of `body`, then shuts it down gracefully.
+/// duration of `body`, with the routes `configure` adds.
 func withLocalServer<T: Sendable>(
     _ configure: (Router<BasicRequestContext>) -> Void,
     _ body: @Sendable (_ baseURL: String) async throws -> T
 ) async throws -> T {
     let router = Router()
     configure(router)
-    let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            portContinuation.yield(channel.localAddress?.port ?? 0)
-            portContinuation.finish()
-        },
-        logger: Logger(label: "test-server")
-    )
-    let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "test-server")))
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = portStream.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        do {
-            let result = try await body("http://127.0.0.1:\(port)")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-    }
+    return try await withLocalHTTPServer(router, label: "test-server", body)
 }
 
 @Suite("CurlClient against a local server")

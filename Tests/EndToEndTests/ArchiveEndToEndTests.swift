@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TestServers
 import Testing
 
 /// A file store on 127.0.0.1 that issues S3-v2-style signed URLs
@@ -175,19 +176,6 @@ struct ArchiveEndToEndTests {
         return rows.map { "\($0["item"] as String): \($0["state"] as String) \($0["last_error"] as String? ?? "")" }.joined(separator: "; ")
     }
 
-    func cli(_ daemon: Daemon, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Daemon.binary)
-        process.arguments = arguments + ["--data-dir", daemon.dataDir]
-        process.environment = daemon.environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
 
     static func mode(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
@@ -264,16 +252,16 @@ struct ArchiveEndToEndTests {
             #expect(sidecar["candidate_id"] as? String == candidateID)
             #expect(!(sidecar["source_url"] as? String ?? "?").contains("Signature"))
 
-            let listed = try cli(daemon, ["archive", "list", "--candidate", candidateID])
+            let listed = try daemon.cli(["archive", "list", "--candidate", candidateID])
             #expect(listed.status == 0)
             #expect(listed.output.contains("cv\t\(cv.count)\t") && listed.output.contains("cover_letter") && listed.output.contains("type mismatch"))
-            let verified = try cli(daemon, ["archive", "verify"])
+            let verified = try daemon.cli(["archive", "verify"])
             #expect(verified.status == 0 && verified.output.contains("verified 3 file(s): 0 problem(s), 0 unrecorded"), "\(verified.output)")
             // One flipped byte is found.
             var corrupted = cv
             corrupted[100] ^= 0xFF
             try Data(corrupted).write(to: URL(fileURLWithPath: archive + "/" + cvPath))
-            let reverified = try cli(daemon, ["archive", "verify"])
+            let reverified = try daemon.cli(["archive", "verify"])
             #expect(reverified.status == 1 && reverified.output.contains("corrupt: \(cvPath)"), "\(reverified.output)")
 
             // No signed URL, file path or name in the log.
@@ -473,17 +461,17 @@ struct ArchiveEndToEndTests {
                 try Row.fetchAll(db, sql: "SELECT subject_id, path FROM archive_files").map { ($0["subject_id"] as String, $0["path"] as String) }
             })
             let archive = daemon.dataDir + "/archive/"
-            let dry = try cli(daemon, ["archive", "purge", "--dry-run"])
+            let dry = try daemon.cli(["archive", "purge", "--dry-run"])
             #expect(dry.status == 0 && dry.output.contains("would delete [1] \(paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")") && dry.output.contains("would delete 1 file(s)"), "\(dry.output)")
             #expect(FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")), "a dry run deletes nothing")
-            let real = try cli(daemon, ["archive", "purge"])
+            let real = try daemon.cli(["archive", "purge"])
             #expect(real.status == 0 && real.output.contains("deleted 1 file(s)"), "\(real.output)")
             #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")))
             #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?") + ".json"))
             #expect(!FileManager.default.fileExists(atPath: archive + "\(Self.company)/c0ffee00-0000-4000-8000-0000000000e2"), "the empty candidate directory went too")
             #expect(FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")))
             #expect(try daemon.query { db in try String.fetchAll(db, sql: "SELECT subject_id FROM archive_files") } == ["c0ffee00-0000-4000-8000-0000000000e1"])
-            #expect(try cli(daemon, ["archive", "verify"]).output.contains("verified 1 file(s): 0 problem(s), 0 unrecorded"))
+            #expect(try daemon.cli(["archive", "verify"]).output.contains("verified 1 file(s): 0 problem(s), 0 unrecorded"))
         }
     }
 }

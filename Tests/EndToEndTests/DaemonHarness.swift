@@ -110,6 +110,21 @@ final class Daemon: @unchecked Sendable {
         try await CurlClient().perform(CurlRequest(url: baseURL + path))
     }
 
+    /// Runs `jobylon-bridge ARGS` against this daemon's data directory, as an operator would beside it.
+    func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Daemon.binary)
+        process.arguments = arguments + ["--data-dir", dataDir]
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// A separate read-only connection to the daemon's store, as an auditor would open it.
     func database() throws -> DatabaseQueue {
         var config = Configuration()

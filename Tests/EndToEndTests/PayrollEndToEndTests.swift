@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TestServers
 import Testing
 
 /// A payroll system on 127.0.0.1 for the daemon to talk to: records every
@@ -54,37 +55,6 @@ final class PayrollServer: Sendable {
         let router = Router()
         router.post("/**") { request, _ in try await self.respond(request) }
         return try await withLocalHTTPServer(router, label: "payroll", body)
-    }
-}
-
-/// Runs a Hummingbird app on 127.0.0.1 with an ephemeral port for the
-/// duration of `body`, then shuts it down gracefully (also when `body` throws).
-func withLocalHTTPServer<T: Sendable>(
-    _ router: Router<BasicRequestContext>, label: String, _ body: @Sendable (_ baseURL: String) async throws -> T
-) async throws -> T {
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            continuation.yield(channel.localAddress?.port ?? 0)
-            continuation.finish()
-        },
-        logger: Logger(label: label))
-    let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: label)))
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        do {
-            let result = try await body("http://127.0.0.1:\(port)")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
     }
 }
 
@@ -170,20 +140,6 @@ struct PayrollEndToEndTests {
 
 @Suite("Operator commands beside a running daemon", .serialized)
 struct OperatorEndToEndTests {
-    /// Runs `jobylon-bridge ARGS` against the daemon's data directory; returns stdout.
-    func cli(_ daemon: Daemon, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Daemon.binary)
-        process.arguments = arguments + ["--data-dir", daemon.dataDir]
-        process.environment = daemon.environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 
     @Test func aHireIsStagedForTheNightlyCSVAndAPartialExportShowsIt() async throws {
         let exports = FileManager.default.temporaryDirectory.appendingPathComponent("jb-exports-\(UUID().uuidString)").path
@@ -196,7 +152,7 @@ struct OperatorEndToEndTests {
         #expect(try await daemon.waitFor { db in
             try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'hired-nightly-csv'") == "done"
         })
-        let result = try cli(daemon, ["export", "--mapping", "hired-nightly-csv", "--now"])
+        let result = try daemon.cli(["export", "--mapping", "hired-nightly-csv", "--now"])
         #expect(result.status == 0, "\(result.output)")
         let files = try FileManager.default.contentsOfDirectory(atPath: exports)
         let partial = try #require(files.first { $0.hasPrefix("hired-") && $0.contains("-partial-") && $0.hasSuffix(".csv") }, "\(files)")
@@ -205,7 +161,7 @@ struct OperatorEndToEndTests {
         let text = String(decoding: bytes.dropFirst(3), as: UTF8.self)
         #expect(text.hasPrefix("Anställnings-ID;Förnamn;Efternamn;E-post;Telefon;IBAN;Startdatum;Chef;Befattning;Avdelning\r\n"))
         #expect(text.contains("5903582;Bruce;Wayne;bruce@wayneenterprises.com;+468165621;SE6281323143611896423859;2025-01-01;Selina Kyle;Superhero;Engineering\r\n"))
-        let open = try cli(daemon, ["export", "--mapping", "hired-nightly-csv", "--period", String(MappingClockText.today())])
+        let open = try daemon.cli(["export", "--mapping", "hired-nightly-csv", "--period", String(MappingClockText.today())])
         #expect(open.status != 0 && open.output.contains("has not ended yet"), "\(open.output)")
     }
 
@@ -221,30 +177,30 @@ struct OperatorEndToEndTests {
             })
             let id = try #require(try daemon.query { db in try Int64.fetchOne(db, sql: "SELECT id FROM jobs WHERE mapping = 'payroll-new-hire'") })
 
-            let retried = try cli(daemon, ["jobs", "retry", "--dead", "--mapping", "payroll-new-hire"])
+            let retried = try daemon.cli(["jobs", "retry", "--dead", "--mapping", "payroll-new-hire"])
             #expect(retried.status == 0, "\(retried.output)")
             #expect(retried.output.contains("1 job(s) queued again"))
             #expect(try await daemon.waitFor { db in
                 try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) == "done"
             })
-            let shown = try cli(daemon, ["jobs", "show", String(id)])
+            let shown = try daemon.cli(["jobs", "show", String(id)])
             #expect(shown.output.contains("state: done"))
             #expect(shown.output.contains("attempt 1 at"))
             #expect(shown.output.contains("dead — HTTP 400"))
             #expect(shown.output.contains("Bearer ${PAYROLL_TOKEN}"), "the stored request keeps the placeholder")
             #expect(!shown.output.contains("payroll-secret-token"))
 
-            let replay = try cli(daemon, ["replay", "--event", "1", "--mapping", "payroll-new-hire"])
+            let replay = try daemon.cli(["replay", "--event", "1", "--mapping", "payroll-new-hire"])
             #expect(replay.output.contains("payroll-new-hire\tskipped (delivered)"), "\(replay.output)")
             let before = payroll.requests.filter { $0.path == "/v1/employees" }.count
 
-            let forced = try cli(daemon, ["replay", "--event", "1", "--mapping", "payroll-new-hire", "--force"])
+            let forced = try daemon.cli(["replay", "--event", "1", "--mapping", "payroll-new-hire", "--force"])
             #expect(forced.output.contains("payroll-new-hire\tforced"))
             #expect(try await daemon.waitFor { _ in payroll.requests.filter { $0.path == "/v1/employees" }.count == before + 1 })
             let keys = payroll.requests.filter { $0.path == "/v1/employees" }.compactMap { $0.headers["idempotency-key"] }
             #expect(Set(keys).count == 2, "a forced replay must use a new idempotency key")
 
-            #expect(try cli(daemon, ["jobs", "cancel", String(id)]).status != 0, "a done job cannot be cancelled")
+            #expect(try daemon.cli(["jobs", "cancel", String(id)]).status != 0, "a done job cannot be cancelled")
         }
     }
 }

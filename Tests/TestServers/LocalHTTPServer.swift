@@ -1,0 +1,34 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Runs a Hummingbird app on 127.0.0.1 with an ephemeral port for the
+/// duration of `body`, then shuts it down gracefully (also when `body` throws).
+public func withLocalHTTPServer<T: Sendable>(
+    _ router: Router<BasicRequestContext>, label: String, _ body: @Sendable (_ baseURL: String) async throws -> T
+) async throws -> T {
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { channel in
+            continuation.yield(channel.localAddress?.port ?? 0)
+            continuation.finish()
+        },
+        logger: Logger(label: label))
+    let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: label)))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        do {
+            let result = try await body("http://127.0.0.1:\(port)")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+    }
+}
