@@ -505,9 +505,15 @@ public enum MappingCompiler {
         }
         let maxBytes = r.int("max_bytes", range: 1...(1 << 34)) ?? 50 << 20
         let retention = r.int("retention_days", range: 1...36500)
+        var fileName = ArchiveFileName.standard
+        if let pattern = r.string("file_name") {
+            let (parsed, problem) = ArchiveFileName.parse(pattern)
+            if let parsed { fileName = parsed } else { context.error(problem ?? "invalid file name pattern", at: at.appending("file_name")) }
+        }
         r.finish()
         guard let directory else { return nil }
-        return ArchiveTarget(files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes, retentionDays: retention)
+        return ArchiveTarget(files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes,
+                             retentionDays: retention, fileName: fileName)
     }
 
     /// Paths are open-ended (payloads grow): names outside the documented

@@ -132,4 +132,77 @@ public struct ArchiveTarget: Sendable {
     public var allowedHosts: [String]
     public var maxBytes: Int
     public var retentionDays: Int?
+    /// The stored file's name, from placeholders (`ArchiveFileName`).
+    public var fileName: ArchiveFileName = .standard
+}
+
+/// The name an archived file is stored under: literal characters and the
+/// placeholders `{kind}`, `{sha256}`, `{sha256_16}`, `{sha256_8}` and `{ext}`.
+/// A content hash placeholder is required: the name is content-addressed, so a
+/// re-run after a crash lands on the same name and different content never
+/// overwrites a file.
+public struct ArchiveFileName: Sendable, Hashable {
+    enum Part: Sendable, Hashable {
+        case literal(String)
+        case kind, sha256, sha256Prefix(Int), ext
+    }
+
+    let parts: [Part]
+    public let pattern: String
+
+    public static let standard = ArchiveFileName(validated: "{kind}-{sha256_16}.{ext}")
+
+    /// `nil` and a reason when the pattern cannot name files safely.
+    public static func parse(_ pattern: String) -> (ArchiveFileName?, String?) {
+        var parts: [Part] = []
+        var rest = Substring(pattern)
+        var hasHash = false
+        while !rest.isEmpty {
+            if rest.hasPrefix("{") {
+                guard let close = rest.firstIndex(of: "}") else { return (nil, "unclosed \"{\" in the file name pattern") }
+                let name = rest[rest.index(after: rest.startIndex)..<close]
+                switch name {
+                case "kind": parts.append(.kind)
+                case "sha256": parts.append(.sha256); hasHash = true
+                case "sha256_16": parts.append(.sha256Prefix(16)); hasHash = true
+                case "sha256_8": parts.append(.sha256Prefix(8)); hasHash = true
+                case "ext": parts.append(.ext)
+                default: return (nil, "unknown placeholder {\(name)}; known: {kind}, {sha256}, {sha256_16}, {sha256_8}, {ext}")
+                }
+                rest = rest[rest.index(after: close)...]
+            } else {
+                let end = rest.firstIndex(of: "{") ?? rest.endIndex
+                let literal = rest[..<end]
+                guard literal.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                    return (nil, "the file name pattern may only hold letters, digits, \"-\", \"_\", \".\" and placeholders")
+                }
+                parts.append(.literal(String(literal)))
+                rest = rest[end...]
+            }
+        }
+        guard hasHash else { return (nil, "the file name pattern needs {sha256}, {sha256_16} or {sha256_8}: names are content-addressed") }
+        guard !pattern.hasPrefix(".") else { return (nil, "the file name pattern must not start with a dot") }
+        return (ArchiveFileName(parts: parts, pattern: pattern), nil)
+    }
+
+    init(parts: [Part], pattern: String) {
+        self.parts = parts
+        self.pattern = pattern
+    }
+
+    init(validated pattern: String) {
+        self = ArchiveFileName.parse(pattern).0 ?? ArchiveFileName(parts: [.kind, .literal("-"), .sha256Prefix(16), .literal("."), .ext], pattern: pattern)
+    }
+
+    public func render(kind: String, sha256: String, fileExtension: String) -> String {
+        parts.map { part -> String in
+            switch part {
+            case .literal(let text): return text
+            case .kind: return kind
+            case .sha256: return sha256
+            case .sha256Prefix(let count): return String(sha256.prefix(count))
+            case .ext: return fileExtension
+            }
+        }.joined()
+    }
 }

@@ -113,7 +113,14 @@ public struct ArchiveExecutor: JobExecutor {
         }
         let originalName = downloaded.contentDispositionName ?? ArchiveNames.originalName(urlWithoutQuery: SignedURL(downloaded.finalURL.text).withoutQuery)
         let fileExtension = downloaded.sniffed?.fileExtension ?? originalName.flatMap(ArchiveNames.fileExtension) ?? "bin"
-        let relative = ArchiveLayout.relativePath(segments: segments, kind: kind, sha256: downloaded.sha256, fileExtension: fileExtension)
+        let fileName = target.fileName.render(kind: kind, sha256: downloaded.sha256, fileExtension: fileExtension)
+        do {
+            try ArchiveNames.checkKind(fileName)
+        } catch {
+            await BlockingIO.run { _ = unlink(downloaded.temporaryPath) }
+            return fail(.permanent(reason: "refused: file name from the pattern \(target.fileName.pattern): \(error.description)"), reason: "unsafe_name")
+        }
+        let relative = ArchiveLayout.relativePath(segments: segments, fileName: fileName)
         let downloadedAt = clock.now()
         let days = configuration.retention.days(kind: kind, mappingOverride: target.retentionDays)
         let record = ArchivedFile(

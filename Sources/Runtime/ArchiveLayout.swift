@@ -43,9 +43,9 @@ public struct ArchiveLayout: Sendable {
         guard chmod(path, 0o700) == 0 else { throw IOFailure.errno("cannot set 0700 on \(path)") }
     }
 
-    /// `kind-<16 hex>.<ext>` under the validated directory segments.
-    public static func relativePath(segments: [String], kind: String, sha256: String, fileExtension: String) -> String {
-        (segments + ["\(kind)-\(sha256.prefix(16)).\(fileExtension)"]).joined(separator: "/")
+    /// The mapping's file name (default `kind-<16 hex>.<ext>`) under the validated directory segments.
+    public static func relativePath(segments: [String], fileName: String) -> String {
+        (segments + [fileName]).joined(separator: "/")
     }
 
     /// Moves a finished temp file to its final name (creating 0700 parents),

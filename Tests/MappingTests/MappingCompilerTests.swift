@@ -37,6 +37,25 @@ struct MappingCompilerTests {
         #expect(m.plan(notHired, now: "") == .noMatch(reason: "when.if is false: candidate.status.group == 20"))
     }
 
+    @Test func archiveFileNamePatternsAreCheckedAndRendered() throws {
+        func archive(_ fileName: String) -> String {
+            #"{"name": "m", "when": {"event": "candidate/new"}, "archive": {"files": {"cv": "{{ candidate.files.cv }}"}, "file_name": "\#(fileName)"}}"#
+        }
+        let (mapping, diagnostics) = compile(archive("cv_{sha256_8}-{kind}.{ext}"))
+        #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "\(diagnostics)")
+        guard case .archive(let target) = try #require(mapping).target else { Issue.record("not an archive mapping"); return }
+        #expect(target.fileName.render(kind: "cover_letter", sha256: "0123456789abcdef0123", fileExtension: "pdf") == "cv_01234567-cover_letter.pdf")
+        #expect(ArchiveFileName.standard.render(kind: "cv", sha256: String(repeating: "ab", count: 32), fileExtension: "docx") == "cv-abababababababab.docx")
+        for (bad, message) in [("{kind}.{ext}", "needs {sha256}"), ("{kind}/{sha256}", "may only hold"), ("{kind}-{sha}", "unknown placeholder {sha}"),
+                               ("{sha256", "unclosed"), (".{sha256}", "must not start with a dot"), ("../{sha256}", "may only hold")] {
+            let (rejected, problems) = compile(archive(bad))
+            #expect(rejected == nil, "\(bad)")
+            let error = problems.first { $0.severity == .error }
+            #expect(error?.message.contains(message) == true, "\(bad): \(problems)")
+            #expect(error?.pointer == "/archive/file_name", "\(bad)")
+        }
+    }
+
     @Test func everyErrorIsListedWithItsPosition() {
         let text = """
             {
