@@ -19,7 +19,7 @@ extension SQLiteStore: ArchiveStore {
     }
 
     public func archivedFile(companyID: String, candidateID: String, sha256: String) async throws -> ArchivedFile? {
-        try await database.read { db in
+        try await reader.read { db in
             try Row.fetchOne(db, sql: "SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE company_id = ? AND subject_id = ? AND sha256 = ?",
                              arguments: [companyID, candidateID, sha256]).map(SQLiteStore.archivedFile)
         }
@@ -45,7 +45,7 @@ extension SQLiteStore: ArchiveStore {
 
     /// A candidate's archived files (all companies unless one is given).
     public func archivedFiles(candidateID: String, companyID: String? = nil) throws -> [ArchivedFile] {
-        try database.read { db in
+        try reader.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT \(SQLiteStore.archiveColumns) FROM archive_files
                 WHERE subject_id = ? AND (? IS NULL OR company_id = ?) ORDER BY id
@@ -55,7 +55,7 @@ extension SQLiteStore: ArchiveStore {
 
     /// Every record, in id order, a page at a time (for `archive verify`).
     public func archivedFiles(afterID: Int64, limit: Int) throws -> [ArchivedFile] {
-        try database.read { db in
+        try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE id > ? ORDER BY id LIMIT ?",
                              arguments: [afterID, limit]).map(SQLiteStore.archivedFile)
         }
@@ -63,7 +63,7 @@ extension SQLiteStore: ArchiveStore {
 
     /// Records whose retention ended at `now`, oldest first.
     public func archivedFiles(retainedBefore now: Timestamp, limit: Int) throws -> [ArchivedFile] {
-        try database.read { db in
+        try reader.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE retain_until <= ? ORDER BY retain_until, id LIMIT ?
                 """, arguments: [now.milliseconds, limit]).map(SQLiteStore.archivedFile)

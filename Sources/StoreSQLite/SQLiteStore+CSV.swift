@@ -20,7 +20,7 @@ struct StagingRequest: Sendable {
 
 extension SQLiteStore: CSVExportStore {
     public func csvLastExportedEnd(mapping: String) throws -> Int64? {
-        try database.read { db in
+        try reader.read { db in
             try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = 'done'", arguments: [mapping])
         }
     }
@@ -70,7 +70,7 @@ extension SQLiteStore: CSVExportStore {
     }
 
     public func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool {
-        try database.read { db in
+        try reader.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'",
                               arguments: [mapping, periodStart]) == true
         }
@@ -99,7 +99,7 @@ extension SQLiteStore: CSVExportStore {
 
     /// Streams a period's rows (ordered by row key) in pages, for flat memory.
     public func forEachCSVRow(mapping: String, periodStart: Int64, _ body: (_ rowKey: String, _ row: [UInt8]) throws -> Void) throws {
-        try database.read { db in
+        try reader.read { db in
             let cursor = try Row.fetchCursor(db, sql: "SELECT row_key, row FROM csv_rows WHERE mapping = ? AND period_start = ? ORDER BY row_key",
                                              arguments: [mapping, periodStart])
             while let row = try cursor.next() {
@@ -131,7 +131,7 @@ extension SQLiteStore: CSVExportStore {
 
     /// The periods of `mapping` with staged rows, for `export --period`.
     public func csvRowCount(mapping: String, periodStart: Int64) throws -> Int {
-        try database.read { db in
+        try reader.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM csv_rows WHERE mapping = ? AND period_start = ?", arguments: [mapping, periodStart]) ?? 0
         }
     }

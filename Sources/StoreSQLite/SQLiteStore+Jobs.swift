@@ -225,7 +225,7 @@ extension SQLiteStore: JobStore {
         // Per lane (a runner must not wake for due jobs it will not claim: it would
         // spin), and each an index lookup: this runs whenever a runner goes idle.
         let laneFilter = SQLiteStore.laneSQL(lane).filter.replacingOccurrences(of: "j.", with: "")
-        return try await database.read { db in
+        return try await reader.read { db in
             let due = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT run_at FROM jobs WHERE state = 'pending' \(laneFilter) ORDER BY run_at LIMIT 1
                 """))
@@ -251,7 +251,7 @@ extension SQLiteStore {
     }
 
     public func jobs(state: String? = nil, mapping: String? = nil, limit: Int = 1000) throws -> [JobSummary] {
-        try database.read { db in
+        try reader.read { db in
             var sql = "SELECT id, event_id, mapping, state, attempts, effect_key, last_error, skipped_for FROM jobs WHERE 1 = 1"
             var arguments: StatementArguments = []
             if let state {
@@ -274,7 +274,7 @@ extension SQLiteStore {
 
     /// Job counts by state and the age of the oldest unfinished job (for metrics).
     public func jobStatistics(now: Timestamp) async throws -> (counts: [String: Int], oldestPendingAge: Int64?) {
-        try await database.read { db in
+        try await reader.read { db in
             var counts: [String: Int] = [:]
             // Unbounded terminal states (done, skipped, cancelled) are not counted here:
             // this runs every second and must stay proportional to the open queue.
@@ -291,14 +291,14 @@ extension SQLiteStore {
     public func countRows(_ table: String) throws -> Int {
         let allowed: Set<String> = ["inbox", "quarantine", "jobs", "effects", "companies", "job_attempts"]
         guard allowed.contains(table) else { throw StoreError.notFound("table \(table)") }
-        return try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+        return try reader.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
     }
 }
 
 extension SQLiteStore {
     /// The latest company/signup facts, for the router's `CompanyDirectory`.
     public func companies() throws -> [CompanySnapshot] {
-        try database.read { db in
+        try reader.read { db in
             try Row.fetchAll(db, sql: "SELECT id, internal_id, name, settings FROM companies ORDER BY id").map { row in
                 let settings: Data? = row["settings"]
                 return CompanySnapshot(

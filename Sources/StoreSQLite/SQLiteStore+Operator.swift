@@ -33,7 +33,7 @@ extension SQLiteStore {
     }
 
     public func job(id: Int64) throws -> JobDetail {
-        try database.read { db in
+        try reader.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
             let attempts = try Row.fetchAll(db, sql: "SELECT attempt, finished_at, outcome, detail FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id])
                 .map { (attempt: $0["attempt"] as Int, finishedAt: $0["finished_at"] as Int64, outcome: $0["outcome"] as String, detail: $0["detail"] as String?) }
@@ -67,7 +67,7 @@ extension SQLiteStore {
     }
 
     public func jobIDs(state: String, mapping: String?) throws -> [Int64] {
-        try database.read { db in
+        try reader.read { db in
             try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE state = ? AND (? IS NULL OR mapping = ?) ORDER BY id", arguments: [state, mapping, mapping])
         }
     }
@@ -117,7 +117,7 @@ extension SQLiteStore {
 
     /// Events with their bodies (purged bodies cannot be replayed).
     public func events(id: Int64?, since: Timestamp?, until: Timestamp?) throws -> [StoredEvent] {
-        try database.read { db in
+        try reader.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT id, body, received_at FROM inbox WHERE body IS NOT NULL
                   AND (? IS NULL OR id = ?) AND (? IS NULL OR received_at >= ?) AND (? IS NULL OR received_at < ?)

@@ -49,6 +49,10 @@ public final class SQLiteStore: Sendable {
     /// A second connection only for checkpoints: a PASSIVE checkpoint copies
     /// WAL pages into the database file while the writer keeps committing.
     let checkpointQueue: DatabaseQueue
+    /// Reads (runner wake-ups, the routing queue, gauges, operator queries) on a
+    /// connection of their own: in WAL mode they see committed data and never
+    /// hold up the writer's commits, as they would on its connection.
+    let reader: DatabaseQueue
     let writer: StoreWriter
     /// Called after a commit that created jobs (the runner's wake-up).
     let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
@@ -66,6 +70,7 @@ public final class SQLiteStore: Sendable {
         let queue = try SQLiteStore.openQueue(path: path, options: options)
         self.queue = Mutex(queue)
         self.checkpointQueue = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
+        self.reader = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
         self.writer = StoreWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
         writer.store = self
         writer.start()
@@ -256,7 +261,7 @@ extension SQLiteStore: EventStore {
 
 extension SQLiteStore: RoutingQueue {
     public func unroutedEvents(limit: Int) async throws -> [UnroutedEvent] {
-        try await database.read { db in
+        try await reader.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT q.event_id, i.body, i.received_at FROM route_queue q JOIN inbox i ON i.id = q.event_id
                 ORDER BY q.event_id LIMIT ?
