@@ -30,6 +30,7 @@ extension SQLiteStore {
             try db.execute(sql: """
                 UPDATE inbox SET body = NULL, body_purged_at = :now
                 WHERE body IS NOT NULL AND received_at < :cutoff
+                  AND NOT EXISTS (SELECT 1 FROM route_queue WHERE route_queue.event_id = inbox.id)
                   AND NOT EXISTS (
                       SELECT 1 FROM jobs WHERE jobs.event_id = inbox.id
                         AND (jobs.state NOT IN ('done', 'dead', 'expired', 'skipped', 'cancelled') OR jobs.updated_at >= :cutoff))

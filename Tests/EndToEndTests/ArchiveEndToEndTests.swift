@@ -472,6 +472,14 @@ struct ArchiveEndToEndTests {
             #expect(FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")))
             #expect(try daemon.query { db in try String.fetchAll(db, sql: "SELECT subject_id FROM archive_files") } == ["c0ffee00-0000-4000-8000-0000000000e1"])
             #expect(try daemon.cli(["archive", "verify"]).output.contains("verified 1 file(s): 0 problem(s), 0 unrecorded"))
+            // Erasure removes the remaining candidate's archived file with everything else of theirs.
+            let erased = try daemon.cli(["erase", "--candidate", "c0ffee00-0000-4000-8000-0000000000e1"])
+            #expect(erased.status == 0 && erased.output.contains("deleting archived \(paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")"), "\(erased.output)")
+            #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")))
+            #expect(try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM archive_files") } == 0)
+            #expect(try daemon.query { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox WHERE subject_id = 'c0ffee00-0000-4000-8000-0000000000e1' AND body IS NOT NULL")
+            } == 0)
         }
     }
 }

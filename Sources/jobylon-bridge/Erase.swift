@@ -1,0 +1,51 @@
+import ArgumentParser
+import BridgeCore
+import Foundation
+import Runtime
+import StoreSQLite
+
+struct Erase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase a candidate's personal data: raw bodies, job payloads, CSV rows, quarantined bodies, archived files.",
+        discussion: """
+            Open jobs of the candidate are cancelled first, so nothing is sent afterwards. Body hashes and the \
+            effect ledger's keys stay: a late retry is still a duplicate and a re-send cannot create the hire \
+            again. CSV files already delivered are listed: remove the rows there. Works beside a running daemon. \
+            --dry-run reports without changing anything.
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(name: .long, help: "Candidate id.") var candidate: String
+    @Option(name: .long, help: "Only this company's data.") var company: String?
+    @Flag(name: .long, help: "Report what would be erased.") var dryRun = false
+
+    func run() throws {
+        guard !candidate.isEmpty else { throw ValidationError("--candidate must not be empty") }
+        let (sqlite, config) = try OperatorStore.open(store)
+        defer { sqlite.close() }
+        let report = try sqlite.erase(candidateID: candidate, companyID: company, now: OperatorStore.now, dryRun: dryRun)
+        let verb = dryRun ? "would erase" : "erased"
+        print("\(verb): \(report.events) event body(ies), \(report.jobsCleared) job payload(s) (\(report.jobsCancelled) open job(s) cancelled), "
+              + "\(report.quarantined) quarantined body(ies), \(report.csvRows) staged CSV row(s), \(report.csvExportedKeys) exported-row record(s)")
+        let layout = ArchiveLayout(root: config.resolvedArchiveDir)
+        var failures = 0
+        for file in report.archiveFiles {
+            print("\(dryRun ? "would delete" : "deleting") archived \(file.path) (\(file.kind), \(file.size) bytes)")
+            guard !dryRun else { continue }
+            do {
+                try layout.remove(file)
+                if let id = file.id { try sqlite.deleteArchivedFile(id: id) }
+            } catch {
+                failures += 1
+                print("FAILED \(file.path): \(error)")
+            }
+        }
+        for file in report.exportedFiles {
+            print("delivered CSV file holding the candidate's rows (outside the store; edit by hand): \(file)")
+        }
+        if report.events + report.quarantined + report.csvRows + report.archiveFiles.count == 0 {
+            print("nothing stored for candidate \(candidate)\(company.map { " of company \($0)" } ?? "")")
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
