@@ -60,8 +60,8 @@ public protocol ArchiveStore: Sendable {
     /// Records a file; when the same content of the candidate is already
     /// recorded (a re-run after a crash), returns that record instead.
     func recordArchivedFile(_ file: ArchivedFile) async throws -> ArchivedFile
-    /// Records whose retention ended at `now`, oldest first.
-    func archivedFiles(retainedBefore now: Timestamp, limit: Int) throws -> [ArchivedFile]
+    /// Records whose retention ended at `now`, in id order after `afterID` (a page at a time).
+    func archivedFiles(retainedBefore now: Timestamp, afterID: Int64, limit: Int) throws -> [ArchivedFile]
     /// Deletes a record once its file is gone.
     func deleteArchivedFile(id: Int64) throws
 }

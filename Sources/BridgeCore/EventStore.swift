@@ -82,12 +82,15 @@ public protocol EventStore: Sendable {
 /// A committed event waiting for its jobs.
 public struct UnroutedEvent: Sendable {
     public var id: Int64
+    /// As read when the event was received (stored beside the body).
+    public var envelope: WebhookEnvelope
     /// `nil` if retention already removed it (nothing left to route).
     public var body: [UInt8]?
     public var receivedAt: Timestamp
 
-    public init(id: Int64, body: [UInt8]?, receivedAt: Timestamp) {
+    public init(id: Int64, envelope: WebhookEnvelope, body: [UInt8]?, receivedAt: Timestamp) {
         self.id = id
+        self.envelope = envelope
         self.body = body
         self.receivedAt = receivedAt
     }

@@ -50,6 +50,22 @@ public struct WebhookEnvelope: Sendable, Hashable {
     /// The body relied on the trailing-comma leniency.
     public var lenient: Bool
 
+    /// An envelope as stored with its event (the inbox keeps these fields), so
+    /// later stages need not scan the body again.
+    public init(eventType: String, action: String, companyID: String?, subjectID: String?, lenient: Bool) {
+        self.init(eventType: eventType, action: action, kind: EventKind(type: eventType, action: action),
+                  companyID: companyID, subjectID: subjectID, lenient: lenient)
+    }
+
+    init(eventType: String, action: String, kind: EventKind, companyID: String?, subjectID: String?, lenient: Bool) {
+        self.eventType = eventType
+        self.action = action
+        self.kind = kind
+        self.companyID = companyID
+        self.subjectID = subjectID
+        self.lenient = lenient
+    }
+
     static let query = JSONFieldQuery([
         ["event_type"], ["action"], ["data"],
         ["data", "company", "id"], ["data", "company_id"],

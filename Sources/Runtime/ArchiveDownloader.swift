@@ -264,7 +264,7 @@ final class TempFile: @unchecked Sendable {
 
     /// fsync and close; the digest is final afterwards.
     func finish() -> Result<Void, IOFailure> {
-        digestHex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        digestHex = hasher.finalize().lowercaseHex
         if fsync(fd) != 0 {
             let failure = IOFailure.errno("fsync of temp file failed")
             close(fd)

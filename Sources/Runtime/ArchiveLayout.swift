@@ -36,7 +36,7 @@ public struct ArchiveLayout: Sendable {
         return removed
     }
 
-    static func makeDirectory(_ path: String) throws {
+    static func makeDirectory(_ path: String) throws(IOFailure) {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw IOFailure.errno("cannot create archive directory \(path)")
         }
@@ -55,7 +55,7 @@ public struct ArchiveLayout: Sendable {
         var directory = root
         for segment in parts.dropLast() {
             directory = (directory as NSString).appendingPathComponent(segment)
-            do { try ArchiveLayout.makeDirectory(directory) } catch let error as IOFailure { throw error } catch { throw IOFailure(message: "\(error)") }
+            try ArchiveLayout.makeDirectory(directory)
         }
         let target = absolute(relativePath)
         guard rename(temporaryPath, target) == 0 else { throw IOFailure.errno("cannot move the download into the archive") }
@@ -127,7 +127,7 @@ public struct ArchiveLayout: Sendable {
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             size += Int64(count)
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().lowercaseHex
         if digest != file.sha256 { return "corrupt: \(file.path) (sha256 \(digest.prefix(16))…, recorded \(file.sha256.prefix(16))…)" }
         if size != file.size { return "size differs: \(file.path) (\(size) bytes, recorded \(file.size))" }
         return nil
@@ -167,18 +167,18 @@ public struct ArchivePurger: Sendable {
     /// `progress` sees each file as it is handled (for the CLI's output).
     public func purge(now: Timestamp, dryRun: Bool, progress: (ArchivedFile) -> Void = { _ in }) -> Outcome {
         var outcome = Outcome()
-        var seen = Set<Int64>()
+        var lastID: Int64 = 0
         while true {
             let batch: [ArchivedFile]
             do {
-                batch = try store.archivedFiles(retainedBefore: now, limit: 500).filter { !seen.contains($0.id ?? -1) }
+                batch = try store.archivedFiles(retainedBefore: now, afterID: lastID, limit: 500)
             } catch {
                 outcome.failures.append("listing expired archive records failed: \(error)")
                 return outcome
             }
-            if batch.isEmpty { return outcome }
+            guard let last = batch.last?.id else { return outcome }
+            lastID = last
             for file in batch {
-                seen.insert(file.id ?? -1)
                 progress(file)
                 outcome.deleted += 1
                 outcome.bytes += file.size
@@ -192,6 +192,11 @@ public struct ArchivePurger: Sendable {
             }
         }
     }
+}
+
+extension SHA256.Digest {
+    /// The digest as the archive records it: 64 lowercase hex digits.
+    var lowercaseHex: String { map { String(format: "%02x", $0) }.joined() }
 }
 
 extension IOFailure: CustomStringConvertible {

@@ -60,11 +60,12 @@ public final class EventRoutingService: Service {
         let logger = self.logger
         let routed = await worker.run { () -> [RoutedEvent] in
             events.map { event -> RoutedEvent in
-                guard let body = event.body, let envelope = try? WebhookEnvelope.read(body) else {
-                    // Validated when it was stored; without a body (retention) there is nothing
-                    // to plan. It still leaves the queue, so it never blocks the events behind it.
-                    logger.error("event cannot be routed: body missing or unreadable", metadata: ["event": "\(event.id)"])
-                    return RoutedEvent(eventID: event.id, companyID: nil, subjectID: nil, receivedAt: event.receivedAt, jobs: [])
+                let envelope = event.envelope
+                guard let body = event.body else {
+                    // Without a body (erased) there is nothing to plan. It still leaves
+                    // the queue, so it never blocks the events behind it.
+                    logger.error("event cannot be routed: body missing", metadata: ["event": "\(event.id)"])
+                    return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID, receivedAt: event.receivedAt, jobs: [])
                 }
                 return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID, receivedAt: event.receivedAt,
                                    jobs: router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id))

@@ -61,12 +61,11 @@ extension SQLiteStore: ArchiveStore {
         }
     }
 
-    /// Records whose retention ended at `now`, oldest first.
-    public func archivedFiles(retainedBefore now: Timestamp, limit: Int) throws -> [ArchivedFile] {
+    public func archivedFiles(retainedBefore now: Timestamp, afterID: Int64, limit: Int) throws -> [ArchivedFile] {
         try reader.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE retain_until <= ? ORDER BY retain_until, id LIMIT ?
-                """, arguments: [now.milliseconds, limit]).map(SQLiteStore.archivedFile)
+                SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE retain_until <= ? AND id > ? ORDER BY id LIMIT ?
+                """, arguments: [now.milliseconds, afterID, limit]).map(SQLiteStore.archivedFile)
         }
     }
 

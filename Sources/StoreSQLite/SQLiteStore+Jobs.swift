@@ -10,10 +10,10 @@ extension SQLiteStore: JobStore {
 
     /// The lane's filter and order; each matches a partial index of pending jobs
     /// (`jobs_pending_due`, `jobs_pending_deadline`), so a claim reads only due work.
-    static func laneSQL(_ lane: ClaimLane) -> (filter: String, order: String) {
+    static func laneSQL(_ lane: ClaimLane, table: String = "j") -> (filter: String, order: String) {
         switch lane {
-        case .dueTime: return ("AND j.deadline IS NULL", "j.run_at, j.id")
-        case .earliestDeadline: return ("AND j.deadline IS NOT NULL", "j.deadline, j.id")
+        case .dueTime: return ("AND \(table).deadline IS NULL", "\(table).run_at, \(table).id")
+        case .earliestDeadline: return ("AND \(table).deadline IS NOT NULL", "\(table).deadline, \(table).id")
         }
     }
 
@@ -224,7 +224,7 @@ extension SQLiteStore: JobStore {
     public func nextWakeUp(lane: ClaimLane) async throws -> Timestamp? {
         // Per lane (a runner must not wake for due jobs it will not claim: it would
         // spin), and each an index lookup: this runs whenever a runner goes idle.
-        let laneFilter = SQLiteStore.laneSQL(lane).filter.replacingOccurrences(of: "j.", with: "")
+        let laneFilter = SQLiteStore.laneSQL(lane, table: "jobs").filter
         return try await reader.read { db in
             let due = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT run_at FROM jobs WHERE state = 'pending' \(laneFilter) ORDER BY run_at LIMIT 1

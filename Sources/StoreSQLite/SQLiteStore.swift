@@ -209,11 +209,12 @@ extension SQLiteStore: EventStore {
                 let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM inbox WHERE body_sha256 = ?"), arguments: [hash]) ?? 0
                 return .duplicate(id: existing)
             }
-            var created = try insertJobs(jobs, eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
-                                         receivedAt: item.receivedAt, db: db)
+            var created = 0
             if item.routeAfterCommit && disposition == .routed {
                 try db.cachedStatement(sql: "INSERT INTO route_queue(event_id) VALUES (?)").execute(arguments: [id])
-                created = 0
+            } else {
+                created = try insertJobs(jobs, eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                                         receivedAt: item.receivedAt, db: db)
             }
             if let company {
                 try db.cachedStatement(sql: """
@@ -263,11 +264,15 @@ extension SQLiteStore: RoutingQueue {
     public func unroutedEvents(limit: Int) async throws -> [UnroutedEvent] {
         try await reader.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT q.event_id, i.body, i.received_at FROM route_queue q JOIN inbox i ON i.id = q.event_id
+                SELECT q.event_id, i.body, i.received_at, i.event_type, i.action, i.company_id, i.subject_id, i.lenient
+                FROM route_queue q JOIN inbox i ON i.id = q.event_id
                 ORDER BY q.event_id LIMIT ?
                 """), arguments: [limit]).map { row in
-                UnroutedEvent(id: row["event_id"], body: (row["body"] as Data?).map { [UInt8]($0) },
-                              receivedAt: Timestamp(milliseconds: row["received_at"]))
+                UnroutedEvent(
+                    id: row["event_id"],
+                    envelope: WebhookEnvelope(eventType: row["event_type"], action: row["action"], companyID: row["company_id"],
+                                              subjectID: row["subject_id"], lenient: row["lenient"]),
+                    body: (row["body"] as Data?).map { [UInt8]($0) }, receivedAt: Timestamp(milliseconds: row["received_at"]))
             }
         }
     }

@@ -229,6 +229,11 @@ enum Schema {
             // routing), removed in the commit that creates the event's jobs.
             try db.execute(sql: "CREATE TABLE route_queue (event_id INTEGER PRIMARY KEY REFERENCES inbox(id))")
         }
+        migrator.registerMigration("v11-held-index") { db in
+            // Start-up and reloads release held jobs per mapping; without this small
+            // index (held jobs only) each of those was a scan of every job.
+            try db.execute(sql: "CREATE INDEX jobs_held ON jobs(mapping, id) WHERE state = 'held'")
+        }
         return migrator
     }
 }

@@ -173,7 +173,7 @@ struct Serve: AsyncParsableCommand {
             }, logger: logger)
         let csvExports = CSVExportService(
             registry: mappingRegistry, exporter: CSVExporter(store: eventStore, variables: variables), clock: clock,
-            owner: "\(ProcessInfo.processInfo.hostName):\(getpid())", logger: logger)
+            owner: owner, logger: logger)
         let maintenance = StoreMaintenance(
             store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
             metricsFactory: metricsFactory, logger: logger)

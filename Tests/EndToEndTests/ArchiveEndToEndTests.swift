@@ -315,9 +315,10 @@ struct ArchiveEndToEndTests {
             let daemon = daemon(mappings: try mappings())
             try daemon.start()
             defer { daemon.stop() }
-            // A signature the server rejects, on a URL that expires in 8 seconds
-            // (retries are at most 2 s apart here, so there is room for several).
-            let expires = Int64(Date().timeIntervalSince1970) + 8
+            // A signature the server rejects, on a URL that expires in 15 seconds
+            // (retries are at most 2 s apart here, so there is room for several even
+            // when a loaded machine delays routing, which runs at low priority).
+            let expires = Int64(Date().timeIntervalSince1970) + 15
             let url = server.signedURL("/cv.pdf", expires: expires).replacingOccurrences(of: "Signature=", with: "Signature=x")
             #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000004", cv: url)).status == 200)
             #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" },

@@ -68,8 +68,8 @@ struct ArchiveStoreTests {
         let second = try await fixture.store.recordArchivedFile(again)
         #expect(second.id == first.id && second.path == record.path, "the first record of that content wins")
         #expect(try await fixture.store.archivedFile(companyID: "c1", candidateID: "p1", sha256: record.sha256)?.kind == "cv")
-        #expect(try fixture.store.archivedFiles(retainedBefore: t0, limit: 10).isEmpty)
-        #expect(try fixture.store.archivedFiles(retainedBefore: t0.adding(.seconds(86_400)), limit: 10).count == 1)
+        #expect(try fixture.store.archivedFiles(retainedBefore: t0, afterID: 0, limit: 10).isEmpty)
+        #expect(try fixture.store.archivedFiles(retainedBefore: t0.adding(.seconds(86_400)), afterID: 0, limit: 10).count == 1)
         try fixture.store.deleteArchivedFile(id: try #require(first.id))
         #expect(try fixture.store.archivedFiles(candidateID: "p1").isEmpty)
     }

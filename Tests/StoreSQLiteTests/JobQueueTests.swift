@@ -181,7 +181,7 @@ struct JobQueueTests {
 
     @Test func aFullDatabaseRefusesWithoutLosingEarlierRows() async throws {
         var options = SQLiteStoreOptions()
-        options.maxPageCount = 40
+        options.maxPageCount = 48  // the schema alone takes ~40 pages
         let fixture = try StoreFixture(options: options)
         var stored = 0
         var refused = false
