@@ -54,10 +54,23 @@ public final class SQLiteStore: Sendable {
     /// hold up the writer's commits, as they would on its connection.
     let reader: DatabaseQueue
     let writer: StoreWriter
-    /// Called after a commit that created jobs (the runner's wake-up).
-    let onJobsCommitted: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
-    /// Called after a commit that queued events for routing.
-    let onEventsQueued: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
+    /// Called after commits: the runner's and the router's wake-ups.
+    let commitHandlers = Mutex(CommitHandlers())
+
+    /// The wake-ups called after a commit.
+    ///
+    /// A struct on purpose: a bare optional closure as a `Mutex` value is kept
+    /// in its generic (reabstracted) form, and reading it through the `inout`
+    /// of `withLock` writes back a closure wrapped in two more thunks on every
+    /// call: each call then gets slower and the chain finally overflows the
+    /// writer thread's stack. A closure stored in a concrete struct field is
+    /// read without reabstraction (`CommitHandlersTests`).
+    struct CommitHandlers: Sendable {
+        /// After a commit that created jobs.
+        var jobsCommitted: (@Sendable () -> Void)?
+        /// After a commit that queued events for routing.
+        var eventsQueued: (@Sendable () -> Void)?
+    }
 
     public static func databasePath(inDataDirectory directory: String) -> String {
         (directory as NSString).appendingPathComponent("bridge.sqlite")
@@ -131,12 +144,19 @@ public final class SQLiteStore: Sendable {
     }
 
     public func setJobsCommittedHandler(_ handler: @escaping @Sendable () -> Void) {
-        onJobsCommitted.withLock { $0 = handler }
+        commitHandlers.withLock { $0.jobsCommitted = handler }
     }
 
     /// Called after a commit that queued events for routing (the router's wake-up).
     public func setEventsQueuedHandler(_ handler: @escaping @Sendable () -> Void) {
-        onEventsQueued.withLock { $0 = handler }
+        commitHandlers.withLock { $0.eventsQueued = handler }
+    }
+
+    /// Wakes whoever waits for what a commit brought (called on the writer thread).
+    func announceCommit(createdJobs: Bool, queuedEvents: Bool) {
+        let handlers = commitHandlers.withLock { $0 }
+        if createdJobs { handlers.jobsCommitted?() }
+        if queuedEvents { handlers.eventsQueued?() }
     }
 
     /// Finishes the commits in flight, refuses new ones, checkpoints.

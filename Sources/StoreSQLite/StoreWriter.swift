@@ -320,8 +320,7 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     private func announce(_ effects: CommitEffects, store: SQLiteStore) {
-        if effects.createdJobs { store.onJobsCommitted.withLock { $0 }?() }
-        if effects.queuedEvents { store.onEventsQueued.withLock { $0 }?() }
+        store.announceCommit(createdJobs: effects.createdJobs, queuedEvents: effects.queuedEvents)
     }
 
     /// Health speaks of webhooks: only a batch that stored one clears a
