@@ -66,11 +66,16 @@ public struct WebhookEnvelope: Sendable, Hashable {
         self.lenient = lenient
     }
 
-    static let query = JSONFieldQuery([
-        ["event_type"], ["action"], ["data"],
-        ["data", "company", "id"], ["data", "company_id"],
-        ["data", "candidate", "id"], ["data", "job", "id"],
-    ])
+    /// `data` is asked for its kind only: materialising it would build the
+    /// whole candidate tree on the hot path just to see that it is an object.
+    static let query = JSONFieldQuery(
+        [
+            ["event_type"], ["action"],
+            ["data", "company", "id"], ["data", "company_id"],
+            ["data", "candidate", "id"], ["data", "job", "id"],
+        ],
+        kindsOf: [["data"]]
+    )
 
     /// Reads and checks the envelope `{event_type, action, data}`.
     public static func read(_ body: [UInt8], options: JSONParseOptions = .payload) throws(EnvelopeError) -> WebhookEnvelope {
@@ -89,16 +94,16 @@ public struct WebhookEnvelope: Sendable, Hashable {
         guard case .string(let type) = typeValue, !type.isEmpty else { throw .wrongType("event_type", expected: "a non-empty string") }
         guard let actionValue = v[1] else { throw .missingField("action") }
         guard case .string(let action) = actionValue, !action.isEmpty else { throw .wrongType("action", expected: "a non-empty string") }
-        guard let data = v[2] else { throw .missingField("data") }
-        guard case .object = data else { throw .wrongType("data", expected: "an object") }
+        guard let data = result.kinds[0] else { throw .missingField("data") }
+        guard data == .object else { throw .wrongType("data", expected: "an object") }
         let kind = EventKind(type: type, action: action)
-        let company = identifier(v[3]) ?? identifier(v[4])
+        let company = identifier(v[2]) ?? identifier(v[3])
         let subject: String?
         switch kind {
         case .companySignup: subject = company
-        case .jobNew, .jobUpdate: subject = identifier(v[6])
-        case .candidateNew: subject = identifier(v[5])
-        case .unknown: subject = identifier(v[5]) ?? identifier(v[6])
+        case .jobNew, .jobUpdate: subject = identifier(v[5])
+        case .candidateNew: subject = identifier(v[4])
+        case .unknown: subject = identifier(v[4]) ?? identifier(v[5])
         }
         return WebhookEnvelope(eventType: type, action: action, kind: kind, companyID: company, subjectID: subject, lenient: result.usedTrailingCommas)
     }

@@ -4,26 +4,58 @@ public struct JSONFieldQuery: Sendable {
     struct Node: Sendable {
         var children: [(key: [UInt8], node: Int)] = []
         var targets: [Int] = []
+        var kindTargets: [Int] = []
     }
 
     public let paths: [[String]]
+    /// Paths whose kind alone is wanted (e.g. "`data` is an object"): the scan
+    /// validates them like any skipped part but builds nothing.
+    public let kindPaths: [[String]]
     var nodes: [Node] = [Node()]
 
-    public init(_ paths: [[String]]) {
+    public init(_ paths: [[String]], kindsOf kindPaths: [[String]] = []) {
         self.paths = paths
+        self.kindPaths = kindPaths
         for (index, path) in paths.enumerated() {
-            var node = 0
-            for key in path {
-                let utf8 = Array(key.utf8)
-                if let existing = nodes[node].children.first(where: { $0.key == utf8 }) {
-                    node = existing.node
-                } else {
-                    nodes.append(Node())
-                    nodes[node].children.append((utf8, nodes.count - 1))
-                    node = nodes.count - 1
-                }
-            }
+            let node = insert(path)
             nodes[node].targets.append(index)
+        }
+        for (index, path) in kindPaths.enumerated() {
+            let node = insert(path)
+            nodes[node].kindTargets.append(index)
+        }
+    }
+
+    private mutating func insert(_ path: [String]) -> Int {
+        var node = 0
+        for key in path {
+            let utf8 = Array(key.utf8)
+            if let existing = nodes[node].children.first(where: { $0.key == utf8 }) {
+                node = existing.node
+            } else {
+                nodes.append(Node())
+                nodes[node].children.append((utf8, nodes.count - 1))
+                node = nodes.count - 1
+            }
+        }
+        return node
+    }
+}
+
+/// The kind of a JSON value, without the value.
+public enum JSONKind: Sendable, Hashable {
+    case null, bool, number, string, array, object
+}
+
+extension JSONValue {
+    public var kind: JSONKind {
+        switch self {
+        case .null: return .null
+        case .bool: return .bool
+        case .number: return .number
+        case .string: return .string
+        case .array: return .array
+        case .object: return .object
         }
     }
 }
@@ -31,7 +63,15 @@ public struct JSONFieldQuery: Sendable {
 /// What a scan found: one entry per query path (`nil` when absent).
 public struct JSONScanResult: Sendable {
     public var values: [JSONValue?]
+    /// One entry per `JSONFieldQuery.kindPaths` path (`nil` when absent).
+    public var kinds: [JSONKind?]
     public var usedTrailingCommas: Bool
+}
+
+/// Where a scan puts what it finds.
+struct JSONScanSlots {
+    var values: [JSONValue?]
+    var kinds: [JSONKind?]
 }
 
 /// The receiver's fast path: validates a whole document exactly as
@@ -60,26 +100,30 @@ public struct JSONFieldScanner: Sendable {
         var options = options
         options.recordPositions = false
         var core = JSONParserCore(bytes: bytes, options: options)
-        var values = [JSONValue?](repeating: nil, count: query.paths.count)
+        var slots = JSONScanSlots(values: [JSONValue?](repeating: nil, count: query.paths.count),
+                                  kinds: [JSONKind?](repeating: nil, count: query.kindPaths.count))
         try core.checkStart()
-        try core.scanValue(node: 0, depth: 0, query: query, into: &values)
+        try core.scanValue(node: 0, depth: 0, query: query, into: &slots)
         try core.checkEnd()
-        return JSONScanResult(values: values, usedTrailingCommas: core.usedTrailingCommas)
+        return JSONScanResult(values: slots.values, kinds: slots.kinds, usedTrailingCommas: core.usedTrailingCommas)
     }
 }
 
 extension JSONParserCore {
     /// Validates the value at `i`; materialises it where `node` is a query target.
     /// `node == nil` means nothing below here is wanted.
-    mutating func scanValue(node: Int?, depth: Int, query: JSONFieldQuery, into values: inout [JSONValue?]) throws(JSONError) {
+    mutating func scanValue(node: Int?, depth: Int, query: JSONFieldQuery, into slots: inout JSONScanSlots) throws(JSONError) {
+        if let node, !query.nodes[node].kindTargets.isEmpty, i < bytes.count, let kind = JSONParserCore.kind(startingWith: bytes[i]) {
+            for target in query.nodes[node].kindTargets { slots.kinds[target] = kind }
+        }
         if let node, !query.nodes[node].targets.isEmpty {
             let value = try parseValue(depth: depth)
-            fill(node: node, with: value, query: query, into: &values)
+            fill(node: node, with: value, query: query, into: &slots)
             return
         }
         guard i < bytes.count else { throw unexpected(expected: "a value") }
         switch bytes[i] {
-        case UInt8(ascii: "{"): try scanObject(node: node, depth: depth, query: query, into: &values)
+        case UInt8(ascii: "{"): try scanObject(node: node, depth: depth, query: query, into: &slots)
         case UInt8(ascii: "["):
             let inner = try enterContainer(depth: depth)
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
@@ -90,7 +134,7 @@ extension JSONParserCore {
             var index = 0
             while true {
                 path[path.count - 1] = .index(index)
-                try scanValue(node: nil, depth: inner, query: query, into: &values)
+                try scanValue(node: nil, depth: inner, query: query, into: &slots)
                 index += 1
                 if try afterElement(closing: UInt8(ascii: "]"), expected: "',' or ']'") { break }
             }
@@ -104,19 +148,36 @@ extension JSONParserCore {
         }
     }
 
+    /// The kind a value has, told by its first byte (`nil`: not a value; the
+    /// scan reports that error itself).
+    static func kind(startingWith byte: UInt8) -> JSONKind? {
+        switch byte {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number
+        default: return nil
+        }
+    }
+
     /// Fills every target at or below `node` from an already built value.
-    func fill(node: Int, with value: JSONValue, query: JSONFieldQuery, into values: inout [JSONValue?]) {
-        for target in query.nodes[node].targets where values[target] == nil {
-            values[target] = value
+    func fill(node: Int, with value: JSONValue, query: JSONFieldQuery, into slots: inout JSONScanSlots) {
+        for target in query.nodes[node].targets where slots.values[target] == nil {
+            slots.values[target] = value
+        }
+        for target in query.nodes[node].kindTargets {
+            slots.kinds[target] = value.kind
         }
         for child in query.nodes[node].children {
             if let childValue = value[String(decoding: child.key, as: UTF8.self)] {
-                fill(node: child.node, with: childValue, query: query, into: &values)
+                fill(node: child.node, with: childValue, query: query, into: &slots)
             }
         }
     }
 
-    mutating func scanObject(node: Int?, depth: Int, query: JSONFieldQuery, into values: inout [JSONValue?]) throws(JSONError) {
+    mutating func scanObject(node: Int?, depth: Int, query: JSONFieldQuery, into slots: inout JSONScanSlots) throws(JSONError) {
         let inner = try enterContainer(depth: depth)
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
             i += 1
@@ -137,7 +198,7 @@ extension JSONParserCore {
             i += 1
             skipWhitespace()
             let child = node.flatMap { childNode(of: $0, literal: literal, query: query) }
-            try scanValue(node: child, depth: inner, query: query, into: &values)
+            try scanValue(node: child, depth: inner, query: query, into: &slots)
             if try afterElement(closing: UInt8(ascii: "}"), expected: "',' or '}'") { break }
         }
         path.removeLast()

@@ -33,6 +33,38 @@ struct JSONFieldScannerTests {
         }
     }
 
+    @Test func kindPathsAgreeWithTheFullParserWithoutBuildingValues() throws {
+        let kindPaths: [[String]] = [
+            ["data"], ["data", "candidate"], ["data", "candidate", "id"], ["data", "candidate", "internal_id"],
+            ["data", "candidate", "first_name"], ["data", "missing"], ["event_type"], ["data", "company"],
+            ["data", "job", "locations"], ["nothing", "here"],
+        ]
+        // Mixed with value paths, one of which ("data.company") sits above a kind path.
+        let mixed = JSONFieldQuery([["event_type"], ["data", "company"]], kindsOf: kindPaths)
+        for name in Fixtures.examples + ["candidate-new-doc-trailing-commas"] {
+            let bytes = try Fixtures.bytes(name)
+            let full = try JSONParser.parse(bytes)
+            let kindsOnly = try JSONFieldScanner(JSONFieldQuery([], kindsOf: kindPaths)).scan(bytes)
+            let both = try JSONFieldScanner(mixed).scan(bytes)
+            for (index, path) in kindPaths.enumerated() {
+                #expect(kindsOnly.kinds[index] == full[path: path]?.kind, "\(name) \(path)")
+                #expect(both.kinds[index] == full[path: path]?.kind, "\(name) \(path)")
+            }
+            #expect(both.values[1] == full[path: ["data", "company"]])
+        }
+    }
+
+    @Test func everyKindIsToldByItsFirstByte() throws {
+        let text = #"{"a":null,"b":true,"c":false,"d":-1.5e3,"e":"s","f":[],"g":{}}"#
+        let paths = ["a", "b", "c", "d", "e", "f", "g", "h"].map { [$0] }
+        let result = try JSONFieldScanner(JSONFieldQuery([], kindsOf: paths)).scan(Array(text.utf8))
+        #expect(result.kinds == [.null, .bool, .bool, .number, .string, .array, .object, nil])
+        // A kind target still validates what it skips.
+        #expect(throws: JSONError.self) {
+            try JSONFieldScanner(JSONFieldQuery([], kindsOf: [["a"]])).scan(Array(#"{"a":{"x":tru}}"#.utf8))
+        }
+    }
+
     @Test func escapedKeysMatch() throws {
         let result = try JSONFieldScanner(JSONFieldQuery([["event_type"]])).scan(Array(#"{"event\u005ftype":"job"}"#.utf8))
         #expect(result.values[0] == "job")
