@@ -249,7 +249,9 @@ public struct CSVExportService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let next = tick()
+                // Exports read the store and write files synchronously (a big period
+                // takes seconds): off the cooperative pool, which serves webhooks.
+                let next = await BlockingIO.run { [self] in tick() }
                 let cap = clock.now().adding(.seconds(60))
                 let wake = next.map { min($0, cap) } ?? cap
                 do {

@@ -46,6 +46,8 @@ final class StoreWriter: @unchecked Sendable {
     /// Job bookkeeping waiting for a commit, in arrival order.
     private var pendingJobOps: [Operation] = []
     private var pendingIngests: Int { pendingIngestOps.count }
+    /// A checkpoint to finish between two commits (at most one waits).
+    private var pendingCheckpoints: [CheckedContinuation<WALProgress, any Error>] = []
     private var stopping = false
     private var finished = false
     private var healthy = true
@@ -115,6 +117,32 @@ final class StoreWriter: @unchecked Sendable {
         }
     }
 
+    /// Copies the WAL's last frames into the database file between two
+    /// commits. Here, with no commit in flight, a checkpoint can reach the
+    /// WAL's end, so the next commit starts the WAL over instead of growing it.
+    func finishCheckpoint() async throws -> WALProgress {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                continuation.resume(throwing: Closed())
+                return
+            }
+            pendingCheckpoints.append(continuation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    private func runCheckpoints(_ waiting: [CheckedContinuation<WALProgress, any Error>]) {
+        guard !waiting.isEmpty else { return }
+        let result = Swift.Result { () throws -> WALProgress in
+            guard let store else { throw Closed() }
+            return try store.database.writeWithoutTransaction { db in try WALProgress.checkpoint(db) }
+        }
+        for continuation in waiting { continuation.resume(with: result) }
+    }
+
     private func enqueue(_ operation: Operation) {
         condition.lock()
         if stopping {
@@ -140,8 +168,13 @@ final class StoreWriter: @unchecked Sendable {
         var roundsWithoutJobWork = 0
         while true {
             condition.lock()
-            while pendingIngestOps.isEmpty && pendingJobOps.isEmpty && !stopping { condition.wait() }
+            while pendingIngestOps.isEmpty && pendingJobOps.isEmpty && pendingCheckpoints.isEmpty && !stopping { condition.wait() }
+            let checkpoints = pendingCheckpoints
+            pendingCheckpoints.removeAll()
             if pendingIngestOps.isEmpty && pendingJobOps.isEmpty && stopping {
+                condition.unlock()
+                runCheckpoints(checkpoints)
+                condition.lock()
                 finished = true
                 store = nil
                 condition.broadcast()
@@ -151,6 +184,7 @@ final class StoreWriter: @unchecked Sendable {
             let ingests = Array(pendingIngestOps.prefix(maxBatch))
             pendingIngestOps.removeFirst(ingests.count)
             condition.unlock()
+            runCheckpoints(checkpoints)
 
             // Webhooks are acknowledged first, in a commit of their own. Job
             // bookkeeping (routing, claims, completions, staging) waits while

@@ -22,6 +22,7 @@ struct BridgeConfiguration {
     var runnerConcurrency = 32
     var logLevel = "info"
     var sqliteMaxPages: Int?
+    var sqliteWALMaxMB = 1024
     var retentionDays = 30
     var auditLog = false
     var maxConnections = 1024
@@ -45,7 +46,7 @@ struct BridgeConfiguration {
         "archive_dir", "archive_allowed_hosts", "archive_parallel", "archive_free_space_floor_mb", "archive_retention_days",
         "archive_retention_days_by_class", "archive_max_retry_seconds",
         "listen", "data_dir", "mappings_dir", "token_file", "max_body_bytes", "allowed_companies",
-        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify", "outbound_proxy",
+        "lease_seconds", "runner_concurrency", "log_level", "sqlite_max_pages", "sqlite_wal_max_mb", "retention_days", "audit_log", "secrets_dir", "max_connections", "mapping_concurrency", "tls_ca_bundle", "tls_insecure_skip_verify", "outbound_proxy",
     ]
 
     static func load(options: StoreOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BridgeConfiguration {
@@ -103,6 +104,7 @@ struct BridgeConfiguration {
             case "runner_concurrency": runnerConcurrency = try int()
             case "log_level": logLevel = try string()
             case "sqlite_max_pages": sqliteMaxPages = try int()
+            case "sqlite_wal_max_mb": sqliteWALMaxMB = try int()
             case "retention_days": retentionDays = try int()
             case "secrets_dir": secretsDir = try string()
             case "max_connections": maxConnections = try int()
@@ -160,6 +162,7 @@ struct BridgeConfiguration {
         if let v = try int("JOBYLON_BRIDGE_LEASE_SECONDS") { leaseSeconds = v }
         if let v = try int("JOBYLON_BRIDGE_RUNNER_CONCURRENCY") { runnerConcurrency = v }
         if let v = try int("JOBYLON_BRIDGE_SQLITE_MAX_PAGES") { sqliteMaxPages = v }
+        if let v = try int("JOBYLON_BRIDGE_SQLITE_WAL_MAX_MB") { sqliteWALMaxMB = v }
         if let v = try int("JOBYLON_BRIDGE_RETENTION_DAYS") { retentionDays = v }
         if let v = try int("JOBYLON_BRIDGE_MAX_CONNECTIONS") { maxConnections = v }
         if let v = try int("JOBYLON_BRIDGE_MAPPING_CONCURRENCY") { mappingConcurrency = v }

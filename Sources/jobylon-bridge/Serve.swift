@@ -176,6 +176,7 @@ struct Serve: AsyncParsableCommand {
             owner: owner, logger: logger)
         let maintenance = StoreMaintenance(
             store: eventStore, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
+            walPolicy: WALPolicy(maxWALBytes: max(16, config.sqliteWALMaxMB) << 20),
             metricsFactory: metricsFactory, logger: logger)
         let archiveRetention = ArchiveRetentionService(
             purger: ArchivePurger(store: eventStore, layout: archiveLayout), clock: clock, logger: logger)
@@ -237,6 +238,7 @@ struct StoreMaintenance: Service {
     let store: SQLiteStore
     let clock: any WallClock
     let retention: RetentionPolicy
+    let walPolicy: WALPolicy
     let metricsFactory: any MetricsFactory
     let logger: Logger
 
@@ -266,7 +268,7 @@ struct StoreMaintenance: Service {
 
     func tick(oldest: Metrics.Gauge) async {
             do {
-                try store.checkpoint()
+                try await store.maintainWAL(policy: walPolicy)
                 let stats = try await store.jobStatistics(now: clock.now())
                 for state in JobState.allCases where !["done", "skipped", "cancelled"].contains(state.rawValue) {
                     Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", state.rawValue)], factory: metricsFactory)
