@@ -22,20 +22,27 @@ public final class EventRoutingService: Service {
     let logger: Logger
     let batchSize: Int
     let idlePoll: Duration
+    /// Routing steps aside while webhooks queue up (never for long).
+    let pressure: (any IngestPressure)?
+    let yield: BackgroundYield
     public let wakeup = Wakeup()
     let worker = BackgroundWorker(name: "event-router")
 
-    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1)) {
+    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
+                pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield()) {
         self.queue = queue
         self.router = router
         self.logger = logger
         self.batchSize = batchSize
         self.idlePoll = idlePoll
+        self.pressure = pressure
+        self.yield = yield
     }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                await yield.wait(for: pressure) { step in try? await Task.sleep(for: step) }
                 let routed = await routeOnce()
                 if routed == 0 { await idle() }
             }

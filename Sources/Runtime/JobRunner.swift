@@ -14,6 +14,8 @@ public struct JobRunnerConfiguration: Sendable {
     public var retry = RetryPolicy()
     /// Which jobs this runner claims (the archive's downloads run in their own lane).
     public var lane: ClaimLane = .dueTime
+    /// How claiming gives way while webhooks queue up for commits.
+    public var yield = BackgroundYield()
 
     public init() {}
 }
@@ -31,6 +33,8 @@ public final class JobRunner: Service {
     public let owner: String
     let jobsFinished: Counter?
     let inFlight = Atomic<Int>(0)
+    /// Claims step aside while webhooks queue up (never for long).
+    let pressure: (any IngestPressure)?
 
     public init(
         store: any JobStore,
@@ -39,8 +43,10 @@ public final class JobRunner: Service {
         configuration: JobRunnerConfiguration = JobRunnerConfiguration(),
         owner: String,
         logger: Logger,
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil,
+        pressure: (any IngestPressure)? = nil
     ) {
+        self.pressure = pressure
         self.store = store
         self.executors = Dictionary(executors.map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
         self.clock = clock
@@ -58,6 +64,9 @@ public final class JobRunner: Service {
                     let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
                     var claimed: [ClaimedJob] = []
                     if free > 0 {
+                        await configuration.yield.wait(for: pressure) { [clock] step in
+                            try? await clock.sleep(until: clock.now().adding(step))
+                        }
                         do {
                             let now = clock.now()
                             claimed = try await store.claimDueJobs(

@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The single writer of the store, with group commit.
 ///
@@ -164,6 +165,18 @@ final class StoreWriter: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// When webhooks last queued up for a commit (see `IngestPressure`).
+    private let lastCrowdedIngest = Mutex<ContinuousClock.Instant?>(nil)
+    /// A batch this large means webhooks arrive faster than commits complete.
+    static let crowdedBatch = 4
+    /// How long a crowded commit keeps the pressure signal up.
+    static let pressureWindow: Duration = .milliseconds(100)
+
+    var isUnderIngestPressure: Bool {
+        guard let last = lastCrowdedIngest.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < StoreWriter.pressureWindow
+    }
+
     private func run() {
         var roundsWithoutJobWork = 0
         while true {
@@ -183,7 +196,9 @@ final class StoreWriter: @unchecked Sendable {
             }
             let ingests = Array(pendingIngestOps.prefix(maxBatch))
             pendingIngestOps.removeFirst(ingests.count)
+            let crowded = ingests.count >= StoreWriter.crowdedBatch || !pendingIngestOps.isEmpty
             condition.unlock()
+            if crowded { lastCrowdedIngest.withLock { $0 = ContinuousClock.now } }
             runCheckpoints(checkpoints)
 
             // Webhooks are acknowledged first, in a commit of their own. Job

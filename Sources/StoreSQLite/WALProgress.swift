@@ -30,14 +30,14 @@ public struct WALProgress: Sendable, Hashable {
 /// `SQLiteStore.maintainWAL`). Pure, so the rule is tested without timing.
 public struct WALPolicy: Sendable, Hashable {
     /// Below this many frames (4 KiB pages each) the WAL is left to start
-    /// over on its own, at the next quiet moment (default: 1 GiB).
-    public var restartAbove: Int = 262_144
+    /// over on its own, at the next quiet moment (default: 4 GiB).
+    public var restartAbove: Int = 1_048_576
     /// The writer copies at most this many frames itself.
     public var writerFrames: Int = 1024
     /// Background passes per maintenance tick before giving up until the next.
     public var maxBackgroundRounds: Int = 6
 
-    public init(maxWALBytes: Int = 1 << 30) {
+    public init(maxWALBytes: Int = 4 << 30) {
         restartAbove = max(1, maxWALBytes / 4096)
     }
 

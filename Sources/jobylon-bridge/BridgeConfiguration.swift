@@ -22,7 +22,7 @@ struct BridgeConfiguration {
     var runnerConcurrency = 32
     var logLevel = "info"
     var sqliteMaxPages: Int?
-    var sqliteWALMaxMB = 1024
+    var sqliteWALMaxMB = 4096
     var retentionDays = 30
     var auditLog = false
     var maxConnections = 1024

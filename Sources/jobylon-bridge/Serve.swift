@@ -127,7 +127,7 @@ struct Serve: AsyncParsableCommand {
         let owner = "\(ProcessInfo.processInfo.hostName):\(getpid())"
         let runner = JobRunner(
             store: eventStore, executors: executors, clock: clock, configuration: runnerConfiguration,
-            owner: owner, logger: logger, metricsFactory: metricsFactory)
+            owner: owner, logger: logger, metricsFactory: metricsFactory, pressure: eventStore)
         // Downloads race their URLs' expiry: their own lane, earliest deadline first,
         // `archive_parallel` transfers at once, never queued behind payroll calls.
         var archiveRunnerConfiguration = runnerConfiguration
@@ -135,12 +135,12 @@ struct Serve: AsyncParsableCommand {
         archiveRunnerConfiguration.lane = .earliestDeadline
         let archiveRunner = JobRunner(
             store: eventStore, executors: executors, clock: clock, configuration: archiveRunnerConfiguration,
-            owner: owner + "/archive", logger: logger, metricsFactory: metricsFactory)
+            owner: owner + "/archive", logger: logger, metricsFactory: metricsFactory, pressure: eventStore)
         eventStore.setJobsCommittedHandler {
             runner.wakeup.signal()
             archiveRunner.wakeup.signal()
         }
-        let routing = EventRoutingService(queue: eventStore, router: CompositeRouter(routers), logger: logger)
+        let routing = EventRoutingService(queue: eventStore, router: CompositeRouter(routers), logger: logger, pressure: eventStore)
         eventStore.setEventsQueuedHandler { routing.wakeup.signal() }
 
         var receiverConfiguration = WebhookReceiverConfiguration()

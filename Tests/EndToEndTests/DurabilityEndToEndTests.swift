@@ -98,6 +98,27 @@ struct DurabilityEndToEndTests {
         }, "jobs left unfinished after the restart")
     }
 
+    /// Background checkpoints flush the database file while the daemon runs;
+    /// an operator command opening and closing the store beside it must find
+    /// the daemon's locks in place (a descriptor closed behind SQLite's back
+    /// drops them: the command then took itself for the last user and deleted
+    /// the live WAL, and what the daemon acknowledged afterwards was lost).
+    @Test func operatorCommandsBesideCheckpointsCostNoAcknowledgedWebhook() async throws {
+        let daemon = Daemon()
+        try daemon.start()
+        let first = try await Self.postMany(daemon, count: 300, parallel: 16, prefix: "cccccccc")
+        #expect(first.ids.count == 300)
+        // Maintenance checkpoints every second; let two rounds run.
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(try daemon.cli(["jobs", "list"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: daemon.dataDir + "/bridge.sqlite-wal"), "the live WAL was deleted")
+        let second = try await Self.postMany(daemon, count: 50, parallel: 8, prefix: "dddddddd")
+        #expect(second.ids.count == 50)
+        daemon.kill9()
+        let stored = try daemon.query { db in try Set(Int64.fetchAll(db, sql: "SELECT id FROM inbox")) }
+        for id in first.ids + second.ids { #expect(stored.contains(id), "acknowledged event \(id) lost") }
+    }
+
     @Test func restartKeepsEventsAndJobs() async throws {
         let daemon = Daemon()
         try daemon.start()
