@@ -172,8 +172,10 @@ final class StoreWriter: @unchecked Sendable {
     /// How long a crowded commit keeps the pressure signal up.
     static let pressureWindow: Duration = .milliseconds(100)
 
+    var lastCrowdedIngestAt: ContinuousClock.Instant? { lastCrowdedIngest.withLock { $0 } }
+
     var isUnderIngestPressure: Bool {
-        guard let last = lastCrowdedIngest.withLock({ $0 }) else { return false }
+        guard let last = lastCrowdedIngestAt else { return false }
         return ContinuousClock.now - last < StoreWriter.pressureWindow
     }
 

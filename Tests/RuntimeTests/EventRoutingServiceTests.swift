@@ -64,4 +64,38 @@ struct EventRoutingServiceTests {
         await woken.wait()  // returns only because the commit signalled it
         #expect(try await store.unroutedEvents(limit: 10).count == 1)
     }
+
+    /// Pressure that never drops still lets routing through, a batch per
+    /// `maxDeferral` (the lower bound is asserted, never an upper one).
+    @Test func routingGivesWayToWebhooksButNeverStops() async throws {
+        let store = try JobRunnerTests.makeStore()
+        for candidate in ["q1", "q2", "q3"] { _ = await Self.ingest(store, candidate: candidate) }
+        let service = EventRoutingService(
+            queue: store, router: CountingRouter(), logger: Logger(label: "test"), batchSize: 1,
+            pressure: AlwaysCrowded(), yield: BackgroundYield(pause: .milliseconds(10), maxDeferral: .milliseconds(40)))
+        let started = ContinuousClock.now
+        let running = Task { try await service.run() }
+        while try await !store.unroutedEvents(limit: 10).isEmpty {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        running.cancel()
+        service.wakeup.signal()
+        #expect(ContinuousClock.now - started >= .milliseconds(120), "three batches, each after 40 ms of giving way")
+        #expect(try store.countRows("jobs") == 3)
+    }
+
+    @Test func crowdedCommitsRaiseTheStoresPressureSignal() async throws {
+        let store = try JobRunnerTests.makeStore()
+        _ = await Self.ingest(store, candidate: "alone")
+        #expect(store.writer.lastCrowdedIngestAt == nil, "a lone webhook is no crowd")
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<64 { group.addTask { _ = await Self.ingest(store, candidate: "crowd-\(index)") } }
+        }
+        #expect(store.writer.lastCrowdedIngestAt != nil)
+    }
 }
+
+struct AlwaysCrowded: IngestPressure {
+    var isHigh: Bool { true }
+}
+
