@@ -4,6 +4,7 @@ import Hummingbird
 import JSON
 import Logging
 import Metrics
+import Synchronization
 import NIOCore
 
 /// Settings of `POST /webhooks/jobylon`.
@@ -186,6 +187,18 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 struct ReceiverMetrics: Sendable {
     let factory: any MetricsFactory
     let latency: Metrics.Timer
+    /// Counters by (event, outcome): a handful of pairs, looked up on every
+    /// webhook, so each is made once instead of per request.
+    private let counters = CounterCache()
+
+    private final class CounterCache: Sendable {
+        let byKey = Mutex<[CounterKey: Counter]>([:])
+    }
+
+    private struct CounterKey: Hashable {
+        var event: String
+        var outcome: String
+    }
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -193,7 +206,14 @@ struct ReceiverMetrics: Sendable {
     }
 
     func count(event: String, outcome: String) {
-        Counter(label: "jobylon_bridge_webhooks_total", dimensions: [("event", event), ("outcome", outcome)], factory: factory).increment()
+        let key = CounterKey(event: event, outcome: outcome)
+        let counter = counters.byKey.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let made = Counter(label: "jobylon_bridge_webhooks_total", dimensions: [("event", event), ("outcome", outcome)], factory: factory)
+            counters[key] = made
+            return made
+        }
+        counter.increment()
     }
 }
 
