@@ -47,7 +47,8 @@ final class StoreWriter: @unchecked Sendable {
     /// Job bookkeeping waiting for a commit, in arrival order.
     private var pendingJobOps: [Operation] = []
     private var pendingIngests: Int { pendingIngestOps.count }
-    /// A checkpoint to finish between two commits (at most one waits).
+    /// Callers waiting for a checkpoint finished between two commits (one
+    /// checkpoint answers all of them).
     private var pendingCheckpoints: [CheckedContinuation<WALProgress, any Error>] = []
     private var stopping = false
     private var finished = false
