@@ -25,11 +25,14 @@ public final class EventRoutingService: Service {
     /// Routing steps aside while webhooks queue up (never for long).
     let pressure: (any IngestPressure)?
     let yield: BackgroundYield
+    /// Paces the waits (idle poll, giving way, retry after a failed commit).
+    let clock: any WallClock
     public let wakeup = Wakeup()
     let worker = BackgroundWorker(name: "event-router")
 
     public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
-                pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield()) {
+                pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
+                clock: any WallClock = SystemWallClock()) {
         self.queue = queue
         self.router = router
         self.logger = logger
@@ -37,12 +40,17 @@ public final class EventRoutingService: Service {
         self.idlePoll = idlePoll
         self.pressure = pressure
         self.yield = yield
+        self.clock = clock
+    }
+
+    private func pause(_ duration: Duration) async {
+        try? await clock.sleep(until: clock.now().adding(duration))
     }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                await yield.wait(for: pressure) { step in try? await Task.sleep(for: step) }
+                await yield.wait(for: pressure) { step in await self.pause(step) }
                 let routed = await routeOnce()
                 if routed == 0 { await idle() }
             }
@@ -83,15 +91,15 @@ public final class EventRoutingService: Service {
             logger.debug("events routed", metadata: ["events": "\(events.count)", "jobs": "\(created)"])
         } catch {
             logger.error("recording routed jobs failed (retried)", metadata: ["error": "\(error)"])
-            try? await Task.sleep(for: .milliseconds(200))
+            await pause(.milliseconds(200))
             return 0
         }
         return events.count
     }
 
     private func idle() async {
-        let timer = Task { [idlePoll, wakeup] in
-            try? await Task.sleep(for: idlePoll)
+        let timer = Task { [self] in
+            await pause(idlePoll)
             wakeup.signal()
         }
         await wakeup.wait()
