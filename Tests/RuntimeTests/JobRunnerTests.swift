@@ -50,6 +50,38 @@ struct JobRunnerTests {
         #expect(try store.jobs(state: "running").isEmpty)
     }
 
+    /// While webhooks crowd the writer, claims wait `maxDeferral` (on the
+    /// injected clock) and then go ahead anyway.
+    @Test func claimsGiveWayToWebhooksButNeverStop() async throws {
+        let store = try Self.makeStore()
+        _ = await Self.ingest(store, candidate: "p1", at: Timestamp(seconds: 1_767_225_600))
+        let clock = ManualWallClock()
+        var configuration = JobRunnerConfiguration()
+        configuration.yield = BackgroundYield(pause: .milliseconds(10), maxDeferral: .milliseconds(30))
+        let runner = JobRunner(store: store, executors: [LogExecutor()], clock: clock, configuration: configuration,
+                               owner: "test", logger: Logger(label: "test"), pressure: AlwaysCrowded())
+        let group = ServiceGroup(configuration: .init(services: [runner], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for _ in 0..<3 {
+                while clock.sleeperCount == 0 { await Task.yield() }
+                #expect(try store.jobs(state: "done").isEmpty, "claimed while giving way")
+                clock.advance(by: .milliseconds(10))
+            }
+            #expect(try await Self.waitUntil { try store.jobs(state: "done").count == 1 })
+            await group.triggerGracefulShutdown()
+            // A pause in progress ends on the clock, like any other wait: keep it moving until the runner is gone.
+            let ticking = Task {
+                while !Task.isCancelled {
+                    clock.advance(by: .milliseconds(10))
+                    await Task.yield()
+                }
+            }
+            try await tasks.waitForAll()
+            ticking.cancel()
+        }
+    }
+
     @Test func gracefulShutdownReleasesNothingUnfinished() async throws {
         let store = try Self.makeStore()
         let clock = ManualWallClock()
