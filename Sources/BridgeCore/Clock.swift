@@ -46,6 +46,13 @@ public protocol WallClock: Sendable {
     func sleep(until deadline: Timestamp) async throws
 }
 
+extension WallClock {
+    /// Returns once `duration` has passed on this clock.
+    public func sleep(for duration: Duration) async throws {
+        try await sleep(until: now().adding(duration))
+    }
+}
+
 /// The real clock: `CLOCK_REALTIME` for timestamps, `Task.sleep` for waiting.
 public struct SystemWallClock: WallClock {
     public init() {}

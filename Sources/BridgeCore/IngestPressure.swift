@@ -26,6 +26,11 @@ public struct BackgroundYield: Sendable, Hashable {
         return min(pause, maxDeferral - deferredSoFar)
     }
 
+    /// Waits on `clock` while `pressure` is high, within the limits above.
+    public func wait(for pressure: (any IngestPressure)?, on clock: any WallClock) async {
+        await wait(for: pressure) { step in try? await clock.sleep(for: step) }
+    }
+
     /// Waits while `pressure` is high, within the limits above.
     public func wait(for pressure: (any IngestPressure)?, sleep: (Duration) async -> Void) async {
         guard let pressure else { return }

@@ -27,7 +27,7 @@ public struct ArchiveRetentionService: Service {
                 for failure in outcome.failures {
                     logger.error("archive retention: purge failed", metadata: ["error": "\(failure)"])
                 }
-                try await clock.sleep(until: clock.now().adding(interval))
+                try await clock.sleep(for: interval)
             }
         }
     }

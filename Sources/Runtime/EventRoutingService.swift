@@ -43,14 +43,10 @@ public final class EventRoutingService: Service {
         self.clock = clock
     }
 
-    private func pause(_ duration: Duration) async {
-        try? await clock.sleep(until: clock.now().adding(duration))
-    }
-
     public func run() async throws {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                await yield.wait(for: pressure) { step in await self.pause(step) }
+                await yield.wait(for: pressure, on: clock)
                 let routed = await routeOnce()
                 if routed == 0 { await idle() }
             }
@@ -76,14 +72,17 @@ public final class EventRoutingService: Service {
         let routed = await worker.run { () -> [RoutedEvent] in
             events.map { event -> RoutedEvent in
                 let envelope = event.envelope
-                guard let body = event.body else {
+                let jobs: [PlannedJob]
+                if let body = event.body {
+                    jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id)
+                } else {
                     // Without a body (erased) there is nothing to plan. It still leaves
                     // the queue, so it never blocks the events behind it.
                     logger.error("event cannot be routed: body missing", metadata: ["event": "\(event.id)"])
-                    return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID, receivedAt: event.receivedAt, jobs: [])
+                    jobs = []
                 }
-                return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID, receivedAt: event.receivedAt,
-                                   jobs: router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id))
+                return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                                   receivedAt: event.receivedAt, jobs: jobs)
             }
         }
         do {
@@ -91,15 +90,15 @@ public final class EventRoutingService: Service {
             logger.debug("events routed", metadata: ["events": "\(events.count)", "jobs": "\(created)"])
         } catch {
             logger.error("recording routed jobs failed (retried)", metadata: ["error": "\(error)"])
-            await pause(.milliseconds(200))
+            try? await clock.sleep(for: .milliseconds(200))
             return 0
         }
         return events.count
     }
 
     private func idle() async {
-        let timer = Task { [self] in
-            await pause(idlePoll)
+        let timer = Task { [clock, idlePoll, wakeup] in
+            try? await clock.sleep(for: idlePoll)
             wakeup.signal()
         }
         await wakeup.wait()

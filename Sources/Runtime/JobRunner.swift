@@ -64,9 +64,7 @@ public final class JobRunner: Service {
                     let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
                     var claimed: [ClaimedJob] = []
                     if free > 0 {
-                        await configuration.yield.wait(for: pressure) { [clock] step in
-                            try? await clock.sleep(until: clock.now().adding(step))
-                        }
+                        await configuration.yield.wait(for: pressure, on: clock)
                         do {
                             let now = clock.now()
                             claimed = try await store.claimDueJobs(
@@ -129,7 +127,7 @@ public final class JobRunner: Service {
             let renewal = Task { [store, clock, owner, configuration] in
                 while !Task.isCancelled {
                     let interval = configuration.leaseDuration / 3
-                    try await clock.sleep(until: clock.now().adding(interval))
+                    try await clock.sleep(for: interval)
                     try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
                 }
             }

@@ -219,7 +219,6 @@ public final class SQLiteStore: Sendable, IngestPressure {
     @discardableResult
     public func maintainWAL(policy: WALPolicy = WALPolicy()) async throws -> WALProgress {
         var progress = try await checkpoint()
-        guard progress.frames > policy.restartAbove else { return progress }
         var rounds = 1
         while true {
             switch policy.next(after: progress, backgroundRounds: rounds) {
@@ -231,7 +230,7 @@ public final class SQLiteStore: Sendable, IngestPressure {
             case .finishOnWriter:
                 // Flush what the background copied, so the writer's own fsync
                 // covers only its last few frames.
-                progress = try await checkpoint(flush: true)
+                try await checkpoint(flush: true)
                 return try await writer.finishCheckpoint()
             }
         }

@@ -46,7 +46,6 @@ final class StoreWriter: @unchecked Sendable {
     private var pendingIngestOps: [Operation] = []
     /// Job bookkeeping waiting for a commit, in arrival order.
     private var pendingJobOps: [Operation] = []
-    private var pendingIngests: Int { pendingIngestOps.count }
     /// Callers waiting for a checkpoint finished between two commits (one
     /// checkpoint answers all of them).
     private var pendingCheckpoints: [CheckedContinuation<WALProgress, any Error>] = []
@@ -83,7 +82,7 @@ final class StoreWriter: @unchecked Sendable {
     func submit(_ item: IngestItem, hash: Data) async -> IngestOutcome {
         await withCheckedContinuation { continuation in
             condition.lock()
-            if stopping || pendingIngests >= capacity {
+            if stopping || pendingIngestOps.count >= capacity {
                 let reason = stopping ? "shutting down" : "ingest queue full"
                 condition.unlock()
                 continuation.resume(returning: .unavailable(reason: reason))
@@ -210,7 +209,7 @@ final class StoreWriter: @unchecked Sendable {
             // then gets a commit of its own cut to a time budget, so no
             // acknowledgement waits behind a long job commit.
             if !ingests.isEmpty {
-                deliver(commit(ingests).results, for: ingests)
+                deliver(commit(ingests), for: ingests)
             }
             condition.lock()
             let webhooksWaiting = !pendingIngestOps.isEmpty
@@ -223,11 +222,11 @@ final class StoreWriter: @unchecked Sendable {
             pendingJobOps.removeFirst(jobWork.count)
             condition.unlock()
             roundsWithoutJobWork = 0
-            let (results, processed) = commit(jobWork, budget: webhooksWaiting ? StoreWriter.jobBudgetUnderLoad : StoreWriter.jobBudget)
-            deliver(results, for: Array(jobWork.prefix(processed)))
-            if processed < jobWork.count {
+            let results = commit(jobWork, budget: webhooksWaiting ? StoreWriter.jobBudgetUnderLoad : StoreWriter.jobBudget)
+            deliver(results, for: jobWork)  // pairs only the operations the budget took
+            if results.count < jobWork.count {
                 condition.lock()
-                pendingJobOps.insert(contentsOf: jobWork[processed...], at: 0)
+                pendingJobOps.insert(contentsOf: jobWork[results.count...], at: 0)
                 condition.unlock()
             }
         }
@@ -272,13 +271,13 @@ final class StoreWriter: @unchecked Sendable {
         }
     }
 
-    /// Applies one operation inside the current transaction.
     /// What a commit did that others wait for.
     struct CommitEffects {
         var createdJobs = false
         var queuedEvents = false
     }
 
+    /// Applies one operation inside the current transaction.
     private func apply(_ operation: Operation, store: SQLiteStore, db: Database, effects: inout CommitEffects) throws -> Result {
         switch operation {
         case .ingest(let item, let hash, _):
@@ -306,9 +305,9 @@ final class StoreWriter: @unchecked Sendable {
     /// transaction; only if one of them fails is the batch rolled back and
     /// replayed with a savepoint per operation, so that the failure stays its own.
     /// With a `budget`, stops taking operations once it is spent (always
-    /// doing at least one) and reports how many it processed.
-    private func commit(_ batch: [Operation], budget: Duration? = nil) -> (results: [Result], processed: Int) {
-        guard let store else { return (batch.map { _ in .failed(Closed()) }, batch.count) }
+    /// doing at least one): the results then cover a prefix of the batch.
+    private func commit(_ batch: [Operation], budget: Duration? = nil) -> [Result] {
+        guard let store else { return batch.map { _ in .failed(Closed()) } }
         var effects = CommitEffects()
         var results: [Result] = []
         results.reserveCapacity(batch.count)
@@ -324,12 +323,12 @@ final class StoreWriter: @unchecked Sendable {
             }
             updateHealth(batch, storageFailure: false)
             announce(effects, store: store)
-            return (results, results.count)
+            return results
         } catch {
             // Replay what the failed transaction had taken (up to the failing
             // operation), each under a savepoint, so the failure stays its own.
             let subset = Array(batch.prefix(min(results.count + 1, batch.count)))
-            return (commitIsolatingFailures(subset, store: store), subset.count)
+            return commitIsolatingFailures(subset, store: store)
         }
     }
 

@@ -31,7 +31,7 @@ public struct WALProgress: Sendable, Hashable {
 public struct WALPolicy: Sendable, Hashable {
     /// Below this many frames (4 KiB pages each) the WAL is left to start
     /// over on its own, at the next quiet moment (default: 4 GiB).
-    public var restartAbove: Int = 1_048_576
+    public var restartAbove: Int
     /// The writer copies at most this many frames itself.
     public var writerFrames: Int = 1024
     /// Background passes per maintenance tick before giving up until the next.

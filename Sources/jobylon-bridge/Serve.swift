@@ -136,10 +136,11 @@ struct Serve: AsyncParsableCommand {
         let archiveRunner = JobRunner(
             store: eventStore, executors: executors, clock: clock, configuration: archiveRunnerConfiguration,
             owner: owner + "/archive", logger: logger, metricsFactory: metricsFactory, pressure: eventStore)
-        eventStore.setJobsCommittedHandler {
+        let wakeRunners: @Sendable () -> Void = {
             runner.wakeup.signal()
             archiveRunner.wakeup.signal()
         }
+        eventStore.setJobsCommittedHandler(wakeRunners)
         let routing = EventRoutingService(queue: eventStore, router: CompositeRouter(routers), logger: logger, pressure: eventStore)
         eventStore.setEventsQueuedHandler { routing.wakeup.signal() }
 
@@ -167,10 +168,7 @@ struct Serve: AsyncParsableCommand {
         )
         let reloader = MappingReloader(
             directory: config.mappingsDir, variables: variables, registry: mappingRegistry, store: eventStore, clock: clock,
-            wake: {
-                runner.wakeup.signal()
-                archiveRunner.wakeup.signal()
-            }, logger: logger)
+            wake: wakeRunners, logger: logger)
         let csvExports = CSVExportService(
             registry: mappingRegistry, exporter: CSVExporter(store: eventStore, variables: variables), clock: clock,
             owner: owner, logger: logger)
