@@ -23,6 +23,14 @@ public enum CSVResendPolicy: String, Sendable {
     case always
 }
 
+/// The state of one (mapping, period) export.
+public enum CSVExportState: String, Sendable {
+    /// Being written by `claimed_by` (a stale claim is taken over).
+    case claimed
+    /// Written and renamed into place.
+    case done
+}
+
 public enum StagingOutcome: Sendable, Hashable {
     case staged(period: CSVPeriod)
     /// Same key, older `received_at` than the staged row: the later one stays.

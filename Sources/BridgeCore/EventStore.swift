@@ -124,15 +124,48 @@ public protocol RoutingQueue: Sendable {
     func recordRouting(_ events: [RoutedEvent]) async throws -> Int
 }
 
+/// A job the store took out of the queue because claiming it failed.
+public struct SetAsideJob: Sendable, Hashable {
+    public var jobID: Int64
+    public var mapping: String
+    public var reason: String
+
+    public init(jobID: Int64, mapping: String, reason: String) {
+        self.jobID = jobID
+        self.mapping = mapping
+        self.reason = reason
+    }
+}
+
+/// What one claim took: the jobs to run (the collection itself), and the
+/// jobs set aside on the way.
+public struct JobClaim: Sendable, RandomAccessCollection {
+    public var jobs: [ClaimedJob]
+    public var setAside: [SetAsideJob]
+
+    public init(jobs: [ClaimedJob], setAside: [SetAsideJob] = []) {
+        self.jobs = jobs
+        self.setAside = setAside
+    }
+
+    public var startIndex: Int { jobs.startIndex }
+    public var endIndex: Int { jobs.endIndex }
+    public subscript(position: Int) -> ClaimedJob { jobs[position] }
+}
+
 /// The job queue and effect ledger as the runner sees them.
 public protocol JobStore: Sendable {
     /// Claims up to `limit` due jobs under a lease. Jobs whose effect key was
-    /// already delivered are marked `skipped` instead of being returned; jobs
-    /// of runners whose lease ran out are re-queued or parked `in_doubt`.
-    func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob]
+    /// already delivered are marked `skipped` instead of being returned (as
+    /// `EffectLedger.decide` says); jobs of runners whose lease ran out are
+    /// re-queued or parked `in_doubt`. A job whose claim fails is set aside
+    /// (`JobState.setAside`) and reported; the other jobs are claimed.
+    func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> JobClaim
     func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws
     /// Records an attempt's end; `done` also writes the effect ledger, atomically.
     func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws
+    /// Takes a running job of this owner out of the queue for an operator.
+    func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws
     /// Puts this owner's unfinished jobs back to `pending` (graceful shutdown).
     func releaseLeases(owner: String, now: Timestamp) async throws
     /// The earliest time a job of the lane becomes due or a lease expires, if any.
@@ -141,7 +174,7 @@ public protocol JobStore: Sendable {
 
 extension JobStore {
     /// Claims jobs without a deadline, oldest due first.
-    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [ClaimedJob] {
+    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> JobClaim {
         try await claimDueJobs(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: .dueTime)
     }
 

@@ -37,15 +37,27 @@ public struct MappingRouter: EventRouter {
         let event = MappingEvent(
             type: envelope.eventType, action: envelope.action, data: data, receivedAt: now, id: eventID,
             entityKey: "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")", companies: companies.json())
-        var jobs: [PlannedJob] = []
+        // Mappings that match, with what each renders: a mapping named by another
+        // matching mapping's `on_repeat` runs only as that mapping's repeat.
+        var plans: [(mapping: MappingFile, plan: MappingResult)] = []
         for mapping in mappings.mappings {
+            let plan = mapping.plan(event, now: now)
+            if case .noMatch = plan { continue }
+            plans.append((mapping, plan))
+        }
+        let suppressed = EffectLedger.suppressedByRepeat(matching: plans.map { entry in
+            if case .mapping(let other) = entry.mapping.onRepeat { return (entry.mapping.name, other) }
+            return (entry.mapping.name, nil)
+        })
+        var jobs: [PlannedJob] = []
+        for (mapping, plan) in plans where !suppressed.contains(mapping.name) {
             let crashPolicy: CrashPolicy
             switch mapping.target {
             case .rest(let rest): crashPolicy = rest.honoursIdempotencyKey ? .rerun : .hold
             case .csv, .archive: crashPolicy = .rerun  // staging upserts and downloads are idempotent
             }
             let onRepeat = repeatPolicy(mapping, event: event, now: now)
-            func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String?) -> PlannedJob {
+            func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String? = nil, hold: HoldReason? = nil) -> PlannedJob {
                 var deadline: Timestamp?
                 if case .archive = mapping.target, let url = payload["url"]?.stringValue {
                     // Signed file URLs stop working at their expiry (else 24 h after the webhook).
@@ -53,31 +65,27 @@ public struct MappingRouter: EventRouter {
                 }
                 return PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
                                   mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
-                                  onRepeat: onRepeat, after: mapping.after, deadline: deadline)
+                                  holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline)
             }
-            switch mapping.plan(event, now: now) {
+            switch plan {
             case .noMatch:
                 continue
             case .failed(let message):
                 jobs.append(job(item: "", key: event.entityKey, payload: .null, state: .dead, reason: "mapping error: \(message)"))
             case .planned(let rendered):
-                var state = JobState.pending
-                var reason: String?
+                var hold: HoldReason?
                 if let kinds = executorKinds, !kinds.contains(mapping.kind) {
-                    state = .held
-                    reason = "no executor for kind '\(mapping.kind)' in this version; `jobs retry` runs it once there is one"
+                    hold = .noExecutor(kind: mapping.kind)
                 } else if let missing = mappings.held[mapping.name] {
-                    // Released by `releaseHeldJobs` once a restart or reload provides the variable.
-                    state = .held
-                    reason = missing
+                    // Released by the store once a restart or reload provides the variables.
+                    hold = .missingVariables(missing)
                 } else if let after = mapping.after {
                     // Released by the store when `after`'s job for this entity is done; the
                     // executor then renders again with that job's capture as `response`.
-                    state = .held
-                    reason = "after: waits for \(after) to succeed for this entity"
+                    hold = .waitingFor(mapping: after)
                 }
                 for item in rendered {
-                    jobs.append(job(item: item.item, key: item.effectKey, payload: item.payload, state: state, reason: reason))
+                    jobs.append(job(item: item.item, key: item.effectKey, payload: item.payload, state: hold == nil ? .pending : .held, hold: hold))
                 }
             }
         }
@@ -94,7 +102,15 @@ public struct MappingRouter: EventRouter {
             guard let other = registry.current.mapping(named: name),
                   case .planned(let rendered) = other.plan(event, now: now), let first = rendered.first
             else { return .skip }
-            return .alternative(mapping: other.name, kind: other.kind, payload: first.payload, mappingHash: other.contentHash)
+            // A repeat is a delivery of its own: without an `idempotency_key` of
+            // the mapping's, its key names the event, so a downstream that
+            // honours keys neither answers 409 nor replays an earlier update.
+            var payload = first.payload
+            if case .rest(let rest) = other.target, rest.idempotencyKey == nil, case .object(var object) = payload {
+                object["idempotency_key"] = .string("\(other.name):\(first.effectKey):event-\(event.id.map(String.init) ?? "0")")
+                payload = .object(object)
+            }
+            return .alternative(mapping: other.name, kind: other.kind, payload: payload, mappingHash: other.contentHash)
         }
     }
 }

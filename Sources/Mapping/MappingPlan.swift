@@ -80,7 +80,7 @@ extension MappingFile {
             }
             switch target {
             case .rest(let rest):
-                return .planned([RenderedJob(item: "", effectKey: key, payload: try renderRest(rest, key: key, scope: scope))])
+                return .planned([RenderedJob(item: "", effectKey: key, payload: try renderRest(rest, key: key, eventID: event.id, scope: scope))])
             case .csv(let csv):
                 var row = JSONObject()
                 for column in csv.columns {
@@ -131,7 +131,7 @@ extension MappingFile {
         }
     }
 
-    func renderRest(_ rest: RestTarget, key: String, scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+    func renderRest(_ rest: RestTarget, key: String, eventID scopeEventID: Int64?, scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
         func field(_ label: String, _ template: Template) throws(EvaluationError) -> JSONValue {
             do {
                 return try template.render(in: scope)
@@ -151,7 +151,11 @@ extension MappingFile {
                 throw EvaluationError("rest.body: \(error.message)")
             }
         }
-        var idempotencyKey = key
+        // Each mapping's default key is its own (a create and an update of one
+        // entity must not share one); with `on_repeat: send` every event is a
+        // delivery of its own, so its key names the event.
+        var idempotencyKey = "\(name):\(key)"
+        if case .send = onRepeat { idempotencyKey += ":event-\(scopeEventID.map(String.init) ?? "0")" }
         if let template = rest.idempotencyKey { idempotencyKey = Evaluator.text(try field("idempotency_key", template)) }
         return .object(JSONObject([
             .init(key: "method", value: .string(rest.method)),

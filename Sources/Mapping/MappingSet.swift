@@ -3,7 +3,19 @@ import JSON
 
 /// Values for `${NAME}` placeholders: the environment, then a secrets
 /// directory (one file per name), then the built-in `DATA_DIR`.
-public struct VariableSource: Sendable {
+///
+/// Its descriptions (plain, debug and reflected, as loggers and
+/// `ServiceGroup`'s debug lines print services) name no variable and show no
+/// value: the environment holds tokens and passwords.
+public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "VariableSource(\(environment.count) environment variables, secrets directory: \(secretsDirectory == nil ? "none" : "set"))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+
     public var environment: [String: String]
     public var secretsDirectory: String?
     public var dataDirectory: String?
@@ -56,15 +68,15 @@ public struct VariableSource: Sendable {
 /// All mappings of a directory, compiled and cross-checked.
 public struct MappingSet: Sendable {
     public var mappings: [MappingFile]
-    /// Mapping name → why its jobs are held (missing variables).
-    public var held: [String: String]
+    /// Mapping name → the `${VARIABLES}` it needs that are not set (its jobs are held).
+    public var held: [String: [String]]
 
     public init(mappings: [MappingFile], variables: VariableSource) {
         self.mappings = mappings
-        var held: [String: String] = [:]
+        var held: [String: [String]] = [:]
         for mapping in mappings {
             let missing = mapping.requiredVariables.filter { variables.value($0) == nil }
-            if !missing.isEmpty { held[mapping.name] = "missing variable\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", "))" }
+            if !missing.isEmpty { held[mapping.name] = missing }
         }
         self.held = held
     }

@@ -49,7 +49,8 @@ public struct ArchiveDownloader: Sendable {
     public enum Failure: Error, Sendable {
         /// Refused by policy (host, scheme, address, redirect): permanent.
         case refused(String)
-        case httpStatus(Int, retryAfter: String?)
+        /// `errorBody`: the first kilobytes of a 400/403 answer (an S3 error document says why).
+        case httpStatus(Int, retryAfter: String?, errorBody: [UInt8]?)
         case tooLarge(limit: Int64)
         case transport(CurlError)
         /// Below the free-space floor: wait, do not fail.
@@ -113,8 +114,12 @@ public struct ArchiveDownloader: Sendable {
                 continue
             }
             guard (200..<300).contains(head.status) else {
+                var errorBody: [UInt8]?
+                if head.status == 400 || head.status == 403 {
+                    errorBody = await ArchiveDownloader.readPrefix(download, limit: 16 * 1024)
+                }
                 download.cancel()
-                return .failure(.httpStatus(head.status, retryAfter: head.header("Retry-After")))
+                return .failure(.httpStatus(head.status, retryAfter: head.header("Retry-After"), errorBody: errorBody))
             }
             if let length = head.header("Content-Length").flatMap({ Int64($0) }), let problem = freeSpaceProblem(expected: length) {
                 download.cancel()
@@ -122,6 +127,19 @@ public struct ArchiveDownloader: Sendable {
             }
             return await stream(download, head: head, from: current, maxBytes: maxBytes, tag: tag)
         }
+    }
+
+    /// Up to `limit` bytes of a (small) error body; nil when it cannot be read.
+    static func readPrefix(_ download: CurlDownload, limit: Int) async -> [UInt8]? {
+        var bytes: [UInt8] = []
+        do {
+            while bytes.count < limit, let chunks = try await download.nextChunks() {
+                for chunk in chunks { bytes += chunk.prefix(limit - bytes.count) }
+            }
+        } catch {
+            return bytes.isEmpty ? nil : bytes
+        }
+        return bytes
     }
 
     func stream(_ download: CurlDownload, head: CurlResponseHead, from url: RawURL, maxBytes: Int64, tag: String) async -> Result<Downloaded, Failure> {

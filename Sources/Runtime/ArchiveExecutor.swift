@@ -53,9 +53,36 @@ public struct ArchiveExecutor: JobExecutor {
         self.metrics = metricsFactory.map(ArchiveMetrics.init)
     }
 
-    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+    /// Retries are bounded by the signed URL's deadline alone (no count), with
+    /// at least half the backoff kept (never a burst of attempts).
+    public func retryRules(for job: ClaimedJob) -> RetryRules {
+        let deadline = job.deadline ?? SignedURL(ArchiveExecutor.url(of: job) ?? "").deadline(receivedAt: job.createdAt ?? clock.now())
+        return RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay, maxAttempts: .max),
+                          maxAttempts: nil, giveUpAfter: nil, deadline: deadline, minimumJitter: 0.5)
+    }
+
+    static func url(of job: ClaimedJob) -> String? {
+        (try? JSONParser.parse(job.payload, options: .strict))?["url"]?.stringValue
+    }
+
+    /// Expired downloads are a compliance alert of their own.
+    public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {
+        switch completion {
+        case .expired(let reason):
+            metrics?.downloads(outcome: "expired").increment()
+            metrics?.expired.increment()
+            // An alert: compliance expected this file and it is now out of reach.
+            logger.error("ALERT archive: signed URL expired before the file was archived", metadata: ["reason": "\(reason)"])
+        case .retry:
+            metrics?.downloads(outcome: "retry").increment()
+        default:
+            break
+        }
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let mapping = registry.current.mapping(named: job.mapping), case .archive(let target) = mapping.target else {
-            return .held(reason: "mapping \(job.mapping) is no longer a loaded archive mapping")
+            return .held(.mappingNotLoaded(mapping: job.mapping))
         }
         guard let payload = try? JSONParser.parse(job.payload, options: .strict),
               let url = payload["url"]?.stringValue, let kind = payload["kind"]?.stringValue,
@@ -80,7 +107,7 @@ public struct ArchiveExecutor: JobExecutor {
         logger[metadataKey: "host"] = "\(host)"
         let now = clock.now()
         if now >= deadline {
-            return expired("the signed URL expired at \(iso(deadline)) before it could be fetched (not requested)", logger: logger)
+            return .expired(reason: "the signed URL expired at \(iso(deadline)) before it could be fetched (not requested)")
         }
         metrics?.secondsToDeadline.record(Double(deadline.milliseconds - now.milliseconds) / 1000)
 
@@ -109,7 +136,7 @@ public struct ArchiveExecutor: JobExecutor {
             await BlockingIO.run { _ = unlink(downloaded.temporaryPath) }
             metrics?.downloads(outcome: "duplicate").increment()
             logger.info("archive: identical content already archived", metadata: ["archive_id": "\(existing.id ?? 0)"])
-            return .done(capture: capture(existing, duplicate: true))
+            return .succeeded(capture: capture(existing, duplicate: true))
         }
         let originalName = downloaded.contentDispositionName ?? ArchiveNames.originalName(urlWithoutQuery: SignedURL(downloaded.finalURL.text).withoutQuery)
         let fileExtension = downloaded.sniffed?.fileExtension ?? originalName.flatMap(ArchiveNames.fileExtension) ?? "bin"
@@ -142,21 +169,21 @@ public struct ArchiveExecutor: JobExecutor {
         }
         if let placed {
             logger.error("archive: cannot file the download", metadata: ["error": "\(placed.message)"])
-            return retry(reason: "disk: \(placed.message)", job: job, deadline: deadline, metric: "io", logger: logger)
+            return retry(reason: "disk: \(placed.message)", metric: "io")
         }
         let stored: ArchivedFile
         do {
             stored = try await store.recordArchivedFile(record)
         } catch {
             // The file is in place under its content name; a re-run records it.
-            return retry(reason: "store: \(error)", job: job, deadline: deadline, metric: "store", logger: logger)
+            return retry(reason: "store: \(error)", metric: "store")
         }
         if stored.path != relative {
             // Two kinds of the candidate carried the same bytes and finished together:
             // the other one was recorded first; this copy goes.
             await BlockingIO.run { [layout] in try? layout.remove(record) }
             metrics?.downloads(outcome: "duplicate").increment()
-            return .done(capture: capture(stored, duplicate: true))
+            return .succeeded(capture: capture(stored, duplicate: true))
         }
         if let mismatch = record.typeMismatch {
             logger.warning("archive: content type mismatch (archived anyway)", metadata: ["mismatch": "\(mismatch)"])
@@ -166,7 +193,7 @@ public struct ArchiveExecutor: JobExecutor {
             "archive_id": "\(stored.id ?? 0)", "size": "\(downloaded.size)",
             "seconds_to_deadline": "\((deadline.milliseconds - downloadedAt.milliseconds) / 1000)",
         ])
-        return .done(capture: capture(stored, duplicate: false))
+        return .succeeded(capture: capture(stored, duplicate: false))
     }
 
     func capture(_ file: ArchivedFile, duplicate: Bool) -> JSONValue {
@@ -179,7 +206,7 @@ public struct ArchiveExecutor: JobExecutor {
         ]))
     }
 
-    func handle(_ failure: ArchiveDownloader.Failure, job: ClaimedJob, deadline: Timestamp, urlExpiry: Int64?, logger: Logger) -> ExecutionResult {
+    func handle(_ failure: ArchiveDownloader.Failure, job: ClaimedJob, deadline: Timestamp, urlExpiry: Int64?, logger: Logger) -> AttemptOutcome {
         switch failure {
         case .refused(let reason):
             logger.error("archive: download refused", metadata: ["reason": "\(reason)"])
@@ -188,58 +215,39 @@ public struct ArchiveExecutor: JobExecutor {
             return fail(.permanent(reason: "refused: the file is larger than the mapping's max_bytes (\(limit) bytes)"), reason: "too_large")
         case .lowSpace(let problem):
             logger.warning("archive: download deferred", metadata: ["reason": "\(problem)"])
-            return retry(reason: problem, job: job, deadline: deadline, metric: "low_space", fixed: configuration.lowSpaceDelay, logger: logger)
+            return retry(reason: problem, metric: "low_space", after: configuration.lowSpaceDelay)
         case .io(let message):
-            return retry(reason: "disk: \(message)", job: job, deadline: deadline, metric: "io", logger: logger)
+            return retry(reason: "disk: \(message)", metric: "io")
         case .transport(let error):
-            return retry(reason: "network: \(error)", job: job, deadline: deadline, metric: "network", logger: logger)
-        case .httpStatus(let status, let retryAfter):
+            return retry(reason: "network: \(error)", metric: "network")
+        case .httpStatus(let status, let retryAfter, let errorBody):
             let now = clock.now()
             let pastExpiry = now >= deadline || urlExpiry.map { now >= Timestamp(seconds: $0) } == true
-            switch status {
-            case 400, 403:
-                if pastExpiry {
-                    return expired("HTTP \(status) after the signed URL's expiry (\(iso(deadline)))", logger: logger)
-                }
-                // Before expiry a 403 may be clock skew or a transient storage fault: retry until the deadline.
-                return retry(reason: "HTTP \(status) before the URL's expiry", job: job, deadline: deadline, metric: "http_4xx", logger: logger)
-            case 404, 410:
-                return fail(.permanent(reason: "HTTP \(status): the file is not at the signed URL"), reason: "http_4xx")
-            case 408, 425, 429, 500...599:
-                let hint = retryAfter.flatMap { RetryAfter.delay($0, now: now) }
-                return retry(reason: "HTTP \(status)", job: job, deadline: deadline, metric: status >= 500 ? "http_5xx" : "http_4xx", fixed: hint,
-                             logger: logger)
-            default:
-                return fail(.permanent(reason: "HTTP \(status) from the file server"), reason: "http_4xx")
+            let s3Error = errorBody.flatMap(S3ErrorDocument.init(body:))
+            switch DownstreamAnswers.archive(status: status, s3Error: s3Error, pastExpiry: pastExpiry) {
+            case .transient(let metric):
+                let reason = pastExpiry || !(400...499).contains(status) || DownstreamAnswers.isRetryableStatus(status)
+                    ? "HTTP \(status)" : "HTTP \(status) before the URL's expiry"
+                return retry(reason: reason, metric: metric, after: retryAfter.flatMap { RetryAfter.delay($0, now: now) })
+            case .expired(let reason):
+                return .expired(reason: reason)
+            case .permanent(let reason):
+                logger.error("archive: the file server refused the signed URL", metadata: ["reason": "\(reason)"])
+                return fail(.permanent(reason: reason), reason: status == 400 || status == 403 ? "signature" : "http_4xx")
+            case .notFound(let reason):
+                logger.warning("archive: the file is not at its signed URL (dead)", metadata: ["job": "\(job.id)", "status": "\(status)"])
+                return fail(.permanent(reason: reason), reason: "http_4xx")
             }
         }
     }
 
-    /// Backoff with full jitter, capped, never past the deadline: the last
-    /// attempt is placed just before it; after that the job is `expired`.
-    func retry(reason: String, job: ClaimedJob, deadline: Timestamp, metric: String, fixed: Duration? = nil, logger: Logger) -> ExecutionResult {
+    /// A transient failure; `RetryDecision` places the next attempt before the deadline.
+    func retry(reason: String, metric: String, after: Duration? = nil) -> AttemptOutcome {
         metrics?.failures(reason: metric).increment()
-        let now = clock.now()
-        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay, maxAttempts: .max)
-        var delay = fixed ?? policy.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0.5..<1))
-        let remaining = deadline.milliseconds - now.milliseconds
-        if remaining <= 1000 {
-            return expired("deadline \(iso(deadline)) passed after \(job.attempt) attempt(s); last: \(reason)", logger: logger)
-        }
-        if delay.milliseconds >= remaining - 1000 { delay = .milliseconds(max(remaining - 1000, 1)) }
-        metrics?.downloads(outcome: "retry").increment()
-        return .retryBeforeDeadline(reason: reason, after: delay)
+        return .transient(reason: reason, retryAfter: after)
     }
 
-    func expired(_ reason: String, logger: Logger) -> ExecutionResult {
-        metrics?.downloads(outcome: "expired").increment()
-        metrics?.expired.increment()
-        // An alert: compliance expected this file and it is now out of reach.
-        logger.error("ALERT archive: signed URL expired before the file was archived", metadata: ["reason": "\(reason)"])
-        return .expired(reason: reason)
-    }
-
-    func fail(_ result: ExecutionResult, reason: String) -> ExecutionResult {
+    func fail(_ result: AttemptOutcome, reason: String) -> AttemptOutcome {
         metrics?.failures(reason: reason).increment()
         metrics?.downloads(outcome: "failed").increment()
         return result

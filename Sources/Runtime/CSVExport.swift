@@ -195,9 +195,9 @@ public struct CSVExecutor: JobExecutor {
         self.clock = clock
     }
 
-    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let mapping = registry.current.mapping(named: job.mapping), case .csv(let csv) = mapping.target else {
-            return .held(reason: "mapping \(job.mapping) is no longer a loaded csv mapping")
+            return .held(.mappingNotLoaded(mapping: job.mapping))
         }
         guard let payload = try? JSONParser.parse(job.payload, options: .strict), let rowKey = payload["row_key"]?.stringValue,
               let row = payload["row"] else { return .permanent(reason: "stored row is not valid") }
@@ -206,12 +206,12 @@ public struct CSVExecutor: JobExecutor {
         do {
             schedule = try CSVExporter.schedule(of: csv, mapping: mapping.name)
         } catch {
-            return .held(reason: "\(error)")
+            return .held(.configuration("\(error)"))
         }
         let nowSeconds = clock.now().milliseconds / 1000
         guard let period = periods.period(schedule, containing: receivedMilliseconds / 1000),
               let open = periods.period(schedule, containing: nowSeconds) else {
-            return .held(reason: "\(mapping.name): the schedule never fires")
+            return .held(.configuration("\(mapping.name): the schedule never fires"))
         }
         do {
             let outcome = try await store.stage(
@@ -219,12 +219,12 @@ public struct CSVExecutor: JobExecutor {
                 rowKey: rowKey, receivedAt: Timestamp(milliseconds: receivedMilliseconds), jobID: job.id, row: row,
                 policy: CSVResendPolicy(rawValue: csv.onResend) ?? .skip, companyID: job.companyID, subjectID: job.subjectID)
             switch outcome {
-            case .staged(let target): return .done(capture: ["period_start": .number(JSONNumber(target.start))])
-            case .olderThanStaged: return .done(capture: ["staged": "a later event for this row is already staged"])
-            case .skippedAlreadyExported: return .done(capture: ["staged": .string("already exported (on_resend: \(csv.onResend))")])
+            case .staged(let target): return .succeeded(capture: ["period_start": .number(JSONNumber(target.start))])
+            case .olderThanStaged: return .succeeded(capture: ["staged": "a later event for this row is already staged"])
+            case .skippedAlreadyExported: return .succeeded(capture: ["staged": .string("already exported (on_resend: \(csv.onResend))")])
             }
         } catch {
-            return .retryable(reason: "staging failed: \(error)", after: .seconds(5))
+            return .transient(reason: "staging failed: \(error)", retryAfter: .seconds(5))
         }
     }
 }

@@ -75,6 +75,13 @@ public final class EventRoutingService: Service {
                 let jobs: [PlannedJob]
                 if let body = event.body {
                     jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id)
+                    for job in jobs where job.initialState == .dead {
+                        // Kept `dead` with its reason (replayable once the mapping is fixed); said once, here.
+                        logger.error("job dead at creation: the mapping could not render the event", metadata: [
+                            "event": "\(event.id)", "mapping": "\(job.mapping)",
+                            "reason": "\(Redactor.redactPatterns(job.reason ?? "?"))",
+                        ])
+                    }
                 } else {
                     // Without a body (erased) there is nothing to plan. It still leaves
                     // the queue, so it never blocks the events behind it.

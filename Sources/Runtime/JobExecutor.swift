@@ -3,23 +3,21 @@ import JSON
 import Logging
 
 /// Runs one kind of job (`rest`, `csv`, `archive`, `log`). Executors never
-/// touch the store: they return what happened and the runner records it.
+/// touch the job's state: they report what happened (`AttemptOutcome`) and
+/// the rules that bound its retries; `RetryDecision` decides and the runner
+/// records it.
 public protocol JobExecutor: Sendable {
     var kind: String { get }
-    func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult
+    func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome
+    /// The limits of this job's retries (a mapping's `retry`, a URL's deadline).
+    func retryRules(for job: ClaimedJob) -> RetryRules
+    /// Told how the attempt was recorded (for a target's own alerts and counters).
+    func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger)
 }
 
-public enum ExecutionResult: Sendable, Hashable {
-    case done(capture: JSONValue?)
-    /// Try again later; `after` overrides the backoff (e.g. from `Retry-After`).
-    case retryable(reason: String, after: Duration?)
-    case permanent(reason: String)
-    case held(reason: String)
-    /// Try again after `after`, without the attempt cap: the executor bounds
-    /// its own retries by a deadline (and answers `expired` past it).
-    case retryBeforeDeadline(reason: String, after: Duration)
-    /// The deadline passed before the effect could happen.
-    case expired(reason: String)
+extension JobExecutor {
+    public func retryRules(for job: ClaimedJob) -> RetryRules { .standard }
+    public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {}
 }
 
 /// The built-in `log` kind: records the event's arrival in the log (ids only,
@@ -30,7 +28,7 @@ public struct LogExecutor: JobExecutor {
 
     public init() {}
 
-    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let payload = try? JSONParser.parse(job.payload, options: .strict) else {
             return .permanent(reason: "payload is not valid JSON")
         }
@@ -40,6 +38,6 @@ public struct LogExecutor: JobExecutor {
             "company_id": "\(job.companyID ?? "-")",
             "subject_id": "\(job.subjectID ?? "-")",
         ])
-        return .done(capture: nil)
+        return .succeeded(capture: nil)
     }
 }

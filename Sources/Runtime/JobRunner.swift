@@ -11,7 +11,12 @@ public struct JobRunnerConfiguration: Sendable {
     public var concurrency: Int = 32
     /// Longest sleep without a wake-up (a safety net; commits wake the runner at once).
     public var idlePoll: Duration = .seconds(5)
-    public var retry = RetryPolicy()
+    /// How often recording an outcome is tried before the job is set aside.
+    public var completionAttempts = 3
+    /// First pause after a failed claim (doubling to `maxClaimBackoff`), so a
+    /// failing store is not hammered and the log gets one line per streak.
+    public var claimBackoff: Duration = .milliseconds(100)
+    public var maxClaimBackoff: Duration = .seconds(10)
     /// Which jobs this runner claims (the archive's downloads run in their own lane).
     public var lane: ClaimLane = .dueTime
     /// How claiming gives way while webhooks queue up for commits.
@@ -60,6 +65,7 @@ public final class JobRunner: Service {
         logger.info("job runner started", metadata: ["owner": "\(owner)"])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                var failedClaims = 0
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
                     var claimed: [ClaimedJob] = []
@@ -67,11 +73,29 @@ public final class JobRunner: Service {
                         await configuration.yield.wait(for: pressure, on: clock)
                         do {
                             let now = clock.now()
-                            claimed = try await store.claimDueJobs(
+                            let claim = try await store.claimDueJobs(
                                 owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration),
                                 lane: configuration.lane)
+                            claimed = claim.jobs
+                            for setAside in claim.setAside {
+                                // Once per job: it is out of the queue now, and every other job goes on.
+                                logger.error("ALERT job set aside: the store could not claim it", metadata: [
+                                    "job": "\(setAside.jobID)", "mapping": "\(setAside.mapping)", "reason": "\(setAside.reason)",
+                                ])
+                            }
+                            if failedClaims > 0 {
+                                logger.notice("claiming jobs works again", metadata: ["failed_claims": "\(failedClaims)"])
+                                failedClaims = 0
+                            }
                         } catch {
-                            logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
+                            failedClaims += 1
+                            if failedClaims == 1 {
+                                logger.error("claiming jobs failed; retrying with backoff", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
+                            }
+                            let exponent = min(failedClaims - 1, 16)
+                            let pause = min(configuration.claimBackoff * (1 << exponent), configuration.maxClaimBackoff)
+                            try? await clock.sleep(for: pause)
+                            continue
                         }
                     }
                     for job in claimed {
@@ -123,7 +147,8 @@ public final class JobRunner: Service {
         logger[metadataKey: "mapping"] = "\(job.mapping)"
         logger[metadataKey: "attempt"] = "\(job.attempt)"
         let completion: JobCompletion
-        if let executor = executors[job.kind] {
+        let executor = executors[job.kind]
+        if let executor {
             let renewal = Task { [store, clock, owner, configuration] in
                 while !Task.isCancelled {
                     let interval = configuration.leaseDuration / 3
@@ -131,34 +156,73 @@ public final class JobRunner: Service {
                     try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
                 }
             }
-            let result = await executor.execute(job, logger: logger)
+            let outcome = await executor.execute(job, logger: logger)
             renewal.cancel()
-            completion = completionFor(result, job: job)
+            completion = decide(outcome, job: job, rules: executor.retryRules(for: job))
         } else {
-            completion = .held(reason: "no executor for kind '\(job.kind)'")
+            completion = .held(.noExecutor(kind: job.kind))
         }
-        do {
-            try await store.complete(jobID: job.id, owner: owner, completion: completion, now: clock.now())
-        } catch {
-            // Not recorded: the lease runs out and the crash policy decides.
-            logger.error("recording job outcome failed", metadata: ["error": "\(error)"])
-        }
+        report(completion, logger: logger)
+        await record(completion, of: job, logger: logger)
+        executor?.recorded(completion, for: job, logger: logger)
         jobsFinished?.increment()
     }
 
-    func completionFor(_ result: ExecutionResult, job: ClaimedJob) -> JobCompletion {
-        switch result {
-        case .done(let capture): return .done(capture: capture)
-        case .held(let reason): return .held(reason: reason)
-        case .permanent(let reason): return .dead(reason: reason)
-        case .expired(let reason): return .expired(reason: reason)
-        case .retryBeforeDeadline(let reason, let after): return .retry(at: clock.now().adding(after), reason: reason)
-        case .retryable(let reason, let after):
-            if job.attempt >= configuration.retry.maxAttempts {
-                return .dead(reason: "gave up after \(job.attempt) attempts: \(reason)")
+    /// The one retry decision, and redaction of every reason before it is
+    /// stored or logged: by the values the job itself sent, and by pattern.
+    func decide(_ outcome: AttemptOutcome, job: ClaimedJob, rules: RetryRules) -> JobCompletion {
+        let now = clock.now()
+        let decided = RetryDecision.decide(outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
+                                           now: now, jitter: Double.random(in: 0..<1))
+        let redactor = Redactor(payload: job.payload)
+        switch decided {
+        case .done: return decided
+        case .retry(let at, let reason): return .retry(at: at, reason: redactor.redact(reason))
+        case .dead(let reason): return .dead(reason: redactor.redact(reason))
+        case .expired(let reason): return .expired(reason: redactor.redact(reason))
+        case .held(let hold): return .held(hold)
+        }
+    }
+
+    /// One log line per attempt that did not succeed, naming the mapping (in
+    /// the metadata) and the (redacted) reason.
+    func report(_ completion: JobCompletion, logger: Logger) {
+        switch completion {
+        case .done: break
+        case .retry(let at, let reason):
+            logger.warning("job attempt failed; will retry", metadata: ["reason": "\(reason)", "retry_at": "\(at)"])
+        case .dead(let reason):
+            logger.error("job failed for good (dead)", metadata: ["reason": "\(reason)"])
+        case .expired(let reason):
+            logger.error("ALERT job expired before its effect could happen", metadata: ["reason": "\(reason)"])
+        case .held(let hold):
+            logger.warning("job held", metadata: ["reason": "\(hold)"])
+        }
+    }
+
+    /// Records the outcome, a few times if the store fails; a job whose outcome
+    /// cannot be recorded is set aside so it cannot block the queue (its lease
+    /// would otherwise run out and the same failure repeat forever).
+    func record(_ completion: JobCompletion, of job: ClaimedJob, logger: Logger) async {
+        var lastError: (any Error)?
+        for attempt in 1...max(configuration.completionAttempts, 1) {
+            do {
+                try await store.complete(jobID: job.id, owner: owner, completion: completion, now: clock.now())
+                return
+            } catch {
+                lastError = error
+                if attempt < configuration.completionAttempts {
+                    try? await clock.sleep(for: configuration.claimBackoff * (1 << min(attempt - 1, 8)))
+                }
             }
-            let delay = after ?? configuration.retry.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0..<1))
-            return .retry(at: clock.now().adding(delay), reason: reason)
+        }
+        let reason = "recording the outcome failed \(configuration.completionAttempts) times: \(Redactor.redactPatterns("\(lastError.map { "\($0)" } ?? "?")"))"
+        do {
+            try await store.setAside(jobID: job.id, owner: owner, reason: reason, now: clock.now())
+            logger.error("ALERT job set aside: its outcome could not be recorded", metadata: ["reason": "\(reason)"])
+        } catch {
+            // Not recorded at all: the lease runs out and the crash policy decides.
+            logger.error("recording job outcome failed", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
         }
     }
 }

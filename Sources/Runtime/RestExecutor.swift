@@ -43,9 +43,18 @@ public struct RestExecutor: JobExecutor {
         self.tls = tls
     }
 
-    public func execute(_ job: ClaimedJob, logger: Logger) async -> ExecutionResult {
+    /// The mapping's `retry`: backoff under `max_delay`, exactly `max_attempts`
+    /// attempts, none later than `give_up_after` after the first.
+    public func retryRules(for job: ClaimedJob) -> RetryRules {
+        guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else { return .standard }
+        return RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds)), maxAttempts: rest.retry.maxAttempts),
+            maxAttempts: rest.retry.maxAttempts, giveUpAfter: .seconds(Int64(rest.retry.giveUpAfterSeconds)))
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else {
-            return .held(reason: "mapping \(job.mapping) is no longer a loaded rest mapping")
+            return .held(.mappingNotLoaded(mapping: job.mapping))
         }
         guard var payload = try? JSONParser.parse(job.payload, options: .strict) else {
             return .permanent(reason: "stored request is not valid JSON")
@@ -66,7 +75,7 @@ public struct RestExecutor: JobExecutor {
             request.proxy = tls.proxy
         case .failure(let problem):
             switch problem {
-            case .missingVariables(let names): return .held(reason: "missing variable\(names.count > 1 ? "s" : "") \(names.joined(separator: ", "))")
+            case .missingVariables(let names): return .held(.missingVariables(names))
             case .invalid(let message): return .permanent(reason: message)
             }
         }
@@ -74,19 +83,20 @@ public struct RestExecutor: JobExecutor {
         do {
             response = try await client.perform(request)
         } catch {
-            logger.warning("payroll request failed", metadata: ["error": "\(error)"])
-            return retry(after: nil, reason: "network: \(error)", job: job, rest: rest)
+            // The runner logs the outcome with the mapping and the redacted reason.
+            return .transient(reason: "network: \(error)", retryAfter: nil)
         }
         logger.info("rest response", metadata: ["status": "\(response.status)"])
-        if rest.success.contains(response.status) {
-            return .done(capture: capture(response, rest: rest, mapping: mapping))
-        }
-        let excerpt = RestRequestBuilder.redactedExcerpt(response.body)
-        switch response.status {
-        case 408, 425, 429, 500...599:
+        // The answer's text may quote what was sent (an IBAN, a name): the
+        // runner redacts it by value and pattern before it is stored or logged.
+        let excerpt = RestRequestBuilder.excerpt(response.body)
+        switch DownstreamAnswers.rest(status: response.status, success: rest.success) {
+        case .success:
+            return .succeeded(capture: capture(response, rest: rest, mapping: mapping))
+        case .transient:
             let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: clock.now()) }
-            return retry(after: after, reason: "HTTP \(response.status): \(excerpt)", job: job, rest: rest)
-        default:
+            return .transient(reason: "HTTP \(response.status): \(excerpt)", retryAfter: after)
+        case .permanent:
             return .permanent(reason: "HTTP \(response.status): \(excerpt)")
         }
     }
@@ -109,20 +119,6 @@ public struct RestExecutor: JobExecutor {
         case .noMatch(let reason): return .failure(RenderFailure(text: "\(mapping.name) no longer matches: \(reason)"))
         case .failed(let message): return .failure(RenderFailure(text: message))
         }
-    }
-
-    /// Exponential backoff with full jitter under the mapping's `max_delay`,
-    /// until `max_attempts` or `give_up_after`.
-    func retry(after: Duration?, reason: String, job: ClaimedJob, rest: RestTarget) -> ExecutionResult {
-        if job.attempt >= rest.retry.maxAttempts {
-            return .permanent(reason: "gave up after \(job.attempt) attempts: \(reason)")
-        }
-        if let created = job.createdAt, clock.now().milliseconds - created.milliseconds >= Int64(rest.retry.giveUpAfterSeconds) * 1000 {
-            return .permanent(reason: "gave up after \(rest.retry.giveUpAfterSeconds / 3600) h: \(reason)")
-        }
-        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds)), maxAttempts: rest.retry.maxAttempts)
-        let delay = after.map { min($0, .seconds(Int64(rest.retry.maxDelaySeconds))) } ?? policy.delay(afterAttempt: job.attempt, jitter: Double.random(in: 0..<1))
-        return .retryable(reason: reason, after: delay)
     }
 
     /// The mapping's `capture` templates over `response` (status, headers, parsed body).
@@ -216,27 +212,13 @@ public enum RestRequestBuilder {
         return out
     }
 
-    /// The start of an error body for the operator, with anything that looks
-    /// like an IBAN, e-mail address or long digit run masked.
-    public static func redactedExcerpt(_ body: [UInt8]) -> String {
-        let text = String(decoding: body.prefix(300), as: UTF8.self)
-        var out = ""
-        var word = ""
-        func flush() {
-            let digits = word.filter(\.isNumber).count
-            if word.contains("@") || digits >= 6 { out += "[redacted]" } else { out += word }
-            word = ""
-        }
-        for ch in text {
-            if ch.isWhitespace || ch == "\"" || ch == "," || ch == ":" || ch == "{" || ch == "}" {
-                flush()
-                out.append(ch.isNewline ? " " : ch)
-            } else {
-                word.append(ch)
-            }
-        }
-        flush()
-        return body.count > 300 ? out + "…" : out
+    /// The start of an error body for the operator, on one line, with
+    /// everything that looks like personal data or a secret masked by pattern
+    /// (the runner also masks the values the job sent).
+    public static func excerpt(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(300), as: UTF8.self).map { $0.isNewline ? " " : String($0) }.joined()
+        let redacted = Redactor.redactPatterns(text)
+        return body.count > 300 ? redacted + "…" : redacted
     }
 }
 

@@ -83,9 +83,10 @@ extension SQLiteStore: ArchiveStore {
             var released = 0
             for kind in kinds {
                 try db.execute(sql: """
-                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL
-                    WHERE state = 'held' AND kind = ? AND last_error LIKE 'no executor for kind %'
-                    """, arguments: [now.milliseconds, now.milliseconds, kind])
+                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, last_error = NULL, hold_reason = NULL, hold_detail = NULL
+                    WHERE state = \(SQL.literal(.held)) AND kind = ? AND hold_reason = ?
+                    """, arguments: [try JobState.held.after(.release).rawValue, now.milliseconds, now.milliseconds, kind,
+                                     HoldReason.Code.noExecutor.rawValue])
                 released += db.changesCount
             }
             return released

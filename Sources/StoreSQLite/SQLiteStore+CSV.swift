@@ -21,24 +21,25 @@ struct StagingRequest: Sendable {
 extension SQLiteStore: CSVExportStore {
     public func csvLastExportedEnd(mapping: String) throws -> Int64? {
         try reader.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = 'done'", arguments: [mapping])
+            try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = ?", arguments: [mapping, CSVExportState.done.rawValue])
         }
     }
 
     public func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
                       row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome {
         // Through the single writer, so staging shares group commits with webhooks and job updates.
-        try await writer.stage(StagingRequest(
+        let request = StagingRequest(
             mapping: mapping, period: period, openPeriod: openPeriod, rowKey: rowKey, receivedAt: receivedAt, jobID: jobID,
-            row: JSONWriter.bytes(row), policy: policy, companyID: companyID, subjectID: subjectID))
+            row: JSONWriter.bytes(row), policy: policy, companyID: companyID, subjectID: subjectID)
+        return try await writer.perform { [self] db, _ in try stage(db: db, request) }
     }
 
     /// Runs inside the writer's transaction.
     func stage(db: Database, _ request: StagingRequest) throws -> StagingOutcome {
         let hash = Data(SHA256.hash(data: request.row))
         var target = request.period
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'"),
-                             arguments: [request.mapping, request.period.start]) == true {
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?"),
+                             arguments: [request.mapping, request.period.start, CSVExportState.done.rawValue]) == true {
             target = request.openPeriod  // its own period is already out: the open one carries it
         }
         if let exported = try Data.fetchOne(db.cachedStatement(sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?"),
@@ -71,8 +72,8 @@ extension SQLiteStore: CSVExportStore {
 
     public func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool {
         try reader.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = 'done'",
-                              arguments: [mapping, periodStart]) == true
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?",
+                              arguments: [mapping, periodStart, CSVExportState.done.rawValue]) == true
         }
     }
 
@@ -82,17 +83,17 @@ extension SQLiteStore: CSVExportStore {
         try database.write { db in
             if let row = try Row.fetchOne(db, sql: "SELECT state, claimed_by, claimed_at FROM csv_exports WHERE mapping = ? AND period_start = ?",
                                           arguments: [mapping, period.start]) {
-                let state: String = row["state"]
+                let state = CSVExportState(rawValue: row["state"])
                 let claimedAt: Int64 = row["claimed_at"] ?? 0
-                if state == "done" && !redo { return false }
-                if state == "claimed" && (row["claimed_by"] as String?) != owner && now - claimedAt < staleAfter { return false }
-                try db.execute(sql: "UPDATE csv_exports SET state = 'claimed', claimed_by = ?, claimed_at = ? WHERE mapping = ? AND period_start = ?",
-                               arguments: [owner, now, mapping, period.start])
+                if state == .done && !redo { return false }
+                if state == .claimed && (row["claimed_by"] as String?) != owner && now - claimedAt < staleAfter { return false }
+                try db.execute(sql: "UPDATE csv_exports SET state = ?, claimed_by = ?, claimed_at = ? WHERE mapping = ? AND period_start = ?",
+                               arguments: [CSVExportState.claimed.rawValue, owner, now, mapping, period.start])
                 return true
             }
             try db.execute(sql: """
-                INSERT INTO csv_exports(mapping, period_start, period_end, state, claimed_by, claimed_at) VALUES (?, ?, ?, 'claimed', ?, ?)
-                """, arguments: [mapping, period.start, period.end, owner, now])
+                INSERT INTO csv_exports(mapping, period_start, period_end, state, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [mapping, period.start, period.end, CSVExportState.claimed.rawValue, owner, now])
             return true
         }
     }
@@ -112,8 +113,8 @@ extension SQLiteStore: CSVExportStore {
     public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws {
         try database.write { db in
             try db.execute(sql: """
-                UPDATE csv_exports SET state = 'done', file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
-                """, arguments: [file, rows, now, mapping, period.start])
+                UPDATE csv_exports SET state = ?, file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
+                """, arguments: [CSVExportState.done.rawValue, file, rows, now, mapping, period.start])
             try db.execute(sql: """
                 INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id)
                 SELECT mapping, row_key, row_hash, period_start, company_id, subject_id FROM csv_rows WHERE mapping = ? AND period_start = ? AND true
@@ -124,8 +125,11 @@ extension SQLiteStore: CSVExportStore {
 
     public func releaseCSVExport(mapping: String, period: CSVPeriod) throws {
         try database.write { db in
-            try db.execute(sql: "UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN 'claimed' ELSE 'done' END, claimed_by = NULL, claimed_at = 0 WHERE mapping = ? AND period_start = ?",
-                           arguments: [mapping, period.start])
+            // A released claim is open again, unless the period was exported before (a redo).
+            try db.execute(sql: """
+                UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN ? ELSE ? END, claimed_by = NULL, claimed_at = 0
+                WHERE mapping = ? AND period_start = ?
+                """, arguments: [CSVExportState.claimed.rawValue, CSVExportState.done.rawValue, mapping, period.start])
         }
     }
 

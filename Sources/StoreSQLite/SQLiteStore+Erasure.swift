@@ -37,10 +37,10 @@ extension SQLiteStore {
                     let ids = Array(events[chunk..<min(chunk + 500, events.count)])
                     let list = ids.map(String.init).joined(separator: ",")
                     try db.execute(sql: """
-                        UPDATE jobs SET state = 'cancelled', last_error = 'erased by an operator', lease_owner = NULL,
+                        UPDATE jobs SET state = ?, last_error = 'erased by an operator', lease_owner = NULL,
                             lease_expires_at = NULL, updated_at = ?
-                        WHERE event_id IN (\(list)) AND state IN ('pending', 'running', 'held', 'in_doubt')
-                        """, arguments: [now.milliseconds])
+                        WHERE event_id IN (\(list)) AND state IN \(SQL.list(JobTransition.erase.sources))
+                        """, arguments: [JobTransition.erase.target.rawValue, now.milliseconds])
                     report.jobsCancelled += db.changesCount
                     try db.execute(sql: """
                         UPDATE job_attempts SET detail = NULL WHERE detail IS NOT NULL AND job_id IN (SELECT id FROM jobs WHERE event_id IN (\(list)))

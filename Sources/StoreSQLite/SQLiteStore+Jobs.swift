@@ -4,8 +4,10 @@ import GRDB
 import JSON
 
 extension SQLiteStore: JobStore {
-    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob] {
-        try await writer.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
+    public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> JobClaim {
+        try await writer.perform { [self] db, effects in
+            try claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
+        }
     }
 
     /// The lane's filter and order; each matches a partial index of pending jobs
@@ -18,109 +20,194 @@ extension SQLiteStore: JobStore {
     }
 
     public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
-        try await writer.complete(jobID: jobID, owner: owner, completion: completion, now: now)
+        try await writer.perform { [self] db, _ in
+            try complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
+        }
     }
 
+    public func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws {
+        try await writer.perform { [self] db, _ in
+            guard let state = try jobState(db: db, id: jobID, owner: owner) else { return }
+            try setAside(db: db, jobID: jobID, from: state, reason: reason, now: now)
+        }
+    }
+
+    /// The job's state if `owner` holds its lease (nil: another runner owns the outcome).
+    func jobState(db: Database, id: Int64, owner: String) throws -> JobState? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM jobs WHERE id = ? AND lease_owner = ?"), arguments: [id, owner])
+            .flatMap(JobState.init(rawValue:))
+    }
+
+    func setAside(db: Database, jobID: Int64, from state: JobState, reason: String, now: Timestamp) throws {
+        let target = try state.after(.setAside, jobID: jobID)
+        let hold = HoldReason.storeFault(reason)
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET state = ?, hold_reason = ?, hold_detail = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = ? WHERE id = ?
+            """).execute(arguments: [target.rawValue, hold.code.rawValue, hold.detail, hold.description, now.milliseconds, jobID])
+    }
+
+    /// Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
+    func requeueExpiredLeases(db: Database, now: Timestamp, reason: String, expiredOnly: Bool) throws -> (requeued: Int, inDoubt: Int) {
+        var counts: [Int] = []
+        for policy in [CrashPolicy.rerun, .hold] {
+            let target = try JobState.running.after(.leaseLost(policy))
+            let hold: HoldReason? = target == .inDoubt ? .crashedDuringAttempt : nil
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET state = :target, hold_reason = :hold, hold_detail = NULL, last_error = :reason,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+                WHERE state = \(SQL.literal(.running)) AND crash_policy = :policy AND (:all = 1 OR lease_expires_at <= :now)
+                """).execute(arguments: ["target": target.rawValue, "hold": hold?.code.rawValue, "reason": reason, "policy": policy.rawValue,
+                                         "all": expiredOnly ? 0 : 1, "now": now.milliseconds])
+            counts.append(db.changesCount)
+        }
+        return (counts[0], counts[1])
+    }
+
+    /// Jobs whose claim failed and whose setting aside failed too: skipped by
+    /// this process so they cannot block the queue (reported once each).
+    var unclaimable: Set<Int64> { unclaimableJobs.withLock { $0 } }
+
     /// Runs inside the writer's transaction.
-    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane = .dueTime) throws -> [ClaimedJob] {
+    func claim(db: Database, owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane = .dueTime) throws -> JobClaim {
         let (laneFilter, laneOrder) = SQLiteStore.laneSQL(lane)
         // The deadline lane has its own parallelism; the per-mapping cap guards the shared lane.
         let capPerMapping: Bool = if case .dueTime = lane { true } else { false }
-        do {
-            // Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = CASE crash_policy WHEN 'rerun' THEN 'pending' ELSE 'in_doubt' END,
-                    last_error = 'lease expired: the runner stopped during an attempt',
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-                WHERE state = 'running' AND lease_expires_at <= :now
-                """).execute(arguments: ["now": now.milliseconds])
-            // Due jobs, oldest first; a job waits while an older job with the same
-            // (mapping, effect key) is unfinished, so one entity's effects run in order.
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
-                       j.company_id, j.subject_id, j.created_at, j.after_mapping, j.after_capture,
-                       CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
-                       j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
-                FROM jobs j
-                WHERE j.state = 'pending' AND j.run_at <= :now \(laneFilter)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM jobs o
-                      WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
-                        AND o.state IN ('pending', 'running', 'held', 'in_doubt'))
-                ORDER BY \(laneOrder)
-                LIMIT :limit
-                """), arguments: ["now": now.milliseconds, "limit": limit * 4])
-            var running: [String: Int] = [:]
-            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT mapping, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY mapping")) {
-                running[row["mapping"]] = row["n"]
-            }
-            var claimed: [ClaimedJob] = []
-            for row in rows {
-                if claimed.count >= limit { break }
-                // No head-of-line blocking: one mapping's endpoint cannot take every slot.
-                let candidateMapping: String = row["mapping"]
-                if capPerMapping && running[candidateMapping, default: 0] >= options.maxRunningPerMapping { continue }
-                let id: Int64 = row["id"]
-                var mapping: String = row["mapping"]
-                var kind: String = row["kind"]
-                var payload: Data = row["payload"]
-                let effectKey: String = row["effect_key"]
-                if let firstJob = try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey]),
-                   firstJob != id {
-                    switch row["on_repeat"] as String {
-                    case "send":
-                        break
-                    case "alternative":
-                        // Run the alternative mapping's rendering instead (e.g. an update).
-                        guard let altMapping: String = row["alt_mapping"], let altKind: String = row["alt_kind"],
-                              let altPayload: Data = row["alt_payload"] else { fallthrough }
-                        try db.cachedStatement(sql: """
-                            UPDATE jobs SET mapping = ?, kind = ?, payload = ?, mapping_hash = ?, on_repeat = 'send',
-                                last_error = 'repeat of the effect delivered by job ' || ? || ' (' || ? || '): ran ' || ? || ' instead'
-                            WHERE id = ?
-                            """).execute(arguments: [altMapping, altKind, altPayload, row["alt_mapping_hash"] as String?, firstJob, mapping, altMapping, id])
-                        mapping = altMapping
-                        kind = altKind
-                        payload = altPayload
-                    default:
-                        try db.cachedStatement(sql: """
-                            UPDATE jobs SET state = 'skipped', skipped_for = ?, updated_at = ?,
-                                last_error = 'effect already delivered by job ' || ?
-                            WHERE id = ?
-                            """).execute(arguments: [firstJob, now.milliseconds, firstJob, id])
-                        // What waits for this job waits for an effect that exists: release it
-                        // with the capture of the job that delivered it.
-                        let capture = try Data.fetchOne(db.cachedStatement(sql: "SELECT capture FROM jobs WHERE id = ?"), arguments: [firstJob])
-                        try releaseDependents(db: db, mapping: mapping, companyID: row["company_id"], subjectID: row["subject_id"],
-                                              capture: capture.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }, now: now)
-                        continue
-                    }
+        _ = try requeueExpiredLeases(db: db, now: now, reason: "lease expired: the runner stopped during an attempt", expiredOnly: true)
+        // Due jobs, oldest first; a job waits while an older job with the same
+        // (mapping, effect key) is unfinished, so one entity's effects run in order.
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
+                   j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
+                   CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
+                   j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
+            FROM jobs j
+            WHERE j.state = \(SQL.literal(.pending)) AND j.run_at <= :now \(laneFilter)
+              AND NOT EXISTS (
+                  SELECT 1 FROM jobs o
+                  WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
+                    AND o.state IN \(SQL.list(JobState.unfinished)))
+            ORDER BY \(laneOrder)
+            LIMIT :limit
+            """), arguments: ["now": now.milliseconds, "limit": limit * 4])
+        var running: [String: Int] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT mapping, COUNT(*) AS n FROM jobs WHERE state = \(SQL.literal(.running)) GROUP BY mapping
+            """)) {
+            running[row["mapping"]] = row["n"]
+        }
+        let skipIDs = unclaimable
+        var claimed: [ClaimedJob] = []
+        var setAsideJobs: [SetAsideJob] = []
+        for row in rows {
+            if claimed.count >= limit { break }
+            let id: Int64 = row["id"]
+            if skipIDs.contains(id) { continue }
+            // No head-of-line blocking: one mapping's endpoint cannot take every slot.
+            let rowMapping: String = row["mapping"]
+            if capPerMapping && running[rowMapping, default: 0] >= options.maxRunningPerMapping { continue }
+            do {
+                // Each job under its own savepoint: a job whose claim fails is set
+                // aside and the claim goes on with the others.
+                var job: ClaimedJob?
+                try db.inSavepoint {
+                    job = try claimOne(row, db: db, owner: owner, now: now, leaseUntil: leaseUntil)
+                    return .commit
                 }
-                let attempt: Int = row["attempts"] + 1
-                try db.cachedStatement(sql: """
-                    UPDATE jobs SET state = 'running', attempts = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
-                    WHERE id = ?
-                    """).execute(arguments: [attempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
-                running[candidateMapping, default: 0] += 1
-                claimed.append(ClaimedJob(
-                    id: id, eventID: row["event_id"], mapping: mapping, item: row["item"], kind: kind,
-                    effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
-                    companyID: row["company_id"], subjectID: row["subject_id"],
-                    createdAt: Timestamp(milliseconds: row["created_at"]),
-                    eventBody: (row["event_body"] as Data?).map { [UInt8]($0) },
-                    afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
-                    deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:))))
+                if let job {
+                    running[rowMapping, default: 0] += 1
+                    claimed.append(job)
+                }
+            } catch {
+                let reason = "claiming it failed: \(StoreWriter.reason(error))"
+                do {
+                    try db.inSavepoint {
+                        try setAside(db: db, jobID: id, from: .pending, reason: reason, now: now)
+                        return .commit
+                    }
+                } catch {
+                    // Not even that: this process leaves the job alone from now on.
+                    unclaimableJobs.withLock { _ = $0.insert(id) }
+                }
+                setAsideJobs.append(SetAsideJob(jobID: id, mapping: rowMapping, reason: reason))
             }
-            return claimed
+        }
+        return JobClaim(jobs: claimed, setAside: setAsideJobs)
+    }
+
+    /// Claims one due job, or settles it through the effect ledger (nil).
+    private func claimOne(_ row: Row, db: Database, owner: String, now: Timestamp, leaseUntil: Timestamp) throws -> ClaimedJob? {
+        let id: Int64 = row["id"]
+        let mapping: String = row["mapping"]
+        var runMapping: String = row["runs_mapping"] ?? mapping
+        var kind: String = row["kind"]
+        var payload: Data = row["payload"]
+        let effectKey: String = row["effect_key"]
+        let deliveredBy = EffectLedger.consultsLedger(kind: kind)
+            ? try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey])
+            : nil
+        switch EffectLedger.decide(jobID: id, kind: kind, deliveredBy: deliveredBy, policy: SQLiteStore.storedPolicy(row)) {
+        case .run:
+            break
+        case .skip(let firstJob):
+            let target = try JobState.pending.after(.skipAsDelivered, jobID: id)
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET state = ?, skipped_for = ?, updated_at = ?, last_error = 'effect already delivered by job ' || ?
+                WHERE id = ?
+                """).execute(arguments: [target.rawValue, firstJob, now.milliseconds, firstJob, id])
+            // What waits for this job waits for an effect that exists: release it
+            // with the capture of the job that delivered it.
+            let capture = try Data.fetchOne(db.cachedStatement(sql: "SELECT capture FROM jobs WHERE id = ?"), arguments: [firstJob])
+            try releaseDependents(db: db, mapping: mapping, companyID: row["company_id"], subjectID: row["subject_id"],
+                                  capture: capture.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }, now: now)
+            return nil
+        case .runAlternative(let altMapping, let altKind, let altPayload, let altHash):
+            // Run the alternative mapping's rendering instead (e.g. an update); the
+            // job stays the job of its own mapping (its row, ordering and ledger key).
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET runs_mapping = ?, kind = ?, payload = ?, mapping_hash = COALESCE(?, mapping_hash), on_repeat = ?,
+                    last_error = 'repeat of the effect delivered earlier: runs ' || ? || ' instead'
+                WHERE id = ?
+                """).execute(arguments: [altMapping, altKind, Data(altPayload), altHash, RepeatPolicy.send.storedName, altMapping, id])
+            runMapping = altMapping
+            kind = altKind
+            payload = Data(altPayload)
+        }
+        let target = try JobState.pending.after(.claim, jobID: id)
+        let attempt: Int = row["attempts"] + 1
+        let firstAttempt: Int64 = row["first_attempt_at"] ?? now.milliseconds
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET state = ?, attempts = ?, first_attempt_at = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+            WHERE id = ?
+            """).execute(arguments: [target.rawValue, attempt, firstAttempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
+        return ClaimedJob(
+            id: id, eventID: row["event_id"], mapping: runMapping, item: row["item"], kind: kind,
+            effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
+            companyID: row["company_id"], subjectID: row["subject_id"],
+            createdAt: Timestamp(milliseconds: row["created_at"]), firstAttemptAt: Timestamp(milliseconds: firstAttempt),
+            eventBody: (row["event_body"] as Data?).map { [UInt8]($0) },
+            afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
+            deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:)))
+    }
+
+    static func storedPolicy(_ row: Row) -> EffectLedger.StoredPolicy {
+        switch row["on_repeat"] as String {
+        case RepeatPolicy.send.storedName: return .send
+        case "alternative":
+            guard let mapping: String = row["alt_mapping"], let kind: String = row["alt_kind"], let payload: Data = row["alt_payload"] else {
+                return .skip
+            }
+            return .alternative(mapping: mapping, kind: kind, payload: [UInt8](payload), mappingHash: row["alt_mapping_hash"])
+        default: return .skip
         }
     }
 
     public func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws {
         guard !jobIDs.isEmpty else { return }
-        try await database.write { db in
+        try await writer.perform { db, _ in
             for id in jobIDs {
-                try db.execute(sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                               arguments: [until.milliseconds, id, owner])
+                try db.cachedStatement(sql: "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND state = ?")
+                    .execute(arguments: [until.milliseconds, id, owner, JobState.running.rawValue])
             }
         }
     }
@@ -129,95 +216,77 @@ extension SQLiteStore: JobStore {
     /// with the capture that the executor puts in scope as `response`.
     func releaseDependents(db: Database, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?, now: Timestamp) throws {
         try db.cachedStatement(sql: """
-            UPDATE jobs INDEXED BY jobs_after SET state = 'pending', run_at = ?, updated_at = ?, last_error = NULL, after_capture = ?
-            WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = 'held' AND last_error LIKE 'after:%'
-            """).execute(arguments: [now.milliseconds, now.milliseconds, Data(JSONWriter.bytes(capture ?? .object(JSONObject()))),
-                                     mapping, companyID, subjectID])
+            UPDATE jobs INDEXED BY jobs_after SET state = ?, run_at = ?, updated_at = ?, last_error = NULL, hold_reason = NULL,
+                hold_detail = NULL, after_capture = ?
+            WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = ? AND hold_reason = ?
+            """).execute(arguments: [try JobState.held.after(.release).rawValue, now.milliseconds, now.milliseconds,
+                                     Data(JSONWriter.bytes(capture ?? .object(JSONObject()))), mapping, companyID, subjectID,
+                                     JobState.held.rawValue, HoldReason.Code.waitingFor.rawValue])
     }
 
     /// Runs inside the writer's transaction.
     func complete(db: Database, jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) throws {
-        do {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT mapping, effect_key, company_id, subject_id, attempts FROM jobs
-                WHERE id = ? AND lease_owner = ? AND state = 'running'
-                """), arguments: [jobID, owner])
-            else {
-                // The lease was lost (expired and re-claimed): the other runner owns the outcome.
-                return
-            }
-            let attempt: Int = row["attempts"]
-            let outcome: String
-            let detail: String?
-            switch completion {
-            case .done(let capture):
-                outcome = "done"
-                detail = nil
-                try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
-                                      capture: capture, now: now)
-                try db.cachedStatement(sql: """
-                    UPDATE jobs SET state = 'done', capture = ?, last_error = NULL, lease_owner = NULL,
-                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
-                try db.cachedStatement(sql: """
-                    INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
-                    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
-                    """).execute(arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
-                                     row["company_id"] as String?, row["subject_id"] as String?])
-            case .retry(let at, let reason):
-                outcome = "retry"
-                detail = reason
-                try db.cachedStatement(sql: """
-                    UPDATE jobs SET state = 'pending', run_at = ?, last_error = ?, lease_owner = NULL,
-                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [at.milliseconds, reason, now.milliseconds, jobID])
-            case .dead(let reason), .held(let reason), .expired(let reason):
-                let state: JobState = switch completion {
-                case .dead: .dead
-                case .expired: .expired
-                default: .held
-                }
-                outcome = state.rawValue
-                detail = reason
-                try db.cachedStatement(sql: """
-                    UPDATE jobs SET state = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                    WHERE id = ?
-                    """).execute(arguments: [state.rawValue, reason, now.milliseconds, jobID])
-            }
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
-                """).execute(arguments: [jobID, attempt, now.milliseconds, outcome, detail])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT state, mapping, effect_key, company_id, subject_id, attempts FROM jobs WHERE id = ? AND lease_owner = ?
+            """), arguments: [jobID, owner]),
+            let state = JobState(rawValue: row["state"]), state == .running
+        else {
+            // The lease was lost (expired and re-claimed): the other runner owns the outcome.
+            return
         }
+        let target = try state.after(completion.transition, jobID: jobID)
+        let attempt: Int = row["attempts"]
+        switch completion {
+        case .done(let capture):
+            try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                                  capture: capture, now: now)
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET state = ?, capture = ?, last_error = NULL, hold_reason = NULL, hold_detail = NULL, lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                """).execute(arguments: [target.rawValue, capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
+            try recordEffect(db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
+                             companyID: row["company_id"], subjectID: row["subject_id"])
+        case .retry(let at, let reason):
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                """).execute(arguments: [target.rawValue, at.milliseconds, reason, now.milliseconds, jobID])
+        case .dead, .held, .expired:
+            let hold: HoldReason? = if case .held(let reason) = completion { reason } else { nil }
+            try db.cachedStatement(sql: """
+                UPDATE jobs SET state = ?, last_error = ?, hold_reason = ?, hold_detail = ?, lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = ? WHERE id = ?
+                """).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, now.milliseconds, jobID])
+        }
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
+            """).execute(arguments: [jobID, attempt, now.milliseconds, completion.outcomeName, completion.detail])
+    }
+
+    /// The effect ledger: one row per delivered (mapping, effect key); the first delivery stays.
+    func recordEffect(db: Database, mapping: String, effectKey: String, jobID: Int64, now: Timestamp, companyID: String?, subjectID: String?) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
+            """).execute(arguments: [mapping, effectKey, jobID, now.milliseconds, companyID, subjectID])
     }
 
     /// At start-up of the one daemon that owns this store (it holds the lock),
     /// every `running` job belongs to a process that is gone: apply the crash
     /// policy now instead of waiting for the leases to run out.
     /// Returns how many jobs were re-queued and parked.
-    public func recoverJobsOfDeadRunners(now: Timestamp) throws -> (requeued: Int, inDoubt: Int) {
-        try database.write { db in
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
-                    last_error = 'the daemon stopped during an attempt; re-run (idempotent)'
-                WHERE state = 'running' AND crash_policy = 'rerun'
-                """).execute(arguments: [now.milliseconds])
-            let requeued = db.changesCount
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = 'in_doubt', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
-                    last_error = 'the daemon stopped during an attempt; the downstream may have received it'
-                WHERE state = 'running'
-                """).execute(arguments: [now.milliseconds])
-            return (requeued, db.changesCount)
+    public func recoverJobsOfDeadRunners(now: Timestamp) async throws -> (requeued: Int, inDoubt: Int) {
+        try await writer.perform { [self] db, _ in
+            try requeueExpiredLeases(db: db, now: now, reason: "the daemon stopped during an attempt", expiredOnly: false)
         }
     }
 
     public func releaseLeases(owner: String, now: Timestamp) async throws {
-        try await database.write { db in
+        try await writer.perform { db, _ in
             // The attempt never finished: give it back without counting it.
             try db.cachedStatement(sql: """
-                UPDATE jobs SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_owner = NULL,
-                    lease_expires_at = NULL, updated_at = ? WHERE state = 'running' AND lease_owner = ?
-                """).execute(arguments: [now.milliseconds, owner])
+                UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = ? WHERE state = \(SQL.literal(.running)) AND lease_owner = ?
+                """).execute(arguments: [try JobState.running.after(.giveBack).rawValue, now.milliseconds, owner])
         }
     }
 
@@ -227,10 +296,10 @@ extension SQLiteStore: JobStore {
         let laneFilter = SQLiteStore.laneSQL(lane, table: "jobs").filter
         return try await reader.read { db in
             let due = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT run_at FROM jobs WHERE state = 'pending' \(laneFilter) ORDER BY run_at LIMIT 1
+                SELECT run_at FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) ORDER BY run_at LIMIT 1
                 """))
             let lease = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT lease_expires_at FROM jobs WHERE state = 'running' ORDER BY lease_expires_at LIMIT 1
+                SELECT lease_expires_at FROM jobs WHERE state = \(SQL.literal(.running)) ORDER BY lease_expires_at LIMIT 1
                 """))
             return [due, lease].compactMap { $0 }.min().map(Timestamp.init(milliseconds:))
         }
@@ -279,11 +348,11 @@ extension SQLiteStore {
             // Unbounded terminal states (done, skipped, cancelled) are not counted here:
             // this runs every second and must stay proportional to the open queue.
             for row in try Row.fetchAll(db, sql: """
-                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead', 'expired') GROUP BY state
+                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN \(SQL.list(JobState.gauged)) GROUP BY state
                 """) {
                 counts[row["state"]] = row["n"]
             }
-            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM jobs WHERE state IN ('pending', 'running')")
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM jobs WHERE state IN \(SQL.list([.pending, .running]))")
             return (counts, oldest.map { now.milliseconds - $0 })
         }
     }
@@ -311,29 +380,43 @@ extension SQLiteStore {
     /// Jobs held for a missing variable go back to the queue once their
     /// mapping has all it needs (after a restart or a reload).
     @discardableResult
-    public func releaseHeldJobs(mappings: [String], now: Timestamp) throws -> Int {
+    public func releaseHeldJobs(mappings: [String], now: Timestamp) async throws -> Int {
         guard !mappings.isEmpty else { return 0 }
-        return try database.write { db in
+        return try await writer.perform { db, _ in
+            let held = JobState.held.rawValue
+            let pending = try JobState.held.after(.release).rawValue
+            let done = JobState.done.rawValue
             var released = 0
             for mapping in mappings {
                 // A job that also runs `after` another mapping keeps waiting for it,
                 // unless that mapping's job for the entity is already done.
-                try db.execute(sql: """
-                    UPDATE jobs SET
-                        after_capture = CASE WHEN after_mapping IS NULL THEN after_capture ELSE (
-                            SELECT d.capture FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
-                              AND d.subject_id IS jobs.subject_id AND d.state = 'done' ORDER BY d.id DESC LIMIT 1) END,
-                        state = CASE WHEN after_mapping IS NULL OR EXISTS (
-                            SELECT 1 FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
-                              AND d.subject_id IS jobs.subject_id AND d.state = 'done') THEN 'pending' ELSE 'held' END,
-                        last_error = CASE WHEN after_mapping IS NULL OR EXISTS (
-                            SELECT 1 FROM jobs d WHERE d.mapping = jobs.after_mapping AND d.company_id IS jobs.company_id
-                              AND d.subject_id IS jobs.subject_id AND d.state = 'done') THEN NULL
-                            ELSE 'after: waits for ' || after_mapping || ' to succeed for this entity' END,
-                        run_at = ?, updated_at = ?
-                    WHERE state = 'held' AND mapping = ? AND last_error LIKE 'missing variable%'
-                    """, arguments: [now.milliseconds, now.milliseconds, mapping])
-                released += db.changesCount
+                let ids = try Int64.fetchAll(db.cachedStatement(sql: """
+                    SELECT id FROM jobs WHERE state = \(SQL.literal(.held)) AND mapping = ? AND hold_reason = ?
+                    """), arguments: [mapping, HoldReason.Code.missingVariables.rawValue])
+                for id in ids {
+                    let row = try Row.fetchOne(db.cachedStatement(sql: """
+                        SELECT j.after_mapping, (SELECT d.capture FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
+                              AND d.subject_id IS j.subject_id AND d.state = ? ORDER BY d.id DESC LIMIT 1) AS capture,
+                            EXISTS (SELECT 1 FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
+                              AND d.subject_id IS j.subject_id AND d.state = ?) AS after_done
+                        FROM jobs j WHERE j.id = ?
+                        """), arguments: [done, done, id])
+                    let after: String? = row?["after_mapping"]
+                    let afterDone: Bool = row?["after_done"] ?? false
+                    if let after, !afterDone {
+                        let hold = HoldReason.waitingFor(mapping: after)
+                        try db.cachedStatement(sql: """
+                            UPDATE jobs SET hold_reason = ?, hold_detail = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = ?
+                            """).execute(arguments: [hold.code.rawValue, hold.detail, hold.description, now.milliseconds, id, held])
+                    } else {
+                        try db.cachedStatement(sql: """
+                            UPDATE jobs SET state = ?, hold_reason = NULL, hold_detail = NULL, last_error = NULL, run_at = ?, updated_at = ?,
+                                after_capture = CASE WHEN after_mapping IS NULL THEN after_capture ELSE ? END
+                            WHERE id = ? AND state = ?
+                            """).execute(arguments: [pending, now.milliseconds, now.milliseconds, row?["capture"] as Data?, id, held])
+                        released += db.changesCount
+                    }
+                }
             }
             return released
         }

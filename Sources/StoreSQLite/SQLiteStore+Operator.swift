@@ -20,15 +20,26 @@ extension SQLiteStore {
 
     public enum OperatorError: Error, CustomStringConvertible {
         case noSuchJob(Int64)
-        case wrongState(Int64, String, expected: String)
+        case wrongState(JobTransitionError)
         case noSuchEvent(Int64)
 
         public var description: String {
             switch self {
             case .noSuchJob(let id): return "no job \(id)"
-            case .wrongState(let id, let state, let expected): return "job \(id) is \(state); this needs \(expected)"
+            case .wrongState(let error): return error.description
             case .noSuchEvent(let id): return "no event \(id)"
             }
+        }
+    }
+
+    /// The job's state and the state `transition` leads to, as the domain allows it.
+    func transition(_ transition: JobTransition, jobID: Int64, db: Database) throws -> (from: JobState, to: JobState) {
+        guard let text = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [jobID]),
+              let state = JobState(rawValue: text) else { throw OperatorError.noSuchJob(jobID) }
+        do {
+            return (state, try state.after(transition, jobID: jobID))
+        } catch {
+            throw OperatorError.wrongState(error)
         }
     }
 
@@ -53,13 +64,11 @@ extension SQLiteStore {
         try database.write { db in
             var count = 0
             for id in jobIDs {
-                guard let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
-                guard ["dead", "held", "cancelled", "in_doubt"].contains(state) else {
-                    throw OperatorError.wrongState(id, state, expected: "dead, held, cancelled or in_doubt")
-                }
+                let (_, target) = try transition(.operatorRetry, jobID: id, db: db)
                 try db.execute(sql: """
-                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = 'retried by an operator' WHERE id = ?
-                    """, arguments: [now.milliseconds, now.milliseconds, id])
+                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                        last_error = 'retried by an operator' WHERE id = ?
+                    """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, id])
                 count += 1
             }
             return count
@@ -75,37 +84,32 @@ extension SQLiteStore {
     /// An operator decides an `in_doubt` job: delivered (done + ledger) or not (pending, resent with the same key).
     public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) throws {
         try database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT state, mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) else {
+            let (_, target) = try transition(.resolve(delivered: delivered), jobID: jobID, db: db)
+            guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) else {
                 throw OperatorError.noSuchJob(jobID)
             }
-            let state: String = row["state"]
-            guard state == "in_doubt" else { throw OperatorError.wrongState(jobID, state, expected: "in_doubt") }
             if delivered {
-                try db.execute(sql: "UPDATE jobs SET state = 'done', updated_at = ?, last_error = 'resolved by an operator: delivered' WHERE id = ?",
-                               arguments: [now.milliseconds, jobID])
                 try db.execute(sql: """
-                    INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(mapping, effect_key) DO NOTHING
-                    """, arguments: [row["mapping"] as String, row["effect_key"] as String, jobID, now.milliseconds,
-                                     row["company_id"] as String?, row["subject_id"] as String?])
+                    UPDATE jobs SET state = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                        last_error = 'resolved by an operator: delivered' WHERE id = ?
+                    """, arguments: [target.rawValue, now.milliseconds, jobID])
+                try recordEffect(db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
+                                 companyID: row["company_id"], subjectID: row["subject_id"])
                 try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"], capture: nil, now: now)
             } else {
                 try db.execute(sql: """
-                    UPDATE jobs SET state = 'pending', run_at = ?, updated_at = ?, last_error = 'resolved by an operator: not delivered, resend'
-                    WHERE id = ?
-                    """, arguments: [now.milliseconds, now.milliseconds, jobID])
+                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                        last_error = 'resolved by an operator: not delivered, resend' WHERE id = ?
+                    """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, jobID])
             }
         }
     }
 
     public func cancel(jobID: Int64, now: Timestamp) throws {
         try database.write { db in
-            guard let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [jobID]) else { throw OperatorError.noSuchJob(jobID) }
-            guard ["pending", "held", "in_doubt", "dead"].contains(state) else {
-                throw OperatorError.wrongState(jobID, state, expected: "pending, held, in_doubt or dead (a running job finishes first)")
-            }
-            try db.execute(sql: "UPDATE jobs SET state = 'cancelled', updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
-                           arguments: [now.milliseconds, jobID])
+            let (_, target) = try transition(.cancel, jobID: jobID, db: db)
+            try db.execute(sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
+                           arguments: [target.rawValue, now.milliseconds, jobID])
         }
     }
 
@@ -145,24 +149,29 @@ extension SQLiteStore {
                 guard let existing else {
                     try db.execute(sql: """
                         INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                         crash_policy, state, last_error, run_at, created_at, updated_at, on_repeat, after_mapping, deadline)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
+                                         on_repeat, after_mapping, deadline)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """, arguments: [eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
                                          Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
-                                         job.reason, now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
+                                         job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue, job.holdReason?.detail,
+                                         now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
                                          job.deadline?.milliseconds])
                     actions.append((label, .created))
                     continue
                 }
                 let id: Int64 = existing["id"]
-                switch existing["state"] as String {
-                case "dead", "cancelled":
+                let state = JobState(rawValue: existing["state"] as String)
+                if let state, JobTransition.rerender(into: job.initialState).sources.contains(state) {
+                    let target = try state.after(.rerender(into: job.initialState), jobID: id)
                     try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, last_error = ?, run_at = ?, updated_at = ? WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.initialState.rawValue,
-                                         job.reason ?? "replayed", now.milliseconds, now.milliseconds, id])
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, last_error = ?, hold_reason = ?, hold_detail = ?,
+                            run_at = ?, updated_at = ? WHERE id = ?
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, target.rawValue,
+                                         job.reason ?? job.holdReason?.description ?? "replayed", job.holdReason?.code.rawValue,
+                                         job.holdReason?.detail, now.milliseconds, now.milliseconds, id])
                     actions.append((label, .rerendered))
-                case "done", "skipped":
+                } else if let state, JobTransition.forceResend.sources.contains(state) {
                     guard force else {
                         actions.append((label, .skippedDelivered))
                         continue
@@ -172,11 +181,12 @@ extension SQLiteStore {
                         payload = .object(object)
                     }
                     try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = 'pending', on_repeat = 'send', skipped_for = NULL,
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
                             last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ? WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, now.milliseconds, now.milliseconds, id])
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, try state.after(.forceResend, jobID: id).rawValue,
+                                         RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id])
                     actions.append((label, .forced))
-                default:
+                } else {
                     actions.append((label, .unchanged))
                 }
             }

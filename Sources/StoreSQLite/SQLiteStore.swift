@@ -46,7 +46,6 @@ public final class SQLiteStore: Sendable, IngestPressure {
     public let path: String
     let options: SQLiteStoreOptions
     let logger: Logger
-    let queue: Mutex<DatabaseQueue>
     /// A second connection only for checkpoints: a PASSIVE checkpoint copies
     /// WAL pages into the database file while the writer keeps committing.
     let checkpointQueue: DatabaseQueue
@@ -54,24 +53,10 @@ public final class SQLiteStore: Sendable, IngestPressure {
     /// connection of their own: in WAL mode they see committed data and never
     /// hold up the writer's commits, as they would on its connection.
     let reader: DatabaseQueue
+    /// The single writer: every write of the store goes through it.
     let writer: StoreWriter
-    /// Called after commits: the runner's and the router's wake-ups.
-    let commitHandlers = Mutex(CommitHandlers())
-
-    /// The wake-ups called after a commit.
-    ///
-    /// A struct on purpose: a bare optional closure as a `Mutex` value is kept
-    /// in its generic (reabstracted) form, and reading it through the `inout`
-    /// of `withLock` writes back a closure wrapped in two more thunks on every
-    /// call: each call then gets slower and the chain finally overflows the
-    /// writer thread's stack. A closure stored in a concrete struct field is
-    /// read without reabstraction (`CommitHandlersTests`).
-    struct CommitHandlers: Sendable {
-        /// After a commit that created jobs.
-        var jobsCommitted: (@Sendable () -> Void)?
-        /// After a commit that queued events for routing.
-        var eventsQueued: (@Sendable () -> Void)?
-    }
+    /// Jobs whose claim failed and could not even be set aside (see `claim`).
+    let unclaimableJobs = Mutex(Set<Int64>())
 
     public static func databasePath(inDataDirectory directory: String) -> String {
         (directory as NSString).appendingPathComponent("bridge.sqlite")
@@ -81,12 +66,10 @@ public final class SQLiteStore: Sendable, IngestPressure {
         self.path = SQLiteStore.databasePath(inDataDirectory: directory)
         self.options = options
         self.logger = logger
-        let queue = try SQLiteStore.openQueue(path: path, options: options)
-        self.queue = Mutex(queue)
+        let connection = try WriterConnection(path: path, options: options)
         self.checkpointQueue = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
         self.reader = try DatabaseQueue(path: path, configuration: SQLiteStore.configuration(options: options))
-        self.writer = StoreWriter(capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
-        writer.store = self
+        self.writer = StoreWriter(connection: connection, capacity: options.ingestQueueCapacity, maxBatch: options.maxBatch, logger: logger)
         writer.start()
     }
 
@@ -129,39 +112,26 @@ public final class SQLiteStore: Sendable, IngestPressure {
         }
     }
 
-    var database: DatabaseQueue {
-        queue.withLock { $0 }
-    }
-
-    /// After an I/O error the connection may be unusable: open a fresh one.
-    func reopen() {
-        do {
-            let fresh = try SQLiteStore.openQueue(path: path, options: options)
-            queue.withLock { $0 = fresh }
-            logger.notice("store reopened after an I/O error")
-        } catch {
-            logger.error("store reopen failed", metadata: ["error": "\(error)"])
-        }
-    }
+    /// The writer's connection, for what must run outside the writer's
+    /// transactions (erasure's VACUUM-free page overwrite, the closing checkpoint).
+    var database: DatabaseQueue { writer.connection.database }
 
     public func setJobsCommittedHandler(_ handler: @escaping @Sendable () -> Void) {
-        commitHandlers.withLock { $0.jobsCommitted = handler }
+        writer.commitHandlers.withLock { $0.jobsCommitted = handler }
     }
 
     /// Called after a commit that queued events for routing (the router's wake-up).
     public func setEventsQueuedHandler(_ handler: @escaping @Sendable () -> Void) {
-        commitHandlers.withLock { $0.eventsQueued = handler }
+        writer.commitHandlers.withLock { $0.eventsQueued = handler }
+    }
+
+    /// Wakes whoever waits for what a commit brought (the writer calls it after each commit).
+    func announceCommit(createdJobs: Bool, queuedEvents: Bool) {
+        writer.announce(CommitEffects(createdJobs: createdJobs, queuedEvents: queuedEvents))
     }
 
     /// True while webhooks queue up for commits: background work steps aside.
     public var isHigh: Bool { writer.isUnderIngestPressure }
-
-    /// Wakes whoever waits for what a commit brought (called on the writer thread).
-    func announceCommit(createdJobs: Bool, queuedEvents: Bool) {
-        let handlers = commitHandlers.withLock { $0 }
-        if createdJobs { handlers.jobsCommitted?() }
-        if queuedEvents { handlers.eventsQueued?() }
-    }
 
     /// Finishes the commits in flight, refuses new ones, checkpoints.
     public func close() {
@@ -244,14 +214,24 @@ public final class SQLiteStore: Sendable, IngestPressure {
 extension SQLiteStore: EventStore {
     public func ingest(_ item: IngestItem) async -> IngestOutcome {
         // Hashed here, in the caller's task, so the single writer only writes.
-        await writer.submit(item, hash: SQLiteStore.sha256(item.body))
+        let hash = SQLiteStore.sha256(item.body)
+        return await writer.submit { [self] db, effects in
+            let outcome = try insert(item, hash: hash, db: db)
+            if case .stored(_, let jobs) = outcome {
+                if jobs > 0 { effects.createdJobs = true }
+                if item.routeAfterCommit { effects.queuedEvents = true }
+            }
+            return outcome
+        }
     }
 
     public func isAcceptingWrites() async -> Bool {
         guard writer.isHealthy else { return false }
         do {
-            try await database.write { db in
-                try db.cachedStatement(sql: "UPDATE probe SET at = ? WHERE id = 1").execute(arguments: [Int64(Date().timeIntervalSince1970 * 1000)])
+            // Through the writer: the probe proves that a commit goes through now.
+            let at = Int64(Date().timeIntervalSince1970 * 1000)
+            try await writer.perform { db, _ in
+                try db.cachedStatement(sql: "UPDATE probe SET at = ? WHERE id = 1").execute(arguments: [at])
             }
             return true
         } catch {
@@ -318,13 +298,14 @@ extension SQLiteStore: EventStore {
         for job in jobs {
             try db.cachedStatement(sql: """
                 INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                 crash_policy, state, last_error, run_at, created_at, updated_at,
+                                 crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
                                  on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(event_id, mapping, item) DO NOTHING
                 """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, companyID, subjectID,
                                  Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
-                                 job.initialState.rawValue, job.reason, receivedAt.milliseconds, receivedAt.milliseconds,
+                                 job.initialState.rawValue, job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue,
+                                 job.holdReason?.detail, receivedAt.milliseconds, receivedAt.milliseconds,
                                  receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
             created += db.changesCount
         }
@@ -362,6 +343,10 @@ extension SQLiteStore: RoutingQueue {
 
     public func recordRouting(_ events: [RoutedEvent]) async throws -> Int {
         guard !events.isEmpty else { return 0 }
-        return try await writer.route(events)
+        return try await writer.perform { [self] db, effects in
+            let created = try route(events, db: db)
+            if created > 0 { effects.createdJobs = true }
+            return created
+        }
     }
 }

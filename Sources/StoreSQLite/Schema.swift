@@ -234,6 +234,37 @@ enum Schema {
             // index (held jobs only) each of those was a scan of every job.
             try db.execute(sql: "CREATE INDEX jobs_held ON jobs(mapping, id) WHERE state = 'held'")
         }
+        migrator.registerMigration("v12-job-domain") { db in
+            // Typed hold reasons in columns of their own (no behaviour depends on
+            // the wording of `last_error` any more), the first attempt's time
+            // (`give_up_after` counts from it), the mapping a repeat runs
+            // instead of its own (the row keeps its mapping), and `set_aside`
+            // counted by the gauges' index.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN hold_reason TEXT;     -- HoldReason.Code
+                ALTER TABLE jobs ADD COLUMN hold_detail TEXT;     -- its detail (variable names, mapping, kind, text)
+                ALTER TABLE jobs ADD COLUMN first_attempt_at INTEGER;
+                ALTER TABLE jobs ADD COLUMN runs_mapping TEXT;
+
+                UPDATE jobs SET hold_reason = 'after', hold_detail = after_mapping
+                    WHERE state = 'held' AND last_error LIKE 'after:%';
+                UPDATE jobs SET hold_reason = 'missing_variables',
+                    hold_detail = REPLACE(REPLACE(REPLACE(last_error, 'missing variables ', ''), 'missing variable ', ''), ', ', ',')
+                    WHERE state = 'held' AND hold_reason IS NULL AND last_error LIKE 'missing variable%';
+                UPDATE jobs SET hold_reason = 'no_executor', hold_detail = kind
+                    WHERE state = 'held' AND hold_reason IS NULL AND last_error LIKE 'no executor for kind %';
+                UPDATE jobs SET hold_reason = 'mapping_not_loaded', hold_detail = mapping
+                    WHERE state = 'held' AND hold_reason IS NULL AND last_error LIKE 'mapping % is no longer a loaded %';
+                UPDATE jobs SET hold_reason = 'configuration', hold_detail = last_error
+                    WHERE state = 'held' AND hold_reason IS NULL;
+                UPDATE jobs SET hold_reason = 'in_doubt' WHERE state = 'in_doubt';
+                -- Jobs that already ran once: their first attempt is at the latest their creation.
+                UPDATE jobs SET first_attempt_at = created_at WHERE attempts > 0;
+
+                DROP INDEX jobs_state;
+                CREATE INDEX jobs_state ON jobs(state) WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead', 'expired', 'set_aside');
+                """)
+        }
         return migrator
     }
 }

@@ -14,28 +14,6 @@ import Synchronization
 /// A dedicated thread (not the cooperative pool) blocks on SQLite, as GRDB's
 /// synchronous API requires.
 final class StoreWriter: @unchecked Sendable {
-    enum Operation {
-        case ingest(IngestItem, hash: Data, CheckedContinuation<IngestOutcome, Never>)
-        case claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane, CheckedContinuation<[ClaimedJob], any Error>)
-        case complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp, CheckedContinuation<Void, any Error>)
-        case stage(StagingRequest, CheckedContinuation<StagingOutcome, any Error>)
-        case route([RoutedEvent], CheckedContinuation<Int, any Error>)
-
-        var isIngest: Bool {
-            if case .ingest = self { return true }
-            return false
-        }
-    }
-
-    enum Result {
-        case ingest(IngestOutcome)
-        case claim([ClaimedJob])
-        case complete
-        case stage(StagingOutcome)
-        case route(Int)
-        case failed(any Error)
-    }
-
     struct Closed: Error, CustomStringConvertible {
         var description: String { "store is closed" }
     }
@@ -43,9 +21,9 @@ final class StoreWriter: @unchecked Sendable {
     // All mutable state below is guarded by `condition`.
     private let condition = NSCondition()
     /// Webhooks waiting for a commit; they never queue behind job work.
-    private var pendingIngestOps: [Operation] = []
-    /// Job bookkeeping waiting for a commit, in arrival order.
-    private var pendingJobOps: [Operation] = []
+    private var pendingIngestOps: [any WriterOperation] = []
+    /// Job bookkeeping and every other write, waiting for a commit, in arrival order.
+    private var pendingJobOps: [any WriterOperation] = []
     /// Callers waiting for a checkpoint finished between two commits (one
     /// checkpoint answers all of them).
     private var pendingCheckpoints: [CheckedContinuation<WALProgress, any Error>] = []
@@ -53,13 +31,17 @@ final class StoreWriter: @unchecked Sendable {
     private var finished = false
     private var healthy = true
     private var thread: Thread?
-    weak var store: SQLiteStore?
 
+    /// The connection the writer commits on (owned here; reopened after an I/O error).
+    let connection: WriterConnection
     let capacity: Int
     let maxBatch: Int
     let logger: Logger
+    /// Called after commits: the runner's and the router's wake-ups.
+    let commitHandlers = Mutex(CommitHandlers())
 
-    init(capacity: Int, maxBatch: Int, logger: Logger) {
+    init(connection: WriterConnection, capacity: Int, maxBatch: Int, logger: Logger) {
+        self.connection = connection
         self.capacity = capacity
         self.maxBatch = maxBatch
         self.logger = logger
@@ -79,7 +61,8 @@ final class StoreWriter: @unchecked Sendable {
         thread.start()
     }
 
-    func submit(_ item: IngestItem, hash: Data) async -> IngestOutcome {
+    /// Queues a webhook for the next commit; `apply` inserts it inside the transaction.
+    func submit(_ apply: @escaping @Sendable (Database, inout CommitEffects) throws -> IngestOutcome) async -> IngestOutcome {
         await withCheckedContinuation { continuation in
             condition.lock()
             if stopping || pendingIngestOps.count >= capacity {
@@ -88,33 +71,19 @@ final class StoreWriter: @unchecked Sendable {
                 continuation.resume(returning: .unavailable(reason: reason))
                 return
             }
-            pendingIngestOps.append(.ingest(item, hash: hash, continuation))
+            pendingIngestOps.append(PendingIngest(body: apply, continuation: continuation))
             condition.signal()
             condition.unlock()
         }
     }
 
-    func claim(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> [ClaimedJob] {
+    /// Runs `body` inside the writer's next job commit and returns its result:
+    /// every write that is not a webhook goes through here. `body` may run
+    /// twice (a failed batch is replayed operation by operation), so it must
+    /// only touch the database.
+    func perform<Value: Sendable>(_ body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            enqueue(.claim(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane, continuation))
-        }
-    }
-
-    func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            enqueue(.complete(jobID: jobID, owner: owner, completion: completion, now: now, continuation))
-        }
-    }
-
-    func route(_ events: [RoutedEvent]) async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue(.route(events, continuation))
-        }
-    }
-
-    func stage(_ request: StagingRequest) async throws -> StagingOutcome {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue(.stage(request, continuation))
+            enqueue(PendingWrite(body: body, continuation: continuation))
         }
     }
 
@@ -138,17 +107,16 @@ final class StoreWriter: @unchecked Sendable {
     private func runCheckpoints(_ waiting: [CheckedContinuation<WALProgress, any Error>]) {
         guard !waiting.isEmpty else { return }
         let result = Swift.Result { () throws -> WALProgress in
-            guard let store else { throw Closed() }
-            return try store.database.writeWithoutTransaction { db in try WALProgress.checkpoint(db) }
+            try connection.database.writeWithoutTransaction { db in try WALProgress.checkpoint(db) }
         }
         for continuation in waiting { continuation.resume(with: result) }
     }
 
-    private func enqueue(_ operation: Operation) {
+    private func enqueue(_ operation: any WriterOperation) {
         condition.lock()
         if stopping {
             condition.unlock()
-            StoreWriter.deliver(.failed(Closed()), to: operation)
+            operation.fail(Closed())
             return
         }
         pendingJobOps.append(operation)
@@ -191,7 +159,6 @@ final class StoreWriter: @unchecked Sendable {
                 runCheckpoints(checkpoints)
                 condition.lock()
                 finished = true
-                store = nil
                 condition.broadcast()
                 condition.unlock()
                 return
@@ -239,65 +206,12 @@ final class StoreWriter: @unchecked Sendable {
     static let jobBudgetUnderLoad: Duration = .microseconds(500)
     static let jobBudget: Duration = .milliseconds(5)
 
-    private func deliver(_ results: [Result], for operations: [Operation]) {
+    private func deliver(_ results: [Swift.Result<Void, any Error>], for operations: [any WriterOperation]) {
         for (operation, result) in zip(operations, results) {
-            StoreWriter.deliver(result, to: operation)
-        }
-    }
-
-    static func deliver(_ result: Result, to operation: Operation) {
-        switch (operation, result) {
-        case (.ingest(_, _, let continuation), .ingest(let outcome)): continuation.resume(returning: outcome)
-        case (.ingest(_, _, let continuation), .failed(let error)): continuation.resume(returning: .unavailable(reason: reason(error)))
-        case (.claim(_, _, _, _, _, let continuation), .claim(let jobs)): continuation.resume(returning: jobs)
-        case (.complete(_, _, _, _, let continuation), .complete): continuation.resume()
-        case (.claim(_, _, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
-        case (.complete(_, _, _, _, let continuation), .failed(let error)): continuation.resume(throwing: error)
-        case (.stage(_, let continuation), .stage(let outcome)): continuation.resume(returning: outcome)
-        case (.stage(_, let continuation), .failed(let error)): continuation.resume(throwing: error)
-        case (.route(_, let continuation), .route(let created)): continuation.resume(returning: created)
-        case (.route(_, let continuation), .failed(let error)): continuation.resume(throwing: error)
-        default: resumeMismatched(operation)  // safe: results are built per operation kind in commit()
-        }
-    }
-
-    private static func resumeMismatched(_ operation: Operation) {
-        switch operation {
-        case .ingest(_, _, let continuation): continuation.resume(returning: .unavailable(reason: "internal: mismatched result"))
-        case .claim(_, _, _, _, _, let continuation): continuation.resume(throwing: Closed())
-        case .complete(_, _, _, _, let continuation): continuation.resume(throwing: Closed())
-        case .stage(_, let continuation): continuation.resume(throwing: Closed())
-        case .route(_, let continuation): continuation.resume(throwing: Closed())
-        }
-    }
-
-    /// What a commit did that others wait for.
-    struct CommitEffects {
-        var createdJobs = false
-        var queuedEvents = false
-    }
-
-    /// Applies one operation inside the current transaction.
-    private func apply(_ operation: Operation, store: SQLiteStore, db: Database, effects: inout CommitEffects) throws -> Result {
-        switch operation {
-        case .ingest(let item, let hash, _):
-            let outcome = try store.insert(item, hash: hash, db: db)
-            if case .stored(_, let jobs) = outcome {
-                if jobs > 0 { effects.createdJobs = true }
-                if item.routeAfterCommit { effects.queuedEvents = true }
+            switch result {
+            case .success: operation.succeed()
+            case .failure(let error): operation.fail(error)
             }
-            return .ingest(outcome)
-        case .route(let events, _):
-            let created = try store.route(events, db: db)
-            if created > 0 { effects.createdJobs = true }
-            return .route(created)
-        case .claim(let owner, let now, let limit, let leaseUntil, let lane, _):
-            return .claim(try store.claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane))
-        case .complete(let jobID, let owner, let completion, let now, _):
-            try store.complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
-            return .complete
-        case .stage(let request, _):
-            return .stage(try store.stage(db: db, request))
         }
     }
 
@@ -306,48 +220,48 @@ final class StoreWriter: @unchecked Sendable {
     /// replayed with a savepoint per operation, so that the failure stays its own.
     /// With a `budget`, stops taking operations once it is spent (always
     /// doing at least one): the results then cover a prefix of the batch.
-    private func commit(_ batch: [Operation], budget: Duration? = nil) -> [Result] {
-        guard let store else { return batch.map { _ in .failed(Closed()) } }
+    private func commit(_ batch: [any WriterOperation], budget: Duration? = nil) -> [Swift.Result<Void, any Error>] {
         var effects = CommitEffects()
-        var results: [Result] = []
-        results.reserveCapacity(batch.count)
+        var applied = 0
         do {
             let started = ContinuousClock.now
-            try store.database.write { db in
-                results.removeAll(keepingCapacity: true)
+            try connection.database.write { db in
+                applied = 0
                 effects = CommitEffects()
                 for operation in batch {
-                    if let budget, !results.isEmpty, ContinuousClock.now - started > budget { break }
-                    results.append(try apply(operation, store: store, db: db, effects: &effects))
+                    if let budget, applied > 0, ContinuousClock.now - started > budget { break }
+                    try operation.apply(db, &effects)
+                    applied += 1
                 }
             }
             updateHealth(batch, storageFailure: false)
-            announce(effects, store: store)
-            return results
+            announce(effects)
+            return Array(repeating: .success(()), count: applied)
         } catch {
             // Replay what the failed transaction had taken (up to the failing
             // operation), each under a savepoint, so the failure stays its own.
-            let subset = Array(batch.prefix(min(results.count + 1, batch.count)))
-            return commitIsolatingFailures(subset, store: store)
+            let subset = Array(batch.prefix(min(applied + 1, batch.count)))
+            return commitIsolatingFailures(subset)
         }
     }
 
-    private func commitIsolatingFailures(_ batch: [Operation], store: SQLiteStore) -> [Result] {
-        var results = [Result](repeating: .failed(Closed()), count: batch.count)
+    private func commitIsolatingFailures(_ batch: [any WriterOperation]) -> [Swift.Result<Void, any Error>] {
+        var results = [Swift.Result<Void, any Error>](repeating: .failure(Closed()), count: batch.count)
         var storageFailure = false
         var effects = CommitEffects()
         do {
-            try store.database.write { db in
+            try connection.database.write { db in
                 effects = CommitEffects()
                 for (index, operation) in batch.enumerated() {
                     do {
                         try db.inSavepoint {
-                            results[index] = try apply(operation, store: store, db: db, effects: &effects)
+                            try operation.apply(db, &effects)
                             return .commit
                         }
+                        results[index] = .success(())
                     } catch {
                         storageFailure = storageFailure || StoreWriter.isStorageFailure(error)
-                        results[index] = .failed(error)
+                        results[index] = .failure(error)
                         if operation.isIngest {
                             logger.error("webhook not stored", metadata: ["error": "\(StoreWriter.reason(error))"])
                         }
@@ -357,26 +271,29 @@ final class StoreWriter: @unchecked Sendable {
             // A full or failing volume fails items one by one inside a committed
             // transaction; it still means the store cannot accept webhooks.
             updateHealth(batch, storageFailure: storageFailure)
-            announce(effects, store: store)
+            announce(effects)
             return results
         } catch {
             // The transaction did not commit: nothing in it may be acknowledged.
             logger.error("store commit failed", metadata: ["error": "\(StoreWriter.reason(error))", "batch": "\(batch.count)"])
             setHealthy(false)
             if let dbError = error as? DatabaseError, dbError.resultCode == .SQLITE_IOERR || dbError.resultCode == .SQLITE_CORRUPT {
-                store.reopen()
+                connection.reopen(logger: logger)
             }
-            return batch.map { _ in .failed(error) }
+            return batch.map { _ in .failure(error) }
         }
     }
 
-    private func announce(_ effects: CommitEffects, store: SQLiteStore) {
-        store.announceCommit(createdJobs: effects.createdJobs, queuedEvents: effects.queuedEvents)
+    /// Wakes whoever waits for what a commit brought (on the writer thread).
+    func announce(_ effects: CommitEffects) {
+        let handlers = commitHandlers.withLock { $0 }
+        if effects.createdJobs { handlers.jobsCommitted?() }
+        if effects.queuedEvents { handlers.eventsQueued?() }
     }
 
     /// Health speaks of webhooks: only a batch that stored one clears a
     /// failure (job bookkeeping may fit where a 4 KB body no longer does).
-    private func updateHealth(_ batch: [Operation], storageFailure: Bool) {
+    private func updateHealth(_ batch: [any WriterOperation], storageFailure: Bool) {
         if storageFailure {
             setHealthy(false)
         } else if batch.contains(where: \.isIngest) {
@@ -406,5 +323,116 @@ final class StoreWriter: @unchecked Sendable {
             return "sqlite: \(dbError.resultCode): \(dbError.message ?? "")"
         }
         return "\(type(of: error))"
+    }
+}
+
+/// What a commit did that others wait for.
+struct CommitEffects {
+    var createdJobs = false
+    var queuedEvents = false
+}
+
+/// The wake-ups called after a commit.
+///
+/// A struct on purpose: a bare optional closure as a `Mutex` value is kept
+/// in its generic (reabstracted) form, and reading it through the `inout`
+/// of `withLock` writes back a closure wrapped in two more thunks on every
+/// call: each call then gets slower and the chain finally overflows the
+/// writer thread's stack. A closure stored in a concrete struct field is
+/// read without reabstraction (`CommitHandlersTests`).
+struct CommitHandlers: Sendable {
+    /// After a commit that created jobs.
+    var jobsCommitted: (@Sendable () -> Void)?
+    /// After a commit that queued events for routing.
+    var eventsQueued: (@Sendable () -> Void)?
+}
+
+/// One write waiting for the writer. Each carries its own result: the writer
+/// knows nothing of what its operations do.
+protocol WriterOperation: AnyObject {
+    var isIngest: Bool { get }
+    /// Runs inside the transaction (again, if a failed batch is replayed).
+    func apply(_ db: Database, _ effects: inout CommitEffects) throws
+    /// The transaction committed: hand the result over.
+    func succeed()
+    func fail(_ error: any Error)
+}
+
+/// A write with a result of type `Value`.
+final class PendingWrite<Value: Sendable>: WriterOperation {
+    let body: @Sendable (Database, inout CommitEffects) throws -> Value
+    let continuation: CheckedContinuation<Value, any Error>
+    private var value: Value?
+
+    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value, continuation: CheckedContinuation<Value, any Error>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    var isIngest: Bool { false }
+
+    func apply(_ db: Database, _ effects: inout CommitEffects) throws {
+        value = try body(db, &effects)
+    }
+
+    func succeed() {
+        if let value { continuation.resume(returning: value) } else { continuation.resume(throwing: StoreWriter.Closed()) }
+    }
+
+    func fail(_ error: any Error) {
+        continuation.resume(throwing: error)
+    }
+}
+
+/// A webhook: never throws to its caller; a failure is `unavailable` (503).
+final class PendingIngest: WriterOperation {
+    let body: @Sendable (Database, inout CommitEffects) throws -> IngestOutcome
+    let continuation: CheckedContinuation<IngestOutcome, Never>
+    private var outcome: IngestOutcome?
+
+    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> IngestOutcome,
+         continuation: CheckedContinuation<IngestOutcome, Never>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    var isIngest: Bool { true }
+
+    func apply(_ db: Database, _ effects: inout CommitEffects) throws {
+        outcome = try body(db, &effects)
+    }
+
+    func succeed() {
+        continuation.resume(returning: outcome ?? .unavailable(reason: "internal: no outcome"))
+    }
+
+    func fail(_ error: any Error) {
+        continuation.resume(returning: .unavailable(reason: StoreWriter.reason(error)))
+    }
+}
+
+/// The writer's connection, reopened after an I/O error.
+final class WriterConnection: Sendable {
+    let path: String
+    let options: SQLiteStoreOptions
+    private let queue: Mutex<DatabaseQueue>
+
+    init(path: String, options: SQLiteStoreOptions) throws {
+        self.path = path
+        self.options = options
+        self.queue = Mutex(try SQLiteStore.openQueue(path: path, options: options))
+    }
+
+    var database: DatabaseQueue { queue.withLock { $0 } }
+
+    /// After an I/O error the connection may be unusable: open a fresh one.
+    func reopen(logger: Logger) {
+        do {
+            let fresh = try SQLiteStore.openQueue(path: path, options: options)
+            queue.withLock { $0 = fresh }
+            logger.notice("store reopened after an I/O error")
+        } catch {
+            logger.error("store reopen failed", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import BridgeCore
 import JSON
 import Mapping
 
@@ -34,7 +35,8 @@ struct Check: ParsableCommand {
     func run() throws {
         let variables = VariableSource()
         var (set, errors, warnings) = MappingLoader.load(directory: directory, variables: variables, strict: strict) { print($0) }
-        for (name, reason) in set.held.sorted(by: { $0.key < $1.key }) {
+        for (name, missing) in set.held.sorted(by: { $0.key < $1.key }) {
+            let reason = HoldReason.missingVariables(missing)
             print("\(name): \(strict ? "error" : "warning"): jobs will be held: \(reason)")
             if strict { errors += 1 } else { warnings += 1 }
         }

@@ -63,7 +63,8 @@ struct Serve: AsyncParsableCommand {
         guard errors == 0 else {
             throw ValidationError("\(errors) error(s) in the mapping files of \(config.mappingsDir): not starting (see above; `jobylon-bridge check` lists them)")
         }
-        for (name, reason) in mappings.held.sorted(by: { $0.key < $1.key }) {
+        for (name, missing) in mappings.held.sorted(by: { $0.key < $1.key }) {
+            let reason = HoldReason.missingVariables(missing)
             logger.warning("mapping jobs will be held", metadata: ["mapping": "\(name)", "reason": "\(reason)"])
         }
         logger.info("mappings loaded", metadata: ["count": "\(mappings.mappings.count)", "directory": "\(config.mappingsDir)"])
@@ -81,7 +82,7 @@ struct Serve: AsyncParsableCommand {
         ]
         if config.auditLog { routers.append(AuditLogRouter()) }
         let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
-        let released = try eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
+        let released = try await eventStore.releaseHeldJobs(mappings: ready, now: SystemWallClock().now())
         if released > 0 { logger.notice("held jobs released: their variables are now set", metadata: ["jobs": "\(released)"]) }
         let archiveLayout = ArchiveLayout(root: config.resolvedArchiveDir)
         let removedPartials = try archiveLayout.prepare()
@@ -93,7 +94,7 @@ struct Serve: AsyncParsableCommand {
         if config.tlsInsecureSkipVerify {
             logger.critical("TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production")
         }
-        let recovered = try eventStore.recoverJobsOfDeadRunners(now: SystemWallClock().now())
+        let recovered = try await eventStore.recoverJobsOfDeadRunners(now: SystemWallClock().now())
         if recovered.requeued + recovered.inDoubt > 0 {
             logger.warning("recovered jobs of a previous run", metadata: [
                 "requeued": "\(recovered.requeued)", "in_doubt": "\(recovered.inDoubt)",
@@ -209,12 +210,12 @@ struct MappingReloader: Service {
         // Cancelled on graceful shutdown, which ends the signal sequence.
         await cancelWhenGracefulShutdown {
             for await _ in signals {
-                reload()
+                await reload()
             }
         }
     }
 
-    func reload() {
+    func reload() async {
         let (mappings, errors, _) = MappingLoader.load(directory: directory, variables: variables, strict: false) { line in
             logger.error("mapping reload", metadata: ["diagnostic": "\(line)"])
         }
@@ -224,7 +225,7 @@ struct MappingReloader: Service {
         }
         registry.replace(with: mappings)
         let ready = mappings.mappings.map(\.name).filter { mappings.held[$0] == nil }
-        let released = (try? store.releaseHeldJobs(mappings: ready, now: clock.now())) ?? 0
+        let released = (try? await store.releaseHeldJobs(mappings: ready, now: clock.now())) ?? 0
         logger.notice("mappings reloaded", metadata: ["count": "\(mappings.mappings.count)", "released_jobs": "\(released)"])
         if released > 0 { wake() }
     }

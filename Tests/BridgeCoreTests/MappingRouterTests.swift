@@ -35,17 +35,19 @@ struct MappingRouterTests {
         let jobs = MappingRouter(mappings: set).route(try WebhookEnvelope.read(candidate), body: candidate, receivedAt: Timestamp(seconds: 2))
         let byName = Dictionary(uniqueKeysWithValues: jobs.map { ($0.mapping, $0) })
         #expect(byName["x"]?.crashPolicy == .rerun)
-        #expect(byName["y"]?.crashPolicy == .hold)
+        // y is x's repeat and matches too: it runs only as x's repeat, never on its own.
+        #expect(byName["y"] == nil)
         if case .alternative(let name, let kind, let payload, _)? = byName["x"]?.onRepeat {
             #expect(name == "y")
             #expect(kind == "rest")
             #expect(payload["url"] == "https://p.example/x/p1")
+            #expect(payload["idempotency_key"]?.stringValue?.hasPrefix("y:") == true, "a repeat's key is its own mapping's")
         } else {
             Issue.record("expected the alternative mapping")
         }
         #expect(byName["z"]?.initialState == .dead)
         #expect(byName["z"]?.reason == "mapping error: z: rest.body: required: 'candidate.nope' is missing or empty")
         #expect(byName["w"]?.initialState == .held)
-        #expect(byName["w"]?.reason == "missing variable NOT_SET_ANYWHERE")
+        #expect(byName["w"]?.holdReason == .missingVariables(["NOT_SET_ANYWHERE"]))
     }
 }

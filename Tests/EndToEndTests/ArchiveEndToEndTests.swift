@@ -68,12 +68,23 @@ final class SignedFileServer: Sendable {
             let parts = pair.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { parameters[String(parts[0])] = String(parts[1]) }
         }
+        // As S3 answers: a wrong signature is `SignatureDoesNotMatch`, an expired
+        // URL `AccessDenied` "Request has expired"; `/opaque403/` paths answer a
+        // 403 without a body (a proxy or storage fault nobody explains).
         guard let expires = parameters["Expires"].flatMap({ Int64($0) }),
-              parameters["Signature"] == signature(path: path, expires: expires),
-              expires > Int64(Date().timeIntervalSince1970) else {
+              parameters["Signature"] == signature(path: path, expires: expires) else {
+            refused.withLock { $0.append(path) }
+            return Response(status: .forbidden, headers: [.contentType: "application/xml"],
+                            body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error>")))
+        }
+        guard expires > Int64(Date().timeIntervalSince1970) else {
             refused.withLock { $0.append(path) }
             return Response(status: .forbidden, headers: [.contentType: "application/xml"],
                             body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")))
+        }
+        if path.hasPrefix("/opaque403/") {
+            refused.withLock { $0.append(path) }
+            return Response(status: .forbidden)
         }
         guard var file = files.withLock({ $0[path] }) else { return Response(status: .notFound) }
         served.withLock { $0.append(path) }
@@ -309,17 +320,53 @@ struct ArchiveEndToEndTests {
         }
     }
 
-    @Test func a403BeforeExpiryIsRetriedAndExpiresWithTheDeadline() async throws {
+    /// Regression: a signature fault was retried until the deadline and then
+    /// reported as "signed URL expired" (with 7-day URLs ~2,000 attempts).
+    @Test func aSignatureFaultIsDeadAtOnceAsWhatItIs() async throws {
         try await SignedFileServer().run { server in
             server.add("/cv.pdf", .init(bytes: Array("%PDF".utf8)))
             let daemon = daemon(mappings: try mappings())
             try daemon.start()
             defer { daemon.stop() }
-            // A signature the server rejects, on a URL that expires in 15 seconds
+            let url = server.signedURL("/cv.pdf", expires: Self.inOneHour).replacingOccurrences(of: "Signature=", with: "Signature=x")
+            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000014", cv: url)).status == 200)
+            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead" },
+                    "\(describeJobs(daemon))")
+            let job = try #require(try jobs(daemon).first)
+            #expect(job["attempts"] as Int == 1)
+            #expect((job["last_error"] as String? ?? "").contains("SignatureDoesNotMatch"))
+            #expect(!(job["last_error"] as String? ?? "").contains("expired"))
+            #expect(!daemon.log(tail: 20_000).contains("ALERT archive"))
+        }
+    }
+
+    /// Regression: a 404 ended the job dead without a log line.
+    @Test func aMissingFileIsDeadWithAWarningNamingTheJob() async throws {
+        try await SignedFileServer().run { server in
+            let daemon = daemon(mappings: try mappings())
+            try daemon.start()
+            defer { daemon.stop() }
+            let url = server.signedURL("/gone/cv.pdf", expires: Self.inOneHour)
+            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000015", cv: url)).status == 200)
+            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead" })
+            let job = try #require(try jobs(daemon).first)
+            let log = daemon.log(tail: 20_000)
+            #expect(log.contains("the file is not at its signed URL"))
+            #expect(log.contains("job=\(job["id"] as Int64)"))
+        }
+    }
+
+    @Test func a403BeforeExpiryIsRetriedAndExpiresWithTheDeadline() async throws {
+        try await SignedFileServer().run { server in
+            server.add("/opaque403/cv.pdf", .init(bytes: Array("%PDF".utf8)))
+            let daemon = daemon(mappings: try mappings())
+            try daemon.start()
+            defer { daemon.stop() }
+            // A 403 without a readable body, on a URL that expires in 15 seconds
             // (retries are at most 2 s apart here, so there is room for several even
             // when a loaded machine delays routing, which runs at low priority).
             let expires = Int64(Date().timeIntervalSince1970) + 15
-            let url = server.signedURL("/cv.pdf", expires: expires).replacingOccurrences(of: "Signature=", with: "Signature=x")
+            let url = server.signedURL("/opaque403/cv.pdf", expires: expires)
             #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000004", cv: url)).status == 200)
             #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" },
                     "\(describeJobs(daemon))")

@@ -85,7 +85,7 @@ struct PayrollEndToEndTests {
             let employees = requests.filter { $0.path == "/v1/employees" }
             #expect(employees.count == 2)  // 503, then 201
             #expect(employees.map(\.body).allSatisfy { $0 == employees[0].body }, "retries must send the same bytes")
-            let key = "04b9171e-6d74-451f-a8e3-9bc3cf2b2954:aed6532d-2438-4e33-b15b-1f1a20ba1c16"
+            let key = "payroll-new-hire:04b9171e-6d74-451f-a8e3-9bc3cf2b2954:aed6532d-2438-4e33-b15b-1f1a20ba1c16"
             #expect(employees.allSatisfy { $0.headers["idempotency-key"] == key })
             #expect(employees.first?.headers["authorization"] == "Bearer payroll-secret-token")
             let sent = try JSONParser.parse(employees[0].body)

@@ -49,7 +49,7 @@ struct CSVExportTests {
 
     /// Runs the executor on a rendered row as the runner would.
     @discardableResult
-    static func stage(_ s: Setup, id: String, name: String, note: String = "", receivedAt: Timestamp? = nil) async -> ExecutionResult {
+    static func stage(_ s: Setup, id: String, name: String, note: String = "", receivedAt: Timestamp? = nil) async -> AttemptOutcome {
         let received = receivedAt ?? s.clock.now()
         let row: JSONValue = ["id": .string(id), "name": .string(name), "note": .string(note)]
         let payload: JSONValue = .object(JSONObject([

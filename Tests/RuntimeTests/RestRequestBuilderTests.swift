@@ -52,7 +52,7 @@ struct RestRequestBuilderTests {
 
     @Test func errorExcerptsAreRedacted() {
         let body = Array(#"{"error": "iban SE6281323143611896423859 for bruce@wayne.com rejected", "code": 42}"#.utf8)
-        let excerpt = RestRequestBuilder.redactedExcerpt(body)
+        let excerpt = RestRequestBuilder.excerpt(body)
         #expect(!excerpt.contains("SE62"))
         #expect(!excerpt.contains("bruce@"))
         #expect(excerpt.contains("rejected"))

@@ -21,11 +21,11 @@ struct StoreFixture {
 
     /// Ingests a candidate event with one job per `(mapping, effect key, policy)`.
     func ingest(candidate: String, body suffix: String = "", jobs: [(String, String, CrashPolicy)], at time: Timestamp,
-                onRepeat: RepeatPolicy = .skip) async -> IngestOutcome {
+                onRepeat: RepeatPolicy = .skip, kind: String = "log") async -> IngestOutcome {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
         let envelope = try? WebhookEnvelope.read(body)
         guard let envelope else { return .unavailable(reason: "bad test body") }
-        let planned = jobs.map { PlannedJob(mapping: $0.0, kind: "log", effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2, onRepeat: onRepeat) }
+        let planned = jobs.map { PlannedJob(mapping: $0.0, kind: kind, effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2, onRepeat: onRepeat) }
         return await store.ingest(IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
     }
 
@@ -121,7 +121,7 @@ struct JobQueueTests {
         let fixture = try StoreFixture()
         _ = await fixture.ingest(candidate: "p1", jobs: [("safe", "k1", .rerun), ("unsafe", "k2", .hold)], at: t0)
         _ = try await fixture.store.claimDueJobs(owner: "dead", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
-        let recovered = try fixture.store.recoverJobsOfDeadRunners(now: t0.adding(.seconds(1)))
+        let recovered = try await fixture.store.recoverJobsOfDeadRunners(now: t0.adding(.seconds(1)))
         #expect(recovered.requeued == 1)
         #expect(recovered.inDoubt == 1)
         #expect(try fixture.store.jobs(state: "pending").map(\.mapping) == ["safe"])

@@ -17,7 +17,7 @@ struct RetentionTests {
         _ = await fixture.ingest(candidate: "open", jobs: [("m", "k2", .rerun)], at: t0)
         let claimed = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
         try await fixture.store.complete(jobID: claimed[0].id, owner: "A", completion: .done(capture: nil), now: t0)
-        try await fixture.store.complete(jobID: claimed[1].id, owner: "A", completion: .held(reason: "waiting"), now: t0)
+        try await fixture.store.complete(jobID: claimed[1].id, owner: "A", completion: .held(.configuration("waiting")), now: t0)
         let quarantined = await fixture.store.ingest(IngestItem(body: Array("garbage".utf8), receivedAt: t0, content: .quarantine(reason: "bad")))
 
         // 29 days later nothing is due.

@@ -1,34 +1,5 @@
 import JSON
 
-/// The life of a job. Terminal states: `done`, `dead`, `expired`, `skipped`, `cancelled`.
-public enum JobState: String, Sendable, CaseIterable, Codable {
-    /// Waiting for its due time (first attempt or retry).
-    case pending
-    /// Claimed by a runner under a lease.
-    case running
-    case done
-    /// Failed for good (permanent error or retries exhausted); `jobs retry` revives it.
-    case dead
-    /// Waiting for an operator or a configuration change (e.g. a missing secret).
-    case held
-    /// A runner died while the effect may have reached the downstream, and the
-    /// downstream does not honour idempotency keys: an operator decides.
-    case inDoubt = "in_doubt"
-    /// The effect key was already delivered by another job (see `skippedFor`).
-    case skipped
-    case cancelled
-    /// Its deadline passed before the effect could happen (e.g. a signed file
-    /// URL expired before the archive got the file): counted and alerted, never dropped silently.
-    case expired
-
-    public var isTerminal: Bool {
-        switch self {
-        case .done, .dead, .skipped, .cancelled, .expired: return true
-        case .pending, .running, .held, .inDoubt: return false
-        }
-    }
-}
-
 /// What to do with a job whose lease ran out (its runner died mid-flight).
 public enum CrashPolicy: String, Sendable, Codable {
     /// Run again: the effect is idempotent (e.g. the downstream honours the idempotency key).
@@ -70,10 +41,14 @@ public struct PlannedJob: Sendable, Hashable {
     public var payload: JSONValue
     public var mappingHash: String
     public var crashPolicy: CrashPolicy
-    /// `pending` normally; `held` (a missing variable, a dependency) or `dead`
-    /// (the event could not be rendered) with `reason`, so nothing is lost.
+    /// `pending` normally; `held` (a missing variable, a dependency: see
+    /// `holdReason`) or `dead` (the event could not be rendered: see `reason`),
+    /// so nothing is lost.
     public var initialState: JobState
+    /// Why a `dead` job could not be rendered.
     public var reason: String?
+    /// What a `held` job waits for.
+    public var holdReason: HoldReason?
     public var onRepeat: RepeatPolicy
     /// Runs once this mapping's job for the same entity is done.
     public var after: String?
@@ -82,8 +57,9 @@ public struct PlannedJob: Sendable, Hashable {
     public var deadline: Timestamp?
 
     public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
-                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, onRepeat: RepeatPolicy = .skip,
-                after: String? = nil, deadline: Timestamp? = nil) {
+                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, holdReason: HoldReason? = nil,
+                onRepeat: RepeatPolicy = .skip, after: String? = nil, deadline: Timestamp? = nil) {
+        self.holdReason = holdReason
         self.deadline = deadline
         self.onRepeat = onRepeat
         self.after = after
@@ -112,8 +88,11 @@ public struct ClaimedJob: Sendable, Hashable {
     public var attempt: Int
     public var companyID: String?
     public var subjectID: String?
-    /// When the job was created (for a mapping's `give_up_after`).
+    /// When the job was created.
     public var createdAt: Timestamp?
+    /// When its first attempt started (a mapping's `give_up_after` counts from here,
+    /// so days spent `held` for a variable do not use up the retry window).
+    public var firstAttemptAt: Timestamp?
     /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
     public var eventBody: [UInt8]?
     public var afterCapture: [UInt8]?
@@ -121,8 +100,9 @@ public struct ClaimedJob: Sendable, Hashable {
     public var deadline: Timestamp?
 
     public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
-                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil,
-                deadline: Timestamp? = nil) {
+                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, firstAttemptAt: Timestamp? = nil,
+                eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil, deadline: Timestamp? = nil) {
+        self.firstAttemptAt = firstAttemptAt
         self.deadline = deadline
         self.createdAt = createdAt
         self.eventBody = eventBody
@@ -140,13 +120,44 @@ public struct ClaimedJob: Sendable, Hashable {
     }
 }
 
-/// How an attempt ended, as the runner records it.
+/// How an attempt ended, as the runner records it (the retry decision's answer).
 public enum JobCompletion: Sendable, Hashable {
     case done(capture: JSONValue?)
     case retry(at: Timestamp, reason: String)
     case dead(reason: String)
-    case held(reason: String)
+    case held(HoldReason)
     case expired(reason: String)
+
+    /// The transition the store applies.
+    public var transition: JobTransition {
+        switch self {
+        case .done: return .succeed
+        case .retry: return .retryLater
+        case .dead: return .fail
+        case .held: return .hold
+        case .expired: return .expire
+        }
+    }
+
+    /// The text kept as the job's last error and in its attempt record.
+    public var detail: String? {
+        switch self {
+        case .done: return nil
+        case .retry(_, let reason), .dead(let reason), .expired(let reason): return reason
+        case .held(let reason): return reason.description
+        }
+    }
+
+    /// The attempt record's outcome word.
+    public var outcomeName: String {
+        switch self {
+        case .done: return "done"
+        case .retry: return "retry"
+        case .dead: return "dead"
+        case .held: return "held"
+        case .expired: return "expired"
+        }
+    }
 }
 
 /// Which due jobs a runner claims, in which order. Jobs with a deadline (the
@@ -159,26 +170,4 @@ public enum ClaimLane: Sendable, Hashable {
     case dueTime
     /// Jobs with a deadline, earliest deadline first.
     case earliestDeadline
-}
-
-/// Exponential backoff with full jitter, capped; pure so tests can pin it.
-public struct RetryPolicy: Sendable, Hashable {
-    public var firstDelay: Duration
-    public var maxDelay: Duration
-    public var maxAttempts: Int
-
-    public init(firstDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(3600), maxAttempts: Int = 25) {
-        self.firstDelay = firstDelay
-        self.maxDelay = maxDelay
-        self.maxAttempts = maxAttempts
-    }
-
-    /// The delay before attempt `attempt + 1`, given a random fraction in [0, 1).
-    public func delay(afterAttempt attempt: Int, jitter: Double) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 30)
-        let base = Double(firstDelay.milliseconds) * Double(1 << exponent)
-        let capped = min(base, Double(maxDelay.milliseconds))
-        let jittered = max(capped * min(max(jitter, 0), 1), 1)
-        return .milliseconds(Int64(jittered))
-    }
 }
