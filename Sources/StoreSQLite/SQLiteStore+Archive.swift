@@ -26,7 +26,7 @@ extension SQLiteStore: ArchiveStore {
     }
 
     public func recordArchivedFile(_ file: ArchivedFile) async throws -> ArchivedFile {
-        try await database.write { db in
+        try await writer.perform { db, _ in
             try db.execute(sql: """
                 INSERT INTO archive_files(company_id, subject_id, job_id, mapping, kind, original_name, content_type, sniffed_type,
                                           type_mismatch, size, sha256, path, downloaded_at, url_expiry, source_url, retain_until)
@@ -78,8 +78,8 @@ extension SQLiteStore: ArchiveStore {
 
     /// Archive jobs created while this version had no archive executor go back
     /// to the queue (their deadlines still decide whether they can run).
-    public func releaseJobsHeldForMissingExecutor(kinds: [String], now: Timestamp) throws -> Int {
-        try database.write { db in
+    public func releaseJobsHeldForMissingExecutor(kinds: [String], now: Timestamp) async throws -> Int {
+        try await writer.perform { db, _ in
             var released = 0
             for kind in kinds {
                 try db.execute(sql: """

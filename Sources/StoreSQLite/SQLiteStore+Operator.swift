@@ -60,8 +60,8 @@ extension SQLiteStore {
 
     /// `dead`, `held`, `cancelled` or `in_doubt` → `pending` now, same rendered request and key.
     @discardableResult
-    public func retry(jobIDs: [Int64], now: Timestamp) throws -> Int {
-        try database.write { db in
+    public func retry(jobIDs: [Int64], now: Timestamp) async throws -> Int {
+        try await writer.perform { [self] db, _ in
             var count = 0
             for id in jobIDs {
                 let (_, target) = try transition(.operatorRetry, jobID: id, db: db)
@@ -82,8 +82,8 @@ extension SQLiteStore {
     }
 
     /// An operator decides an `in_doubt` job: delivered (done + ledger) or not (pending, resent with the same key).
-    public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) throws {
-        try database.write { db in
+    public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) async throws {
+        try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.resolve(delivered: delivered), jobID: jobID, db: db)
             guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) else {
                 throw OperatorError.noSuchJob(jobID)
@@ -105,8 +105,8 @@ extension SQLiteStore {
         }
     }
 
-    public func cancel(jobID: Int64, now: Timestamp) throws {
-        try database.write { db in
+    public func cancel(jobID: Int64, now: Timestamp) async throws {
+        try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.cancel, jobID: jobID, db: db)
             try db.execute(sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
                            arguments: [target.rawValue, now.milliseconds, jobID])
@@ -134,13 +134,20 @@ extension SQLiteStore {
 
     public enum ReplayAction: String, Sendable { case created, rerendered, skippedDelivered = "skipped (delivered)", unchanged, forced }
 
+    /// A replayed job's label (mapping, or mapping/item) and what replay did to it.
+    public struct ReplayOutcome: Sendable {
+        public var label: String
+        public var action: ReplayAction
+    }
+
     /// Puts an event's freshly planned jobs into the queue: new mappings get
     /// new jobs, dead/cancelled ones are re-rendered under the same key,
     /// delivered ones are left alone unless `force` (then sent again with a
     /// new idempotency key).
-    public func replay(eventID: Int64, jobs planned: [PlannedJob], envelope: WebhookEnvelope, force: Bool, now: Timestamp) throws -> [(String, ReplayAction)] {
-        try database.write { db in
-            var actions: [(String, ReplayAction)] = []
+    public func replay(eventID: Int64, jobs planned: [PlannedJob], envelope: WebhookEnvelope, force: Bool, now: Timestamp) async throws
+        -> [ReplayOutcome] {
+        try await writer.perform { db, _ in
+            var actions: [ReplayOutcome] = []
             for job in planned {
                 let label = job.item.isEmpty ? job.mapping : "\(job.mapping)/\(job.item)"
                 let existing = try Row.fetchOne(db, sql: "SELECT id, state FROM jobs WHERE event_id = ? AND mapping = ? AND item = ?",
@@ -157,7 +164,7 @@ extension SQLiteStore {
                                          job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue, job.holdReason?.detail,
                                          now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
                                          job.deadline?.milliseconds])
-                    actions.append((label, .created))
+                    actions.append(ReplayOutcome(label: label, action: .created))
                     continue
                 }
                 let id: Int64 = existing["id"]
@@ -170,10 +177,10 @@ extension SQLiteStore {
                         """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, target.rawValue,
                                          job.reason ?? job.holdReason?.description ?? "replayed", job.holdReason?.code.rawValue,
                                          job.holdReason?.detail, now.milliseconds, now.milliseconds, id])
-                    actions.append((label, .rerendered))
+                    actions.append(ReplayOutcome(label: label, action: .rerendered))
                 } else if let state, JobTransition.forceResend.sources.contains(state) {
                     guard force else {
-                        actions.append((label, .skippedDelivered))
+                        actions.append(ReplayOutcome(label: label, action: .skippedDelivered))
                         continue
                     }
                     if case .object(var object) = payload, object["idempotency_key"] != nil {
@@ -185,9 +192,9 @@ extension SQLiteStore {
                             last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ? WHERE id = ?
                         """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, try state.after(.forceResend, jobID: id).rawValue,
                                          RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id])
-                    actions.append((label, .forced))
+                    actions.append(ReplayOutcome(label: label, action: .forced))
                 } else {
-                    actions.append((label, .unchanged))
+                    actions.append(ReplayOutcome(label: label, action: .unchanged))
                 }
             }
             return actions

@@ -18,7 +18,7 @@ enum OperatorStore {
     static var now: Timestamp { SystemWallClock().now() }
 }
 
-struct Jobs: ParsableCommand {
+struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List, inspect and act on jobs (works while the daemon runs).",
         subcommands: [List.self, Show.self, Retry.self, Resolve.self, Cancel.self],
@@ -39,7 +39,8 @@ struct Jobs: ParsableCommand {
             defer { sqlite.close() }
             print("id\tevent\tmapping\tstate\tattempts\teffect_key\tdetail")
             for job in try sqlite.jobs(state: state, mapping: mapping, limit: limit) {
-                let detail = job.skippedFor.map { "skipped for job \($0)" } ?? job.lastError ?? ""
+                // Stored reasons were redacted when written; older rows get the pattern pass here.
+                let detail = job.skippedFor.map { "skipped for job \($0)" } ?? job.lastError.map(Redactor.redactPatterns) ?? ""
                 print("\(job.id)\t\(job.eventID)\t\(job.mapping)\t\(job.state)\t\(job.attempts)\t\(job.effectKey)\t\(detail)")
             }
         }
@@ -56,19 +57,23 @@ struct Jobs: ParsableCommand {
             let job = try sqlite.job(id: id)
             print("job \(job.summary.id) · event \(job.summary.eventID) · \(job.summary.mapping)\(job.item.isEmpty ? "" : "/" + job.item) (\(job.kind))")
             print("state: \(job.summary.state)   attempts: \(job.summary.attempts)   effect key: \(job.summary.effectKey)")
-            if let detail = job.summary.lastError { print("detail: \(detail)") }
+            if let detail = job.summary.lastError { print("detail: \(Redactor.redactPatterns(detail))") }
             if let first = job.summary.skippedFor { print("skipped for job \(first)") }
             print("created: \(MappingClock.iso8601(milliseconds: job.createdAt))   next run: \(MappingClock.iso8601(milliseconds: job.runAt))")
             print("payload:")
-            print((try? JSONParser.parse(Array(job.payload.utf8), options: .strict)).map { JSONWriter.prettyString($0) } ?? job.payload)
-            if let capture = job.capture { print("capture: \(capture)") }
+            // The request's shape, not its personal values (IBANs, names, numbers are masked).
+            let redactor = Redactor(payload: Array(job.payload.utf8))
+            let pretty = (try? JSONParser.parse(Array(job.payload.utf8), options: .strict)).map { JSONWriter.prettyString($0) } ?? job.payload
+            print(redactor.redact(pretty))
+            if let capture = job.capture { print("capture: \(Redactor.redactPatterns(capture))") }
             for attempt in job.attempts {
-                print("attempt \(attempt.attempt) at \(MappingClock.iso8601(milliseconds: attempt.finishedAt)): \(attempt.outcome)\(attempt.detail.map { " — " + $0 } ?? "")")
+                let detail = attempt.detail.map { " — " + redactor.redact($0) } ?? ""
+                print("attempt \(attempt.attempt) at \(MappingClock.iso8601(milliseconds: attempt.finishedAt)): \(attempt.outcome)\(detail)")
             }
         }
     }
 
-    struct Retry: ParsableCommand {
+    struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue dead, held, cancelled or in-doubt jobs again (same request, same key).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Job id.") var id: Int64?
@@ -79,15 +84,15 @@ struct Jobs: ParsableCommand {
             guard (id == nil) == dead else { throw ValidationError("give a job id or --dead") }
         }
 
-        func run() throws {
+        func run() async throws {
             let (sqlite, _) = try OperatorStore.open(store)
             defer { sqlite.close() }
             let ids = try id.map { [$0] } ?? sqlite.jobIDs(state: "dead", mapping: mapping)
-            print("\(try sqlite.retry(jobIDs: ids, now: OperatorStore.now)) job(s) queued again")
+            print("\(try await sqlite.retry(jobIDs: ids, now: OperatorStore.now)) job(s) queued again")
         }
     }
 
-    struct Resolve: ParsableCommand {
+    struct Resolve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decide an in-doubt job: it reached the downstream (--delivered) or not (--not-delivered, resent with the same key).")
         @OptionGroup var store: StoreOptions
@@ -99,29 +104,29 @@ struct Jobs: ParsableCommand {
             guard delivered != notDelivered else { throw ValidationError("give exactly one of --delivered or --not-delivered") }
         }
 
-        func run() throws {
+        func run() async throws {
             let (sqlite, _) = try OperatorStore.open(store)
             defer { sqlite.close() }
-            try sqlite.resolve(jobID: id, delivered: delivered, now: OperatorStore.now)
+            try await sqlite.resolve(jobID: id, delivered: delivered, now: OperatorStore.now)
             print("job \(id) resolved: \(delivered ? "delivered" : "to be sent again")")
         }
     }
 
-    struct Cancel: ParsableCommand {
+    struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a job that has not run to an end (it will not be sent).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Job id.") var id: Int64
 
-        func run() throws {
+        func run() async throws {
             let (sqlite, _) = try OperatorStore.open(store)
             defer { sqlite.close() }
-            try sqlite.cancel(jobID: id, now: OperatorStore.now)
+            try await sqlite.cancel(jobID: id, now: OperatorStore.now)
             print("job \(id) cancelled")
         }
     }
 }
 
-struct Replay: ParsableCommand {
+struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Route stored events through the current mappings (works while the daemon runs).",
         discussion: """
@@ -143,7 +148,7 @@ struct Replay: ParsableCommand {
         guard (event == nil) != (since == nil) else { throw ValidationError("give --event ID or --since TIME") }
     }
 
-    func run() throws {
+    func run() async throws {
         let (sqlite, config) = try OperatorStore.open(store)
         defer { sqlite.close() }
         let directory = mappings ?? config.mappingsDir
@@ -161,8 +166,8 @@ struct Replay: ParsableCommand {
         for stored in try sqlite.events(id: event, since: try time(since), until: try time(until)) {
             guard let envelope = try? WebhookEnvelope.read(stored.body) else { continue }
             let planned = router.route(envelope, body: stored.body, receivedAt: stored.receivedAt).filter { mapping == nil || $0.mapping == mapping }
-            for (label, action) in try sqlite.replay(eventID: stored.id, jobs: planned, envelope: envelope, force: force, now: OperatorStore.now) {
-                print("event \(stored.id)\t\(label)\t\(action.rawValue)")
+            for outcome in try await sqlite.replay(eventID: stored.id, jobs: planned, envelope: envelope, force: force, now: OperatorStore.now) {
+                print("event \(stored.id)\t\(outcome.label)\t\(outcome.action.rawValue)")
             }
             count += 1
         }

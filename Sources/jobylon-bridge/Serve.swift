@@ -89,7 +89,7 @@ struct Serve: AsyncParsableCommand {
         if removedPartials > 0 {
             logger.warning("archive: removed downloads a previous run left unfinished (their jobs run again)", metadata: ["files": "\(removedPartials)"])
         }
-        let releasedArchive = try eventStore.releaseJobsHeldForMissingExecutor(kinds: ["archive"], now: SystemWallClock().now())
+        let releasedArchive = try await eventStore.releaseJobsHeldForMissingExecutor(kinds: ["archive"], now: SystemWallClock().now())
         if releasedArchive > 0 { logger.notice("archive jobs released: this version archives files", metadata: ["jobs": "\(releasedArchive)"]) }
         if config.tlsInsecureSkipVerify {
             logger.critical("TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production")

@@ -41,7 +41,7 @@ struct SetAsideTests {
         #expect(again.setAside.isEmpty)
         // An operator retries it once the fault is gone.
         try await fixture.store.database.write { db in try db.execute(sql: "DROP TRIGGER poison") }
-        #expect(try fixture.store.retry(jobIDs: [poisoned], now: t0) == 1)
+        #expect(try await fixture.store.retry(jobIDs: [poisoned], now: t0) == 1)
         let retried = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
         #expect(retried.map(\.id) == [poisoned])
     }

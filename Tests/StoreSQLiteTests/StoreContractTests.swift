@@ -1,0 +1,162 @@
+import BridgeCore
+import Foundation
+import JSON
+import Logging
+import Testing
+
+import StoreSQLite
+
+/// What every store of the bridge must do, written against the store
+/// protocols only (`EventStore`, `RoutingQueue`, `JobStore`): the SQLite store
+/// runs it now, and a PostgreSQL store must pass it unchanged.
+typealias ContractStore = EventStore & RoutingQueue & JobStore
+
+/// Makes a fresh, empty store of one implementation.
+struct StoreFactory: Sendable, CustomTestStringConvertible {
+    var name: String
+    var make: @Sendable () throws -> any ContractStore
+    var testDescription: String { name }
+
+    static let all: [StoreFactory] = [
+        StoreFactory(name: "SQLite") {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-contract-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            return try SQLiteStore(directory: directory, logger: Logger(label: "contract"))
+        },
+    ]
+}
+
+@Suite("Store contract")
+struct StoreContractTests {
+    let t0 = Timestamp(seconds: 1_800_000_000)
+
+    static func body(_ candidate: String, _ suffix: String = "") -> [UInt8] {
+        Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
+    }
+
+    static func job(_ mapping: String, key: String, crash: CrashPolicy = .rerun, state: JobState = .pending, hold: HoldReason? = nil,
+                    after: String? = nil, onRepeat: RepeatPolicy = .skip) -> PlannedJob {
+        PlannedJob(mapping: mapping, kind: "log", effectKey: key, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: crash,
+                   initialState: state, holdReason: hold, onRepeat: onRepeat, after: after)
+    }
+
+    /// Stores an event and routes it with `jobs`, as the routing service does.
+    @discardableResult
+    static func deliver(_ store: any ContractStore, candidate: String, suffix: String = "", jobs: [PlannedJob], at time: Timestamp) async throws -> Int64 {
+        let body = body(candidate, suffix)
+        let envelope = try WebhookEnvelope.read(body)
+        guard case .stored(let id, _) = await store.ingest(IngestItem(body: body, receivedAt: time,
+                                                                      content: .event(envelope, disposition: .routed, jobs: [], company: nil),
+                                                                      routeAfterCommit: true)) else {
+            throw ContractFailure("not stored")
+        }
+        _ = try await store.recordRouting([RoutedEvent(eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                                                       receivedAt: time, jobs: jobs)])
+        return id
+    }
+
+    struct ContractFailure: Error { var text: String; init(_ text: String) { self.text = text } }
+
+    func claim(_ store: any ContractStore, at time: Timestamp, owner: String = "A") async throws -> JobClaim {
+        try await store.claimDueJobs(owner: owner, now: time, limit: 10, leaseUntil: time.adding(.seconds(30)))
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func ingestIsDurableAndFiltersTransportRetries(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        let body = Self.body("p1")
+        let item = IngestItem(body: body, receivedAt: t0, content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil),
+                              routeAfterCommit: true)
+        guard case .stored(let id, _) = await store.ingest(item) else { Issue.record("first delivery not stored"); return }
+        #expect(await store.ingest(item) == .duplicate(id: id))
+        guard case .quarantined(_, false) = await store.ingest(IngestItem(body: Array("junk".utf8), receivedAt: t0, content: .quarantine(reason: "bad"))) else {
+            Issue.record("quarantine")
+            return
+        }
+        #expect(await store.isAcceptingWrites())
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func routingIsExactlyOnce(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        let body = Self.body("p1")
+        let envelope = try WebhookEnvelope.read(body)
+        guard case .stored(let id, _) = await store.ingest(IngestItem(body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: [], company: nil),
+                                                                      routeAfterCommit: true)) else { Issue.record("not stored"); return }
+        let waiting = try await store.unroutedEvents(limit: 10)
+        #expect(waiting.map(\.id) == [id])
+        #expect(waiting.first?.body == body)
+        let routed = RoutedEvent(eventID: id, companyID: "c1", subjectID: "p1", receivedAt: t0, jobs: [Self.job("payroll", key: "c1:p1")])
+        #expect(try await store.recordRouting([routed]) == 1)
+        #expect(try await store.recordRouting([routed]) == 0, "routing again after a crash changes nothing")
+        #expect(try await store.unroutedEvents(limit: 10).isEmpty)
+        #expect(try await claim(store, at: t0).count == 1)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func oneEntitysEffectsRunInOrderAndTheLedgerSkipsRepeats(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("payroll", key: "c1:p1")], at: t0)
+        try await Self.deliver(store, candidate: "p1", suffix: "again", jobs: [Self.job("payroll", key: "c1:p1")], at: t0)
+        try await Self.deliver(store, candidate: "p2", jobs: [Self.job("payroll", key: "c1:p2", onRepeat: .send)], at: t0)
+        let first = try await claim(store, at: t0)
+        #expect(first.map(\.effectKey).sorted() == ["c1:p1", "c1:p2"], "the second p1 waits for the first")
+        for job in first { try await store.complete(jobID: job.id, owner: "A", completion: .done(capture: nil), now: t0) }
+        #expect(try await claim(store, at: t0).isEmpty, "the repeat of a delivered effect is skipped, not run")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func leasesRerunIdempotentJobsAndParkTheRestInDoubt(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("safe", key: "k1", crash: .rerun), Self.job("unsafe", key: "k2", crash: .hold)], at: t0)
+        #expect(try await claim(store, at: t0, owner: "dead").count == 2)
+        #expect(try await claim(store, at: t0.adding(.seconds(10))).isEmpty, "leased jobs are not claimed twice")
+        let afterExpiry = try await claim(store, at: t0.adding(.seconds(31)))
+        #expect(afterExpiry.map(\.mapping) == ["safe"])
+        #expect(afterExpiry.first?.attempt == 2)
+        // The dead runner's late outcome is ignored: another runner owns the job now.
+        try await store.complete(jobID: afterExpiry[0].id, owner: "dead", completion: .dead(reason: "late"), now: t0.adding(.seconds(32)))
+        try await store.complete(jobID: afterExpiry[0].id, owner: "A", completion: .done(capture: nil), now: t0.adding(.seconds(32)))
+        #expect(try await claim(store, at: t0.adding(.seconds(3600))).isEmpty, "the in-doubt job waits for an operator")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func retriesComeDueAndFinalStatesStayFinal(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("a", key: "k1"), Self.job("b", key: "k2"), Self.job("c", key: "k3")], at: t0)
+        let jobs = try await claim(store, at: t0)
+        let byMapping = Dictionary(uniqueKeysWithValues: jobs.map { ($0.mapping, $0) })
+        try await store.complete(jobID: try #require(byMapping["a"]).id, owner: "A", completion: .retry(at: t0.adding(.seconds(60)), reason: "503"), now: t0)
+        try await store.complete(jobID: try #require(byMapping["b"]).id, owner: "A", completion: .expired(reason: "deadline"), now: t0)
+        try await store.setAside(jobID: try #require(byMapping["c"]).id, owner: "A", reason: "cannot record", now: t0)
+        #expect(try await claim(store, at: t0.adding(.seconds(59))).isEmpty)
+        let due = try await claim(store, at: t0.adding(.seconds(60)))
+        #expect(due.map(\.mapping) == ["a"])
+        #expect(due.first?.attempt == 2)
+        #expect(try await store.nextWakeUp() != nil)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aHeldAfterJobIsReleasedWithTheCaptureOfTheJobItWaitsFor(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [
+            Self.job("payroll", key: "c1:p1"),
+            Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
+        ], at: t0)
+        let first = try await claim(store, at: t0)
+        #expect(first.map(\.mapping) == ["payroll"])
+        try await store.complete(jobID: first[0].id, owner: "A", completion: .done(capture: ["employee_id": "E-1"]), now: t0)
+        let released = try await claim(store, at: t0)
+        #expect(released.map(\.mapping) == ["card"])
+        #expect(released.first.flatMap { $0.afterCapture }.flatMap { try? JSONParser.parse($0) }?["employee_id"] == "E-1")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aGracefulStopGivesUnfinishedAttemptsBackUncounted(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("payroll", key: "k")], at: t0)
+        #expect(try await claim(store, at: t0).first?.attempt == 1)
+        try await store.releaseLeases(owner: "A", now: t0)
+        #expect(try await claim(store, at: t0, owner: "B").first?.attempt == 1)
+    }
+}
