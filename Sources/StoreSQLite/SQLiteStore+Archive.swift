@@ -71,7 +71,7 @@ extension SQLiteStore: ArchiveStore {
 
     /// Deletes a record once its file is gone (secure_delete overwrites the row).
     public func deleteArchivedFile(id: Int64) throws {
-        try database.write { db in
+        try writer.performAndWait { db, _ in
             try db.execute(sql: "DELETE FROM archive_files WHERE id = ?", arguments: [id])
         }
     }

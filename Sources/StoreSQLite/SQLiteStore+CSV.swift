@@ -64,7 +64,7 @@ extension SQLiteStore: CSVExportStore {
 
     /// Since when `mapping`'s periods are exported; set to `now` when first asked.
     public func csvScheduleSince(mapping: String, now: Int64) throws -> Int64 {
-        try database.write { db in
+        try writer.performAndWait { db, _ in
             try db.execute(sql: "INSERT INTO csv_schedules(mapping, since) VALUES (?, ?) ON CONFLICT(mapping) DO NOTHING", arguments: [mapping, now])
             return try Int64.fetchOne(db, sql: "SELECT since FROM csv_schedules WHERE mapping = ?", arguments: [mapping]) ?? now
         }
@@ -80,7 +80,7 @@ extension SQLiteStore: CSVExportStore {
     /// Claims a period's export. False when it is done, or claimed by someone
     /// else less than `staleAfter` seconds ago (a crashed claimer is taken over).
     public func claimCSVExport(mapping: String, period: CSVPeriod, owner: String, now: Int64, staleAfter: Int64, redo: Bool) throws -> Bool {
-        try database.write { db in
+        try writer.performAndWait { db, _ in
             if let row = try Row.fetchOne(db, sql: "SELECT state, claimed_by, claimed_at FROM csv_exports WHERE mapping = ? AND period_start = ?",
                                           arguments: [mapping, period.start]) {
                 let state = CSVExportState(rawValue: row["state"])
@@ -111,7 +111,7 @@ extension SQLiteStore: CSVExportStore {
 
     /// Marks a period exported and remembers what each row key looked like.
     public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws {
-        try database.write { db in
+        try writer.performAndWait { db, _ in
             try db.execute(sql: """
                 UPDATE csv_exports SET state = ?, file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
                 """, arguments: [CSVExportState.done.rawValue, file, rows, now, mapping, period.start])
@@ -124,7 +124,7 @@ extension SQLiteStore: CSVExportStore {
     }
 
     public func releaseCSVExport(mapping: String, period: CSVPeriod) throws {
-        try database.write { db in
+        try writer.performAndWait { db, _ in
             // A released claim is open again, unless the period was exported before (a redo).
             try db.execute(sql: """
                 UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN ? ELSE ? END, claimed_by = NULL, claimed_at = 0

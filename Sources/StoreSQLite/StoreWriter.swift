@@ -87,6 +87,15 @@ final class StoreWriter: @unchecked Sendable {
         }
     }
 
+    /// `perform` for callers that are on a thread allowed to block (the
+    /// blocking-I/O pool's CSV export, the CLI's main thread), never on the
+    /// cooperative pool: waits for the commit that carries `body`.
+    func performAndWait<Value: Sendable>(_ body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) throws -> Value {
+        let operation = BlockingWrite(body: body)
+        enqueue(operation)
+        return try operation.wait()
+    }
+
     /// Copies the WAL's last frames into the database file between two
     /// commits. Here, with no commit in flight, a checkpoint can reach the
     /// WAL's end, so the next commit starts the WAL over instead of growing it.
@@ -434,5 +443,39 @@ final class WriterConnection: Sendable {
         } catch {
             logger.error("store reopen failed", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// A write whose caller blocks until the commit (see `performAndWait`).
+final class BlockingWrite<Value: Sendable>: WriterOperation, @unchecked Sendable {
+    let body: @Sendable (Database, inout CommitEffects) throws -> Value
+    private let done = DispatchSemaphore(value: 0)
+    // Written by the writer thread before `done` is signalled, read after the wait.
+    private var value: Value?
+    private var result: Swift.Result<Value, any Error>?
+
+    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) {
+        self.body = body
+    }
+
+    var isIngest: Bool { false }
+
+    func apply(_ db: Database, _ effects: inout CommitEffects) throws {
+        value = try body(db, &effects)
+    }
+
+    func succeed() {
+        result = value.map { .success($0) } ?? .failure(StoreWriter.Closed())
+        done.signal()
+    }
+
+    func fail(_ error: any Error) {
+        result = .failure(error)
+        done.signal()
+    }
+
+    func wait() throws -> Value {
+        done.wait()
+        return try (result ?? .failure(StoreWriter.Closed())).get()
     }
 }
