@@ -216,9 +216,10 @@ public enum RestRequestBuilder {
     /// everything that looks like personal data or a secret masked by pattern
     /// (the runner also masks the values the job sent).
     public static func excerpt(_ body: [UInt8]) -> String {
-        let text = String(decoding: body.prefix(300), as: UTF8.self).map { $0.isNewline ? " " : String($0) }.joined()
+        // Redacted before it is cut, so a value split at the cut cannot escape the patterns.
+        let text = String(decoding: body.prefix(4096), as: UTF8.self).map { $0.isNewline ? " " : String($0) }.joined()
         let redacted = Redactor.redactPatterns(text)
-        return body.count > 300 ? redacted + "…" : redacted
+        return redacted.count > 300 || body.count > 4096 ? String(redacted.prefix(300)) + "…" : redacted
     }
 }
 

@@ -119,6 +119,10 @@ extension SQLiteStore: JobStore {
                     claimed.append(job)
                 }
             } catch {
+                // A fault of the whole store (full disk, I/O error) concerns every
+                // job alike: the claim fails and the runner backs off; only a
+                // fault of this one job sets it aside.
+                if StoreWriter.isStorageFailure(error) { throw error }
                 let reason = "claiming it failed: \(StoreWriter.reason(error))"
                 do {
                     try db.inSavepoint {
@@ -252,10 +256,12 @@ extension SQLiteStore: JobStore {
                 """).execute(arguments: [target.rawValue, at.milliseconds, reason, now.milliseconds, jobID])
         case .dead, .held, .expired:
             let hold: HoldReason? = if case .held(let reason) = completion { reason } else { nil }
+            // A hold is not part of the retry window: once released, `give_up_after`
+            // counts from the next real attempt.
             try db.cachedStatement(sql: """
                 UPDATE jobs SET state = ?, last_error = ?, hold_reason = ?, hold_detail = ?, lease_owner = NULL, lease_expires_at = NULL,
-                    updated_at = ? WHERE id = ?
-                """).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, now.milliseconds, jobID])
+                    first_attempt_at = CASE WHEN ? THEN NULL ELSE first_attempt_at END, updated_at = ? WHERE id = ?
+                """).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, hold != nil, now.milliseconds, jobID])
         }
         try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)

@@ -66,7 +66,7 @@ extension SQLiteStore {
             for id in jobIDs {
                 let (_, target) = try transition(.operatorRetry, jobID: id, db: db)
                 try db.execute(sql: """
-                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
                         last_error = 'retried by an operator' WHERE id = ?
                     """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, id])
                 count += 1
@@ -172,11 +172,13 @@ extension SQLiteStore {
                 if let state, JobTransition.rerender(into: job.initialState).sources.contains(state) {
                     let target = try state.after(.rerender(into: job.initialState), jobID: id)
                     try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, last_error = ?, hold_reason = ?, hold_detail = ?,
-                            run_at = ?, updated_at = ? WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, target.rawValue,
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, last_error = ?, hold_reason = ?, hold_detail = ?,
+                            runs_mapping = NULL, first_attempt_at = NULL, run_at = ?, updated_at = ?,
+                            on_repeat = ?, alt_mapping = ?, alt_kind = ?, alt_payload = ?, alt_mapping_hash = ? WHERE id = ?
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, target.rawValue,
                                          job.reason ?? job.holdReason?.description ?? "replayed", job.holdReason?.code.rawValue,
-                                         job.holdReason?.detail, now.milliseconds, now.milliseconds, id])
+                                         job.holdReason?.detail, now.milliseconds, now.milliseconds]
+                                         + SQLiteStore.repeatColumns(job.onRepeat) + [id])
                     actions.append(ReplayOutcome(label: label, action: .rerendered))
                 } else if let state, JobTransition.forceResend.sources.contains(state) {
                     guard force else {
@@ -184,13 +186,14 @@ extension SQLiteStore {
                         continue
                     }
                     if case .object(var object) = payload, object["idempotency_key"] != nil {
-                        object["idempotency_key"] = .string("\(job.effectKey):replay-\(now.milliseconds)")
+                        object["idempotency_key"] = .string("\(job.mapping):\(job.effectKey):replay-\(now.milliseconds)")
                         payload = .object(object)
                     }
                     try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
-                            last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ? WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, try state.after(.forceResend, jobID: id).rawValue,
+                        UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
+                            first_attempt_at = NULL, last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ?
+                        WHERE id = ?
+                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, try state.after(.forceResend, jobID: id).rawValue,
                                          RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id])
                     actions.append(ReplayOutcome(label: label, action: .forced))
                 } else {

@@ -258,7 +258,8 @@ enum Schema {
                 UPDATE jobs SET hold_reason = 'configuration', hold_detail = last_error
                     WHERE state = 'held' AND hold_reason IS NULL;
                 UPDATE jobs SET hold_reason = 'in_doubt' WHERE state = 'in_doubt';
-                -- Jobs that already ran once: their first attempt is at the latest their creation.
+                -- Jobs that already ran: their first attempt is not known; their creation is the
+                -- closest bound kept (their retry window may end a little early, never late).
                 UPDATE jobs SET first_attempt_at = created_at WHERE attempts > 0;
 
                 DROP INDEX jobs_state;

@@ -247,9 +247,11 @@ final class StoreWriter: @unchecked Sendable {
             announce(effects)
             return Array(repeating: .success(()), count: applied)
         } catch {
-            // Replay what the failed transaction had taken (up to the failing
-            // operation), each under a savepoint, so the failure stays its own.
-            let subset = Array(batch.prefix(min(applied + 1, batch.count)))
+            // Replay under a savepoint each, so the failure stays its own. A
+            // budgeted (job) batch replays what the failed transaction had taken,
+            // up to the failing operation: the caller re-queues the rest. A
+            // webhook batch replays whole: every webhook in it must be answered.
+            let subset = budget == nil ? batch : Array(batch.prefix(min(applied + 1, batch.count)))
             return commitIsolatingFailures(subset)
         }
     }

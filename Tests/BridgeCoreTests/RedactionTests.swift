@@ -13,11 +13,15 @@ struct RedactionTests {
         "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123",
         "password=hunter2hunter2",
         "token: 4f9a1c2e8b7d6a5f4e3d2c1b0a9f8e7d",
+        "IBAN:SE4550000000058398257466",
+        "iban se45 5000 0000 0583 9825 7466",
+        "mail åsa.öberg@företag.se",
+        "X-Api-Key: hunter2hunter2",
     ])
     func patternsAreMasked(_ text: String) {
         let redacted = Redactor.redactPatterns(text)
         #expect(redacted.contains(Redactor.mask), "\(redacted)")
-        for secret in ["5000 0000", "50000000", "bruce.wayne", "1212-1212", "121212+1212", "123 45 67", "123 456 789", "eyJ", "hunter2", "4f9a1c"] {
+        for secret in ["5000 0000", "50000000", "5000000005", "åsa", "bruce.wayne", "1212-1212", "121212+1212", "123 45 67", "123 456 789", "eyJ", "hunter2", "4f9a1c"] {
             #expect(!redacted.contains(secret), "\(redacted)")
         }
     }

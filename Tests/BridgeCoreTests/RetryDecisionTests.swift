@@ -44,7 +44,20 @@ struct RetryDecisionTests {
         let r = rules(maxAttempts: nil, giveUpAfter: nil, deadline: deadline)
         #expect(RetryDecision.decide(.transient(reason: "HTTP 503", retryAfter: nil), rules: r, attempt: 4, firstAttemptAt: start,
                                      now: deadline, jitter: 0.5)
-            == .expired(reason: "deadline \(deadline.milliseconds / 1000) passed after 4 attempt(s); last: HTTP 503"))
+            == .expired(reason: "deadline 2027-01-15T08:01:00.000Z passed after 4 attempt(s); last: HTTP 503"))
+    }
+
+    /// Regression (review): `Retry-After: 99999999999999999` overflowed the clock and
+    /// trapped; `Retry-After: 0` replaced the backoff with a retry 1 ms later.
+    @Test func retryAfterIsALowerBoundOnTheBackoffAndCannotOverflow() {
+        let r = rules(maxAttempts: nil, giveUpAfter: nil)
+        let zero = RetryDecision.decide(.transient(reason: "429", retryAfter: .zero), rules: r, attempt: 5, firstAttemptAt: start, now: start, jitter: 0.99)
+        guard case .retry(let at, _) = zero else { Issue.record("expected a retry"); return }
+        #expect(at >= start.adding(.seconds(30)), "attempt 5's backoff (about 32 s) still applies")
+        let huge = RetryDecision.decide(.transient(reason: "429", retryAfter: .seconds(99_999_999_999_999_999)), rules: r, attempt: 1,
+                                        firstAttemptAt: start, now: start, jitter: 0.5)
+        guard case .retry(let later, _) = huge else { Issue.record("expected a retry"); return }
+        #expect(later >= start.adding(.seconds(364 * 86_400)))
     }
 
     /// Properties over many seeded random cases: never more than `maxAttempts`,

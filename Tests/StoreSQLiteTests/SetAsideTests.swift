@@ -32,7 +32,7 @@ struct SetAsideTests {
         #expect(claim.setAside.map(\.jobID) == [poisoned])
         #expect(claim.setAside.first?.reason.contains("injected claim failure") == true)
         #expect(try fixture.state(of: poisoned) == "set_aside")
-        let reason = try await fixture.store.database.read { db in
+        let reason = try fixture.store.database.read { db in
             try Row.fetchOne(db, sql: "SELECT hold_reason, last_error FROM jobs WHERE id = ?", arguments: [poisoned])
         }
         #expect(reason?["hold_reason"] as String? == "store_fault")

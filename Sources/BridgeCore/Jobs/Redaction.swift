@@ -73,16 +73,19 @@ public struct Redactor: Sendable {
     public static func redactPatterns(_ text: String) -> String {
         var out = text
         // Credentials first (they may contain digits the later patterns would split).
-        out = out.replacing(#/(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+\/=-]{8,}/#, with: mask)
-        out = out.replacing(#/(?i)\b(?:access_token|refresh_token|id_token|token|api_key|apikey|password|passwd|client_secret|secret)["']?\s*[:=]\s*["']?[^\s"',;&}]+/#,
-                            with: mask)
+        // Word boundaries are the simple kind: with Unicode's rules `IBAN:SE45…`
+        // has no boundary before the IBAN.
+        out = out.replacing(#/(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+\/=-]{8,}/#.wordBoundaryKind(.simple), with: mask)
+        out = out.replacing(
+            #/(?i)\b(?:access_token|refresh_token|id_token|x-api-key|api-key|api_key|apikey|token|password|passwd|client_secret|secret)["']?\s*[:=]\s*["']?[^\s"',;&}]+/#
+                .wordBoundaryKind(.simple), with: mask)
         // IBAN: two letters, two check digits, 11-30 alphanumerics, also grouped in fours.
-        out = out.replacing(#/\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b/#, with: mask)
-        out = out.replacing(#/[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/#, with: mask)
+        out = out.replacing(#/(?i)\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b/#.wordBoundaryKind(.simple), with: mask)
+        out = out.replacing(#/[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.\p{L}{2,}/#, with: mask)
         // Swedish personal identity / coordination numbers: (YY)YYMMDD-NNNN or +NNNN.
-        out = out.replacing(#/\b(?:[0-9]{2})?[0-9]{6}[-+][0-9]{4}\b/#, with: mask)
+        out = out.replacing(#/\b(?:[0-9]{2})?[0-9]{6}[-+][0-9]{4}\b/#.wordBoundaryKind(.simple), with: mask)
         // Long opaque strings (JWTs, API keys, signatures): 32+ token characters with a digit.
-        out = out.replacing(#/\b(?=[A-Za-z0-9_.-]*[0-9])[A-Za-z0-9_.-]{32,}/#, with: mask)
+        out = out.replacing(#/\b(?=[A-Za-z0-9_.-]*[0-9])[A-Za-z0-9_.-]{32,}/#.wordBoundaryKind(.simple), with: mask)
         // Phone numbers and account numbers: digit runs (spaces, dashes, brackets
         // between) of 8 digits or more (08-123 456 is the shortest Swedish
         // number; sizes and counts below that stay readable), except ISO dates.

@@ -1,4 +1,5 @@
 import JSON
+import Mapping
 
 /// Exponential backoff with full jitter, capped; pure so tests can pin it.
 public struct RetryPolicy: Sendable, Hashable {
@@ -82,9 +83,13 @@ public enum RetryDecision {
             if let maxAttempts = rules.maxAttempts, attempt >= maxAttempts {
                 return .dead(reason: "gave up after \(attempt) attempt\(attempt == 1 ? "" : "s"): \(reason)")
             }
-            let lowerBound = retryAfter.map { now.adding($0) }
+            // A downstream's wait is a lower bound on the backoff, never a
+            // replacement (`Retry-After: 0` must not mean a retry every millisecond),
+            // and is capped at a year so absurd values cannot overflow the clock.
+            let lowerBound = retryAfter.map { now.adding(min($0, RetryDecision.longestWait)) }
             let fraction = rules.minimumJitter + (1 - rules.minimumJitter) * min(max(jitter, 0), 1)
-            var due = lowerBound ?? now.adding(rules.backoff.delay(afterAttempt: attempt, jitter: fraction))
+            let backoff = now.adding(rules.backoff.delay(afterAttempt: attempt, jitter: fraction))
+            var due = max(lowerBound ?? backoff, backoff)
             if let giveUpAfter = rules.giveUpAfter {
                 let giveUpAt = firstAttemptAt.adding(giveUpAfter)
                 if now >= giveUpAt {
@@ -100,7 +105,7 @@ public enum RetryDecision {
             if let deadline = rules.deadline {
                 let lastChance = deadline.adding(.zero - rules.deadlineMargin)
                 if now >= lastChance {
-                    return .expired(reason: "deadline \(deadline.milliseconds / 1000) passed after \(attempt) attempt(s); last: \(reason)")
+                    return .expired(reason: "deadline \(MappingClock.iso8601(milliseconds: deadline.milliseconds)) passed after \(attempt) attempt(s); last: \(reason)")
                 }
                 if due > lastChance {
                     if let lowerBound, lowerBound > lastChance {
@@ -112,6 +117,9 @@ public enum RetryDecision {
             return .retry(at: max(due, now.adding(.milliseconds(1))), reason: reason)
         }
     }
+
+    /// The longest wait a downstream may ask for.
+    static let longestWait: Duration = .seconds(365 * 86_400)
 
     static func hours(_ duration: Duration) -> String {
         let seconds = duration.components.seconds
