@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import JSON
 import Logging
+import Synchronization
 import Testing
 
 @testable import StoreSQLite
@@ -102,4 +103,41 @@ struct SetAsideTests {
         #expect(plans[2].contains("jobs_effect_open"), "\(plans[2])")
         #expect(plans[3].contains("jobs_state"), "\(plans[3])")
     }
+}
+
+@Suite("Writer batches")
+struct WriterBatchTests {
+    /// Regression (review): when one webhook of a batch failed, only the webhooks
+    /// up to it were replayed; those after it were never answered.
+    @Test
+    func everyWebhookOfABatchWithAFailureIsAnswered() async throws {
+        let fixture = try StoreFixture()
+        try await fixture.store.database.write { db in
+            try db.execute(sql: "CREATE TRIGGER boom BEFORE INSERT ON inbox WHEN NEW.action = 'boom' BEGIN SELECT RAISE(ABORT, 'injected'); END")
+        }
+        // Answers are collected by a task of their own; an unanswered webhook
+        // shows as a missing answer after the wait, never as a hung test.
+        let answers = Answers()
+        let store = fixture.store
+        for index in 0..<60 {
+            Task {
+                let action = index % 10 == 5 ? "boom" : "new"
+                let body = Array(#"{"event_type":"candidate","action":"\#(action)","data":{"company":{"id":"c1"},"candidate":{"id":"b\#(index)"}}}"#.utf8)
+                guard let envelope = try? WebhookEnvelope.read(body) else { return }
+                let outcome = await store.ingest(IngestItem(body: body, receivedAt: Timestamp(seconds: 1),
+                                                                    content: .event(envelope, disposition: .unrouted, jobs: [], company: nil)))
+                answers.list.withLock { $0.append(outcome) }
+            }
+        }
+        for _ in 0..<200 where answers.list.withLock({ $0.count }) < 60 { try await Task.sleep(for: .milliseconds(50)) }
+        let outcomes = answers.list.withLock { $0 }
+        #expect(outcomes.count == 60)
+        let stored = outcomes.filter { if case .stored = $0 { return true } else { return false } }
+        #expect(stored.count == 54)
+    }
+}
+
+/// Answers collected from detached tasks.
+final class Answers: Sendable {
+    let list = Mutex<[IngestOutcome]>([])
 }
