@@ -2,22 +2,7 @@ import BridgeCore
 import Foundation
 import GRDB
 
-/// What erasing a candidate did (or, in a dry run, would do).
-public struct ErasureReport: Sendable, Hashable {
-    public var events = 0
-    public var jobsCancelled = 0
-    public var jobsCleared = 0
-    public var quarantined = 0
-    public var csvRows = 0
-    public var csvExportedKeys = 0
-    /// CSV files already delivered that held the candidate's rows: outside the
-    /// store, so the operator removes the rows there.
-    public var exportedFiles: [String] = []
-    /// Archived files to delete with their sidecars and records (`ArchivePurger`-style).
-    public var archiveFiles: [ArchivedFile] = []
-}
-
-extension SQLiteStore {
+extension SQLiteStore: ErasureStore {
     /// Erases a candidate's personal data from the store: raw bodies (hashes stay,
     /// so a late transport retry cannot bring the body back), rendered requests,
     /// captures and attempt details of their jobs (open jobs are cancelled first,

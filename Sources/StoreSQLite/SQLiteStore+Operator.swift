@@ -5,7 +5,7 @@ import JSON
 
 /// What operators do by hand (`jobs show|retry|resolve|cancel`, `replay`),
 /// beside a running daemon: short transactions on their own connection.
-extension SQLiteStore {
+extension SQLiteStore: OperatorJobStore {
     public struct JobDetail: Sendable {
         public var summary: JobSummary
         public var kind: String

@@ -1,20 +1,7 @@
 import BridgeCore
 import GRDB
 
-/// How long raw bodies are kept.
-public struct RetentionPolicy: Sendable, Hashable {
-    /// Days a raw inbox body is kept after its last job reached a terminal state.
-    public var inboxBodyDays: Int = 30
-    /// Days a quarantined body is kept after it arrived.
-    public var quarantineDays: Int = 30
-
-    public init(inboxBodyDays: Int = 30, quarantineDays: Int = 30) {
-        self.inboxBodyDays = inboxBodyDays
-        self.quarantineDays = quarantineDays
-    }
-}
-
-extension SQLiteStore {
+extension SQLiteStore: RetentionStore {
     /// Deletes raw bodies past their retention. Rows and their body hashes stay,
     /// so a late transport retry is still recognised as a duplicate and cannot
     /// bring purged personal data back; `secure_delete` overwrites the pages.

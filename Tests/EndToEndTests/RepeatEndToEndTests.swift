@@ -61,4 +61,38 @@ struct RepeatEndToEndTests {
         #expect(!log.contains(secret))
         #expect(!log.contains(Daemon.token))
     }
+
+    /// Regression: a job that died when it was created was not logged at all,
+    /// and every REST failure was logged as "payroll request failed" whatever
+    /// the mapping. Both now name the mapping and the (redacted) reason.
+    @Test func failuresAreLoggedWithTheirMappingAndARedactedReason() async throws {
+        let erp = PayrollServer(script: [422])
+        try await erp.run { base in
+            let directory = try mappingDirectory([
+                "broken": """
+                    {"name": "broken", "when": {"event": "job/new"}, "rest": {"url": "\(base)/x", "body": {"a": "{{ job.nope | required }}"}}}
+                    """,
+                "erp-create": """
+                    {"name": "erp-create", "when": {"event": "job/new"}, "rest": {"url": "\(base)/employees", "body": {"job": "{{ job.id }}"}}}
+                    """,
+            ])
+            let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
+            #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'dead'") == 2 },
+                    "\(daemon.log(tail: 4000))")
+            let log = daemon.log(tail: 50_000)
+            #expect(log.contains("job dead at creation"))
+            #expect(log.contains("mapping=broken"))
+            #expect(log.contains("job failed for good (dead)"))
+            #expect(log.contains("mapping=erp-create"))
+            #expect(log.contains("HTTP 422"))
+            // The ERP's answer quotes an IBAN and an e-mail address: neither is logged or stored.
+            #expect(!log.contains("SE6281323143611896423859"))
+            #expect(!log.contains("bruce@wayneenterprises.com"))
+            let stored = try daemon.query { db in try String.fetchAll(db, sql: "SELECT COALESCE(last_error, '') FROM jobs") }.joined()
+            #expect(!stored.contains("SE6281323143611896423859") && !stored.contains("bruce@"))
+        }
+    }
 }

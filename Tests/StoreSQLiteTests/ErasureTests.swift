@@ -58,7 +58,7 @@ struct ErasureTests {
         try await seed(fixture)
         let report = try fixture.store.erase(candidateID: "p1", companyID: "c1", now: t0, dryRun: false)
         #expect(report.events == 1 && report.jobsCancelled == 1)
-        let check = try await fixture.store.database.read { db in
+        let check = try fixture.store.database.read { db in
             (
                 try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS erased FROM inbox ORDER BY id").map { "\($0["subject_id"] as String):\($0["erased"] as Bool)" },
                 try Row.fetchAll(db, sql: "SELECT subject_id, state, CAST(payload AS TEXT) AS payload, capture FROM jobs ORDER BY id"),

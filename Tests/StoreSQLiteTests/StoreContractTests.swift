@@ -7,9 +7,10 @@ import Testing
 import StoreSQLite
 
 /// What every store of the bridge must do, written against the store
-/// protocols only (`EventStore`, `RoutingQueue`, `JobStore`): the SQLite store
+/// protocols only (`EventStore`, `RoutingQueue`, `JobStore`, `OperatorJobStore`,
+/// `RetentionStore`, `ErasureStore`): the SQLite store
 /// runs it now, and a PostgreSQL store must pass it unchanged.
-typealias ContractStore = EventStore & RoutingQueue & JobStore
+typealias ContractStore = EventStore & RoutingQueue & JobStore & OperatorJobStore & RetentionStore & ErasureStore
 
 /// Makes a fresh, empty store of one implementation.
 struct StoreFactory: Sendable, CustomTestStringConvertible {
@@ -158,5 +159,58 @@ struct StoreContractTests {
         #expect(try await claim(store, at: t0).first?.attempt == 1)
         try await store.releaseLeases(owner: "A", now: t0)
         #expect(try await claim(store, at: t0, owner: "B").first?.attempt == 1)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func operatorCommandsFollowTheTransitions(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("a", key: "k1"), Self.job("b", key: "k2", crash: .hold)], at: t0)
+        let jobs = try await claim(store, at: t0, owner: "dead")
+        let a = try #require(jobs.first { $0.mapping == "a" })
+        let b = try #require(jobs.first { $0.mapping == "b" })
+        await #expect(throws: (any Error).self, "a running job finishes first") { try await store.cancel(jobID: a.id, now: t0) }
+        try await store.complete(jobID: a.id, owner: "dead", completion: .dead(reason: "400"), now: t0)
+        #expect(try await store.retry(jobIDs: [a.id], now: t0) == 1)
+        await #expect(throws: (any Error).self, "a pending job cannot be resolved") { try await store.resolve(jobID: a.id, delivered: true, now: t0) }
+        // b's runner dies: in doubt; the operator says it was delivered.
+        _ = try await claim(store, at: t0.adding(.seconds(31)))
+        try await store.resolve(jobID: b.id, delivered: true, now: t0.adding(.seconds(31)))
+        try await Self.deliver(store, candidate: "p1", suffix: "again", jobs: [Self.job("b", key: "k2")], at: t0.adding(.seconds(40)))
+        let later = try await claim(store, at: t0.adding(.seconds(3600)), owner: "B")
+        #expect(!later.contains { $0.mapping == "b" }, "an effect an operator marked delivered is in the ledger")
+        #expect(later.contains { $0.mapping == "a" }, "the retried job runs again")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func retentionPurgesBodiesButKeepsTheirHashes(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("a", key: "k1")], at: t0)
+        let job = try #require(try await claim(store, at: t0).first)
+        try await store.complete(jobID: job.id, owner: "A", completion: .done(capture: nil), now: t0)
+        let day: Int64 = 86_400_000
+        #expect(try await store.purgeExpiredBodies(now: t0.adding(milliseconds: 29 * day), policy: RetentionPolicy()).inbox == 0)
+        #expect(try await store.purgeExpiredBodies(now: t0.adding(milliseconds: 31 * day), policy: RetentionPolicy()).inbox == 1)
+        let body = Self.body("p1")
+        let again = await store.ingest(IngestItem(body: body, receivedAt: t0.adding(milliseconds: 31 * day),
+                                                  content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil)))
+        guard case .duplicate = again else { Issue.record("a purged body's late retry must still be a duplicate, got \(again)"); return }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func erasureCancelsOpenJobsAndKeepsTheLedger(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("payroll", key: "c1:p1")], at: t0)
+        let delivered = try #require(try await claim(store, at: t0).first)
+        try await store.complete(jobID: delivered.id, owner: "A", completion: .done(capture: nil), now: t0)
+        try await Self.deliver(store, candidate: "p1", suffix: "2", jobs: [Self.job("card", key: "c1:p1")], at: t0)
+        let dry = try store.erase(candidateID: "p1", companyID: nil, now: t0, dryRun: true)
+        #expect(dry.events == 2)
+        let report = try store.erase(candidateID: "p1", companyID: nil, now: t0, dryRun: false)
+        #expect(report.events == 2)
+        #expect(report.jobsCancelled == 1)
+        #expect(try await claim(store, at: t0).isEmpty, "nothing is sent after an erasure")
+        // A re-send after the erasure cannot pay twice: the ledger kept the key.
+        try await Self.deliver(store, candidate: "p1", suffix: "3", jobs: [Self.job("payroll", key: "c1:p1")], at: t0)
+        #expect(try await claim(store, at: t0).isEmpty)
     }
 }
