@@ -226,8 +226,8 @@ public struct ArchiveExecutor: JobExecutor {
             let s3Error = errorBody.flatMap(S3ErrorDocument.init(body:))
             switch DownstreamAnswers.archive(status: status, s3Error: s3Error, pastExpiry: pastExpiry) {
             case .transient(let metric):
-                let reason = pastExpiry || !(400...499).contains(status) || DownstreamAnswers.isRetryableStatus(status)
-                    ? "HTTP \(status)" : "HTTP \(status) before the URL's expiry"
+                // A transient 400/403 is always one before the URL's expiry (after it, it is `expired`).
+                let reason = status == 400 || status == 403 ? "HTTP \(status) before the URL's expiry" : "HTTP \(status)"
                 return retry(reason: reason, metric: metric, after: retryAfter.flatMap { RetryAfter.delay($0, now: now) })
             case .expired(let reason):
                 return .expired(reason: reason)

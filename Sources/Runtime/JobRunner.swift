@@ -174,7 +174,14 @@ public final class JobRunner: Service {
         let now = clock.now()
         let decided = RetryDecision.decide(outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
                                            now: now, jitter: Double.random(in: 0..<1))
-        let redactor = Redactor(payload: job.payload)
+        guard case .done = decided else { return redacted(decided, payload: job.payload) }
+        return decided
+    }
+
+    /// Parses the payload for its values only when there is a reason to clean
+    /// (never for a success, the common case).
+    func redacted(_ decided: JobCompletion, payload: [UInt8]) -> JobCompletion {
+        let redactor = Redactor(payload: payload)
         switch decided {
         case .done: return decided
         case .retry(let at, let reason): return .retry(at: at, reason: redactor.redact(reason))

@@ -197,7 +197,7 @@ extension SQLiteStore: JobStore {
     static func storedPolicy(_ row: Row) -> EffectLedger.StoredPolicy {
         switch row["on_repeat"] as String {
         case RepeatPolicy.send.storedName: return .send
-        case "alternative":
+        case RepeatPolicy.alternativeStoredName:
             guard let mapping: String = row["alt_mapping"], let kind: String = row["alt_kind"], let payload: Data = row["alt_payload"] else {
                 return .skip
             }

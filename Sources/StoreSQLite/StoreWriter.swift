@@ -71,7 +71,10 @@ final class StoreWriter: @unchecked Sendable {
                 continuation.resume(returning: .unavailable(reason: reason))
                 return
             }
-            pendingIngestOps.append(PendingIngest(body: apply, continuation: continuation))
+            // A webhook is never thrown at: a failure is `unavailable` (503).
+            pendingIngestOps.append(PendingWrite(isIngest: true, body: apply) { result in
+                continuation.resume(returning: (try? result.get()) ?? .unavailable(reason: result.failureReason))
+            })
             condition.signal()
             condition.unlock()
         }
@@ -83,7 +86,7 @@ final class StoreWriter: @unchecked Sendable {
     /// only touch the database.
     func perform<Value: Sendable>(_ body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            enqueue(PendingWrite(body: body, continuation: continuation))
+            enqueue(PendingWrite(body: body) { continuation.resume(with: $0) })
         }
     }
 
@@ -91,9 +94,14 @@ final class StoreWriter: @unchecked Sendable {
     /// blocking-I/O pool's CSV export, the CLI's main thread), never on the
     /// cooperative pool: waits for the commit that carries `body`.
     func performAndWait<Value: Sendable>(_ body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) throws -> Value {
-        let operation = BlockingWrite(body: body)
-        enqueue(operation)
-        return try operation.wait()
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Swift.Result<Value, any Error>>(.failure(Closed()))
+        enqueue(PendingWrite(body: body) { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        })
+        done.wait()
+        return try outcome.withLock { $0 }.get()
     }
 
     /// Copies the WAL's last frames into the database file between two
@@ -369,56 +377,40 @@ protocol WriterOperation: AnyObject {
     func fail(_ error: any Error)
 }
 
-/// A write with a result of type `Value`.
+/// A write with a result of type `Value`, handed to `deliver` once its
+/// transaction committed (or failed): an async continuation, a webhook's
+/// answer, or a blocked caller's semaphore.
 final class PendingWrite<Value: Sendable>: WriterOperation {
+    let isIngest: Bool
     let body: @Sendable (Database, inout CommitEffects) throws -> Value
-    let continuation: CheckedContinuation<Value, any Error>
+    let deliver: @Sendable (Swift.Result<Value, any Error>) -> Void
     private var value: Value?
 
-    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value, continuation: CheckedContinuation<Value, any Error>) {
+    init(isIngest: Bool = false, body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value,
+         deliver: @escaping @Sendable (Swift.Result<Value, any Error>) -> Void) {
+        self.isIngest = isIngest
         self.body = body
-        self.continuation = continuation
+        self.deliver = deliver
     }
-
-    var isIngest: Bool { false }
 
     func apply(_ db: Database, _ effects: inout CommitEffects) throws {
         value = try body(db, &effects)
     }
 
     func succeed() {
-        if let value { continuation.resume(returning: value) } else { continuation.resume(throwing: StoreWriter.Closed()) }
+        deliver(value.map { .success($0) } ?? .failure(StoreWriter.Closed()))
     }
 
     func fail(_ error: any Error) {
-        continuation.resume(throwing: error)
+        deliver(.failure(error))
     }
 }
 
-/// A webhook: never throws to its caller; a failure is `unavailable` (503).
-final class PendingIngest: WriterOperation {
-    let body: @Sendable (Database, inout CommitEffects) throws -> IngestOutcome
-    let continuation: CheckedContinuation<IngestOutcome, Never>
-    private var outcome: IngestOutcome?
-
-    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> IngestOutcome,
-         continuation: CheckedContinuation<IngestOutcome, Never>) {
-        self.body = body
-        self.continuation = continuation
-    }
-
-    var isIngest: Bool { true }
-
-    func apply(_ db: Database, _ effects: inout CommitEffects) throws {
-        outcome = try body(db, &effects)
-    }
-
-    func succeed() {
-        continuation.resume(returning: outcome ?? .unavailable(reason: "internal: no outcome"))
-    }
-
-    func fail(_ error: any Error) {
-        continuation.resume(returning: .unavailable(reason: StoreWriter.reason(error)))
+extension Swift.Result where Failure == any Error {
+    /// The error without SQL text or arguments (see `StoreWriter.reason`).
+    var failureReason: String {
+        if case .failure(let error) = self { return StoreWriter.reason(error) }
+        return "internal: no outcome"
     }
 }
 
@@ -445,39 +437,5 @@ final class WriterConnection: Sendable {
         } catch {
             logger.error("store reopen failed", metadata: ["error": "\(error)"])
         }
-    }
-}
-
-/// A write whose caller blocks until the commit (see `performAndWait`).
-final class BlockingWrite<Value: Sendable>: WriterOperation, @unchecked Sendable {
-    let body: @Sendable (Database, inout CommitEffects) throws -> Value
-    private let done = DispatchSemaphore(value: 0)
-    // Written by the writer thread before `done` is signalled, read after the wait.
-    private var value: Value?
-    private var result: Swift.Result<Value, any Error>?
-
-    init(body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) {
-        self.body = body
-    }
-
-    var isIngest: Bool { false }
-
-    func apply(_ db: Database, _ effects: inout CommitEffects) throws {
-        value = try body(db, &effects)
-    }
-
-    func succeed() {
-        result = value.map { .success($0) } ?? .failure(StoreWriter.Closed())
-        done.signal()
-    }
-
-    func fail(_ error: any Error) {
-        result = .failure(error)
-        done.signal()
-    }
-
-    func wait() throws -> Value {
-        done.wait()
-        return try (result ?? .failure(StoreWriter.Closed())).get()
     }
 }

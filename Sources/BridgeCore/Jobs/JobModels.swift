@@ -22,9 +22,12 @@ public enum RepeatPolicy: Sendable, Hashable {
         switch self {
         case .skip: return "skip"
         case .send: return "send"
-        case .alternative: return "alternative"
+        case .alternative: return RepeatPolicy.alternativeStoredName
         }
     }
+
+    /// The stored name of `.alternative` (its rendering sits in columns of its own).
+    public static let alternativeStoredName = "alternative"
 }
 
 /// A job the router wants created for an event. Rendered once, here, so every
