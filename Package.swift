@@ -1,10 +1,18 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Module layout (see docs/ARCHITECTURE.md): arrows only point down.
-//   jobylon-bridge (CLI) → BridgeHTTP → BridgeCore → JSON
-//                        → CurlClient → CCurlShim → CCurl (system libcurl)
-// JSON and BridgeCore are pure: no Hummingbird, NIO, SQL or curl.
+// Module layout (see docs/ARCHITECTURE.md): the folder list under Sources/
+// is the pipeline, and arrows only point down.
+//   jobylon-bridge (CLI: argument parsing) → BridgeApp (configuration, service group)
+//   BridgeApp → BridgeHTTP, StoreSQLite, FileArchive, CSVExport, RESTDelivery, Routing
+//   targets → JobEngine, DurableFiles, CurlClient → Domain → Mapping → JSON, Clocks
+// JSON, Clocks, Mapping and Domain are pure: no Hummingbird, NIO, SQL or curl.
+
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
+let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+
 let package = Package(
     name: "jobylon-bridge",
     platforms: [.macOS(.v15)],
@@ -14,6 +22,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.60.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -32,114 +41,101 @@ let package = Package(
         ),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(name: "CSystemShim"),
+
+        // Pure: no I/O, no HTTP, SQL or curl.
         .target(name: "JSON"),
-        .target(name: "Mapping", dependencies: ["JSON", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "BridgeCore", dependencies: ["JSON", "Mapping"]),
+        .target(name: "Clocks"),
+        .target(name: "Mapping", dependencies: ["JSON", "Clocks", crypto]),
+        .target(name: "Domain", dependencies: ["JSON", "Clocks", "Mapping"]),
+
+        // The pipeline, in order: routing, the job engine, the targets.
+        .target(name: "Routing", dependencies: ["Domain", "Mapping", "JSON", "Clocks", logging, lifecycle]),
+        .target(name: "JobEngine", dependencies: ["Domain", "Clocks", "JSON", logging, metrics, lifecycle]),
+        .target(name: "DurableFiles", dependencies: [.product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "CurlClient", dependencies: ["CCurlShim", logging]),
+        .target(name: "RESTDelivery", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", logging]),
+        .target(name: "CSVExport", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", logging, lifecycle]),
+        .target(
+            name: "FileArchive",
+            dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", "DurableFiles", crypto, logging, metrics, lifecycle]
+        ),
+
+        // Edges: the store and the HTTP server.
         .target(
             name: "StoreSQLite",
             dependencies: [
-                "BridgeCore",
-                "JSON",
+                "Domain", "JSON", "Clocks", "Mapping",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        .target(
-            name: "Runtime",
-            dependencies: [
-                "BridgeCore",
-                "JSON",
-                "Mapping",
-                "CurlClient",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-        .target(
-            name: "CurlClient",
-            dependencies: [
-                "CCurlShim",
-                .product(name: "Logging", package: "swift-log"),
+                crypto, logging,
             ]
         ),
         .target(
             name: "BridgeHTTP",
             dependencies: [
-                "BridgeCore",
-                "JSON",
-                "Runtime",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Domain", "JSON", "Clocks", crypto,
                 .product(name: "CompressNIO", package: "compress-nio"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                metrics,
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
             ]
         ),
+
+        // The composition root: configuration and the service group.
+        .target(
+            name: "BridgeApp",
+            dependencies: [
+                "Clocks", "JSON", "Mapping", "Domain", "Routing", "JobEngine", "DurableFiles", "CurlClient",
+                "RESTDelivery", "CSVExport", "FileArchive", "StoreSQLite", "BridgeHTTP", "CSystemShim",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                metrics, logging, lifecycle,
+            ]
+        ),
+        // Argument parsing only.
         .executableTarget(
             name: "jobylon-bridge",
             dependencies: [
-                "BridgeHTTP",
-                "CSystemShim",
-                "BridgeCore",
-                "CurlClient",
-                "JSON",
-                "Mapping",
-                "Runtime",
-                "StoreSQLite",
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "Routing", "JobEngine", "CurlClient",
+                "CSVExport", "FileArchive", "StoreSQLite", "DurableFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                logging, lifecycle,
             ]
         ),
         .executableTarget(name: "json-bench", dependencies: ["JSON"], path: "Benchmarks/JSONBench"),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
+        // Test helpers: a manual clock, seeded randomness, local servers.
+        .target(name: "TestSupport", dependencies: ["Clocks", "Domain", "Routing", "StoreSQLite", logging], path: "Tests/TestSupport"),
         .target(
             name: "TestServers",
-            dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird"), lifecycle, logging],
             path: "Tests/TestServers"
         ),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ClocksTests", dependencies: ["Clocks", "Mapping", "TestSupport"]),
+        .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON", "Clocks", "TestSupport"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain", "JSON", "Clocks", "Mapping", "TestSupport"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Domain", "Mapping", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), lifecycle]),
+        .testTarget(
+            name: "JobEngineTests",
+            dependencies: ["JobEngine", "Routing", "Domain", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), lifecycle]
+        ),
+        .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"]),
+        .testTarget(name: "RESTDeliveryTests", dependencies: ["RESTDelivery", "Domain", "Mapping", "JSON", "Clocks"]),
+        .testTarget(
+            name: "CSVExportTests",
+            dependencies: ["CSVExport", "JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", "StoreSQLite", "TestSupport", lifecycle]
+        ),
+        .testTarget(name: "FileArchiveTests", dependencies: ["FileArchive", "Domain", "Mapping", "JSON", "Clocks", "TestSupport"]),
         .testTarget(
             name: "CurlClientTests",
-            dependencies: [
-                "CurlClient",
-                "TestServers",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            dependencies: ["CurlClient", "TestServers", .product(name: "Hummingbird", package: "hummingbird"), lifecycle]
         ),
-        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "JSON", "Mapping", "TestSupport"]),
-        .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON", "TestSupport"]),
         .testTarget(
             name: "StoreSQLiteTests",
-            dependencies: ["StoreSQLite", "BridgeCore", "JSON", .product(name: "GRDB", package: "GRDB.swift")]
-        ),
-        .testTarget(
-            name: "RuntimeTests",
-            dependencies: ["Runtime", "StoreSQLite", "BridgeCore", "JSON", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
-        ),
-        .testTarget(
-            name: "EndToEndTests",
-            dependencies: [
-                "CurlClient", "JSON", "TestServers", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            resources: [.copy("Fixtures")]
+            dependencies: ["StoreSQLite", "Domain", "JSON", "Clocks", "Mapping", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "BridgeHTTPTests",
@@ -148,6 +144,23 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "BridgeAppTests",
+            dependencies: [
+                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "Routing", "StoreSQLite", "TestSupport", "TestServers",
+                .product(name: "Hummingbird", package: "hummingbird"), logging, lifecycle,
+            ]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "CurlClient", "JSON", "TestServers", .product(name: "GRDB", package: "GRDB.swift"),
+                crypto,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                lifecycle,
+            ],
+            resources: [.copy("Fixtures")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,3 @@
-import BridgeCore
 import Hummingbird
 import Logging
 import NIOCore

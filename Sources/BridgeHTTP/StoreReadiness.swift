@@ -1,4 +1,4 @@
-import BridgeCore
+import Domain
 
 /// Ready = the data directory is usable and the store commits a probe write.
 /// Mappings play no part (see `ReadinessCheck`).

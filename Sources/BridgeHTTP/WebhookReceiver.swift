@@ -1,4 +1,3 @@
-import BridgeCore
 import CompressNIO
 import Hummingbird
 import JSON
@@ -6,6 +5,8 @@ import Logging
 import Metrics
 import Synchronization
 import NIOCore
+import Clocks
+import Domain
 
 /// Settings of `POST /webhooks/jobylon`.
 public struct WebhookReceiverConfiguration: Sendable {

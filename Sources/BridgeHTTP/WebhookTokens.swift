@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// The bearer tokens Jobylon may present; several at once so a token can be
 /// rotated without a window of 401s.
@@ -31,15 +32,7 @@ public struct WebhookTokens: Sendable {
         guard let header else { return false }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
-        return accepts(parts[1].trimmingSpaces())
+        return accepts(parts[1].trimmingCharacters(in: .whitespaces))
     }
 }
 
-extension Substring {
-    fileprivate func trimmingSpaces() -> String {
-        var s = self
-        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
-        while s.last == " " || s.last == "\t" { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -9,11 +9,15 @@ import Synchronization
 /// threads only queue work under a lock and call `curl_multi_wakeup`, the one
 /// multi call libcurl allows from another thread; each continuation is resumed
 /// exactly once, by the curl thread.
+///
+/// A client is a cheap handle on a `CurlEngine`; the engine owns the thread.
 public struct CurlClient: Sendable {
-    let engine: CurlMultiEngine
+    /// Keeps the engine alive as long as a client of it exists.
+    let owner: CurlEngine
+    var engine: CurlMultiEngine { owner.multi }
 
-    public init() {
-        self.engine = CurlMultiEngine.shared
+    public init(engine: CurlEngine) {
+        self.owner = engine
     }
 
     public func perform(_ request: CurlRequest) async throws(CurlError) -> CurlResponse {
@@ -57,6 +61,46 @@ final class BufferedTransfer: EngineTransfer {
     func cleanup() { transfer.cleanup() }
 }
 
+/// The thread and multi handle behind every `CurlClient` made from it.
+///
+/// The application makes one for the process and shuts it down after the
+/// services that use it stopped; a test makes its own. `shutdown()` aborts
+/// the transfers still in flight (their callers get a cancellation error),
+/// stops the thread and waits for it, so nothing outlives its owner. An
+/// engine that is dropped without `shutdown()` (its last client gone) stops
+/// its thread too, without waiting for it.
+public final class CurlEngine: Sendable {
+    let multi: CurlMultiEngine
+
+    /// Starts the curl thread.
+    public init(maxHostConnections: Int = 16) {
+        multi = CurlMultiEngine(maxHostConnections: maxHostConnections)
+    }
+
+    deinit {
+        multi.requestStop()
+    }
+
+    /// Aborts what is in flight, stops the thread and returns once it ended.
+    /// Later requests fail at once with `CURLE_FAILED_INIT`. Idempotent.
+    public func shutdown() async {
+        await multi.stop()
+    }
+
+    /// Runs `body` with a fresh engine and shuts it down afterwards, also when `body` throws.
+    public static func with<T>(_ body: (CurlClient) async throws -> T) async rethrows -> T {
+        let engine = CurlEngine()
+        do {
+            let value = try await body(CurlClient(engine: engine))
+            await engine.shutdown()
+            return value
+        } catch {
+            await engine.shutdown()
+            throw error
+        }
+    }
+}
+
 final class CurlMultiEngine: @unchecked Sendable {
     struct Submission {
         var id: UInt64
@@ -71,10 +115,12 @@ final class CurlMultiEngine: @unchecked Sendable {
         var cancellations: Set<UInt64> = []
         var unpauses: Set<UInt64> = []
         var counter: UInt64 = 0
+        /// Set by `stop()`; the thread finishes its round and exits.
+        var stopping = false
+        var stopped = false
+        /// Callers of `stop()` waiting for the thread to exit.
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
-
-    /// The process-wide engine, started on first use.
-    static let shared = CurlMultiEngine()
 
     private let queue = Mutex(Queue())
     /// Owned by the curl thread, except `curl_multi_wakeup`, which is thread-safe.
@@ -82,15 +128,48 @@ final class CurlMultiEngine: @unchecked Sendable {
     /// Transfers in flight, by easy handle; touched only on the curl thread.
     private var active: [UnsafeMutableRawPointer: (id: UInt64, transfer: any EngineTransfer)] = [:]
 
-    private init() {
+    init(maxHostConnections: Int) {
         Curl.initialize()
         multi = curl_multi_init()
         if let multi {
-            _ = jb_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16)
+            _ = jb_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxHostConnections)
         }
         let thread = Thread { [self] in run() }
         thread.name = "curl-multi"
         thread.start()
+    }
+
+    /// Asks the thread to stop without waiting for it.
+    func requestStop() {
+        let stopped = queue.withLock { state -> Bool in
+            state.stopping = true
+            return state.stopped
+        }
+        if !stopped { wake() }
+    }
+
+    func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = queue.withLock { state -> Bool in
+                if state.stopped { return true }
+                state.stopping = true
+                state.stopWaiters.append(continuation)
+                return false
+            }
+            if done {
+                continuation.resume()
+            } else {
+                wake()
+            }
+        }
+    }
+
+    /// Interrupts the curl thread's poll; a no-op once the handle is gone.
+    private func wake() {
+        guard let multi else { return }
+        queue.withLock { state in
+            if !state.stopped { curl_multi_wakeup(multi) }
+        }
     }
 
     func nextID() -> UInt64 {
@@ -112,39 +191,52 @@ final class CurlMultiEngine: @unchecked Sendable {
             submission.fail(CurlError(code: CURLE_FAILED_INIT))
             return
         }
-        let cancelled = queue.withLock { state -> Bool in
-            if state.cancellations.remove(submission.id) != nil { return true }
+        let refusal = queue.withLock { state -> CURLcode? in
+            if state.stopping || state.stopped { return CURLE_FAILED_INIT }
+            if state.cancellations.remove(submission.id) != nil { return CURLE_ABORTED_BY_CALLBACK }
             state.submissions.append(submission)
-            return false
+            return nil
         }
-        if cancelled {
-            submission.fail(CurlError(code: CURLE_ABORTED_BY_CALLBACK))
+        if let refusal {
+            submission.fail(CurlError(code: refusal))
             return
         }
-        curl_multi_wakeup(multi)
+        wake()
     }
 
     func cancel(id: UInt64) {
         queue.withLock { _ = $0.cancellations.insert(id) }
-        if let multi { curl_multi_wakeup(multi) }
+        wake()
     }
 
     /// Resumes a transfer whose write callback paused it (its consumer caught up).
     func unpause(id: UInt64) {
         queue.withLock { _ = $0.unpauses.insert(id) }
-        if let multi { curl_multi_wakeup(multi) }
+        wake()
     }
 
     private func run() {
-        guard let multi else { return }
+        guard let multi else {
+            finishStopping()
+            return
+        }
         while true {
-            let (submissions, cancellations, unpauses) = queue.withLock { state -> ([Submission], Set<UInt64>, Set<UInt64>) in
+            let (submissions, cancellations, unpauses, stopping) = queue.withLock {
+                state -> ([Submission], Set<UInt64>, Set<UInt64>, Bool) in
                 defer {
                     state.submissions.removeAll()
                     state.cancellations.removeAll()
                     state.unpauses.removeAll()
                 }
-                return (state.submissions, state.cancellations, state.unpauses)
+                return (state.submissions, state.cancellations, state.unpauses, state.stopping)
+            }
+            if stopping {
+                for submission in submissions { submission.fail(CurlError(code: CURLE_ABORTED_BY_CALLBACK)) }
+                for handle in Array(active.keys) {
+                    remove(handle, multi: multi) { $0.abort(CurlError(code: CURLE_ABORTED_BY_CALLBACK)) }
+                }
+                finishStopping()
+                return
             }
             for submission in submissions {
                 do {
@@ -176,6 +268,18 @@ final class CurlMultiEngine: @unchecked Sendable {
             var ready: Int32 = 0
             curl_multi_poll(multi, nil, 0, 1000, &ready)
         }
+    }
+
+    /// Marks the engine stopped and resumes every `stop()` caller.
+    private func finishStopping() {
+        let waiters = queue.withLock { state -> [CheckedContinuation<Void, Never>] in
+            // Under the lock, so no `wake()` can touch the handle being freed.
+            if let multi { curl_multi_cleanup(multi) }
+            state.stopped = true
+            defer { state.stopWaiters.removeAll() }
+            return state.stopWaiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     private func remove(_ handle: UnsafeMutableRawPointer, multi: UnsafeMutableRawPointer, report: (any EngineTransfer) -> Void) {

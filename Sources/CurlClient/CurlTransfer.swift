@@ -1,4 +1,5 @@
 import CCurlShim
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -137,21 +138,13 @@ enum HeaderLine {
         } else if line == "\r\n" || line == "\n" {
             self = .end
         } else if let colon = line.firstIndex(of: ":") {
-            self = .field(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n"))
+            self = .field(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines))
         } else {
             self = .other
         }
     }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let first = s.first, set.contains(first) { s = s.dropFirst() }
-        while let last = s.last, set.contains(last) { s = s.dropLast() }
-        return String(s)
-    }
-}
 
 /// One easy handle configured for a request, with everything it points to.
 /// Owned by the thread that runs it; released with `cleanup()`.

@@ -1,3 +1,4 @@
+import Clocks
 import Foundation
 
 /// Dates as Jobylon writes them (`2025-01-01`, `2023-06-16 10:40:32` with no
@@ -118,37 +119,13 @@ enum DateText {
         return Parsed(civil: civil, hasTime: true, offset: offset)
     }
 
-    static func isLeap(_ year: Int) -> Bool { (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 }
+    static func daysIn(month: Int, year: Int) -> Int { CivilCalendar.daysIn(month: month, year: year) }
 
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: return isLeap(year) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
+    static func daysFromCivil(_ y: Int, _ m: Int, _ d: Int) -> Int { CivilCalendar.daysFromCivil(y, m, d) }
 
-    /// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? y + 1 : y, m, d)
+    static func civilFromDays(_ z: Int) -> (Int, Int, Int) {
+        let civil = CivilCalendar.civilFromDays(z)
+        return (civil.year, civil.month, civil.day)
     }
 
     static func epochSeconds(_ c: Civil) -> Int {
@@ -207,73 +184,5 @@ enum DateText {
         let seconds = Int((Double(ms) / 1000).rounded(.down))
         let civil = fromEpochSeconds(seconds, millisecond: Int(ms - Int64(seconds) * 1000))
         return render(civil, pattern: "yyyy-MM-dd'T'HH:mm:ss.SSSXXX".replacingAll("'", with: ""), offset: 0)
-    }
-}
-
-/// Civil-calendar arithmetic and IANA offsets for other modules (schedules,
-/// periods), so every part of the bridge computes dates the same way.
-public enum CivilCalendar {
-    public struct DateTime: Sendable, Hashable, Comparable {
-        public var year: Int, month: Int, day: Int, hour: Int, minute: Int
-
-        public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0) {
-            self.year = year
-            self.month = month
-            self.day = day
-            self.hour = hour
-            self.minute = minute
-        }
-
-        public static func < (a: DateTime, b: DateTime) -> Bool {
-            (a.year, a.month, a.day, a.hour, a.minute) < (b.year, b.month, b.day, b.hour, b.minute)
-        }
-
-        /// `yyyy-MM-dd`
-        public var dateText: String {
-            DateText.render(.init(year: year, month: month, day: day), pattern: "yyyy-MM-dd", offset: 0)
-        }
-    }
-
-    public static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int { DateText.daysFromCivil(year, month, day) }
-
-    public static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
-        let (y, m, d) = DateText.civilFromDays(days)
-        return (y, m, d)
-    }
-
-    /// 0 = Sunday … 6 = Saturday.
-    public static func weekday(_ year: Int, _ month: Int, _ day: Int) -> Int {
-        let days = daysFromCivil(year, month, day)
-        return ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday (4)
-    }
-
-    public static func daysIn(month: Int, year: Int) -> Int { DateText.daysIn(month: month, year: year) }
-
-    /// Seconds east of UTC in `zone` at a Unix time.
-    public static func offset(_ zone: TimeZone, atEpochSeconds seconds: Int64) -> Int {
-        zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
-
-    /// Every real instant (Unix seconds) whose wall time in `zone` is `local`:
-    /// none inside a spring-forward gap, two inside a fall-back overlap.
-    public static func instants(of local: DateTime, in zone: TimeZone) -> [Int64] {
-        let wall = Int64(daysFromCivil(local.year, local.month, local.day)) * 86_400 + Int64(local.hour * 3600 + local.minute * 60)
-        let before = offset(zone, atEpochSeconds: wall - 86_400)
-        let after = offset(zone, atEpochSeconds: wall + 86_400)
-        var result: [Int64] = []
-        for candidateOffset in Set([before, after]).sorted(by: >) {
-            let instant = wall - Int64(candidateOffset)
-            if offset(zone, atEpochSeconds: instant) == candidateOffset { result.append(instant) }
-        }
-        return result.sorted()
-    }
-
-    /// The wall time of a Unix time in `zone`.
-    public static func local(_ seconds: Int64, in zone: TimeZone) -> DateTime {
-        let shifted = seconds + Int64(offset(zone, atEpochSeconds: seconds))
-        let days = Int((Double(shifted) / 86_400).rounded(.down))
-        let rest = Int(shifted - Int64(days) * 86_400)
-        let (y, m, d) = civilFromDays(days)
-        return DateTime(year: y, month: m, day: d, hour: rest / 3600, minute: rest % 3600 / 60)
     }
 }

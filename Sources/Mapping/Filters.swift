@@ -256,7 +256,10 @@ enum Filters {
 }
 
 extension String {
-    func trimmingWhitespace() -> String {
+    /// Without leading and trailing whitespace (Unicode's definition). The one
+    /// trim of the pure modules: by hand, because `CharacterSet` lookups cost
+    /// more than the mapping hot path can spend.
+    public func trimmingWhitespace() -> String {
         var scalars = Substring(self)
         while let first = scalars.first, first.isWhitespace { scalars = scalars.dropFirst() }
         while let last = scalars.last, last.isWhitespace { scalars = scalars.dropLast() }

@@ -4,12 +4,17 @@ import JSON
 /// Values for `${NAME}` placeholders: the environment, then a secrets
 /// directory (one file per name), then the built-in `DATA_DIR`.
 ///
+/// A snapshot: the secrets directory is read once, when the source is made
+/// (at start and on SIGHUP, which makes a new one), never per request, so a
+/// send never waits on the disk and a half-written secret file is never seen
+/// by one job and not the next.
+///
 /// Its descriptions (plain, debug and reflected, as loggers and
 /// `ServiceGroup`'s debug lines print services) name no variable and show no
 /// value: the environment holds tokens and passwords.
 public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var description: String {
-        "VariableSource(\(environment.count) environment variables, secrets directory: \(secretsDirectory == nil ? "none" : "set"))"
+        "VariableSource(\(environment.count) environment variables, \(secrets.count) secrets)"
     }
 
     public var debugDescription: String { description }
@@ -17,24 +22,34 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 
     public var environment: [String: String]
-    public var secretsDirectory: String?
+    /// File name → trimmed content of the secrets directory, as read at `init`.
+    public private(set) var secrets: [String: String]
     public var dataDirectory: String?
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment, secretsDirectory: String? = nil, dataDirectory: String? = nil) {
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment, secretsDirectory: String? = nil, dataDirectory: String? = nil
+    ) {
         self.environment = environment
-        self.secretsDirectory = secretsDirectory
         self.dataDirectory = dataDirectory
+        self.secrets = secretsDirectory.map(VariableSource.readSecrets) ?? [:]
+    }
+
+    /// Every regular file of `directory` (hidden files skipped), trimmed; empty files are unset.
+    static func readSecrets(_ directory: String) -> [String: String] {
+        var secrets: [String: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !name.hasPrefix(".") {
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard !MappingSet.isDirectory(path), let data = FileManager.default.contents(atPath: path) else { continue }
+            let text = String(decoding: data, as: UTF8.self).trimmingWhitespace()
+            if !text.isEmpty { secrets[name] = text }
+        }
+        return secrets
     }
 
     public func value(_ name: String) -> String? {
         if name == "DATA_DIR" { return dataDirectory }
         if let value = environment[name], !value.isEmpty { return value }
-        if let directory = secretsDirectory,
-           let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent(name)) {
-            let text = String(decoding: data, as: UTF8.self).trimmingWhitespace()
-            return text.isEmpty ? nil : text
-        }
-        return nil
+        return secrets[name]
     }
 
     /// Names that hold credentials are masked wherever values are shown.
@@ -65,14 +80,20 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     }
 }
 
-/// All mappings of a directory, compiled and cross-checked.
+/// All mappings of a directory, compiled and cross-checked, with the
+/// variables they were checked against: the two are loaded and replaced
+/// together, so a job never renders with variables its mapping was not
+/// checked against.
 public struct MappingSet: Sendable {
     public var mappings: [MappingFile]
     /// Mapping name → the `${VARIABLES}` it needs that are not set (its jobs are held).
     public var held: [String: [String]]
+    /// The variables in force with these mappings.
+    public let variables: VariableSource
 
     public init(mappings: [MappingFile], variables: VariableSource) {
         self.mappings = mappings
+        self.variables = variables
         var held: [String: [String]] = [:]
         for mapping in mappings {
             let missing = mapping.requiredVariables.filter { variables.value($0) == nil }
@@ -80,6 +101,9 @@ public struct MappingSet: Sendable {
         }
         self.held = held
     }
+
+    /// Names of the mappings whose jobs may run (none of their variables is missing).
+    public var ready: [String] { mappings.map(\.name).filter { held[$0] == nil } }
 
     public func mapping(named name: String) -> MappingFile? {
         mappings.first { $0.name == name }

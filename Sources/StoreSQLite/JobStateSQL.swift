@@ -1,4 +1,4 @@
-import BridgeCore
+import Domain
 
 /// Domain values rendered into SQL text.
 ///

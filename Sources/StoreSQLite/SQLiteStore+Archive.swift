@@ -1,6 +1,7 @@
-import BridgeCore
 import Foundation
 import GRDB
+import Clocks
+import Domain
 
 extension SQLiteStore: ArchiveStore {
     static let archiveColumns = """

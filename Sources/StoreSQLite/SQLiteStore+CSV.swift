@@ -1,8 +1,9 @@
-import BridgeCore
 import Crypto
 import Foundation
 import GRDB
 import JSON
+import Clocks
+import Domain
 
 /// One row to stage, as queued to the writer.
 struct StagingRequest: Sendable {

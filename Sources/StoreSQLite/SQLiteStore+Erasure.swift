@@ -1,6 +1,7 @@
-import BridgeCore
 import Foundation
 import GRDB
+import Clocks
+import Domain
 
 extension SQLiteStore: ErasureStore {
     /// Erases a candidate's personal data from the store: raw bodies (hashes stay,

@@ -1,7 +1,8 @@
-import BridgeCore
 import Foundation
 import GRDB
 import JSON
+import Clocks
+import Domain
 
 extension SQLiteStore: JobStore {
     public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> JobClaim {

@@ -1,7 +1,8 @@
-import BridgeCore
 import Foundation
 import GRDB
 import JSON
+import Clocks
+import Domain
 
 /// What operators do by hand (`jobs show|retry|resolve|cancel`, `replay`),
 /// beside a running daemon: short transactions on their own connection.

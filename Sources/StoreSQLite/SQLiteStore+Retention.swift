@@ -1,5 +1,6 @@
-import BridgeCore
 import GRDB
+import Clocks
+import Domain
 
 extension SQLiteStore: RetentionStore {
     /// Deletes raw bodies past their retention. Rows and their body hashes stay,

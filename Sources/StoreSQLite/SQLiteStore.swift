@@ -1,4 +1,3 @@
-import BridgeCore
 import Crypto
 import Foundation
 import GRDB
@@ -6,6 +5,8 @@ import GRDBSQLite
 import JSON
 import Logging
 import Synchronization
+import Clocks
+import Domain
 
 /// Options of the embedded store.
 public struct SQLiteStoreOptions: Sendable {

@@ -1,4 +1,5 @@
 import GRDB
+import Domain
 
 /// Versioned schema. Every table that holds personal data carries its subject
 /// keys (`company_id`, `subject_id`) so retention and erasure can find rows.

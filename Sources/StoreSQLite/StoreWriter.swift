@@ -1,8 +1,8 @@
-import BridgeCore
 import Foundation
 import GRDB
 import Logging
 import Synchronization
+import Domain
 
 /// The single writer of the store, with group commit.
 ///

@@ -1,9 +1,9 @@
 import ArgumentParser
-import BridgeCore
 import Foundation
 import Mapping
-import Runtime
 import StoreSQLite
+import Clocks
+import FileArchive
 
 struct Archive: ParsableCommand {
     static let configuration = CommandConfiguration(

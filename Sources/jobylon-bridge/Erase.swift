@@ -1,8 +1,7 @@
 import ArgumentParser
-import BridgeCore
 import Foundation
-import Runtime
 import StoreSQLite
+import FileArchive
 
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,10 +1,12 @@
 import ArgumentParser
-import BridgeCore
 import Foundation
 import Logging
 import Mapping
-import Runtime
 import StoreSQLite
+import BridgeApp
+import CSVExport
+import Clocks
+import Domain
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,15 +32,15 @@ struct Export: ParsableCommand {
     func run() throws {
         let (sqlite, config) = try OperatorStore.open(store)
         defer { sqlite.close() }
-        let variables = VariableSource(secretsDirectory: config.secretsDir, dataDirectory: config.dataDir)
-        let (set, errors, _) = MappingLoader.load(directory: mappings ?? config.mappingsDir, variables: variables, strict: false) { print($0) }
+        let (set, errors, _) = MappingLoader.load(
+            directory: mappings ?? config.mappingsDir, variables: BridgeApplication.variables(for: config), strict: false) { print($0) }
         guard errors == 0 else { throw ExitCode(1) }
         guard let file = set.mapping(named: mapping), case .csv(let csv) = file.target else {
             throw ValidationError("no csv mapping named \(mapping)")
         }
         var logger = Logger(label: "jobylon-bridge")
         logger.logLevel = .warning
-        let exporter = CSVExporter(store: sqlite, variables: variables)
+        let exporter = CSVExporter(store: sqlite, registry: MappingRegistry(set))
         let schedule = try CSVExporter.schedule(of: csv, mapping: mapping)
         let zone = schedule.zone
         let nowSeconds = OperatorStore.now.milliseconds / 1000

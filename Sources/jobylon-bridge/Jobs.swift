@@ -1,15 +1,18 @@
 import ArgumentParser
-import BridgeCore
 import Foundation
 import JSON
 import Logging
 import Mapping
 import StoreSQLite
+import BridgeApp
+import Clocks
+import Domain
+import Routing
 
 /// Opens the store for a short CLI process beside the daemon.
 enum OperatorStore {
     static func open(_ options: StoreOptions) throws -> (SQLiteStore, BridgeConfiguration) {
-        let config = try BridgeConfiguration.load(options: options)
+        let config = try options.configuration()
         var logger = Logger(label: "jobylon-bridge")
         logger.logLevel = .warning
         return (try SQLiteStore(directory: config.dataDir, logger: logger), config)
@@ -152,8 +155,8 @@ struct Replay: AsyncParsableCommand {
         let (sqlite, config) = try OperatorStore.open(store)
         defer { sqlite.close() }
         let directory = mappings ?? config.mappingsDir
-        let variables = VariableSource(secretsDirectory: config.secretsDir, dataDirectory: config.dataDir)
-        let (set, errors, _) = MappingLoader.load(directory: directory, variables: variables, strict: false) { print($0) }
+        let (set, errors, _) = MappingLoader.load(
+            directory: directory, variables: BridgeApplication.variables(for: config), strict: false) { print($0) }
         guard errors == 0 else { throw ExitCode(1) }
         func time(_ text: String?) throws -> Timestamp? {
             guard let text else { return nil }
@@ -161,7 +164,8 @@ struct Replay: AsyncParsableCommand {
             return Timestamp(milliseconds: ms)
         }
         if force { FileHandle.standardError.write(Data("warning: --force sends delivered effects again with new idempotency keys\n".utf8)) }
-        let router = MappingRouter(registry: MappingRegistry(set), companies: CompanyDirectory(try sqlite.companies()))
+        let router = BridgeApplication.router(
+            registry: MappingRegistry(set), companies: CompanyDirectory(try sqlite.companies()), configuration: config)
         var count = 0
         for stored in try sqlite.events(id: event, since: try time(since), until: try time(until)) {
             guard let envelope = try? WebhookEnvelope.read(stored.body) else { continue }

@@ -6,7 +6,9 @@ struct JobylonBridge: AsyncParsableCommand {
         commandName: "jobylon-bridge",
         abstract: "Receives Jobylon webhooks, stores them durably and hands hires on to payroll, CSV files and a CV archive.",
         version: BridgeVersion.current,
-        subcommands: [Serve.self, Check.self, Map.self, Test.self, Jobs.self, Replay.self, Export.self, Archive.self, Erase.self, Version.self],
+        subcommands: [
+            Serve.self, Check.self, Map.self, Test.self, Jobs.self, Replay.self, Export.self, Archive.self, Erase.self, Config.self, Version.self,
+        ],
         defaultSubcommand: nil
     )
 }

@@ -1,25 +1,11 @@
 import ArgumentParser
 import Foundation
-import BridgeCore
 import JSON
 import Mapping
+import BridgeApp
+import Domain
 
 /// Shared by `check`, `map`, `test` and `serve`: loads and reports a mappings directory.
-enum MappingLoader {
-    static func load(directory: String, variables: VariableSource, strict: Bool, print: (String) -> Void) -> (MappingSet, errors: Int, warnings: Int) {
-        let (set, diagnostics) = MappingSet.load(directory: directory, variables: variables)
-        var errors = 0
-        var warnings = 0
-        for diagnostic in diagnostics {
-            var d = diagnostic
-            if strict, d.severity == .warning { d.severity = .error }
-            if d.severity == .error { errors += 1 } else { warnings += 1 }
-            print(d.description)
-        }
-        return (set, errors, warnings)
-    }
-}
-
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate the mapping files of a directory (all problems listed as file:line:column).",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JSON
 import Mapping
+import BridgeApp
 
 /// `jobylon-bridge test`: runs the mapping test cases of `DIR/tests/*.json`.
 ///

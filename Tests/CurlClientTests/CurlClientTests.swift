@@ -20,13 +20,16 @@ func withLocalServer<T: Sendable>(
 
 @Suite("CurlClient against a local server")
 struct CurlClientTests {
+    /// One engine per test (Swift Testing makes a suite instance per test); dropped with it.
+    let client = CurlClient(engine: CurlEngine())
+
     @Test func getReturnsStatusHeadersAndBody() async throws {
         try await withLocalServer({ router in
             router.get("/hello") { _, _ -> Response in
                 Response(status: .ok, headers: [.contentType: "text/plain", .init("X-Test")!: "yes"], body: .init(byteBuffer: ByteBuffer(string: "hej världen")))
             }
         }) { base in
-            let response = try await CurlClient().perform(CurlRequest(url: base + "/hello"))
+            let response = try await client.perform(CurlRequest(url: base + "/hello"))
             #expect(response.status == 200)
             #expect(String(decoding: response.body, as: UTF8.self) == "hej världen")
             #expect(response.header("x-test") == "yes")
@@ -43,7 +46,7 @@ struct CurlClientTests {
             }
         }) { base in
             let payload = Array("{\"id\":1}".utf8)
-            let response = try await CurlClient().perform(CurlRequest(
+            let response = try await client.perform(CurlRequest(
                 method: "POST", url: base + "/echo",
                 headers: [("Content-Type", "application/json"), ("Idempotency-Key", "c1:k1")], body: payload))
             #expect(response.status == 201)
@@ -57,7 +60,7 @@ struct CurlClientTests {
             router.get("/big") { _, _ in String(repeating: "x", count: 100_000) }
         }) { base in
             do throws(CurlError) {
-                _ = try await CurlClient().perform(CurlRequest(url: base + "/big", maxResponseBytes: 1000))
+                _ = try await client.perform(CurlRequest(url: base + "/big", maxResponseBytes: 1000))
                 Issue.record("accepted an oversized body")
             } catch {
                 #expect(error.kind == .responseTooLarge(limit: 1000))
@@ -70,7 +73,7 @@ struct CurlClientTests {
         let port = try await withLocalServer({ _ in }) { base in Int(base.split(separator: ":").last ?? "0") ?? 0 }
         let url = "http://127.0.0.1:\(port)/secret?token=abc"
         do throws(CurlError) {
-            _ = try await CurlClient().perform(CurlRequest(url: url, connectTimeoutMilliseconds: 2000))
+            _ = try await client.perform(CurlRequest(url: url, connectTimeoutMilliseconds: 2000))
             Issue.record("connected to a closed port")
         } catch {
             #expect(error.kind == .couldNotConnect)
@@ -89,14 +92,14 @@ struct CurlClientTests {
                 unsetenv("http_proxy")
                 unsetenv("HTTP_PROXY")
             }
-            let response = try await CurlClient().perform(CurlRequest(url: base + "/direct"))
+            let response = try await client.perform(CurlRequest(url: base + "/direct"))
             #expect(String(decoding: response.body, as: UTF8.self) == "direct")
         }
     }
 
     @Test func onlyHTTPSchemesAreAllowed() async throws {
         do throws(CurlError) {
-            _ = try await CurlClient().perform(CurlRequest(url: "file:///etc/passwd"))
+            _ = try await client.perform(CurlRequest(url: "file:///etc/passwd"))
             Issue.record("fetched a file: URL")
         } catch {
             #expect(error.kind == .unsupportedScheme)
@@ -106,6 +109,9 @@ struct CurlClientTests {
 
 @Suite("CurlClient concurrency on the multi interface")
 struct CurlMultiTests {
+    /// One engine per test (Swift Testing makes a suite instance per test); dropped with it.
+    let client = CurlClient(engine: CurlEngine())
+
     @Test func manyTransfersInParallelAllCompleteOnce() async throws {
         try await withLocalServer({ router in
             router.get("/n/:n") { _, context -> String in
@@ -116,7 +122,7 @@ struct CurlMultiTests {
             let bodies = try await withThrowingTaskGroup(of: (Int, String).self) { group in
                 for n in 0..<100 {
                     group.addTask {
-                        let response = try await CurlClient().perform(CurlRequest(url: "\(base)/n/\(n)"))
+                        let response = try await client.perform(CurlRequest(url: "\(base)/n/\(n)"))
                         return (n, String(decoding: response.body, as: UTF8.self))
                     }
                 }
@@ -134,7 +140,7 @@ struct CurlMultiTests {
                 return "late"
             }
         }) { base in
-            let task = Task { try await CurlClient().perform(CurlRequest(url: base + "/slow")) }
+            let task = Task { try await client.perform(CurlRequest(url: base + "/slow")) }
             try await Task.sleep(for: .milliseconds(100))
             task.cancel()
             do {

@@ -6,6 +6,9 @@ import Testing
 
 @Suite("Streaming downloads through libcurl")
 struct CurlDownloadTests {
+    /// One engine per test (Swift Testing makes a suite instance per test); dropped with it.
+    let client = CurlClient(engine: CurlEngine())
+
     /// Deterministic bytes so the test can check every one of them.
     static func pattern(_ count: Int) -> [UInt8] {
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ ($0 >> 10)) }
@@ -20,7 +23,7 @@ struct CurlDownloadTests {
         }) { base in
             var request = CurlDownloadRequest(url: base + "/big", maxBytes: 64 << 20)
             request.bufferBytes = 256 << 10
-            let download = CurlClient().download(request)
+            let download = client.download(request)
             let head = try await download.head()
             #expect(head.status == 200)
             #expect(head.header("content-type") == "application/octet-stream")
@@ -46,7 +49,7 @@ struct CurlDownloadTests {
         }) { base in
             var request = CurlDownloadRequest(url: base + "/file", maxBytes: 1024)
             request.addressPolicy = { bytes in bytes == [127, 0, 0, 1] ? "127.0.0.1 is loopback" : nil }
-            let download = CurlClient().download(request)
+            let download = client.download(request)
             do throws(CurlError) {
                 _ = try await download.head()
                 Issue.record("the connection should have been refused")
@@ -62,7 +65,7 @@ struct CurlDownloadTests {
         try await withLocalServer({ router in
             router.get("/big") { _, _ -> Response in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: body))) }
         }) { base in
-            let download = CurlClient().download(CurlDownloadRequest(url: base + "/big", maxBytes: 100_000))
+            let download = client.download(CurlDownloadRequest(url: base + "/big", maxBytes: 100_000))
             var failed: CurlError?
             do throws(CurlError) {
                 while try await download.nextChunks() != nil {}
@@ -77,7 +80,7 @@ struct CurlDownloadTests {
         try await withLocalServer({ router in
             router.get("/moved") { _, _ -> Response in Response(status: .found, headers: [.location: "/elsewhere"]) }
         }) { base in
-            let download = CurlClient().download(CurlDownloadRequest(url: base + "/moved", maxBytes: 1024))
+            let download = client.download(CurlDownloadRequest(url: base + "/moved", maxBytes: 1024))
             let head = try await download.head()
             #expect(head.status == 302)
             #expect(head.header("Location") == "/elsewhere")

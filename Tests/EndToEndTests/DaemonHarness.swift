@@ -10,6 +10,8 @@ final class Daemon: @unchecked Sendable {
     private(set) var process: Process?
     private(set) var baseURL = ""
     let logPath: String
+    /// This harness's own curl thread, stopped when the harness goes.
+    let curl = CurlClient(engine: CurlEngine())
     static let token = "e2e-token-\(UInt32.random(in: 0...UInt32.max))"
 
     init(dataDir: String? = nil, environment: [String: String] = [:]) {
@@ -103,11 +105,11 @@ final class Daemon: @unchecked Sendable {
         var all = headers
         if let token { all.append(("Authorization", "Bearer \(token)")) }
         all.append(("Content-Type", "application/json"))
-        return try await CurlClient().perform(CurlRequest(method: "POST", url: baseURL + "/webhooks/jobylon", headers: all, body: body))
+        return try await curl.perform(CurlRequest(method: "POST", url: baseURL + "/webhooks/jobylon", headers: all, body: body))
     }
 
     func get(_ path: String) async throws -> CurlResponse {
-        try await CurlClient().perform(CurlRequest(url: baseURL + path))
+        try await curl.perform(CurlRequest(url: baseURL + path))
     }
 
     /// Runs `jobylon-bridge ARGS` against this daemon's data directory, as an operator would beside it.

@@ -1,4 +1,3 @@
-import BridgeCore
 import Foundation
 import GRDB
 import JSON
@@ -6,6 +5,8 @@ import Logging
 import Testing
 
 @testable import StoreSQLite
+import Clocks
+import Domain
 
 @Suite("Deadline lane, expired jobs and archive records")
 struct ArchiveStoreTests {

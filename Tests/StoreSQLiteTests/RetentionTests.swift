@@ -1,10 +1,11 @@
-import BridgeCore
 import Foundation
 import GRDB
 import JSON
 import Testing
 
 @testable import StoreSQLite
+import Clocks
+import Domain
 
 @Suite("Retention of raw bodies")
 struct RetentionTests {

@@ -1,4 +1,3 @@
-import BridgeCore
 import Foundation
 import GRDB
 import JSON
@@ -7,6 +6,8 @@ import Synchronization
 import Testing
 
 @testable import StoreSQLite
+import Clocks
+import Domain
 
 @Suite("No single job blocks the others")
 struct SetAsideTests {

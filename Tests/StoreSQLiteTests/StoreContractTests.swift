@@ -1,10 +1,11 @@
-import BridgeCore
 import Foundation
 import JSON
 import Logging
 import Testing
 
 import StoreSQLite
+import Clocks
+import Domain
 
 /// What every store of the bridge must do, written against the store
 /// protocols only (`EventStore`, `RoutingQueue`, `JobStore`, `OperatorJobStore`,

@@ -1,0 +1,70 @@
+import Clocks
+import Domain
+import Logging
+import Metrics
+import ServiceLifecycle
+import StoreSQLite
+
+/// Background upkeep of the embedded store: WAL checkpoints off the commit
+/// path, the job gauges for `/metrics` every second, and retention of raw
+/// bodies every ten minutes.
+public struct StoreMaintenance: Service {
+    let store: SQLiteStore
+    let clock: any WallClock
+    let retention: RetentionPolicy
+    let walPolicy: WALPolicy
+    let metricsFactory: any MetricsFactory
+    let logger: Logger
+
+    public init(
+        store: SQLiteStore, clock: any WallClock, retention: RetentionPolicy, walPolicy: WALPolicy, metricsFactory: any MetricsFactory,
+        logger: Logger
+    ) {
+        self.store = store
+        self.clock = clock
+        self.retention = retention
+        self.walPolicy = walPolicy
+        self.metricsFactory = metricsFactory
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var ticks = 0
+            while !Task.isCancelled {
+                if ticks % 600 == 0 { await purge() }
+                await tick()
+                ticks += 1
+                try await clock.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Deletes raw bodies whose retention ended.
+    public func purge() async {
+        do {
+            let purged = try await store.purgeExpiredBodies(now: clock.now(), policy: retention)
+            if purged.inbox + purged.quarantine > 0 {
+                logger.notice("retention: raw bodies deleted", metadata: ["inbox": "\(purged.inbox)", "quarantine": "\(purged.quarantine)"])
+            }
+        } catch {
+            logger.warning("retention purge failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// One round of WAL upkeep and gauges.
+    public func tick() async {
+        do {
+            try await store.maintainWAL(policy: walPolicy)
+            let stats = try await store.jobStatistics(now: clock.now())
+            for state in JobState.gauged {
+                Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", state.rawValue)], factory: metricsFactory)
+                    .record(stats.counts[state.rawValue] ?? 0)
+            }
+            Metrics.Gauge(label: "jobylon_bridge_oldest_pending_job_seconds", factory: metricsFactory)
+                .record(Double(stats.oldestPendingAge ?? 0) / 1000)
+        } catch {
+            logger.warning("store maintenance failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

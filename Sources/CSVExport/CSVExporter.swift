@@ -1,0 +1,293 @@
+import DurableFiles
+import Foundation
+import JSON
+import Logging
+import Mapping
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+import Clocks
+import Domain
+import JobEngine
+#endif
+
+public enum CSVExportError: Error, CustomStringConvertible {
+    case unresolvedFileName(String)
+    case directoryUnavailable(String, String)
+    case writeFailed(String, String)
+    case badSchedule(String, String)
+
+    public var description: String {
+        switch self {
+        case .unresolvedFileName(let name): return "file name still has unset variables: \(name)"
+        case .directoryUnavailable(let dir, let why): return "export folder \(dir) unavailable: \(why)"
+        case .writeFailed(let file, let why): return "writing \(file) failed: \(why)"
+        case .badSchedule(let mapping, let why): return "\(mapping): schedule: \(why)"
+        }
+    }
+}
+
+/// Writes a period's file: a temp file in the target folder, fsync'd, then
+/// renamed into place (never a partial file under the final name), the
+/// folder fsync'd, optional `.done` marker.
+public struct CSVExporter: Sendable {
+    let store: any CSVExportStore
+    let registry: MappingRegistry
+    let fileMode: mode_t
+
+    /// File names take their `${VARIABLES}` from the registry's current set.
+    public init(store: any CSVExportStore, registry: MappingRegistry, fileMode: mode_t = 0o640) {
+        self.store = store
+        self.registry = registry
+        self.fileMode = fileMode
+    }
+
+    public static func schedule(of csv: CSVTarget, mapping: String) throws -> CronSchedule {
+        do {
+            return try CronSchedule(csv.schedule, timeZone: csv.timeZone)
+        } catch {
+            throw CSVExportError.badSchedule(mapping, error.description)
+        }
+    }
+
+    /// `period.start`, `period.end` (ISO-8601 with the zone's offset) and `period.date` (local start date).
+    public static func periodScope(_ period: CSVPeriod, zone: TimeZone) -> JSONValue {
+        func iso(_ seconds: Int64) -> String {
+            let local = CivilCalendar.local(seconds, in: zone)
+            let offset = CivilCalendar.offset(zone, atEpochSeconds: seconds)
+            let sign = offset < 0 ? "-" : "+"
+            let a = abs(offset)
+            return String(format: "%@T%02d:%02d:00%@%02d:%02d", local.dateText, local.hour, local.minute, sign, a / 3600, a % 3600 / 60)
+        }
+        return .object(JSONObject([
+            .init(key: "start", value: .string(iso(period.start))),
+            .init(key: "end", value: .string(iso(period.end))),
+            .init(key: "date", value: .string(CivilCalendar.local(period.start, in: zone).dateText)),
+        ]))
+    }
+
+    public func fileName(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, zone: TimeZone, now: Int64) throws -> String {
+        let scope = mapping.scope(
+            for: MappingEvent(type: "export", action: "period", data: .object(JSONObject()), receivedAt: "", entityKey: ""),
+            now: MappingClock.iso8601(milliseconds: now * 1000), extra: ["period": CSVExporter.periodScope(period, zone: zone)])
+        let rendered = (try? csv.file.render(in: scope))?.stringValue ?? csv.file.source
+        let name = registry.current.variables.substitute(rendered, mask: false)
+        if name.contains("${") { throw CSVExportError.unresolvedFileName(name) }
+        return name
+    }
+
+    /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
+    /// `progress` is called every 100,000 rows.
+    public func write(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
+                      progress: (Int) -> Void = { _ in }) throws -> Int? {
+        var rows = 0
+        let directory = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            // Only the last level is created: a missing parent is a missing (network) mount, not ours to create.
+            guard FileManager.default.fileExists(atPath: (directory as NSString).deletingLastPathComponent) else {
+                throw CSVExportError.directoryUnavailable(directory, "does not exist")
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o750])
+            } catch {
+                throw CSVExportError.directoryUnavailable(directory, "\(error)")
+            }
+        } else if !isDirectory.boolValue {
+            throw CSVExportError.directoryUnavailable(directory, "not a folder")
+        }
+        let file: StagedFile
+        do throws(IOFailure) {
+            file = try StagedFile.create(nextTo: path, mode: fileMode)
+        } catch {
+            throw CSVExportError.directoryUnavailable(directory, error.message)
+        }
+        do {
+            defer { file.discard() }  // after publishing, the temporary name no longer exists
+            let delimiter = csv.delimiter.utf8.first ?? UInt8(ascii: ",")
+            var writer = CSVWriter(format: .init(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom))
+            writer.writeRow(csv.columns.map(\.name))
+            let guards = csv.columns.map(\.formulaGuard)
+            try store.forEachCSVRow(mapping: mapping.name, periodStart: period.start) { _, bytes in
+                let row = (try? JSONParser.parse(bytes, options: .strict)) ?? .null
+                writer.writeRow(csv.columns.map { CSVWriter.text(row[$0.name]) }, guardFormulas: guards)
+                rows += 1
+                if writer.buffer.count >= 1 << 16 { try writer.flush(file.append) }
+                if rows % 100_000 == 0 { progress(rows) }
+            }
+            if rows == 0 && csv.emptyPeriod == "none" { return nil }
+            try writer.flush(file.append)
+            try file.finish()
+            try DurableFiles.publish(file.temporaryPath, as: path)
+            if csv.doneMarker { try DurableFiles.write([], to: path + ".done", mode: fileMode) }
+        } catch let failure as IOFailure {
+            throw CSVExportError.writeFailed(path, failure.message)
+        }
+        return rows
+    }
+
+    /// Exports one period if it can claim it; returns the file written.
+    @discardableResult
+    public func export(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, owner: String, now: Int64, redo: Bool = false,
+                       logger: Logger, progress: (Int) -> Void = { _ in }) throws -> String? {
+        guard try store.claimCSVExport(mapping: mapping.name, period: period, owner: owner, now: now, staleAfter: 600, redo: redo) else { return nil }
+        let zone = TimeZone(identifier: csv.timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
+        do {
+            let path = try fileName(mapping, csv, period: period, zone: zone, now: now)
+            let rows = try write(mapping, csv, period: period, to: path, progress: progress)
+            try store.completeCSVExport(mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now)
+            logger.notice("csv exported", metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])
+            return rows == nil ? nil : path
+        } catch {
+            try? store.releaseCSVExport(mapping: mapping.name, period: period)
+            throw error
+        }
+    }
+
+    /// Every ended period not yet exported, oldest first (catch-up after downtime).
+    public func duePeriods(_ mapping: MappingFile, _ csv: CSVTarget, now: Int64) throws -> [CSVPeriod] {
+        let schedule = try CSVExporter.schedule(of: csv, mapping: mapping.name)
+        let since = try store.csvScheduleSince(mapping: mapping.name, now: now)
+        var cursor = max(since, try store.csvLastExportedEnd(mapping: mapping.name) ?? since) - 1
+        var periods: [CSVPeriod] = []
+        while let end = schedule.next(after: cursor), end <= now, periods.count < 1000 {
+            if let start = schedule.previous(before: end), try !store.csvPeriodExported(mapping: mapping.name, periodStart: start) {
+                periods.append(CSVPeriod(start: start, end: end))
+            }
+            cursor = end
+        }
+        return periods
+    }
+}
+
+/// Runs `csv` jobs: stages the rendered row into the period its event was received in.
+public struct CSVExecutor: JobExecutor {
+    public let kind = "csv"
+    let registry: MappingRegistry
+    let store: any CSVStaging
+    let clock: any WallClock
+    /// The last period found per schedule: nearly every job falls into it, and
+    /// computing a period walks the calendar.
+    let periods = PeriodCache()
+
+    public init(registry: MappingRegistry, store: any CSVStaging, clock: any WallClock) {
+        self.registry = registry
+        self.store = store
+        self.clock = clock
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
+        guard let mapping = registry.current.mapping(named: job.mapping), case .csv(let csv) = mapping.target else {
+            return .held(.mappingNotLoaded(mapping: job.mapping))
+        }
+        guard let payload = try? JSONParser.parse(job.payload, options: .strict), let rowKey = payload["row_key"]?.stringValue,
+              let row = payload["row"] else { return .permanent(reason: "stored row is not valid") }
+        let receivedMilliseconds = payload["received_at"]?.stringValue.flatMap(MappingClock.milliseconds(fromISO8601:)) ?? clock.now().milliseconds
+        let schedule: CronSchedule
+        do {
+            schedule = try CSVExporter.schedule(of: csv, mapping: mapping.name)
+        } catch {
+            return .held(.configuration("\(error)"))
+        }
+        let nowSeconds = clock.now().milliseconds / 1000
+        guard let period = periods.period(schedule, containing: receivedMilliseconds / 1000),
+              let open = periods.period(schedule, containing: nowSeconds) else {
+            return .held(.configuration("\(mapping.name): the schedule never fires"))
+        }
+        do {
+            let outcome = try await store.stage(
+                mapping: mapping.name, period: CSVPeriod(start: period.start, end: period.end), openPeriod: CSVPeriod(start: open.start, end: open.end),
+                rowKey: rowKey, receivedAt: Timestamp(milliseconds: receivedMilliseconds), jobID: job.id, row: row,
+                policy: CSVResendPolicy(rawValue: csv.onResend) ?? .skip, companyID: job.companyID, subjectID: job.subjectID)
+            switch outcome {
+            case .staged(let target): return .succeeded(capture: ["period_start": .number(JSONNumber(target.start))])
+            case .olderThanStaged: return .succeeded(capture: ["staged": "a later event for this row is already staged"])
+            case .skippedAlreadyExported: return .succeeded(capture: ["staged": .string("already exported (on_resend: \(csv.onResend))")])
+            }
+        } catch {
+            return .transient(reason: "staging failed: \(error)", retryAfter: .seconds(5))
+        }
+    }
+}
+
+/// Exports every CSV mapping's ended periods on schedule, catching up on
+/// periods missed while the daemon was down.
+public struct CSVExportService: Service {
+    let registry: MappingRegistry
+    let exporter: CSVExporter
+    let io: BlockingIOPool
+    let clock: any WallClock
+    let owner: String
+    let logger: Logger
+
+    public init(registry: MappingRegistry, exporter: CSVExporter, io: BlockingIOPool, clock: any WallClock, owner: String, logger: Logger) {
+        self.registry = registry
+        self.io = io
+        self.exporter = exporter
+        self.clock = clock
+        self.owner = owner
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                // Exports read the store and write files synchronously (a big period
+                // takes seconds): off the cooperative pool, which serves webhooks.
+                let next: Timestamp?
+                do throws(IOFailure) {
+                    next = try await io.run { [self] in tick() }
+                } catch {
+                    return
+                }
+                let cap = clock.now().adding(.seconds(60))
+                let wake = next.map { min($0, cap) } ?? cap
+                do {
+                    try await clock.sleep(until: wake)
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Exports what is due; returns when the next period closes.
+    @discardableResult
+    public func tick() -> Timestamp? {
+        let now = clock.now().milliseconds / 1000
+        var next: Int64?
+        for mapping in registry.current.mappings where mapping.enabled {
+            guard case .csv(let csv) = mapping.target else { continue }
+            do {
+                for period in try exporter.duePeriods(mapping, csv, now: now) {
+                    try exporter.export(mapping, csv, period: period, owner: owner, now: now, logger: logger)
+                }
+                if let fire = try CSVExporter.schedule(of: csv, mapping: mapping.name).next(after: now) {
+                    next = min(next ?? fire, fire)
+                }
+            } catch {
+                // Retried at the next tick (at most a minute later); reported every time.
+                logger.error("csv export failed; will retry", metadata: ["mapping": "\(mapping.name)", "error": "\(error)"])
+            }
+        }
+        return next.map { Timestamp(seconds: $0) }
+    }
+}
+
+/// Remembers the most recent periods of each schedule.
+final class PeriodCache: Sendable {
+    private let entries = Mutex<[CronSchedule: [(start: Int64, end: Int64)]]>([:])
+
+    func period(_ schedule: CronSchedule, containing instant: Int64) -> (start: Int64, end: Int64)? {
+        if let hit = entries.withLock({ $0[schedule]?.first { $0.start <= instant && instant < $0.end } }) { return hit }
+        guard let computed = schedule.period(containing: instant) else { return nil }
+        entries.withLock { cache in
+            var list = cache[schedule] ?? []
+            list.insert(computed, at: 0)
+            cache[schedule] = Array(list.prefix(4))
+        }
+        return computed
+    }
+}

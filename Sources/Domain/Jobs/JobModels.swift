@@ -1,0 +1,177 @@
+import JSON
+import Clocks
+
+/// What to do with a job whose lease ran out (its runner died mid-flight).
+public enum CrashPolicy: String, Sendable, Codable {
+    /// Run again: the effect is idempotent (e.g. the downstream honours the idempotency key).
+    case rerun
+    /// Park as `in_doubt` for an operator.
+    case hold
+}
+
+/// What a job does when its effect key was already delivered.
+public enum RepeatPolicy: Sendable, Hashable {
+    /// Becomes `skipped`, pointing at the job that delivered the effect (default).
+    case skip
+    /// Is delivered again.
+    case send
+    /// Runs another mapping's rendering instead (e.g. an update), delivered as `send`.
+    case alternative(mapping: String, kind: String, payload: JSONValue, mappingHash: String)
+
+    /// The stored form of the policy (the alternative's payload is stored apart).
+    public var storedName: String {
+        switch self {
+        case .skip: return "skip"
+        case .send: return "send"
+        case .alternative: return RepeatPolicy.alternativeStoredName
+        }
+    }
+
+    /// The stored name of `.alternative` (its rendering sits in columns of its own).
+    public static let alternativeStoredName = "alternative"
+}
+
+/// A job the router wants created for an event. Rendered once, here, so every
+/// retry sends the same bytes.
+public struct PlannedJob: Sendable, Hashable {
+    public var mapping: String
+    /// Distinguishes several jobs of one mapping for one event (e.g. one per file); "" when single.
+    public var item: String
+    /// Which executor runs it.
+    public var kind: String
+    /// What "the same effect" means: a later job with a delivered key is skipped.
+    public var effectKey: String
+    /// The rendered work, without secrets.
+    public var payload: JSONValue
+    public var mappingHash: String
+    public var crashPolicy: CrashPolicy
+    /// `pending` normally; `held` (a missing variable, a dependency: see
+    /// `holdReason`) or `dead` (the event could not be rendered: see `reason`),
+    /// so nothing is lost.
+    public var initialState: JobState
+    /// Why a `dead` job could not be rendered.
+    public var reason: String?
+    /// What a `held` job waits for.
+    public var holdReason: HoldReason?
+    public var onRepeat: RepeatPolicy
+    /// Runs once this mapping's job for the same entity is done.
+    public var after: String?
+    /// When the effect stops being possible (a signed URL's expiry). Jobs with
+    /// a deadline run in their own lane, earliest deadline first.
+    public var deadline: Timestamp?
+
+    public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
+                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, holdReason: HoldReason? = nil,
+                onRepeat: RepeatPolicy = .skip, after: String? = nil, deadline: Timestamp? = nil) {
+        self.holdReason = holdReason
+        self.deadline = deadline
+        self.onRepeat = onRepeat
+        self.after = after
+        self.mapping = mapping
+        self.item = item
+        self.kind = kind
+        self.effectKey = effectKey
+        self.payload = payload
+        self.mappingHash = mappingHash
+        self.crashPolicy = crashPolicy
+        self.initialState = initialState
+        self.reason = reason
+    }
+}
+
+/// A job handed to an executor under a lease.
+public struct ClaimedJob: Sendable, Hashable {
+    public var id: Int64
+    public var eventID: Int64
+    public var mapping: String
+    public var item: String
+    public var kind: String
+    public var effectKey: String
+    public var payload: [UInt8]
+    /// 1 on the first attempt.
+    public var attempt: Int
+    public var companyID: String?
+    public var subjectID: String?
+    /// When the job was created.
+    public var createdAt: Timestamp?
+    /// When its first attempt started (a mapping's `give_up_after` counts from here,
+    /// so days spent `held` for a variable do not use up the retry window).
+    public var firstAttemptAt: Timestamp?
+    /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
+    public var eventBody: [UInt8]?
+    public var afterCapture: [UInt8]?
+    /// See `PlannedJob.deadline`.
+    public var deadline: Timestamp?
+
+    public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
+                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, firstAttemptAt: Timestamp? = nil,
+                eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil, deadline: Timestamp? = nil) {
+        self.firstAttemptAt = firstAttemptAt
+        self.deadline = deadline
+        self.createdAt = createdAt
+        self.eventBody = eventBody
+        self.afterCapture = afterCapture
+        self.id = id
+        self.eventID = eventID
+        self.mapping = mapping
+        self.item = item
+        self.kind = kind
+        self.effectKey = effectKey
+        self.payload = payload
+        self.attempt = attempt
+        self.companyID = companyID
+        self.subjectID = subjectID
+    }
+}
+
+/// How an attempt ended, as the runner records it (the retry decision's answer).
+public enum JobCompletion: Sendable, Hashable {
+    case done(capture: JSONValue?)
+    case retry(at: Timestamp, reason: String)
+    case dead(reason: String)
+    case held(HoldReason)
+    case expired(reason: String)
+
+    /// The transition the store applies.
+    public var transition: JobTransition {
+        switch self {
+        case .done: return .succeed
+        case .retry: return .retryLater
+        case .dead: return .fail
+        case .held: return .hold
+        case .expired: return .expire
+        }
+    }
+
+    /// The text kept as the job's last error and in its attempt record.
+    public var detail: String? {
+        switch self {
+        case .done: return nil
+        case .retry(_, let reason), .dead(let reason), .expired(let reason): return reason
+        case .held(let reason): return reason.description
+        }
+    }
+
+    /// The attempt record's outcome word.
+    public var outcomeName: String {
+        switch self {
+        case .done: return "done"
+        case .retry: return "retry"
+        case .dead: return "dead"
+        case .held: return "held"
+        case .expired: return "expired"
+        }
+    }
+}
+
+/// Which due jobs a runner claims, in which order. Jobs with a deadline (the
+/// archive's downloads, racing a signed URL's expiry) have their own lane: a
+/// backlog of downloads must not delay payroll calls, nor the other way round.
+/// Lanes split on the deadline rather than on the kind so each is one small
+/// partial index of pending jobs in the store.
+public enum ClaimLane: Sendable, Hashable {
+    /// Jobs without a deadline, oldest due first.
+    case dueTime
+    /// Jobs with a deadline, earliest deadline first.
+    case earliestDeadline
+}

@@ -1,0 +1,43 @@
+import JSON
+import Logging
+import Domain
+
+/// Runs one kind of job (`rest`, `csv`, `archive`, `log`). Executors never
+/// touch the job's state: they report what happened (`AttemptOutcome`) and
+/// the rules that bound its retries; `RetryDecision` decides and the runner
+/// records it.
+public protocol JobExecutor: Sendable {
+    var kind: String { get }
+    func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome
+    /// The limits of this job's retries (a mapping's `retry`, a URL's deadline).
+    func retryRules(for job: ClaimedJob) -> RetryRules
+    /// Told how the attempt was recorded (for a target's own alerts and counters).
+    func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger)
+}
+
+extension JobExecutor {
+    public func retryRules(for job: ClaimedJob) -> RetryRules { .standard }
+    public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {}
+}
+
+/// The built-in `log` kind: records the event's arrival in the log (ids only,
+/// never personal data). Its effect is harmless, which makes it the proof of
+/// the whole path before real executors exist.
+public struct LogExecutor: JobExecutor {
+    public let kind = "log"
+
+    public init() {}
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
+        guard let payload = try? JSONParser.parse(job.payload, options: .strict) else {
+            return .permanent(reason: "payload is not valid JSON")
+        }
+        logger.info("event processed", metadata: [
+            "job": "\(job.id)",
+            "event": "\(payload["event"]?.stringValue ?? "?")",
+            "company_id": "\(job.companyID ?? "-")",
+            "subject_id": "\(job.subjectID ?? "-")",
+        ])
+        return .succeeded(capture: nil)
+    }
+}

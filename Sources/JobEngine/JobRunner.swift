@@ -1,0 +1,236 @@
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import Clocks
+import Domain
+
+/// Settings of the runner.
+public struct JobRunnerConfiguration: Sendable {
+    public var leaseDuration: Duration = .seconds(30)
+    /// Jobs run at once by this process.
+    public var concurrency: Int = 32
+    /// Longest sleep without a wake-up (a safety net; commits wake the runner at once).
+    public var idlePoll: Duration = .seconds(5)
+    /// How often recording an outcome is tried before the job is set aside.
+    public var completionAttempts = 3
+    /// First pause after a failed claim (doubling to `maxClaimBackoff`), so a
+    /// failing store is not hammered and the log gets one line per streak.
+    public var claimBackoff: Duration = .milliseconds(100)
+    public var maxClaimBackoff: Duration = .seconds(10)
+    /// Which jobs this runner claims (the archive's downloads run in their own lane).
+    public var lane: ClaimLane = .dueTime
+    /// How claiming gives way while webhooks queue up for commits.
+    public var yield = BackgroundYield()
+
+    public init() {}
+}
+
+/// Claims due jobs under a lease, runs them through their executor and
+/// records the outcome. A commit that creates jobs wakes it at once
+/// (`wakeup.signal()`); retries and expired leases wake it on the clock.
+public final class JobRunner: Service {
+    let store: any JobStore
+    let executors: [String: any JobExecutor]
+    let clock: any WallClock
+    let configuration: JobRunnerConfiguration
+    let logger: Logger
+    public let wakeup = Wakeup()
+    public let owner: String
+    let jobsFinished: Counter?
+    let inFlight = Atomic<Int>(0)
+    /// Claims step aside while webhooks queue up (never for long).
+    let pressure: (any IngestPressure)?
+
+    public init(
+        store: any JobStore,
+        executors: [any JobExecutor],
+        clock: any WallClock,
+        configuration: JobRunnerConfiguration = JobRunnerConfiguration(),
+        owner: String,
+        logger: Logger,
+        metricsFactory: (any MetricsFactory)? = nil,
+        pressure: (any IngestPressure)? = nil
+    ) {
+        self.pressure = pressure
+        self.store = store
+        self.executors = Dictionary(executors.map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
+        self.clock = clock
+        self.configuration = configuration
+        self.owner = owner
+        self.logger = logger
+        self.jobsFinished = metricsFactory.map { Counter(label: "jobylon_bridge_job_attempts_total", factory: $0) }
+    }
+
+    public func run() async throws {
+        logger.info("job runner started", metadata: ["owner": "\(owner)"])
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                var failedClaims = 0
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
+                    var claimed: [ClaimedJob] = []
+                    if free > 0 {
+                        await configuration.yield.wait(for: pressure, on: clock)
+                        do {
+                            let now = clock.now()
+                            let claim = try await store.claimDueJobs(
+                                owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration),
+                                lane: configuration.lane)
+                            claimed = claim.jobs
+                            for setAside in claim.setAside {
+                                // Once per job: it is out of the queue now, and every other job goes on.
+                                logger.error("ALERT job set aside: the store could not claim it", metadata: [
+                                    "job": "\(setAside.jobID)", "mapping": "\(setAside.mapping)", "reason": "\(setAside.reason)",
+                                ])
+                            }
+                            if failedClaims > 0 {
+                                logger.notice("claiming jobs works again", metadata: ["failed_claims": "\(failedClaims)"])
+                                failedClaims = 0
+                            }
+                        } catch {
+                            failedClaims += 1
+                            if failedClaims == 1 {
+                                logger.error("claiming jobs failed; retrying with backoff", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
+                            }
+                            let exponent = min(failedClaims - 1, 16)
+                            let pause = min(configuration.claimBackoff * (1 << exponent), configuration.maxClaimBackoff)
+                            try? await clock.sleep(for: pause)
+                            continue
+                        }
+                    }
+                    for job in claimed {
+                        inFlight.add(1, ordering: .acquiringAndReleasing)
+                        group.addTask {
+                            await self.run(job)
+                            self.inFlight.subtract(1, ordering: .acquiringAndReleasing)
+                            self.wakeup.signal()
+                        }
+                    }
+                    if free <= 0 || (!claimed.isEmpty && claimed.count == free) {
+                        // Saturated: a finishing job signals the wake-up.
+                        await wakeup.wait()
+                    } else if claimed.isEmpty {
+                        await waitForWork()
+                    }
+                }
+                // Leaving the group waits for in-flight attempts: a graceful stop lets them finish.
+            }
+            do {
+                try await store.releaseLeases(owner: owner, now: clock.now())
+            } catch {
+                logger.error("releasing leases failed", metadata: ["error": "\(error)"])
+            }
+            logger.info("job runner stopped")
+        } onGracefulShutdown: {
+            self.wakeup.signal()
+        }
+    }
+
+    /// Idle: sleeps until a commit, a finished job, the next due time or lease
+    /// expiry, or the poll interval, whichever comes first.
+    private func waitForWork() async {
+        let next = (try? await store.nextWakeUp(lane: configuration.lane)) ?? nil
+        let cap = clock.now().adding(configuration.idlePoll)
+        let deadline = next.map { min($0, cap) } ?? cap
+        if deadline <= clock.now() { return }
+        let timer = Task { [clock, wakeup] in
+            try? await clock.sleep(until: deadline)
+            wakeup.signal()
+        }
+        await wakeup.wait()
+        timer.cancel()
+    }
+
+    func run(_ job: ClaimedJob) async {
+        var logger = self.logger
+        logger[metadataKey: "job"] = "\(job.id)"
+        logger[metadataKey: "mapping"] = "\(job.mapping)"
+        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        let completion: JobCompletion
+        let executor = executors[job.kind]
+        if let executor {
+            let renewal = Task { [store, clock, owner, configuration] in
+                while !Task.isCancelled {
+                    let interval = configuration.leaseDuration / 3
+                    try await clock.sleep(for: interval)
+                    try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
+                }
+            }
+            let outcome = await executor.execute(job, logger: logger)
+            renewal.cancel()
+            completion = decide(outcome, job: job, rules: executor.retryRules(for: job))
+        } else {
+            completion = .held(.noExecutor(kind: job.kind))
+        }
+        report(completion, logger: logger)
+        await record(completion, of: job, logger: logger)
+        executor?.recorded(completion, for: job, logger: logger)
+        jobsFinished?.increment()
+    }
+
+    /// The one retry decision, and redaction of every reason before it is
+    /// stored or logged: by the values the job itself sent, and by pattern.
+    func decide(_ outcome: AttemptOutcome, job: ClaimedJob, rules: RetryRules) -> JobCompletion {
+        let now = clock.now()
+        let decided = RetryDecision.decide(outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
+                                           now: now, jitter: Double.random(in: 0..<1))
+        guard case .done = decided else { return redacted(decided, payload: job.payload) }
+        return decided
+    }
+
+    /// Parses the payload for its values only when there is a reason to clean
+    /// (never for a success, the common case).
+    func redacted(_ decided: JobCompletion, payload: [UInt8]) -> JobCompletion {
+        let redactor = Redactor(payload: payload)
+        switch decided {
+        case .done: return decided
+        case .retry(let at, let reason): return .retry(at: at, reason: redactor.redact(reason))
+        case .dead(let reason): return .dead(reason: redactor.redact(reason))
+        case .expired(let reason): return .expired(reason: redactor.redact(reason))
+        case .held(let hold): return .held(hold)
+        }
+    }
+
+    /// One log line per attempt that did not succeed, naming the mapping (in
+    /// the metadata) and the (redacted) reason.
+    func report(_ completion: JobCompletion, logger: Logger) {
+        switch completion {
+        case .done: break
+        case .retry(let at, let reason):
+            logger.warning("job attempt failed; will retry", metadata: ["reason": "\(reason)", "retry_at": "\(at)"])
+        case .dead(let reason):
+            logger.error("job failed for good (dead)", metadata: ["reason": "\(reason)"])
+        case .expired(let reason):
+            logger.error("ALERT job expired before its effect could happen", metadata: ["reason": "\(reason)"])
+        case .held(let hold):
+            logger.warning("job held", metadata: ["reason": "\(hold)"])
+        }
+    }
+
+    /// Records the outcome, a few times if the store fails; a job whose outcome
+    /// cannot be recorded is set aside so it cannot block the queue (its lease
+    /// would otherwise run out and the same failure repeat forever).
+    func record(_ completion: JobCompletion, of job: ClaimedJob, logger: Logger) async {
+        var lastError: (any Error)?
+        for attempt in 1...max(configuration.completionAttempts, 1) {
+            do {
+                try await store.complete(jobID: job.id, owner: owner, completion: completion, now: clock.now())
+                return
+            } catch {
+                lastError = error
+                if attempt < configuration.completionAttempts {
+                    try? await clock.sleep(for: configuration.claimBackoff * (1 << min(attempt - 1, 8)))
+                }
+            }
+        }
+        let reason = "recording the outcome failed \(configuration.completionAttempts) times: \(Redactor.redactPatterns("\(lastError.map { "\($0)" } ?? "?")"))"
+        do {
+            try await store.setAside(jobID: job.id, owner: owner, reason: reason, now: clock.now())
+            logger.error("ALERT job set aside: its outcome could not be recorded", metadata: ["reason": "\(reason)"])
+        } catch {
+            // Not recorded at all: the lease runs out and the crash policy decides.
+            logger.error("recording job outcome failed", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
+        }
+    }
+}

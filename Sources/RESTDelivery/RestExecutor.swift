@@ -1,0 +1,226 @@
+import Foundation
+import CurlClient
+import JSON
+import Logging
+import Mapping
+import Clocks
+import Domain
+import JobEngine
+
+/// Sends `rest` jobs to the downstream (payroll, HR, Jobylon's result card)
+/// through libcurl.
+///
+/// The request is the one rendered when the job was created (same bytes on
+/// every attempt); only `${VARIABLES}` are injected here, at send time, so
+/// secrets never reach the store. The mapping decides what counts as success,
+/// how long to retry and which response fields to capture.
+public struct RestExecutor: JobExecutor {
+    public let kind = "rest"
+    let registry: MappingRegistry
+    let client: CurlClient
+    let clock: any WallClock
+    let tls: TLSSettings
+
+    /// Outbound TLS: verification is on unless an operator turns it off explicitly.
+    public struct TLSSettings: Sendable {
+        public var caBundle: String?
+        public var insecureSkipVerify: Bool
+        /// An explicit outbound proxy; environment proxies are never used.
+        public var proxy: String?
+
+        public init(caBundle: String? = nil, insecureSkipVerify: Bool = false, proxy: String? = nil) {
+            self.caBundle = caBundle
+            self.insecureSkipVerify = insecureSkipVerify
+            self.proxy = proxy
+        }
+    }
+
+    /// Variables come from the registry's current set (replaced with the
+    /// mappings on SIGHUP), never from disk per send.
+    public init(registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings()) {
+        self.registry = registry
+        self.client = client
+        self.clock = clock
+        self.tls = tls
+    }
+
+    /// The mapping's `retry`: backoff under `max_delay`, exactly `max_attempts`
+    /// attempts, none later than `give_up_after` after the first.
+    public func retryRules(for job: ClaimedJob) -> RetryRules {
+        guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else { return .standard }
+        return RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds)), maxAttempts: rest.retry.maxAttempts),
+            maxAttempts: rest.retry.maxAttempts, giveUpAfter: .seconds(Int64(rest.retry.giveUpAfterSeconds)))
+    }
+
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
+        let mappings = registry.current
+        guard let mapping = mappings.mapping(named: job.mapping), case .rest(let rest) = mapping.target else {
+            return .held(.mappingNotLoaded(mapping: job.mapping))
+        }
+        guard var payload = try? JSONParser.parse(job.payload, options: .strict) else {
+            return .permanent(reason: "stored request is not valid JSON")
+        }
+        if mapping.after != nil {
+            // Rendered again now, with the other job's captured response in scope.
+            switch renderAfter(job, mapping: mapping) {
+            case .success(let rendered): payload = rendered
+            case .failure(let reason): return .permanent(reason: reason.text)
+            }
+        }
+        var request: CurlRequest
+        switch RestRequestBuilder.build(payload, rest: rest, variables: mappings.variables, timeoutMilliseconds: rest.timeoutSeconds * 1000) {
+        case .success(let built):
+            request = built
+            request.caBundle = tls.caBundle
+            request.verifyPeer = !tls.insecureSkipVerify
+            request.proxy = tls.proxy
+        case .failure(let problem):
+            switch problem {
+            case .missingVariables(let names): return .held(.missingVariables(names))
+            case .invalid(let message): return .permanent(reason: message)
+            }
+        }
+        let response: CurlResponse
+        do {
+            response = try await client.perform(request)
+        } catch {
+            // The runner logs the outcome with the mapping and the redacted reason.
+            return .transient(reason: "network: \(error)", retryAfter: nil)
+        }
+        logger.info("rest response", metadata: ["status": "\(response.status)"])
+        // The answer's text may quote what was sent (an IBAN, a name): the
+        // runner redacts it by value and pattern before it is stored or logged.
+        let excerpt = RestRequestBuilder.excerpt(response.body)
+        switch DownstreamAnswers.rest(status: response.status, success: rest.success) {
+        case .success:
+            return .succeeded(capture: capture(response, rest: rest, mapping: mapping))
+        case .transient:
+            let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: clock.now()) }
+            return .transient(reason: "HTTP \(response.status): \(excerpt)", retryAfter: after)
+        case .permanent:
+            return .permanent(reason: "HTTP \(response.status): \(excerpt)")
+        }
+    }
+
+    struct RenderFailure: Error { var text: String }
+
+    func renderAfter(_ job: ClaimedJob, mapping: MappingFile) -> Result<JSONValue, RenderFailure> {
+        guard let body = job.eventBody, let envelope = try? JSONParser.parse(body, options: .payload),
+              let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
+        else { return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)")) }
+        let response = job.afterCapture.flatMap { try? JSONParser.parse($0, options: .strict) } ?? .object(JSONObject())
+        let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? clock.now().milliseconds)
+        let event = MappingEvent(type: type, action: action, data: data, receivedAt: received, id: job.eventID, entityKey: job.effectKey)
+        switch mapping.plan(event, now: MappingClock.iso8601(milliseconds: clock.now().milliseconds), extra: ["response": response]) {
+        case .planned(let jobs):
+            guard let rendered = jobs.first(where: { $0.item == job.item }) ?? jobs.first else {
+                return .failure(RenderFailure(text: "\(mapping.name) rendered nothing"))
+            }
+            return .success(rendered.payload)
+        case .noMatch(let reason): return .failure(RenderFailure(text: "\(mapping.name) no longer matches: \(reason)"))
+        case .failed(let message): return .failure(RenderFailure(text: message))
+        }
+    }
+
+    /// The mapping's `capture` templates over `response` (status, headers, parsed body).
+    func capture(_ response: CurlResponse, rest: RestTarget, mapping: MappingFile) -> JSONValue? {
+        guard !rest.capture.isEmpty else { return nil }
+        var headers = JSONObject()
+        for header in response.headers { headers[header.name.lowercased()] = .string(header.value) }
+        let body = (try? JSONParser.parse(response.body, options: .payload)) ?? .string(String(decoding: response.body.prefix(4096), as: UTF8.self))
+        let responseValue: JSONValue = .object(JSONObject([
+            .init(key: "status", value: .number(JSONNumber(response.status))),
+            .init(key: "headers", value: .object(headers)),
+            .init(key: "body", value: body),
+        ]))
+        let scope = EvaluationScope(data: .object(JSONObject()), event: .null, now: "", extra: ["response": responseValue])
+        var captured = JSONObject()
+        for item in rest.capture {
+            captured[item.name] = (try? item.value.render(in: scope)) ?? .null
+        }
+        return .object(captured)
+    }
+}
+
+/// Turns a stored `{method, url, headers, query, body, idempotency_key}` into a libcurl request.
+public enum RestRequestBuilder {
+    public enum Problem: Error, Equatable {
+        case missingVariables([String])
+        case invalid(String)
+    }
+
+    public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<CurlRequest, Problem> {
+        var missing: [String] = []
+        func resolve(_ text: String) -> String {
+            let resolved = variables.substitute(text, mask: false)
+            if let template = try? Template.parse(resolved) {
+                for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
+            }
+            return resolved
+        }
+        guard let method = payload["method"]?.stringValue, let rawURL = payload["url"]?.stringValue else {
+            return .failure(.invalid("stored request lacks method or url"))
+        }
+        var url = resolve(rawURL)
+        let lower = url.lowercased()
+        if missing.isEmpty, !(lower.hasPrefix("https://") || lower.hasPrefix("http://")) {
+            return .failure(.invalid("url must be http or https after variables are injected"))
+        }
+        var query: [String] = []
+        for member in payload["query"]?.objectValue ?? JSONObject() {
+            query.append(percentEncode(member.key) + "=" + percentEncode(resolve(member.value.stringValue ?? "")))
+        }
+        if !query.isEmpty { url += (url.contains("?") ? "&" : "?") + query.joined(separator: "&") }
+        var headers: [(name: String, value: String)] = []
+        for member in payload["headers"]?.objectValue ?? JSONObject() {
+            headers.append((member.key, resolve(member.value.stringValue ?? "")))
+        }
+        switch rest.auth {
+        case .bearer(let token)?:
+            headers.append(("Authorization", "Bearer " + resolve(token)))
+        case .basic(let user, let password)?:
+            let credentials = Data((resolve(user) + ":" + resolve(password)).utf8).base64EncodedString()
+            headers.append(("Authorization", "Basic " + credentials))
+        case nil:
+            break
+        }
+        if let key = payload["idempotency_key"]?.stringValue, !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() }) {
+            headers.append((rest.idempotencyHeader, key))
+        }
+        var body: [UInt8]? = nil
+        if let value = payload["body"], !value.isNull {
+            body = JSONWriter.bytes(value)
+            if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(("Content-Type", "application/json")) }
+        }
+        guard missing.isEmpty else { return .failure(.missingVariables(missing)) }
+        return .success(CurlRequest(method: method, url: url, headers: headers, body: body,
+                                    connectTimeoutMilliseconds: 10_000, totalTimeoutMilliseconds: timeoutMilliseconds,
+                                    maxResponseBytes: 1 << 20))
+    }
+
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF")
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+
+    /// The start of an error body for the operator, on one line, with
+    /// everything that looks like personal data or a secret masked by pattern
+    /// (the runner also masks the values the job sent).
+    public static func excerpt(_ body: [UInt8]) -> String {
+        // Redacted before it is cut, so a value split at the cut cannot escape the patterns.
+        let text = String(decoding: body.prefix(4096), as: UTF8.self).map { $0.isNewline ? " " : String($0) }.joined()
+        let redacted = Redactor.redactPatterns(text)
+        return redacted.count > 300 || body.count > 4096 ? String(redacted.prefix(300)) + "…" : redacted
+    }
+}

@@ -1,0 +1,58 @@
+import JSON
+import Clocks
+import Domain
+
+/// Decides which jobs an event creates. Pure: the receiver calls it before
+/// handing the event to the store, so evaluation never runs on the single
+/// database writer, and the event and its jobs commit together (exactly once).
+public protocol EventRouter: Sendable {
+    /// `eventID`: the inbox id reserved for this event, so mappings can use `event.id`.
+    func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob]
+}
+
+extension EventRouter {
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
+        route(envelope, body: body, receivedAt: receivedAt, eventID: nil)
+    }
+}
+
+/// Several routers in order (e.g. the mapping files plus the audit log).
+public struct CompositeRouter: EventRouter {
+    public let routers: [any EventRouter]
+
+    public init(_ routers: [any EventRouter]) {
+        self.routers = routers
+    }
+
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
+        routers.flatMap { $0.route(envelope, body: body, receivedAt: receivedAt, eventID: eventID) }
+    }
+}
+
+/// The optional built-in audit log (`audit_log: true`): one `log` job per
+/// documented event, keyed by kind + company + subject, logging ids only. It
+/// also proves the whole path (ledger, leases, retries) with an effect that
+/// cannot harm anyone.
+public struct AuditLogRouter: EventRouter {
+    public static let mappingName = "audit-log"
+
+    public init() {}
+
+    public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
+        guard envelope.kind.isDocumented else { return [] }
+        let entity = "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")"
+        let payload: JSONValue = .object(JSONObject([
+            .init(key: "event", value: .string(envelope.kind.description)),
+            .init(key: "company_id", value: envelope.companyID.map(JSONValue.string) ?? .null),
+            .init(key: "subject_id", value: envelope.subjectID.map(JSONValue.string) ?? .null),
+        ]))
+        return [PlannedJob(
+            mapping: Self.mappingName,
+            kind: "log",
+            effectKey: "\(envelope.kind):\(entity)",
+            payload: payload,
+            mappingHash: "builtin-audit-log-v1",
+            crashPolicy: .rerun
+        )]
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import JSON
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+import Clocks
+import Domain
+#endif
+
+/// Creates the jobs of acknowledged events: reads the routing queue in
+/// arrival order, evaluates the mappings on a low-priority thread and commits
+/// each batch's jobs with its dequeueing.
+///
+/// Acknowledging a webhook therefore waits only for its own row; mapping
+/// evaluation, the bulk of a webhook's CPU cost, yields to webhooks under load
+/// and catches up right after. A company/signup is routed before the events
+/// that followed it, so mappings see the company as it was when they arrived.
+public final class EventRoutingService: Service {
+    let queue: any RoutingQueue
+    let router: any EventRouter
+    let logger: Logger
+    let batchSize: Int
+    let idlePoll: Duration
+    /// Routing steps aside while webhooks queue up (never for long).
+    let pressure: (any IngestPressure)?
+    let yield: BackgroundYield
+    /// Paces the waits (idle poll, giving way, retry after a failed commit).
+    let clock: any WallClock
+    public let wakeup = Wakeup()
+    let worker = BackgroundWorker(name: "event-router")
+
+    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
+                pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
+                clock: any WallClock = SystemWallClock()) {
+        self.queue = queue
+        self.router = router
+        self.logger = logger
+        self.batchSize = batchSize
+        self.idlePoll = idlePoll
+        self.pressure = pressure
+        self.yield = yield
+        self.clock = clock
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                await yield.wait(for: pressure, on: clock)
+                let routed = await routeOnce()
+                if routed == 0 { await idle() }
+            }
+        } onGracefulShutdown: {
+            self.wakeup.signal()
+        }
+        worker.stop()
+    }
+
+    /// Routes one batch; returns how many events it routed.
+    @discardableResult
+    public func routeOnce() async -> Int {
+        let events: [UnroutedEvent]
+        do {
+            events = try await queue.unroutedEvents(limit: batchSize)
+        } catch {
+            logger.error("reading the routing queue failed", metadata: ["error": "\(error)"])
+            return 0
+        }
+        guard !events.isEmpty else { return 0 }
+        let router = self.router
+        let logger = self.logger
+        let routed = await worker.run { () -> [RoutedEvent] in
+            events.map { event -> RoutedEvent in
+                let envelope = event.envelope
+                let jobs: [PlannedJob]
+                if let body = event.body {
+                    jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id)
+                    for job in jobs where job.initialState == .dead {
+                        // Kept `dead` with its reason (replayable once the mapping is fixed); said once, here.
+                        logger.error("job dead at creation: the mapping could not render the event", metadata: [
+                            "event": "\(event.id)", "mapping": "\(job.mapping)",
+                            "reason": "\(Redactor.redactPatterns(job.reason ?? "?"))",
+                        ])
+                    }
+                } else {
+                    // Without a body (erased) there is nothing to plan. It still leaves
+                    // the queue, so it never blocks the events behind it.
+                    logger.error("event cannot be routed: body missing", metadata: ["event": "\(event.id)"])
+                    jobs = []
+                }
+                return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                                   receivedAt: event.receivedAt, jobs: jobs)
+            }
+        }
+        do {
+            let created = try await queue.recordRouting(routed)
+            logger.debug("events routed", metadata: ["events": "\(events.count)", "jobs": "\(created)"])
+        } catch {
+            logger.error("recording routed jobs failed (retried)", metadata: ["error": "\(error)"])
+            try? await clock.sleep(for: .milliseconds(200))
+            return 0
+        }
+        return events.count
+    }
+
+    private func idle() async {
+        let timer = Task { [clock, idlePoll, wakeup] in
+            try? await clock.sleep(for: idlePoll)
+            wakeup.signal()
+        }
+        await wakeup.wait()
+        timer.cancel()
+    }
+}
+
+/// One thread at a lower scheduling priority (nice 10) for CPU work that must
+/// yield to request handling under load. Linux keeps a nice value per thread.
+final class BackgroundWorker: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var work: [() -> Void] = []
+    private var stopping = false
+
+    init(name: String, nice: Int32 = 10) {
+        let thread = Thread { [self] in
+            #if canImport(Glibc)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)  // who = 0: this thread on Linux
+            #endif
+            loop()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            work.append { continuation.resume(returning: body()) }
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while work.isEmpty && !stopping { condition.wait() }
+            if work.isEmpty && stopping {
+                condition.unlock()
+                return
+            }
+            let next = work.removeFirst()
+            condition.unlock()
+            next()
+        }
+    }
+}
