@@ -43,4 +43,15 @@ public final class Wakeup: Sendable {
             signal()
         }
     }
+
+    /// Returns at the next signal or when `clock` reaches `deadline`,
+    /// whichever comes first; the timer is a child task, gone when this returns.
+    public func wait(until deadline: Timestamp, on clock: any WallClock) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(until: deadline) }
+            group.addTask { await self.wait() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
 }

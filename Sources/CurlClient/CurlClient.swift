@@ -187,7 +187,7 @@ final class CurlMultiEngine: @unchecked Sendable {
     }
 
     func submit(_ submission: Submission) {
-        guard let multi else {
+        guard multi != nil else {
             submission.fail(CurlError(code: CURLE_FAILED_INIT))
             return
         }

@@ -134,12 +134,7 @@ public final class JobRunner: Service {
         let cap = clock.now().adding(configuration.idlePoll)
         let deadline = next.map { min($0, cap) } ?? cap
         if deadline <= clock.now() { return }
-        let timer = Task { [clock, wakeup] in
-            try? await clock.sleep(until: deadline)
-            wakeup.signal()
-        }
-        await wakeup.wait()
-        timer.cancel()
+        await wakeup.wait(until: deadline, on: clock)
     }
 
     func run(_ job: ClaimedJob) async {
@@ -150,15 +145,7 @@ public final class JobRunner: Service {
         let completion: JobCompletion
         let executor = executors[job.kind]
         if let executor {
-            let renewal = Task { [store, clock, owner, configuration] in
-                while !Task.isCancelled {
-                    let interval = configuration.leaseDuration / 3
-                    try await clock.sleep(for: interval)
-                    try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
-                }
-            }
-            let outcome = await executor.execute(job, logger: logger)
-            renewal.cancel()
+            let outcome = await attempt(job, with: executor, logger: logger)
             completion = decide(outcome, job: job, rules: executor.retryRules(for: job))
         } else {
             completion = .held(.noExecutor(kind: job.kind))
@@ -167,6 +154,33 @@ public final class JobRunner: Service {
         await record(completion, of: job, logger: logger)
         executor?.recorded(completion, for: job, logger: logger)
         jobsFinished?.increment()
+    }
+
+    /// Runs the executor while a sibling task renews the job's lease every
+    /// third of its duration; the renewal stops when the attempt ends (a
+    /// failed renewal only ends the renewing, never the attempt).
+    private func attempt(_ job: ClaimedJob, with executor: any JobExecutor, logger: Logger) async -> AttemptOutcome {
+        await withTaskGroup(of: AttemptOutcome?.self) { group in
+            group.addTask { [store, clock, owner, configuration] in
+                while !Task.isCancelled {
+                    do {
+                        try await clock.sleep(for: configuration.leaseDuration / 3)
+                        try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
+                    } catch {
+                        return nil
+                    }
+                }
+                return nil
+            }
+            group.addTask { await executor.execute(job, logger: logger) }
+            while let finished = await group.next() {
+                if let outcome = finished {
+                    group.cancelAll()
+                    return outcome
+                }
+            }
+            return .transient(reason: "the attempt ended without an outcome", retryAfter: nil)
+        }
     }
 
     /// The one retry decision, and redaction of every reason before it is

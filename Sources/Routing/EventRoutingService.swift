@@ -105,40 +105,56 @@ public final class EventRoutingService: Service {
     }
 
     private func idle() async {
-        let timer = Task { [clock, idlePoll, wakeup] in
-            try? await clock.sleep(for: idlePoll)
-            wakeup.signal()
-        }
-        await wakeup.wait()
-        timer.cancel()
+        await wakeup.wait(until: clock.now().adding(idlePoll), on: clock)
     }
 }
 
 /// One thread at a lower scheduling priority (nice 10) for CPU work that must
 /// yield to request handling under load. Linux keeps a nice value per thread.
-final class BackgroundWorker: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var work: [() -> Void] = []
-    private var stopping = false
+///
+/// The thread ends after `stop()`, or when the worker is dropped: it holds
+/// only the queue, never the worker.
+final class BackgroundWorker: Sendable {
+    private let queue = WorkQueue()
 
     init(name: String, nice: Int32 = 10) {
-        let thread = Thread { [self] in
+        let thread = Thread { [queue] in
             #if canImport(Glibc)
             _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)  // who = 0: this thread on Linux
             #endif
-            loop()
+            queue.drain()
         }
         thread.name = name
         thread.start()
     }
 
+    deinit {
+        queue.stop()
+    }
+
     func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            condition.lock()
-            work.append { continuation.resume(returning: body()) }
-            condition.signal()
-            condition.unlock()
+            queue.add { continuation.resume(returning: body()) }
         }
+    }
+
+    /// Lets queued work finish, then ends the thread.
+    func stop() {
+        queue.stop()
+    }
+}
+
+/// The worker's queue: work items in order, and whether to stop once empty.
+private final class WorkQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var work: [@Sendable () -> Void] = []
+    private var stopping = false
+
+    func add(_ item: @escaping @Sendable () -> Void) {
+        condition.lock()
+        work.append(item)
+        condition.signal()
+        condition.unlock()
     }
 
     func stop() {
@@ -148,7 +164,8 @@ final class BackgroundWorker: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func loop() {
+    /// Runs items until stopped and empty (the worker thread's body).
+    func drain() {
         while true {
             condition.lock()
             while work.isEmpty && !stopping { condition.wait() }

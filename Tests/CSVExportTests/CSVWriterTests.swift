@@ -47,7 +47,7 @@ struct CSVWriterTests {
         var writer = CSVWriter(format: .init(delimiter: UInt8(ascii: Unicode.Scalar(delimiter) ?? ","), crlf: crlf))
         for row in rows { writer.writeRow(row, guardFormulas: Array(repeating: guarded, count: row.count)) }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("csv-\(UUID().uuidString).csv").path
-        FileManager.default.createFile(atPath: file, contents: Data(writer.buffer))
+        _ = FileManager.default.createFile(atPath: file, contents: Data(writer.buffer))
         defer { try? FileManager.default.removeItem(atPath: file) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -59,7 +59,7 @@ final class Daemon: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Daemon.binary)
         process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warning"] + arguments
         process.environment = environment
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let logHandle = FileHandle(forWritingAtPath: logPath)
         logHandle?.seekToEndOfFile()
         process.standardOutput = logHandle

@@ -47,7 +47,7 @@ struct EventRoutingServiceTests {
         #expect(await service.routeOnce() == 1)
         #expect(await service.routeOnce() == 0)
         #expect(router.lock.withLock { router.routed } == ids, "in arrival order, with the inbox ids")
-        let jobs = try await store.database.read { db in try Row.fetchAll(db, sql: "SELECT event_id, subject_id FROM jobs ORDER BY id") }
+        let jobs = try store.database.read { db in try Row.fetchAll(db, sql: "SELECT event_id, subject_id FROM jobs ORDER BY id") }
         #expect(jobs.map { $0["event_id"] as Int64 } == ids)
         #expect(jobs.map { $0["subject_id"] as String } == ["p1", "p2", "p3"])
 

@@ -89,7 +89,7 @@ public struct BridgeConfiguration: Sendable {
                     "\(file):\(position): unknown key \"\(member.key)\"; known keys: \(Self.fileKeys.sorted().joined(separator: ", "))")
             }
             do throws(ConfigurationError) {
-                try key.apply(&self, try key.kind.value(fromJSON: member.value))
+                key.apply(&self, try key.kind.value(fromJSON: member.value))
             } catch {
                 let position = document.sourceMap?.position(of: JSONPointer(tokens: [member.key])).map { "\($0)" } ?? "1:1"
                 throw ConfigurationError("\(file):\(position): \(member.key): \(error.message)")
@@ -103,7 +103,7 @@ public struct BridgeConfiguration: Sendable {
                 continue
             }
             do throws(ConfigurationError) {
-                try key.apply(&self, try key.kind.value(fromText: text))
+                key.apply(&self, try key.kind.value(fromText: text))
             } catch {
                 throw ConfigurationError("\(name): \(error.message)")
             }
@@ -116,7 +116,7 @@ public struct BridgeConfiguration: Sendable {
                 throw ConfigurationError("\(name) cannot be set by a command-line option")
             }
             do throws(ConfigurationError) {
-                try key.apply(&self, try key.kind.value(fromText: text))
+                key.apply(&self, try key.kind.value(fromText: text))
             } catch {
                 throw ConfigurationError("\(option.split(separator: " ").first ?? "option"): \(error.message)")
             }
