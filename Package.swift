@@ -148,8 +148,10 @@ let package = Package(
         .testTarget(
             name: "BridgeAppTests",
             dependencies: [
-                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "Routing", "StoreSQLite", "TestSupport", "TestServers",
-                .product(name: "Hummingbird", package: "hummingbird"), logging, lifecycle,
+                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "Routing", "StoreSQLite", "CurlClient", "TestSupport", "TestServers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                logging, lifecycle,
             ]
         ),
         .testTarget(

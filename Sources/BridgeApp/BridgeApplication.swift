@@ -33,6 +33,8 @@ public final class BridgeApplication: Sendable {
     /// Where the daemon listens once the server is up (port 0 resolved), written by the server.
     public let addressFile: String
     let store: SQLiteStore
+    let registry: MappingRegistry
+    let reloader: MappingReloader
     let lock: DaemonLock
     let curl: CurlEngine
     let io: BlockingIOPool
@@ -53,13 +55,15 @@ public final class BridgeApplication: Sendable {
     }
 
     private init(
-        configuration: BridgeConfiguration, serviceGroup: ServiceGroup, addressFile: String, store: SQLiteStore, lock: DaemonLock,
-        curl: CurlEngine, io: BlockingIOPool, logger: Logger
+        configuration: BridgeConfiguration, services: Services, addressFile: String, store: SQLiteStore, registry: MappingRegistry,
+        lock: DaemonLock, curl: CurlEngine, io: BlockingIOPool, logger: Logger
     ) {
         self.configuration = configuration
-        self.serviceGroup = serviceGroup
+        self.serviceGroup = services.group
+        self.reloader = services.reloader
         self.addressFile = addressFile
         self.store = store
+        self.registry = registry
         self.lock = lock
         self.curl = curl
         self.io = io
@@ -118,12 +122,12 @@ public final class BridgeApplication: Sendable {
             let curl = CurlEngine()
             let io = BlockingIOPool(threads: 4)
             let companies = CompanyDirectory(try store.companies())
-            let group = services(
+            let services = makeServices(
                 config, address: address, tokens: tokens, registry: registry, companies: companies, store: store, archiveLayout: archiveLayout,
                 curl: CurlClient(engine: curl), io: io, clock: clock, logger: logger, signals: signals)
             return BridgeApplication(
-                configuration: config, serviceGroup: group, addressFile: (config.dataDir as NSString).appendingPathComponent("listen-address"),
-                store: store, lock: lock, curl: curl, io: io, logger: logger)
+                configuration: config, services: services, addressFile: (config.dataDir as NSString).appendingPathComponent("listen-address"),
+                store: store, registry: registry, lock: lock, curl: curl, io: io, logger: logger)
         } catch {
             store.close()
             throw error
@@ -157,11 +161,17 @@ public final class BridgeApplication: Sendable {
         return archiveLayout
     }
 
-    private static func services(
+    /// The group and the one service the application talks to directly.
+    private struct Services {
+        var group: ServiceGroup
+        var reloader: MappingReloader
+    }
+
+    private static func makeServices(
         _ config: BridgeConfiguration, address: ListenAddress, tokens: [String], registry: MappingRegistry, companies: CompanyDirectory,
         store: SQLiteStore,
         archiveLayout: ArchiveLayout, curl: CurlClient, io: BlockingIOPool, clock: any WallClock, logger: Logger, signals: [UnixSignal]
-    ) -> ServiceGroup {
+    ) -> Services {
         let metrics = PrometheusCollectorRegistry()
         let metricsFactory = PrometheusMetricsFactory(registry: metrics)
         var runnerConfiguration = JobRunnerConfiguration()
@@ -245,13 +255,14 @@ public final class BridgeApplication: Sendable {
             purger: ArchivePurger(store: store, layout: archiveLayout), io: io, clock: clock, logger: logger)
         // Shutdown runs in reverse order: the HTTP server stops accepting first,
         // then routing, then the runners finish their attempts, then the rest.
-        return ServiceGroup(
+        let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [reloader, maintenance, archiveRetention, csvExports, archiveRunner, runner, routing, server],
                 gracefulShutdownSignals: signals,
                 logger: logger
             )
         )
+        return Services(group: group, reloader: reloader)
     }
 
     /// Runs every service until a signal or `shutdown()` ends them, then
@@ -266,6 +277,13 @@ public final class BridgeApplication: Sendable {
         }
         await release()
         logger.notice("stopped")
+    }
+
+    /// Reloads the mappings and the secrets directory, as SIGHUP does;
+    /// returns whether the new set is in force (a set with errors is refused).
+    @discardableResult
+    public func reloadMappings() async -> Bool {
+        await reloader.reload()
     }
 
     /// Ends the services gracefully (as SIGTERM does); `run()` returns after.

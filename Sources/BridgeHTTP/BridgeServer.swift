@@ -5,6 +5,8 @@ import Prometheus
 
 /// Where the HTTP server listens and how it protects itself.
 public struct BridgeServerConfiguration: Sendable {
+    /// Loopback by default, so other machines cannot reach the port until the
+    /// operator binds a wider address.
     public var host: String
     /// `0` picks an ephemeral port (tests); the bound port is reported to `onListening`.
     public var port: Int
@@ -12,11 +14,14 @@ public struct BridgeServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// Connections beyond this wait in the listen backlog instead of being served.
     public var maxConnections: Int = 1024
-    /// Larger header fields or header blocks end the connection with an error.
+    /// A larger header field ends the connection with an error.
     public var maxHeaderFieldBytes: Int = 16 * 1024
+    /// A larger header block as a whole ends the connection with an error.
     public var maxHeaderBytes: Int = 64 * 1024
+    /// More header fields than this end the connection with an error.
     public var maxHeaderCount: Int = 100
 
+    /// Only where to listen; the limits keep their defaults unless set afterwards.
     public init(host: String = "127.0.0.1", port: Int = 8080) {
         self.host = host
         self.port = port
@@ -25,6 +30,9 @@ public struct BridgeServerConfiguration: Sendable {
 
 /// Builds the bridge's Hummingbird application from its parts.
 public enum BridgeServer {
+    /// Serves `/healthz` and `/readyz` always, the webhook route when
+    /// `receiver` is given and `/metrics` when `metrics` is; `onListening` gets
+    /// the port actually bound (useful with port `0`).
     public static func makeApplication(
         configuration: BridgeServerConfiguration,
         readiness: any ReadinessCheck,

@@ -11,11 +11,14 @@ public protocol ReadinessCheck: Sendable {
     func check() async -> ReadinessReport
 }
 
+/// One probe's verdict: `/readyz` answers 200 or 503 by `ready` and lists `details`.
 public struct ReadinessReport: Sendable {
+    /// Whether a webhook arriving now could be committed durably.
     public var ready: Bool
     /// Short, non-personal facts for the operator (`store: ok`, …).
     public var details: [String: String]
 
+    /// Keep `details` free of personal data: `/readyz` shows them to anyone who asks.
     public init(ready: Bool, details: [String: String]) {
         self.ready = ready
         self.details = details
@@ -26,10 +29,13 @@ public struct ReadinessReport: Sendable {
 public struct HealthEndpoints: Sendable {
     let readiness: any ReadinessCheck
 
+    /// `readiness` runs on every `/readyz` request, so it must stay cheap.
     public init(readiness: any ReadinessCheck) {
         self.readiness = readiness
     }
 
+    /// `/healthz` answers without touching the store; `/readyz` runs the
+    /// readiness check and answers 503 with its details when it fails.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/healthz") { _, _ -> Response in
             HealthEndpoints.json(status: .ok, ["status": "alive"])

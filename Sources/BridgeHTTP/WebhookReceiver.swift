@@ -10,6 +10,7 @@ import Domain
 
 /// Settings of `POST /webhooks/jobylon`.
 public struct WebhookReceiverConfiguration: Sendable {
+    /// The route Jobylon posts to; it must match the webhook URL set up on Jobylon's side.
     public var path: String = "/webhooks/jobylon"
     /// Larger bodies get 413 before they are read (and after inflating gzip).
     public var maxBodyBytes: Int = 1 << 20
@@ -25,7 +26,8 @@ public struct WebhookReceiverConfiguration: Sendable {
 ///
 /// The contract with Jobylon: a 2XX only once the body is committed to disk;
 /// 401 stores nothing; an authenticated body we cannot use is quarantined
-/// whole and answered with a precise 400; a store that cannot commit is 503
+/// whole and answered with a precise 400 (415 for an unsupported
+/// `Content-Encoding`); a store that cannot commit is 503
 /// with `Retry-After`, never a 2XX. Jobs are created after the commit from
 /// the routing queue (`EventRoutingService`), so the answer waits for the
 /// event's own row only.
@@ -37,6 +39,7 @@ public struct WebhookReceiver: Sendable {
     let logger: Logger
     let metrics: ReceiverMetrics
 
+    /// With no `tokens` every request is answered 401 and nothing is stored.
     public init(
         configuration: WebhookReceiverConfiguration,
         tokens: WebhookTokens,
@@ -53,6 +56,8 @@ public struct WebhookReceiver: Sendable {
         self.metrics = ReceiverMetrics(factory: metricsFactory)
     }
 
+    /// Adds `POST <path>`; each request is answered only after the store
+    /// committed the event (or refused it).
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post(RouterPath(stringLiteral: configuration.path)) { request, _ -> Response in
             await self.receive(request)
@@ -180,6 +185,8 @@ public struct WebhookReceiver: Sendable {
 }
 
 extension JSONObject: ExpressibleByDictionaryLiteral {
+    /// Lets the receiver write its small JSON answers as literals; members keep
+    /// the literal's order, a repeated key replaces the earlier one.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self.init(elements.map { JSONObject.Member(key: $0.0, value: $0.1) })
     }

@@ -10,13 +10,17 @@ import Foundation
 public struct WebhookTokens: Sendable {
     let digests: [SHA256.Digest]
 
+    /// Empty strings are dropped, so an unset token never accepts an empty bearer.
     public init(_ tokens: [String]) {
         self.digests = tokens.filter { !$0.isEmpty }.map { SHA256.hash(data: Array($0.utf8)) }
     }
 
+    /// No usable token: every request will be refused with 401.
     public var isEmpty: Bool { digests.isEmpty }
+    /// How many tokens are active, for the log; the tokens themselves are never shown.
     public var count: Int { digests.count }
 
+    /// Checks `presented` against every active token without an early exit (see the type).
     public func accepts(_ presented: String) -> Bool {
         let candidate = SHA256.hash(data: Array(presented.utf8))
         var matched = false

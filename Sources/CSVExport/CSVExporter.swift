@@ -13,10 +13,17 @@ import Domain
 import JobEngine
 #endif
 
+/// Why a period's export failed; `CSVExportService` logs it and tries again at
+/// its next tick, within a minute.
 public enum CSVExportError: Error, CustomStringConvertible {
+    /// The file name still holds `${...}` after variables were injected.
     case unresolvedFileName(String)
+    /// (folder, why): its parent is missing, it is not a folder, or no temp file
+    /// could be made in it.
     case directoryUnavailable(String, String)
+    /// (file, why): writing, fsync or publishing under the final name failed.
     case writeFailed(String, String)
+    /// (mapping, why): the mapping's cron `schedule` or its time zone did not parse.
     case badSchedule(String, String)
 
     public var description: String {
@@ -44,6 +51,7 @@ public struct CSVExporter: Sendable {
         self.fileMode = fileMode
     }
 
+    /// The mapping's schedule in its own time zone; a failure names the mapping.
     public static func schedule(of csv: CSVTarget, mapping: String) throws -> CronSchedule {
         do {
             return try CronSchedule(csv.schedule, timeZone: csv.timeZone)
@@ -68,6 +76,9 @@ public struct CSVExporter: Sendable {
         ]))
     }
 
+    /// The period's path from the mapping's `file` template (with `period` in
+    /// scope; one that fails to render is used as written), then `${VARIABLES}`;
+    /// throws rather than write under a name with an unset variable.
     public func fileName(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, zone: TimeZone, now: Int64) throws -> String {
         let scope = mapping.scope(
             for: MappingEvent(type: "export", action: "period", data: .object(JSONObject()), receivedAt: "", entityKey: ""),
@@ -164,6 +175,7 @@ public struct CSVExporter: Sendable {
 
 /// Runs `csv` jobs: stages the rendered row into the period its event was received in.
 public struct CSVExecutor: JobExecutor {
+    /// Claims the jobs of `csv` mappings.
     public let kind = "csv"
     let registry: MappingRegistry
     let store: any CSVStaging
@@ -172,12 +184,16 @@ public struct CSVExecutor: JobExecutor {
     /// computing a period walks the calendar.
     let periods = PeriodCache()
 
+    /// Staging only: files are written later by `CSVExportService`, never by a job.
     public init(registry: MappingRegistry, store: any CSVStaging, clock: any WallClock) {
         self.registry = registry
         self.store = store
         self.clock = clock
     }
 
+    /// Stages the row into the period of the event's `received_at`, not of the
+    /// attempt, so a late retry still lands in the right file; a staging error
+    /// retries after at least 5 s.
     public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let mapping = registry.current.mapping(named: job.mapping), case .csv(let csv) = mapping.target else {
             return .held(.mappingNotLoaded(mapping: job.mapping))
@@ -222,6 +238,8 @@ public struct CSVExportService: Service {
     let owner: String
     let logger: Logger
 
+    /// `owner` names this process in period claims (a claim older than ten
+    /// minutes may be taken over); exports run on `io`.
     public init(registry: MappingRegistry, exporter: CSVExporter, io: BlockingIOPool, clock: any WallClock, owner: String, logger: Logger) {
         self.registry = registry
         self.io = io
@@ -231,6 +249,8 @@ public struct CSVExportService: Service {
         self.logger = logger
     }
 
+    /// Exports what is due, then sleeps until the next period closes (at most a
+    /// minute), until graceful shutdown.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

@@ -4,11 +4,18 @@ import JSON
 /// field). Hand-written because the available packages either issue a syscall
 /// per byte (CSV.swift) or do not quote line breaks (SwiftCSV).
 public struct CSVWriter {
+    /// The file's dialect, from the mapping's `delimiter`, `line_ending` and `bom`.
     public struct Format: Sendable, Hashable {
+        /// One byte; a field containing it is quoted.
         public var delimiter: UInt8
+        /// CRLF unless asked otherwise, as RFC 4180 has it; a field holding CR or LF
+        /// is quoted either way.
         public var lineEnding: [UInt8]
+        /// A UTF-8 byte order mark first, for spreadsheet programs that would
+        /// otherwise guess a legacy encoding.
         public var byteOrderMark: Bool
 
+        /// RFC 4180 defaults: comma, CRLF, no byte order mark.
         public init(delimiter: UInt8 = UInt8(ascii: ","), crlf: Bool = true, byteOrderMark: Bool = false) {
             self.delimiter = delimiter
             self.lineEnding = crlf ? [0x0D, 0x0A] : [0x0A]
@@ -16,9 +23,12 @@ public struct CSVWriter {
         }
     }
 
+    /// Fixed for the writer's life: every row of a file uses the same dialect.
     public let format: Format
     public private(set) var buffer: [UInt8] = []
 
+    /// Writes the byte order mark at once when `format` asks for it; `capacity`
+    /// only reserves memory, flushing is the caller's call.
     public init(format: Format, capacity: Int = 1 << 16) {
         self.format = format
         buffer.reserveCapacity(capacity)
@@ -71,7 +81,8 @@ public struct CSVWriter {
         guard let first = scalars.first, first == "+" || first == "-" else { return false }
         let rest = scalars.dropFirst()
         guard let firstDigit = rest.first, ("0"..."9").contains(firstDigit) else { return false }
-        // Digits with single spaces, dashes or one decimal point between them: no operators, letters or parentheses.
+        // Digits with single spaces, dashes (after `+` only) or points/commas (at most one after `-`)
+        // between them: no operators, letters or parentheses.
         var previousWasSeparator = false
         var points = 0
         for scalar in rest {

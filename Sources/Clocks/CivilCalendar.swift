@@ -3,9 +3,14 @@ import Foundation
 /// Civil-calendar arithmetic and IANA offsets for other modules (schedules,
 /// periods), so every part of the bridge computes dates the same way.
 public enum CivilCalendar {
+    /// A wall-clock time to the minute, in no zone of its own: only
+    /// `instants(of:in:)` ties it to real instants. Nothing is validated, so an
+    /// impossible date such as month 13 can be represented.
     public struct DateTime: Sendable, Hashable, Comparable {
+        /// Proleptic Gregorian year, month 1–12, day 1–31, hour 0–23, minute 0–59 (not checked).
         public var year: Int, month: Int, day: Int, hour: Int, minute: Int
 
+        /// Midnight unless `hour` and `minute` are given; values are stored as given, not normalised.
         public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0) {
             self.year = year
             self.month = month
@@ -14,6 +19,8 @@ public enum CivilCalendar {
             self.minute = minute
         }
 
+        /// Wall-time order, field by field; across a fall-back change this is not the
+        /// order of the instants.
         public static func < (a: DateTime, b: DateTime) -> Bool {
             (a.year, a.month, a.day, a.hour, a.minute) < (b.year, b.month, b.day, b.hour, b.minute)
         }
@@ -24,6 +31,7 @@ public enum CivilCalendar {
         }
     }
 
+    /// Gregorian rule: every fourth year, except centuries not divisible by 400.
     public static func isLeap(_ year: Int) -> Bool { (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 }
 
     /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
@@ -56,6 +64,7 @@ public enum CivilCalendar {
         return ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday (4)
     }
 
+    /// 28–31; `month` must be 1–12 (any other value answers 31).
     public static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: return isLeap(year) ? 29 : 28

@@ -10,7 +10,9 @@ import Foundation
 /// after it; in the fall-back overlap it runs once, at the first occurrence;
 /// wildcard or stepped hours run at every real instant that matches.
 public struct CronSchedule: Sendable, Hashable {
+    /// The schedule text exactly as given to `init`.
     public let expression: String
+    /// The IANA zone whose wall time the fields match; its DST rules decide gaps and overlaps.
     public let zone: TimeZone
     let minutes: Set<Int>
     let hours: Set<Int>
@@ -22,10 +24,14 @@ public struct CronSchedule: Sendable, Hashable {
     /// `*` or a step in the hour field: every real matching instant fires.
     let hoursAreWildcard: Bool
 
+    /// Why a schedule was refused; `description` names the zone or field at fault.
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
 
+    /// Parses the five fields (separated by spaces, not tabs) and resolves the zone;
+    /// throws for an unknown zone, a wrong field count, or a value, range or step
+    /// that does not fit its field.
     public init(_ expression: String, timeZone: String) throws(ParseError) {
         guard let zone = TimeZone(identifier: timeZone) else { throw ParseError(description: "unknown time zone \"\(timeZone)\"") }
         let fields = expression.split(separator: " ", omittingEmptySubsequences: true).map(String.init)

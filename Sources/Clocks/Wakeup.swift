@@ -13,6 +13,8 @@ public final class Wakeup: Sendable {
 
     public init() {}
 
+    /// Wakes the waiting loop, or, when none waits, makes its next `wait()` return at
+    /// once; signals before a wait collapse into one. Safe from any thread or task.
     public func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {

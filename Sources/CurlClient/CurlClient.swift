@@ -4,22 +4,28 @@ import Synchronization
 
 /// The async face of libcurl for the bridge.
 ///
-/// One thread owns a curl multi handle and drives every transfer of the
-/// process (connections are reused across requests to the same host). Other
-/// threads only queue work under a lock and call `curl_multi_wakeup`, the one
-/// multi call libcurl allows from another thread; each continuation is resumed
-/// exactly once, by the curl thread.
+/// Each `CurlEngine` has one thread that owns a curl multi handle and drives
+/// every transfer of the clients made from it (connections are reused across
+/// requests to the same host). Other threads only queue work under a lock and
+/// call `curl_multi_wakeup`, the one multi call libcurl allows from another
+/// thread; each continuation is resumed exactly once, by the curl thread.
 ///
 /// A client is a cheap handle on a `CurlEngine`; the engine owns the thread.
+/// There is no shared engine: whoever makes one shuts it down.
 public struct CurlClient: Sendable {
     /// Keeps the engine alive as long as a client of it exists.
     let owner: CurlEngine
     var engine: CurlMultiEngine { owner.multi }
 
+    /// Keeps `engine` alive but never shuts it down; that stays with whoever made it.
     public init(engine: CurlEngine) {
         self.owner = engine
     }
 
+    /// Sends `request` and buffers the whole answer. Redirects are not followed
+    /// (a 3XX comes back as the response) and every HTTP status is a response,
+    /// not an error; only transport failures, the size cap, cancellation
+    /// (`.cancelled`) and an engine already shut down throw.
     public func perform(_ request: CurlRequest) async throws(CurlError) -> CurlResponse {
         if Task.isCancelled { throw CurlError(code: CURLE_ABORTED_BY_CALLBACK) }
         let id = engine.nextID()
@@ -72,7 +78,8 @@ final class BufferedTransfer: EngineTransfer {
 public final class CurlEngine: Sendable {
     let multi: CurlMultiEngine
 
-    /// Starts the curl thread.
+    /// Starts the curl thread; `maxHostConnections` caps parallel connections
+    /// to one host.
     public init(maxHostConnections: Int = 16) {
         multi = CurlMultiEngine(maxHostConnections: maxHostConnections)
     }
@@ -80,6 +87,9 @@ public final class CurlEngine: Sendable {
     deinit {
         multi.requestStop()
     }
+
+    /// True once the curl thread has ended (after `shutdown()`).
+    public var isStopped: Bool { multi.isStopped }
 
     /// Aborts what is in flight, stops the thread and returns once it ended.
     /// Later requests fail at once with `CURLE_FAILED_INIT`. Idempotent.
@@ -138,6 +148,9 @@ final class CurlMultiEngine: @unchecked Sendable {
         thread.name = "curl-multi"
         thread.start()
     }
+
+    /// True once the thread has left its loop and freed the multi handle.
+    var isStopped: Bool { queue.withLock { $0.stopped } }
 
     /// Asks the thread to stop without waiting for it.
     func requestStop() {

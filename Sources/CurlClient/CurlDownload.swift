@@ -11,24 +11,32 @@ import Glibc
 public struct CurlDownloadRequest: Sendable {
     /// Sent byte-exact (a signed URL must not be re-encoded).
     public var url: String
+    /// Extra request headers, sent in order as given (the archive sends none:
+    /// the signature is in the URL).
     public var headers: [(name: String, value: String)] = []
+    /// Bounds each connection phase; the body is bounded by the low-speed limit instead.
     public var connectTimeoutMilliseconds = 10_000
     /// 0: no overall limit (large files); stalls are caught by the low-speed limit.
     public var totalTimeoutMilliseconds = 0
     /// The transfer fails when slower than `lowSpeedBytesPerSecond` for `lowSpeedSeconds`.
     public var lowSpeedBytesPerSecond = 1024
+    /// How long the transfer may stay below `lowSpeedBytesPerSecond` before it
+    /// fails with `.timedOut`.
     public var lowSpeedSeconds = 60
     /// Bodies above this fail the transfer (by `Content-Length` before any byte, else while streaming).
     public var maxBytes: Int64
     /// Bytes held in memory before curl is paused (`CURL_WRITEFUNC_PAUSE`) until the consumer catches up.
     public var bufferBytes = 4 << 20
+    /// A CA bundle file instead of the system's.
     public var caBundle: String?
+    /// TLS peer and host verification; off only by an operator's explicit choice.
     public var verifyPeer = true
     /// Decides, for each address curl is about to connect to (after DNS, on
     /// the real socket address), whether the connection may be opened:
     /// `nil` allows, a string is the refusal reason.
     public var addressPolicy: (@Sendable (_ addressBytes: [UInt8]) -> String?)?
 
+    /// The two values with no safe default: the URL, sent byte-exact, and the size cap.
     public init(url: String, maxBytes: Int64) {
         self.url = url
         self.maxBytes = maxBytes
@@ -37,9 +45,12 @@ public struct CurlDownloadRequest: Sendable {
 
 /// Status line and headers of a download's response.
 public struct CurlResponseHead: Sendable {
+    /// The first final (non-1XX) status; a 3XX is reported, never followed.
     public var status: Int
+    /// Header lines of that response, in order, names as sent.
     public var headers: [(name: String, value: String)]
 
+    /// Case-insensitive lookup of the first header with `name`.
     public func header(_ name: String) -> String? {
         let lower = name.lowercased()
         return headers.first { $0.name.lowercased() == lower }?.value
@@ -165,6 +176,9 @@ public final class CurlDownload: Sendable {
 
 extension CurlClient {
     /// Starts a streaming download; read it with `head()` and `nextChunks()`.
+    /// Never fails here: a transfer that cannot start reports it from `head()`.
+    /// Cancel a download whose body is not read to the end; an unread buffer
+    /// keeps curl paused.
     public func download(_ request: CurlDownloadRequest) -> CurlDownload {
         let id = engine.nextID()
         let download = CurlDownload(id: id, engine: engine, bufferBytes: request.bufferBytes)

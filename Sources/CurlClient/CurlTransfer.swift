@@ -7,11 +7,19 @@ import Glibc
 
 /// One HTTP request, as the bridge sends it: bytes in, bytes out.
 public struct CurlRequest: Sendable {
+    /// Sent as given (`CURLOPT_CUSTOMREQUEST`); `HEAD` also tells curl to expect no body.
     public var method: String
+    /// Passed to curl as given; keep it out of logs and error texts (its query
+    /// can hold tokens and personal data).
     public var url: String
+    /// Sent in order as `name: value`; curl's `Expect: 100-continue` is always suppressed.
     public var headers: [(name: String, value: String)]
+    /// Sent with its exact length whatever the method; `nil` sends no body.
     public var body: [UInt8]?
+    /// Bounds the connection phase only; `totalTimeoutMilliseconds` bounds the whole exchange.
     public var connectTimeoutMilliseconds: Int
+    /// Connect included; when it runs out the call fails with `.timedOut`
+    /// instead of holding the job.
     public var totalTimeoutMilliseconds: Int
     /// Bodies above this size fail the transfer instead of filling memory.
     public var maxResponseBytes: Int
@@ -22,6 +30,8 @@ public struct CurlRequest: Sendable {
     /// TLS peer and host verification; off only by an operator's explicit choice.
     public var verifyPeer: Bool = true
 
+    /// Defaults suit a small JSON call: GET, 10 s to connect, 60 s in all,
+    /// an 8 MiB answer cap; TLS verified, no proxy.
     public init(
         method: String = "GET",
         url: String,
@@ -41,10 +51,14 @@ public struct CurlRequest: Sendable {
     }
 }
 
+/// A buffered answer. Redirects are not followed, so a 3XX arrives as it came.
 public struct CurlResponse: Sendable {
+    /// As received; any status is a response here, never a `CurlError`.
     public var status: Int
     /// Header lines of the final response, in order, names as sent.
     public var headers: [(name: String, value: String)]
+    /// At most the request's `maxResponseBytes`; a larger answer fails with
+    /// `.responseTooLarge` instead.
     public var body: [UInt8]
 
     /// Case-insensitive lookup of the first header with `name`.
@@ -85,7 +99,7 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
     let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     switch HeaderLine(buffer, length: length) {
-    case .statusLine: sink.headers.removeAll()  // after a 100-continue or a redirect: headers start over
+    case .statusLine: sink.headers.removeAll()  // a new block (after an interim 1XX): headers start over
     case .field(let name, let value): sink.headers.append((name, value))
     case .end, .other: break
     }

@@ -12,22 +12,34 @@ import Glibc
 /// against the host policy) and checking every connection's real address.
 ///
 /// The curl thread only moves bytes into a bounded buffer; hashing, writing
-/// and fsync happen here, on the blocking-I/O pool, so a slow disk pauses curl
+/// and fsync happen here, on the `BlockingIOPool`, so a slow disk pauses curl
 /// (`CURL_WRITEFUNC_PAUSE`) instead of filling memory.
 public struct ArchiveDownloader: Sendable {
+    /// Limits that apply to every hop of a download (each redirect is a new transfer).
     public struct Settings: Sendable {
         /// `<archive>/.partial`: same volume as the archive, so the final rename is atomic.
         public var partialDirectory: String
+        /// Bounds each hop's connection phase.
         public var connectTimeoutMilliseconds = 10_000
+        /// There is no overall timeout (large files): a transfer slower than this
+        /// for `lowSpeedSeconds` fails instead, and is retried before the deadline.
         public var lowSpeedBytesPerSecond = 1024
+        /// How long a transfer may stay below `lowSpeedBytesPerSecond`.
         public var lowSpeedSeconds = 60
+        /// Redirects followed by hand, each re-checked against the host policy;
+        /// one more is a permanent refusal.
         public var maxRedirects = 5
+        /// A CA bundle file instead of the system's.
         public var caBundle: String?
+        /// TLS peer and host verification; off only by an operator's explicit choice.
         public var verifyPeer = true
         /// Volumes that must keep `freeSpaceFloorBytes` free (the archive's and the store's).
         public var guardedPaths: [String] = []
+        /// Checked before each hop, against `Content-Length` and every 64 MiB while
+        /// streaming; falling below it defers the job (`lowSpace`) instead of failing it.
         public var freeSpaceFloorBytes: Int64 = 512 << 20
 
+        /// `partialDirectory` must be on the archive's volume; `ArchiveConfiguration` passes its `.partial`.
         public init(partialDirectory: String) {
             self.partialDirectory = partialDirectory
         }
@@ -35,25 +47,38 @@ public struct ArchiveDownloader: Sendable {
 
     /// A complete download, fsync'd, still under its temp name.
     public struct Downloaded: Sendable {
+        /// Under `partialDirectory`; the caller places the file or unlinks it.
         public var temporaryPath: String
+        /// Bytes written, all of them hashed.
         public var size: Int64
+        /// Lowercase hex of the bytes written; names the file and finds duplicates.
         public var sha256: String
+        /// As the server declared it; often generic or wrong (see `sniffed`).
         public var contentType: String?
+        /// What the first 512 bytes look like; `nil` when nothing known matches.
         public var sniffed: SniffedType?
         /// The URL that finally answered 2XX (after redirects).
         public var finalURL: RawURL
+        /// The server's cleaned `Content-Disposition` file name: recorded as the
+        /// original name; its extension is used only when sniffing finds none.
         public var contentDispositionName: String?
     }
 
+    /// Why a fetch produced no file; `ArchiveExecutor` turns each into an attempt
+    /// outcome. Its texts name a host at most, never a URL's path or query
+    /// (`errorBody` is the server's raw bytes).
     public enum Failure: Error, Sendable {
         /// Refused by policy (host, scheme, address, redirect): permanent.
         case refused(String)
         /// `errorBody`: the first kilobytes of a 400/403 answer (an S3 error document says why).
         case httpStatus(Int, retryAfter: String?, errorBody: [UInt8]?)
+        /// Larger than the mapping's `max_bytes`: permanent.
         case tooLarge(limit: Int64)
+        /// Network, TLS or timeout trouble: worth a retry before the deadline.
         case transport(CurlError)
         /// Below the free-space floor: wait, do not fail.
         case lowSpace(String)
+        /// The temp file could not be created, written or synced.
         case io(String)
     }
 
@@ -61,6 +86,8 @@ public struct ArchiveDownloader: Sendable {
     let io: BlockingIOPool
     let settings: Settings
 
+    /// `io` does the hashing and writing, so no disk work runs on the curl thread
+    /// or the cooperative pool. Neither `client` nor `io` is shut down here.
     public init(client: CurlClient, io: BlockingIOPool, settings: Settings) {
         self.client = client
         self.io = io
@@ -231,7 +258,7 @@ public struct ArchiveDownloader: Sendable {
 }
 
 /// A download's temporary file, hashed as it grows and its first bytes kept
-/// for sniffing; written by one task at a time through the blocking pool.
+/// for sniffing; written by one task at a time through the `BlockingIOPool`.
 final class TempFile: @unchecked Sendable {
     let file: StagedFile
     private var hasher = SHA256()

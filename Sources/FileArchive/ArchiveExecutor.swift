@@ -12,16 +12,21 @@ import JobEngine
 
 /// Settings of the CV archive.
 public struct ArchiveConfiguration: Sendable {
+    /// The archive root; downloads in progress go to its `.partial` folder, on the same volume.
     public var directory: String
     /// Operator-listed host patterns; exact hosts here may use http and private addresses.
     public var allowedHosts: [String] = []
+    /// Days kept per data class; a mapping's `retention_days` may only shorten them.
     public var retention = ArchiveRetention()
+    /// Limits of each download; `init` points its `partialDirectory` into `directory`.
     public var downloader: ArchiveDownloader.Settings
     /// Longest wait between attempts (the deadline bounds them all).
     public var maxRetryDelay: Duration = .seconds(300)
     /// Retry delay while a volume is below the free-space floor.
     public var lowSpaceDelay: Duration = .seconds(60)
 
+    /// Set `directory` here, not afterwards: the downloader's `.partial` folder
+    /// is derived from it once.
     public init(directory: String) {
         self.directory = directory
         self.downloader = ArchiveDownloader.Settings(partialDirectory: ArchiveLayout(root: directory).partialDirectory)
@@ -36,6 +41,7 @@ public struct ArchiveConfiguration: Sendable {
 /// directory fsync'd → sidecar → store record (unique per candidate and
 /// content) → job done. A re-run finds the record and stops there.
 public struct ArchiveExecutor: JobExecutor {
+    /// Claims the jobs of `archive` mappings.
     public let kind = "archive"
     let registry: MappingRegistry
     let store: any ArchiveStore
@@ -47,6 +53,8 @@ public struct ArchiveExecutor: JobExecutor {
 
     let io: BlockingIOPool
 
+    /// `client` and `io` stay with the caller, who shuts them down after the
+    /// runner stopped; without `metricsFactory` nothing is counted.
     public init(registry: MappingRegistry, store: any ArchiveStore, clock: any WallClock, configuration: ArchiveConfiguration,
                 client: CurlClient, io: BlockingIOPool, metricsFactory: (any MetricsFactory)? = nil) {
         self.registry = registry
@@ -86,6 +94,10 @@ public struct ArchiveExecutor: JobExecutor {
         }
     }
 
+    /// One attempt: unsafe names and refused URLs are permanent, an expired URL
+    /// is reported without being requested, network, disk and store trouble
+    /// retries before the deadline, and identical content of a candidate is
+    /// stored once.
     public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let mapping = registry.current.mapping(named: job.mapping), case .archive(let target) = mapping.target else {
             return .held(.mappingNotLoaded(mapping: job.mapping))

@@ -11,17 +11,22 @@ import Domain
 #endif
 
 /// The archive on disk: `<root>/<company>/<candidate>/<kind>-<sha256 prefix>.<ext>`
-/// plus a `.json` sidecar per file, directories 0700, files 0600, downloads
+/// by default (a mapping may set `directory` and `file_name`) plus a `.json`
+/// sidecar per file, directories 0700, files 0600, downloads
 /// in progress under `<root>/.partial` (same volume, so placing is a rename).
 public struct ArchiveLayout: Sendable {
+    /// Every record's `path` is relative to this.
     public let root: String
 
+    /// Touches nothing on disk; `prepare()` creates the folders.
     public init(root: String) {
         self.root = root
     }
 
+    /// Downloads in progress, inside the root so the final rename stays on one volume.
     public var partialDirectory: String { (root as NSString).appendingPathComponent(".partial") }
 
+    /// `relative` must already be validated (`ArchiveNames`); nothing is checked here.
     public func absolute(_ relative: String) -> String { (root as NSString).appendingPathComponent(relative) }
 
     /// Creates the root and `.partial` (0700) and deletes what a previous
@@ -65,6 +70,8 @@ public struct ArchiveLayout: Sendable {
         try DurableFiles.write(bytes, to: absolute(file.path) + ".json", mode: 0o600)
     }
 
+    /// The metadata written beside each file (`<file>.json`); `source_url` is the
+    /// URL without its query, so no signature lands on disk.
     public static func sidecar(_ file: ArchivedFile) -> JSONValue {
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         func time(_ value: Timestamp?) -> JSONValue { value.map { .string(MappingClock.iso8601(milliseconds: $0.milliseconds)) } ?? .null }
@@ -132,14 +139,21 @@ public struct ArchivePurger: Sendable {
     let store: any ArchiveStore
     let layout: ArchiveLayout
 
+    /// `store` and `layout` must describe the same archive, or purging drops
+    /// records and leaves their files behind.
     public init(store: any ArchiveStore, layout: ArchiveLayout) {
         self.store = store
         self.layout = layout
     }
 
+    /// What one purge did, or in a dry run would do.
     public struct Outcome: Sendable {
+        /// Files past retention handled, including those whose removal failed.
         public var deleted = 0
+        /// Their recorded sizes, summed.
         public var bytes: Int64 = 0
+        /// One text per file that could not be removed, or the listing error that
+        /// ended the run early.
         public var failures: [String] = []
     }
 

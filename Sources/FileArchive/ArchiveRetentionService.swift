@@ -12,6 +12,8 @@ public struct ArchiveRetentionService: Service {
     let interval: Duration
     let logger: Logger
 
+    /// Each purge runs on `io` (file deletions and store calls block); `interval`
+    /// is the pause between runs.
     public init(purger: ArchivePurger, io: BlockingIOPool, clock: any WallClock, interval: Duration = .seconds(3600), logger: Logger) {
         self.purger = purger
         self.io = io
@@ -20,6 +22,8 @@ public struct ArchiveRetentionService: Service {
         self.logger = logger
     }
 
+    /// Purges at once, then every `interval`, until graceful shutdown; failures
+    /// are logged and the files are tried again next round.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

@@ -1,10 +1,14 @@
 /// Where something is in a JSON text: byte offset, 1-based line, and 1-based
 /// column counted in Unicode scalars (what an editor shows), not bytes.
 public struct SourcePosition: Sendable, Hashable, CustomStringConvertible, Comparable {
+    /// Byte offset from the start of the input, 0-based.
     public var offset: Int
+    /// 1-based; only LF (0x0A) starts a new line, so a CR before it counts as a column.
     public var line: Int
+    /// 1-based, in Unicode scalars: a two-byte `Å` moves it by one.
     public var column: Int
 
+    /// Taken as given, unchecked: the three must describe the same place.
     public init(offset: Int, line: Int, column: Int) {
         self.offset = offset
         self.line = line
@@ -13,14 +17,18 @@ public struct SourcePosition: Sendable, Hashable, CustomStringConvertible, Compa
 
     public var description: String { "\(line):\(column)" }
 
+    /// Text order, by byte offset alone (line and column follow from it).
     public static func < (lhs: SourcePosition, rhs: SourcePosition) -> Bool { lhs.offset < rhs.offset }
 }
 
 /// Why a JSON text was refused, with the place in the text and in the document.
 ///
-/// Messages never quote string content from the input (payloads carry personal
-/// data); they name bytes only as single ASCII characters or hex.
+/// Messages never quote string values from the input (payloads carry personal
+/// data); they name bytes only as single ASCII characters or hex. Keys do
+/// appear: a duplicate key (clipped to 64 scalars) and the keys of `pointer`.
 public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What was wrong. Associated values are bytes, limits and parser-written
+    /// expectations, plus the key of `duplicateKey`; never a string value of the input.
     public enum Kind: Sendable, Hashable {
         case emptyInput
         case unexpectedByte(UInt8, expected: String)
@@ -39,17 +47,23 @@ public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
         case sizeLimitExceeded(limit: Int)
     }
 
+    /// What was wrong, for callers that branch on the fault; `message` is its text.
     public var kind: Kind
+    /// Where the fault begins: the offending byte, or e.g. the backslash of a bad
+    /// escape, the comma of a trailing comma, the opening quote of a duplicate key.
     public var position: SourcePosition
-    /// The container being parsed when the error was found.
+    /// The member or element being read when the error was found (not just its
+    /// container: a bad value of `x` gives `/x`); empty at the top level.
     public var pointer: JSONPointer
 
+    /// Made by the parser; nothing is checked, so `position` and `pointer` are trusted.
     public init(kind: Kind, position: SourcePosition, pointer: JSONPointer) {
         self.kind = kind
         self.position = position
         self.pointer = pointer
     }
 
+    /// The fault in words, without position or pointer; safe to log (see the type).
     public var message: String {
         switch kind {
         case .emptyInput: return "empty input, expected a JSON value"
@@ -72,7 +86,8 @@ public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// `line:column: message (at /pointer)`, ready to prefix with a file name.
+    /// `line:column: message (in /pointer)`, the pointer part left out at the top
+    /// level; ready to prefix with a file name.
     public var description: String {
         let at = pointer.tokens.isEmpty ? "" : " (in \(pointer))"
         return "\(position): \(message)\(at)"

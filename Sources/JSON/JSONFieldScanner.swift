@@ -7,12 +7,16 @@ public struct JSONFieldQuery: Sendable {
         var kindTargets: [Int] = []
     }
 
+    /// Key paths whose values are materialised, in the order of `JSONScanResult.values`.
+    /// Paths step through object keys only, never into an array.
     public let paths: [[String]]
     /// Paths whose kind alone is wanted (e.g. "`data` is an object"): the scan
     /// validates them like any skipped part but builds nothing.
     public let kindPaths: [[String]]
     var nodes: [Node] = [Node()]
 
+    /// Builds the key trie once; keep a query in a `static let` and reuse it (as the
+    /// envelope reader does) rather than building one per scan.
     public init(_ paths: [[String]], kindsOf kindPaths: [[String]] = []) {
         self.paths = paths
         self.kindPaths = kindPaths
@@ -48,6 +52,7 @@ public enum JSONKind: Sendable, Hashable {
 }
 
 extension JSONValue {
+    /// The value's `JSONKind`, as a scan's `kindPaths` would report it for the same text.
     public var kind: JSONKind {
         switch self {
         case .null: return .null
@@ -62,9 +67,11 @@ extension JSONValue {
 
 /// What a scan found: one entry per query path (`nil` when absent).
 public struct JSONScanResult: Sendable {
+    /// `nil` also when a path runs through something that is not an object.
     public var values: [JSONValue?]
     /// One entry per `JSONFieldQuery.kindPaths` path (`nil` when absent).
     public var kinds: [JSONKind?]
+    /// As `JSONDocument.usedTrailingCommas`: the input relied on the trailing-comma leniency.
     public var usedTrailingCommas: Bool
 }
 
@@ -79,12 +86,16 @@ struct JSONScanSlots {
 /// but materialises only the queried fields, so the hot path allocates a few
 /// strings instead of a tree.
 public struct JSONFieldScanner: Sendable {
+    /// Fixed for the scanner's life; its trie was built by `JSONFieldQuery.init`, not per scan.
     public let query: JSONFieldQuery
 
+    /// Cheap; a scanner holds no state between scans, so one can be shared by every request.
     public init(_ query: JSONFieldQuery) {
         self.query = query
     }
 
+    /// Validates the whole of `bytes` in one pass and throws a `JSONError` for any
+    /// input `JSONParser` refuses; `options.recordPositions` is ignored.
     public func scan(_ bytes: [UInt8], options: JSONParseOptions = .payload) throws(JSONError) -> JSONScanResult {
         let result: Result<JSONScanResult, JSONError> = bytes.withUnsafeBufferPointer { buffer in
             Result { () throws(JSONError) in try scan(buffer, options: options) }
@@ -92,6 +103,8 @@ public struct JSONFieldScanner: Sendable {
         return try result.get()
     }
 
+    /// For a body still in a borrowed buffer: no copy is made, and the result keeps
+    /// no reference to the buffer.
     public func scan(_ bytes: UnsafeRawBufferPointer, options: JSONParseOptions = .payload) throws(JSONError) -> JSONScanResult {
         try scan(bytes.bindMemory(to: UInt8.self), options: options)
     }

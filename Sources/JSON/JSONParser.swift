@@ -14,6 +14,8 @@ public struct JSONParseOptions: Sendable, Hashable {
     /// Build a `JSONSourceMap` (costs time; meant for files, not payloads).
     public var recordPositions: Bool
 
+    /// Defaults: depth 64, 16 MiB, no source map. Prefer a preset (`.payload`,
+    /// `.strict`, `.mappingFile`) unless a limit must differ.
     public init(allowTrailingCommas: Bool, maxDepth: Int = 64, maxBytes: Int = 16 << 20, recordPositions: Bool = false) {
         self.allowTrailingCommas = allowTrailingCommas
         self.maxDepth = maxDepth
@@ -31,6 +33,7 @@ public struct JSONParseOptions: Sendable, Hashable {
 
 /// A parsed document and what the parse noticed about it.
 public struct JSONDocument: Sendable {
+    /// Numbers keep their lexeme and objects their member order (see `JSONValue`).
     public var value: JSONValue
     /// The input relied on the trailing-comma leniency (stored as the inbox's `lenient` flag).
     public var usedTrailingCommas: Bool
@@ -46,14 +49,20 @@ public struct JSONDocument: Sendable {
 /// pointer for every error, rejects invalid UTF-8, lone surrogates and
 /// duplicate keys, and can extract a few fields without building a tree.
 public enum JSONParser {
+    /// Parses the text's UTF-8 bytes (copied once); the trailing-comma flag and any
+    /// source map are dropped: use `parseDocument` to keep them.
     public static func parse(_ text: String, options: JSONParseOptions = .payload) throws(JSONError) -> JSONValue {
         try parseDocument(Array(text.utf8), options: options).value
     }
 
+    /// Parses bytes as they arrived; the trailing-comma flag and any source map are
+    /// dropped: use `parseDocument` to keep them.
     public static func parse(_ bytes: [UInt8], options: JSONParseOptions = .payload) throws(JSONError) -> JSONValue {
         try parseDocument(bytes, options: options).value
     }
 
+    /// The value plus what the parse noticed; with `recordPositions` the source map
+    /// holds its own copy of `bytes`.
     public static func parseDocument(_ bytes: [UInt8], options: JSONParseOptions = .payload) throws(JSONError) -> JSONDocument {
         let result: Result<JSONDocument, JSONError> = bytes.withUnsafeBufferPointer { buffer in
             var core = JSONParserCore(bytes: buffer, options: options)
@@ -62,6 +71,8 @@ public enum JSONParser {
         return try result.get()
     }
 
+    /// For a borrowed buffer, without copying it into an array first; the result
+    /// keeps no reference to the buffer (a source map copies it).
     public static func parseDocument(_ bytes: UnsafeRawBufferPointer, options: JSONParseOptions = .payload) throws(JSONError) -> JSONDocument {
         var core = JSONParserCore(bytes: bytes.bindMemory(to: UInt8.self), options: options)
         return try core.parseDocument()

@@ -5,8 +5,10 @@
 public struct JSONPointer: Sendable, Hashable, CustomStringConvertible, Comparable {
     public private(set) var tokens: [String]
 
+    /// The whole document (`""`); errors at the top level carry it.
     public static let root = JSONPointer(tokens: [])
 
+    /// Tokens as plain keys and indices: no `~0`/`~1` escaping here, `description` adds it.
     public init(tokens: [String]) {
         self.tokens = tokens
     }
@@ -23,10 +25,12 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible, Comparab
         }
     }
 
+    /// One level down by an object key, kept raw (escaped only when printed).
     public func appending(_ key: String) -> JSONPointer {
         JSONPointer(tokens: tokens + [key])
     }
 
+    /// One level down by an array index, stored as its decimal token.
     public func appending(_ index: Int) -> JSONPointer {
         JSONPointer(tokens: tokens + [String(index)])
     }
@@ -40,6 +44,8 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible, Comparab
         return out
     }
 
+    /// Token by token, so a parent sorts before its children; tokens compare as
+    /// strings, so `/10` sorts before `/9`.
     public static func < (lhs: JSONPointer, rhs: JSONPointer) -> Bool {
         lhs.tokens.lexicographicallyPrecedes(rhs.tokens)
     }

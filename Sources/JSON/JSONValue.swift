@@ -15,31 +15,39 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 extension JSONValue {
+    /// True only for an explicit `null`; a missing member is `nil` from the
+    /// subscripts, never `.null`.
     public var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
+    /// The string, or `nil` for any other kind: no conversion (`plainText` renders
+    /// numbers and booleans as text).
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The boolean, or `nil` for any other kind: no truthiness (`0` and `""` are not `false`).
     public var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
+    /// The number with its exact lexeme, or `nil` for any other kind (`"42"` is a string).
     public var numberValue: JSONNumber? {
         if case .number(let n) = self { return n }
         return nil
     }
 
+    /// The elements in order, or `nil` for any other kind.
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
+    /// The members in sender order, or `nil` for any other kind.
     public var objectValue: JSONObject? {
         if case .object(let o) = self { return o }
         return nil
@@ -122,11 +130,18 @@ extension JSONValue: CustomStringConvertible {
 extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByStringLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
+    /// `nil` in a literal is JSON `null`, a present value (unlike a missing key).
     public init(nilLiteral: ()) { self = .null }
+    /// `true` and `false` as JSON booleans.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// A string literal is a JSON string, never parsed: `"1"` stays text.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An integer literal is an exact number (its decimal text), never a `Double`.
     public init(integerLiteral value: Int) { self = .number(JSONNumber(value)) }
+    /// Elements in written order.
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// Members in written order; a repeated key replaces the earlier value in place,
+    /// as `JSONObject.init(_:)` does.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(JSONObject(elements.map { JSONObject.Member(key: $0.0, value: $0.1) }))
     }
@@ -137,6 +152,8 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
 /// The lexeme always matches RFC 8259's number grammar; conversions are
 /// explicit and may fail, so callers decide what precision they need.
 public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
+    /// The number exactly as received; store and compare this when precision
+    /// matters (`1.0` and `1` differ).
     public let lexeme: String
 
     /// Accepts only a lexeme that is a valid RFC 8259 number.
@@ -153,10 +170,12 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
         self.lexeme = validatedLexeme
     }
 
+    /// The decimal text of an integer: always exact.
     public init(_ value: Int) {
         self.lexeme = String(value)
     }
 
+    /// The decimal text of an integer: always exact (ids above 2^53 survive).
     public init(_ value: Int64) {
         self.lexeme = String(value)
     }
@@ -245,10 +264,14 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 /// Keys are unique (the parser rejects duplicates; `subscript(key:)=` replaces).
 /// Lookup is linear, which beats hashing for the small objects of webhook payloads.
 public struct JSONObject: Sendable, Hashable, Sequence {
+    /// One key and its value; uniqueness is kept by `JSONObject`, not here.
     public struct Member: Sendable, Hashable {
+        /// The decoded key, escapes resolved.
         public var key: String
+        /// A present member: `.null` here differs from a missing key.
         public var value: JSONValue
 
+        /// Unchecked: uniqueness applies only once the member is put into an object.
         public init(key: String, value: JSONValue) {
             self.key = key
             self.value = value
@@ -261,7 +284,8 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         self.members = []
     }
 
-    /// Members must have unique keys; later duplicates replace earlier ones.
+    /// Duplicate keys are allowed: a later one replaces the earlier value, which
+    /// keeps its position, so the result has unique keys.
     public init(_ members: [Member]) {
         self.members = []
         self.members.reserveCapacity(members.count)
@@ -272,10 +296,15 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         self.members = uniqueMembers
     }
 
+    /// Number of members, which is also the number of distinct keys.
     public var count: Int { members.count }
+    /// True for `{}` (which mapping conditions read as false).
     public var isEmpty: Bool { members.isEmpty }
+    /// Keys in sender order; a new array on each call.
     public var keys: [String] { members.map(\.key) }
 
+    /// Linear lookup. Setting an existing key replaces its value in place (the member
+    /// keeps its position), setting `nil` removes it, a new key is appended.
     public subscript(key: String) -> JSONValue? {
         get {
             for member in members where member.key == key { return member.value }
@@ -294,6 +323,7 @@ public struct JSONObject: Sendable, Hashable, Sequence {
         }
     }
 
+    /// Members in sender order.
     public func makeIterator() -> IndexingIterator<[Member]> {
         members.makeIterator()
     }

@@ -5,20 +5,24 @@
 public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
 
+    /// Reserves `capacity` bytes up front; raise it for a large body to avoid regrowth.
     public init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Compact UTF-8 bytes of one value, as the store and the HTTP layer want them.
     public static func bytes(_ value: JSONValue) -> [UInt8] {
         var writer = JSONWriter()
         writer.write(value)
         return writer.bytes
     }
 
+    /// Compact JSON text of one value (made from the bytes; always valid UTF-8).
     public static func string(_ value: JSONValue) -> String {
         String(decoding: bytes(value), as: UTF8.self)
     }
 
+    /// Appends one value with no spaces: members in stored order, numbers as their lexeme.
     public mutating func write(_ value: JSONValue) {
         switch value {
         case .null: bytes.append(contentsOf: "null".utf8)
@@ -44,6 +48,8 @@ public struct JSONWriter {
         }
     }
 
+    /// Appends a quoted string, escaping only `"`, `\` and control characters;
+    /// non-ASCII is written as raw UTF-8, never as `\u` escapes.
     public mutating func writeString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
         var s = string

@@ -11,10 +11,13 @@ import JobEngine
 /// through libcurl.
 ///
 /// The request is the one rendered when the job was created (same bytes on
-/// every attempt); only `${VARIABLES}` are injected here, at send time, so
-/// secrets never reach the store. The mapping decides what counts as success,
-/// how long to retry and which response fields to capture.
+/// every attempt), except for a mapping with `after`, rendered again at send
+/// time with the other job's captured response; only `${VARIABLES}` are
+/// injected here, at send time, so secrets never reach the store. The
+/// mapping decides what counts as success, how long to retry and which
+/// response fields to capture.
 public struct RestExecutor: JobExecutor {
+    /// Claims the jobs of `rest` mappings.
     public let kind = "rest"
     let registry: MappingRegistry
     let client: CurlClient
@@ -23,11 +26,15 @@ public struct RestExecutor: JobExecutor {
 
     /// Outbound TLS: verification is on unless an operator turns it off explicitly.
     public struct TLSSettings: Sendable {
+        /// A CA bundle file instead of the system's.
         public var caBundle: String?
+        /// Turns off peer and host verification for every REST call; only by an
+        /// operator's explicit choice.
         public var insecureSkipVerify: Bool
         /// An explicit outbound proxy; environment proxies are never used.
         public var proxy: String?
 
+        /// By default: system CAs, verification on, no proxy.
         public init(caBundle: String? = nil, insecureSkipVerify: Bool = false, proxy: String? = nil) {
             self.caBundle = caBundle
             self.insecureSkipVerify = insecureSkipVerify
@@ -53,6 +60,11 @@ public struct RestExecutor: JobExecutor {
             maxAttempts: rest.retry.maxAttempts, giveUpAfter: .seconds(Int64(rest.retry.giveUpAfterSeconds)))
     }
 
+    /// One attempt. A status in the mapping's `success` list succeeds; 408, 425,
+    /// 429 and 5XX are transient (honouring `Retry-After`), as is any network
+    /// failure; any other status is permanent. Missing `${VARIABLES}` hold the
+    /// job. Only the status is logged here, never the URL; an error body goes
+    /// into the reason as a pattern-redacted excerpt.
     public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         let mappings = registry.current
         guard let mapping = mappings.mapping(named: job.mapping), case .rest(let rest) = mapping.target else {
@@ -145,11 +157,17 @@ public struct RestExecutor: JobExecutor {
 
 /// Turns a stored `{method, url, headers, query, body, idempotency_key}` into a libcurl request.
 public enum RestRequestBuilder {
+    /// Why a stored request cannot be sent: missing variables hold the job until
+    /// the operator sets them; anything else is permanent.
     public enum Problem: Error, Equatable {
         case missingVariables([String])
         case invalid(String)
     }
 
+    /// Injects `${VARIABLES}` into the URL, query, headers and auth (never the
+    /// body), percent-encodes the query, adds the idempotency header unless the
+    /// request sets it, and caps the answer at 1 MiB; `timeoutMilliseconds`
+    /// bounds the whole exchange, 10 s of it for connecting.
     public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<CurlRequest, Problem> {
         var missing: [String] = []
         func resolve(_ text: String) -> String {

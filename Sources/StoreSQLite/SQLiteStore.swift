@@ -25,6 +25,7 @@ public struct SQLiteStoreOptions: Sendable {
     public init() {}
 }
 
+/// Failures of the store itself, as opposed to SQLite's own errors.
 public enum StoreError: Error, CustomStringConvertible {
     case open(path: String, underlying: String)
     case notFound(String)
@@ -40,10 +41,11 @@ public enum StoreError: Error, CustomStringConvertible {
 /// The embedded store: SQLite through GRDB, WAL, `synchronous=FULL`,
 /// `secure_delete=ON`, checkpoints off the commit path.
 ///
-/// One daemon owns a store (the CLI takes the lock); short CLI processes may
-/// open it beside the daemon (WAL allows concurrent readers, writers wait on
-/// the busy timeout).
+/// One daemon owns a store (it holds `DaemonLock`, taken at start-up in
+/// BridgeApp); short CLI processes may open it beside the daemon (WAL allows
+/// concurrent readers, writers wait on the busy timeout).
 public final class SQLiteStore: Sendable, IngestPressure {
+    /// The database file (`bridge.sqlite` in the data directory).
     public let path: String
     let options: SQLiteStoreOptions
     let logger: Logger
@@ -54,15 +56,21 @@ public final class SQLiteStore: Sendable, IngestPressure {
     /// connection of their own: in WAL mode they see committed data and never
     /// hold up the writer's commits, as they would on its connection.
     let reader: DatabaseQueue
-    /// The single writer: every write of the store goes through it.
+    /// The single writer: every write of the store goes through it, except
+    /// erasure and the closing checkpoint, which use its connection directly (`database`).
     let writer: StoreWriter
     /// Jobs whose claim failed and could not even be set aside (see `claim`).
     let unclaimableJobs = Mutex(Set<Int64>())
 
+    /// The database file of a data directory: `bridge.sqlite` (`-wal` and `-shm` beside it).
     public static func databasePath(inDataDirectory directory: String) -> String {
         (directory as NSString).appendingPathComponent("bridge.sqlite")
     }
 
+    /// Opens (creating and migrating if need be) the database in `directory`,
+    /// its files mode 0600, and starts the writer thread, which runs until
+    /// `close()`. Throws `StoreError.open` if the writer's connection cannot be
+    /// opened or migrated.
     public init(directory: String, options: SQLiteStoreOptions = SQLiteStoreOptions(), logger: Logger) throws {
         self.path = SQLiteStore.databasePath(inDataDirectory: directory)
         self.options = options
@@ -117,16 +125,21 @@ public final class SQLiteStore: Sendable, IngestPressure {
     /// transactions (erasure's VACUUM-free page overwrite, the closing checkpoint).
     var database: DatabaseQueue { writer.connection.database }
 
+    /// Called after a commit that created jobs (the runners' wake-up). Runs on
+    /// the writer thread before the commit's callers are answered, so it must
+    /// only signal; a second call replaces the first handler.
     public func setJobsCommittedHandler(_ handler: @escaping @Sendable () -> Void) {
         writer.commitHandlers.withLock { $0.jobsCommitted = handler }
     }
 
-    /// Called after a commit that queued events for routing (the router's wake-up).
+    /// Called after a commit that queued events for routing (the router's wake-up);
+    /// on the writer thread, like `setJobsCommittedHandler`.
     public func setEventsQueuedHandler(_ handler: @escaping @Sendable () -> Void) {
         writer.commitHandlers.withLock { $0.eventsQueued = handler }
     }
 
-    /// Wakes whoever waits for what a commit brought (the writer calls it after each commit).
+    /// Calls the commit handlers as a commit with these effects would (for tests:
+    /// the writer itself calls `StoreWriter.announce` after each commit).
     func announceCommit(createdJobs: Bool, queuedEvents: Bool) {
         writer.announce(CommitEffects(createdJobs: createdJobs, queuedEvents: queuedEvents))
     }

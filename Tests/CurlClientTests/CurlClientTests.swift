@@ -152,3 +152,36 @@ struct CurlMultiTests {
         }
     }
 }
+
+@Suite("Curl engine lifetime")
+struct CurlEngineTests {
+    @Test func shutdownAbortsWhatIsInFlightStopsTheThreadAndRefusesLaterWork() async throws {
+        try await withLocalServer({ router in
+            router.get("/slow") { _, _ -> Response in
+                try await Task.sleep(for: .seconds(3))
+                return Response(status: .ok)
+            }
+        }) { base in
+            let engine = CurlEngine()
+            let client = CurlClient(engine: engine)
+            @Sendable func outcome() async -> Result<CurlResponse, CurlError> {
+                do throws(CurlError) {
+                    return .success(try await client.perform(CurlRequest(url: base + "/slow")))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            async let slow = outcome()
+            try await Task.sleep(for: .milliseconds(200))
+            await engine.shutdown()
+            #expect(engine.isStopped)
+            guard case .failure(let error) = await slow else {
+                Issue.record("the slow request finished although the engine stopped")
+                return
+            }
+            #expect(error.kind == .cancelled)
+            await #expect(throws: CurlError.self) { try await client.perform(CurlRequest(url: base + "/slow")) }
+            await engine.shutdown()  // idempotent
+        }
+    }
+}

@@ -271,7 +271,8 @@ struct RestSemanticsEndToEndTests {
             #expect(try await daemon.waitFor { db in try String.fetchOne(db, sql: "SELECT state FROM jobs") == "done" })
             let attempts = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT outcome, detail FROM job_attempts ORDER BY attempt") }
             #expect(attempts.map { $0["outcome"] as String } == ["retry", "done"])
-            #expect((attempts.first?["detail"] as String? ?? "").contains("network:"))
+            let firstDetail: String = attempts.first?["detail"] ?? ""
+            #expect(firstDetail.contains("network:"))
             #expect(server.requests.count == 2)
         }
     }

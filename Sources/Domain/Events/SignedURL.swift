@@ -6,8 +6,10 @@ import Clocks
 /// into `+` would break the signature, and the 403 would be misread as
 /// "expired"); only its expiry and its query-less form are derived here.
 public struct SignedURL: Sendable, Hashable {
+    /// The URL exactly as received: download with this, never a re-encoded form.
     public let text: String
 
+    /// Wraps the text as is (no parsing, no validation, no normalisation).
     public init(_ text: String) {
         self.text = text
     }

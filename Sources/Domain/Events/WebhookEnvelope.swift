@@ -31,6 +31,7 @@ public enum EventKind: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// False for `.unknown`: the receiver stores such an event `unrouted` instead of routing it.
     public var isDocumented: Bool {
         if case .unknown = self { return false }
         return true
@@ -40,8 +41,11 @@ public enum EventKind: Sendable, Hashable, CustomStringConvertible {
 /// What the receiver needs from a body before storing it, read by the JSON
 /// core's field scanner (no tree is built on the hot path).
 public struct WebhookEnvelope: Sendable, Hashable {
+    /// `event_type` as sent (non-empty); stored in the inbox beside the body.
     public var eventType: String
+    /// `action` as sent (non-empty).
     public var action: String
+    /// `eventType`/`action` classified; `.unknown` keeps the pair rather than failing.
     public var kind: EventKind
     /// `data.company.id`, or `data.company_id` for company/signup.
     public var companyID: String?
@@ -77,7 +81,9 @@ public struct WebhookEnvelope: Sendable, Hashable {
         kindsOf: [["data"]]
     )
 
-    /// Reads and checks the envelope `{event_type, action, data}`.
+    /// Reads and checks the envelope `{event_type, action, data}`. Throws an
+    /// `EnvelopeError` (the body is then quarantined, not stored as an event)
+    /// when the JSON is malformed, a field is missing, or `data` is not an object.
     public static func read(_ body: [UInt8], options: JSONParseOptions = .payload) throws(EnvelopeError) -> WebhookEnvelope {
         let result: JSONScanResult
         do {

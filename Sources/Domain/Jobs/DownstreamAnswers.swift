@@ -21,6 +21,7 @@ public enum DownstreamAnswers {
         case permanent
     }
 
+    /// `success` is checked first: a status the mapping lists there is never retried, even 429.
     public static func rest(status: Int, success: [Int]) -> RestAnswer {
         if success.contains(status) { return .success }
         return isRetryableStatus(status) ? .transient : .permanent
@@ -76,14 +77,19 @@ public enum DownstreamAnswers {
 /// Read by hand: two fixed, unnested elements of a documented format; an XML
 /// parser would add a dependency and more to trust for no gain.
 public struct S3ErrorDocument: Sendable, Hashable {
+    /// The `<Code>` element (`AccessDenied`, `ExpiredToken`): what `DownstreamAnswers.archive` decides on.
     public var code: String
+    /// The `<Message>` element, trimmed; "" when the body has none.
     public var message: String
 
+    /// A document from known fields, taken as given (no check of `code`).
     public init(code: String, message: String) {
         self.code = code
         self.message = message
     }
 
+    /// Reads the first 16 KiB of a response body; nil unless it contains `<Error`
+    /// and a non-empty, alphanumeric `<Code>` element.
     public init?(body: [UInt8]) {
         let text = String(decoding: body.prefix(16 * 1024), as: UTF8.self)
         guard text.contains("<Error"), let code = S3ErrorDocument.element("Code", in: text), !code.isEmpty,

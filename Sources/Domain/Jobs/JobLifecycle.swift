@@ -2,12 +2,14 @@
 ///
 /// Which state may follow which is decided here, by `JobState.after(_:)`, and
 /// nowhere else: the store asks this type before it writes a state, and
-/// renders the sets it needs in its queries from `sources(of:)`.
+/// renders the sets it needs in its queries from `JobTransition.sources` and
+/// the state lists below (`unfinished`, `gauged`, `terminal`).
 public enum JobState: String, Sendable, CaseIterable, Codable {
     /// Waiting for its due time (first attempt or retry).
     case pending
     /// Claimed by a runner under a lease.
     case running
+    /// The effect happened; recorded in the effect ledger in the same write.
     case done
     /// Failed for good (permanent error or retries exhausted); `jobs retry` revives it.
     case dead
@@ -18,6 +20,7 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     case inDoubt = "in_doubt"
     /// The effect key was already delivered by another job (see `skippedFor`).
     case skipped
+    /// By an operator (`jobs cancel`) or by erasure; `jobs retry` revives it.
     case cancelled
     /// Its deadline passed before the effect could happen (e.g. a signed file
     /// URL expired before the archive got the file): counted and alerted, never dropped silently.
@@ -27,6 +30,8 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     /// keeps flowing; an operator sees the reason and retries or cancels it.
     case setAside = "set_aside"
 
+    /// Nothing moves the job on its own any more: only operator commands
+    /// (`jobs retry`, `replay`) leave some of these states. Retention may purge their payloads.
     public var isTerminal: Bool {
         switch self {
         case .done, .dead, .skipped, .cancelled, .expired: return true
@@ -125,10 +130,14 @@ public enum JobTransition: Sendable, Hashable {
 
 /// A transition asked of a state it may not start from.
 public struct JobTransitionError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The job concerned, when the caller named one (it goes into the message).
     public var jobID: Int64?
+    /// The state the job was found in.
     public var state: JobState
+    /// What was asked; its `sources` say which states would have allowed it.
     public var transition: JobTransition
 
+    /// Thrown by `JobState.after(_:jobID:)`; operators see `description`.
     public init(jobID: Int64? = nil, state: JobState, transition: JobTransition) {
         self.jobID = jobID
         self.state = state
@@ -185,6 +194,7 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case storeFault = "store_fault"
     }
 
+    /// What the store matches on when it releases held jobs (never the wording).
     public var code: Code {
         switch self {
         case .missingVariables: return .missingVariables

@@ -34,6 +34,7 @@ public enum RepeatPolicy: Sendable, Hashable {
 /// A job the router wants created for an event. Rendered once, here, so every
 /// retry sends the same bytes.
 public struct PlannedJob: Sendable, Hashable {
+    /// The mapping's name; with `item`, unique per event (a second routing of the event creates nothing).
     public var mapping: String
     /// Distinguishes several jobs of one mapping for one event (e.g. one per file); "" when single.
     public var item: String
@@ -43,7 +44,9 @@ public struct PlannedJob: Sendable, Hashable {
     public var effectKey: String
     /// The rendered work, without secrets.
     public var payload: JSONValue
+    /// Which version of the mapping rendered the job: the file's SHA-256 (a fixed tag for built-in routes).
     public var mappingHash: String
+    /// What happens if the runner dies mid-attempt.
     public var crashPolicy: CrashPolicy
     /// `pending` normally; `held` (a missing variable, a dependency: see
     /// `holdReason`) or `dead` (the event could not be rendered: see `reason`),
@@ -53,6 +56,7 @@ public struct PlannedJob: Sendable, Hashable {
     public var reason: String?
     /// What a `held` job waits for.
     public var holdReason: HoldReason?
+    /// What the job does if its effect key turns out to be delivered already when it is claimed.
     public var onRepeat: RepeatPolicy
     /// Runs once this mapping's job for the same entity is done.
     public var after: String?
@@ -60,6 +64,7 @@ public struct PlannedJob: Sendable, Hashable {
     /// a deadline run in their own lane, earliest deadline first.
     public var deadline: Timestamp?
 
+    /// Defaults: a single job, `pending`, skipped as a repeat, no dependency, no deadline.
     public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
                 crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, holdReason: HoldReason? = nil,
                 onRepeat: RepeatPolicy = .skip, after: String? = nil, deadline: Timestamp? = nil) {
@@ -81,28 +86,42 @@ public struct PlannedJob: Sendable, Hashable {
 
 /// A job handed to an executor under a lease.
 public struct ClaimedJob: Sendable, Hashable {
+    /// The job row; what `complete`, `renewLeases` and `setAside` name.
     public var id: Int64
+    /// The inbox event the job was planned for.
     public var eventID: Int64
+    /// The mapping whose rendering runs: the job's own, or its `on_repeat`
+    /// alternative's when the effect was already delivered (the row keeps its own).
     public var mapping: String
+    /// See `PlannedJob.item`.
     public var item: String
+    /// The executor to run it; the alternative's kind when `mapping` is the alternative.
     public var kind: String
+    /// The job's own effect key: the ledger records it under the job's own mapping, also when an alternative runs.
     public var effectKey: String
+    /// The stored rendering (JSON bytes): retries send these same bytes.
     public var payload: [UInt8]
     /// 1 on the first attempt.
     public var attempt: Int
+    /// The event's company (see `WebhookEnvelope.companyID`).
     public var companyID: String?
+    /// The event's subject: candidate, job or company id (see `WebhookEnvelope.subjectID`).
     public var subjectID: String?
-    /// When the job was created.
+    /// The row's `created_at`: the event's receipt time for jobs routing created
+    /// (even when routing ran later), the replay's time for jobs a replay added.
+    /// Executors read it as the webhook's arrival (e.g. a signed URL's 24-hour fallback lifetime).
     public var createdAt: Timestamp?
     /// When its first attempt started (a mapping's `give_up_after` counts from here,
     /// so days spent `held` for a variable do not use up the retry window).
     public var firstAttemptAt: Timestamp?
     /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
     public var eventBody: [UInt8]?
+    /// The captured response (JSON bytes) of the job this one ran `after`; `nil` for other jobs.
     public var afterCapture: [UInt8]?
     /// See `PlannedJob.deadline`.
     public var deadline: Timestamp?
 
+    /// Built by the store when it claims the job; the optional fields default to absent.
     public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
                 companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, firstAttemptAt: Timestamp? = nil,
                 eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil, deadline: Timestamp? = nil) {

@@ -3,6 +3,8 @@ import Mapping
 
 /// `Retry-After`: delta-seconds or an HTTP-date (IMF-fixdate).
 public enum RetryAfter {
+    /// The wait the header asks for, measured from `now`; a date in the past is
+    /// zero, and anything unreadable is `nil` (the backoff alone applies then).
     public static func delay(_ value: String, now: Timestamp) -> Duration? {
         let trimmed = value.trimmingWhitespace()
         if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }

@@ -4,10 +4,14 @@ import Clocks
 
 /// Exponential backoff with full jitter, capped; pure so tests can pin it.
 public struct RetryPolicy: Sendable, Hashable {
+    /// The cap on the wait after the first attempt; it doubles per attempt.
     public var firstDelay: Duration
+    /// No backoff exceeds this (a downstream's `Retry-After` may still ask for longer).
     public var maxDelay: Duration
+    /// Not enforced here: `RetryDecision` counts attempts against `RetryRules.maxAttempts`.
     public var maxAttempts: Int
 
+    /// Defaults: 2 s doubling up to an hour, as `RetryRules.standard` uses.
     public init(firstDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(3600), maxAttempts: Int = 25) {
         self.firstDelay = firstDelay
         self.maxDelay = maxDelay
@@ -41,6 +45,7 @@ public struct RetryRules: Sendable, Hashable {
     /// The smallest jitter fraction (the archive keeps at least half the backoff).
     public var minimumJitter: Double = 0
 
+    /// A limit left `nil` does not apply; `deadlineMargin` stays at its one-second default.
     public init(backoff: RetryPolicy, maxAttempts: Int?, giveUpAfter: Duration?, deadline: Timestamp? = nil, minimumJitter: Double = 0) {
         self.backoff = backoff
         self.maxAttempts = maxAttempts
@@ -73,6 +78,10 @@ public enum AttemptOutcome: Sendable, Hashable {
 /// attempt due after `giveUpAfter` from the first; none past the deadline
 /// (less its margin); a `retryAfter` is never shortened.
 public enum RetryDecision {
+    /// Pure: `attempt` is the attempt that just ended (1 for the first), `jitter`
+    /// a random fraction in [0, 1) the caller draws. A retry is always due at
+    /// least 1 ms after `now`; what cannot be retried in the rules' limits is
+    /// `dead` (count, `giveUpAfter`) or `expired` (deadline), with the reason kept.
     public static func decide(_ outcome: AttemptOutcome, rules: RetryRules, attempt: Int, firstAttemptAt: Timestamp, now: Timestamp,
                               jitter: Double) -> JobCompletion {
         switch outcome {

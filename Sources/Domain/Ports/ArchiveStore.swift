@@ -3,10 +3,15 @@ import Clocks
 /// fields are written to the store and to a JSON sidecar beside the file, so
 /// the archive stays self-describing if the store is lost.
 public struct ArchivedFile: Sendable, Hashable {
+    /// The store's record id; `nil` until `ArchiveStore.recordArchivedFile` returns the record.
     public var id: Int64?
+    /// With `candidateID` and `sha256`: identical content of a candidate is recorded once.
     public var companyID: String
+    /// The candidate the file belongs to (the subject key erasure and retention look up).
     public var candidateID: String
+    /// The archive job that downloaded it.
     public var jobID: Int64
+    /// The job's mapping (its `retention_days` may shorten `retainUntil`).
     public var mapping: String
     /// `cv`, `cover_letter`, `other-2`, `answer-1`, …
     public var kind: String
@@ -18,18 +23,22 @@ public struct ArchivedFile: Sendable, Hashable {
     public var sniffedType: String?
     /// Set when declared and sniffed types disagree (flagged, never refused).
     public var typeMismatch: String?
+    /// Bytes as stored.
     public var size: Int64
     /// Lowercase hex.
     public var sha256: String
     /// Relative to the archive directory.
     public var path: String
+    /// When the download finished; retention counts from here.
     public var downloadedAt: Timestamp
+    /// The signed URL's own expiry, when the URL states one.
     public var urlExpiry: Timestamp?
     /// The source URL without its query (the signature).
     public var sourceURL: String
     /// When retention deletes it.
     public var retainUntil: Timestamp
 
+    /// A record to write (`id` nil) or one read back from the store.
     public init(id: Int64? = nil, companyID: String, candidateID: String, jobID: Int64, mapping: String, kind: String, originalName: String?,
                 contentType: String?, sniffedType: String?, typeMismatch: String?, size: Int64, sha256: String, path: String,
                 downloadedAt: Timestamp, urlExpiry: Timestamp?, sourceURL: String, retainUntil: Timestamp) {
@@ -71,14 +80,18 @@ public protocol ArchiveStore: Sendable {
 /// index: `other-2` is class `other`), with an optional shorter override
 /// per mapping.
 public struct ArchiveRetention: Sendable, Hashable {
+    /// Days for a data class without an entry in `daysByClass`.
     public var defaultDays: Int
+    /// Days per data class (`cv`, `cover_letter`, `other`, …).
     public var daysByClass: [String: Int]
 
+    /// Defaults: every class kept 365 days.
     public init(defaultDays: Int = 365, daysByClass: [String: Int] = [:]) {
         self.defaultDays = defaultDays
         self.daysByClass = daysByClass
     }
 
+    /// The kind without a trailing `-<digits>` index: `other-2` → `other`, `cv` → `cv`.
     public static func dataClass(ofKind kind: String) -> String {
         if let dash = kind.lastIndex(of: "-"), kind[kind.index(after: dash)...].allSatisfy(\.isNumber), dash != kind.startIndex {
             return String(kind[..<dash])

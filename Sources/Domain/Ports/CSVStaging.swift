@@ -3,9 +3,12 @@ import Clocks
 
 /// A period of a CSV mapping: [start, end) in Unix seconds.
 public struct CSVPeriod: Sendable, Hashable, CustomStringConvertible {
+    /// Inclusive; with the mapping, the key of its staged rows and of its export.
     public var start: Int64
+    /// Exclusive: the next period's start.
     public var end: Int64
 
+    /// Not checked: `start < end` is the caller's to keep.
     public init(start: Int64, end: Int64) {
         self.start = start
         self.end = end
@@ -32,10 +35,13 @@ public enum CSVExportState: String, Sendable {
     case done
 }
 
+/// What staging did with a row; the CSV executor counts each as a success (a failure throws instead).
 public enum StagingOutcome: Sendable, Hashable {
+    /// Inserted or replaced; `period` is where it went (the open one if its own was already exported).
     case staged(period: CSVPeriod)
     /// Same key, older `received_at` than the staged row: the later one stays.
     case olderThanStaged
+    /// The key was exported before and the re-send policy says no (or the content is unchanged).
     case skippedAlreadyExported
 }
 
@@ -50,12 +56,24 @@ public protocol CSVStaging: Sendable {
 }
 
 /// The export side of the CSV store.
+/// Times are Unix seconds. Synchronous: the calls block their thread until
+/// read or committed, so callers run them on a thread allowed to block (the
+/// blocking-I/O pool, the CLI's main thread), never on the cooperative pool.
 public protocol CSVExportStore: CSVStaging {
+    /// Since when `mapping`'s periods are exported; the first call records `now`,
+    /// so periods that ended before a mapping was first seen are never exported.
     func csvScheduleSince(mapping: String, now: Int64) throws -> Int64
+    /// The end of the latest exported period, `nil` before the first export.
     func csvLastExportedEnd(mapping: String) throws -> Int64?
+    /// True once the period's file was written and recorded (`done`).
     func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool
+    /// Claims the period's export for `owner`. False when it is done (unless
+    /// `redo`) or another owner claimed it less than `staleAfter` seconds ago.
     func claimCSVExport(mapping: String, period: CSVPeriod, owner: String, now: Int64, staleAfter: Int64, redo: Bool) throws -> Bool
+    /// The period's staged rows ordered by row key, read as a stream.
     func forEachCSVRow(mapping: String, periodStart: Int64, _ body: (_ rowKey: String, _ row: [UInt8]) throws -> Void) throws
+    /// Marks the period `done` with its file and remembers each exported row key (for re-send policies).
     func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws
+    /// Gives a claim up after a failed export: open again, or `done` again if it was a redo.
     func releaseCSVExport(mapping: String, period: CSVPeriod) throws
 }

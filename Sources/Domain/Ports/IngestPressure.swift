@@ -13,9 +13,12 @@ public protocol IngestPressure: Sendable {
 /// without ever stopping: it pauses in short steps while pressure lasts, but
 /// after `maxDeferral` in a row it does one round regardless.
 public struct BackgroundYield: Sendable, Hashable {
+    /// One step of waiting; pressure is checked again after each.
     public var pause: Duration
+    /// The longest a round is put off in a row: past it, the round runs under pressure too.
     public var maxDeferral: Duration
 
+    /// Defaults: 20 ms steps, at most half a second deferred.
     public init(pause: Duration = .milliseconds(20), maxDeferral: Duration = .milliseconds(500)) {
         self.pause = pause
         self.maxDeferral = maxDeferral

@@ -9,6 +9,7 @@ public struct RetentionPolicy: Sendable, Hashable {
     /// Days a quarantined body is kept after it arrived.
     public var quarantineDays: Int = 30
 
+    /// Defaults: 30 days for both.
     public init(inboxBodyDays: Int = 30, quarantineDays: Int = 30) {
         self.inboxBodyDays = inboxBodyDays
         self.quarantineDays = quarantineDays
@@ -17,11 +18,17 @@ public struct RetentionPolicy: Sendable, Hashable {
 
 /// What erasing a candidate did (or, in a dry run, would do).
 public struct ErasureReport: Sendable, Hashable {
+    /// Inbox events of the candidate (their bodies are removed; rows and hashes stay).
     public var events = 0
+    /// Open jobs of those events moved to `cancelled`, so nothing is sent afterwards.
     public var jobsCancelled = 0
+    /// Jobs of those events whose rendered request and captures were cleared.
     public var jobsCleared = 0
+    /// Quarantined bodies removed because they contain the candidate id.
     public var quarantined = 0
+    /// Staged CSV rows deleted, those of exported periods included.
     public var csvRows = 0
+    /// Records of exported CSV rows deleted (the files themselves are in `exportedFiles`).
     public var csvExportedKeys = 0
     /// CSV files already delivered that held the candidate's rows: outside the
     /// store, so the operator removes the rows there.

@@ -11,10 +11,13 @@ import Mapping
 /// bank account numbers, bearer tokens and long opaque strings). Applied
 /// before anything is written to the store or the log.
 public struct Redactor: Sendable {
+    /// What every removed value and pattern match is replaced with.
     public static let mask = "[redacted]"
     /// Values to remove wherever they appear, longest first.
     let values: [String]
 
+    /// Values shorter than 4 characters after trimming are skipped (each would
+    /// mask every occurrence of itself in unrelated text).
     public init(values: some Sequence<String> = []) {
         var forms: Set<String> = []
         for value in values {
@@ -53,6 +56,7 @@ public struct Redactor: Sendable {
         self.init(values: leaves)
     }
 
+    /// Both passes: this job's values first, then the patterns.
     public func redact(_ text: String) -> String {
         var out = text
         for value in values where out.contains(value) {

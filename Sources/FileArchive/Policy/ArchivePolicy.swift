@@ -9,15 +9,19 @@ import Mapping
 /// odd inputs; this parser is strict instead and refuses what it cannot read
 /// unambiguously (userinfo, whitespace, backslashes, percent signs in hosts).
 public struct RawURL: Sendable, Hashable, CustomStringConvertible {
+    /// Exactly as given: this, never a rebuilt form, is what gets requested.
     public let text: String
     /// Lowercased.
     public let scheme: String
     /// Lowercased, without IPv6 brackets or a trailing dot.
     public let host: String
+    /// Only when written in the URL; `nil` means the scheme's default.
     public let port: Int?
     /// Everything after the authority (path, query, fragment), as written.
     public let rest: Substring
 
+    /// `nil` for anything it cannot read unambiguously: controls, spaces,
+    /// backslashes, userinfo, a `%` in the host, a bad port, a missing `//`.
     public init?(_ text: String) {
         for byte in text.utf8 where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\") { return nil }
         guard let colon = text.firstIndex(of: ":") else { return nil }
@@ -104,10 +108,14 @@ public struct RawURL: Sendable, Hashable, CustomStringConvertible {
 /// A host pattern of an allow-list: `jobylon.com` (that host) or
 /// `*.amazonaws.com` (any host below it, not the apex).
 public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
+    /// As configured, for messages.
     public let text: String
     let suffix: String?
     let exact: String?
 
+    /// `nil` for a pattern that could match too much or nothing sensible: a
+    /// wildcard anywhere but a leading `*.`, a one-label suffix (`*.com`), a
+    /// path or userinfo.
     public init?(_ text: String) {
         var value = text.lowercased()
         if value.hasSuffix(".") { value.removeLast() }
@@ -129,6 +137,8 @@ public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
     /// An explicit host (not a wildcard): the operator named exactly this machine.
     public var isExplicitHost: Bool { exact != nil }
 
+    /// Exact for a host; a wildcard matches strictly below its suffix, never the
+    /// apex. `host` must already be lowercased, as `RawURL.host` is.
     public func matches(_ host: String) -> Bool {
         if let exact { return host == exact }
         if let suffix { return host.hasSuffix(suffix) && host.count > suffix.count }
@@ -144,8 +154,10 @@ public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
 /// explicitly (`archive_allowed_hosts`, no wildcard) may also use http and
 /// private or loopback addresses (an on-premises store, a test server).
 public struct ArchiveHostPolicy: Sendable {
+    /// Always allowed, for https and public addresses only: Jobylon's hosts and S3.
     public static let builtInPatterns = ["jobylon.com", "*.jobylon.com", "*.amazonaws.com"]
 
+    /// The verdict on one URL, the first or a redirect target.
     public enum Decision: Sendable, Hashable {
         /// Fetch; `privateAddresses` lets the connection go to non-public addresses.
         case allowed(privateAddresses: Bool)
@@ -161,6 +173,8 @@ public struct ArchiveHostPolicy: Sendable {
         self.operatorPatterns = operatorPatterns.compactMap(HostPattern.init)
     }
 
+    /// Run on the first URL and again on every redirect target; refusals name
+    /// the host, never the path or query.
     public func check(_ url: RawURL) -> Decision {
         guard url.scheme == "https" || url.scheme == "http" else {
             return .refused(reason: "scheme '\(url.scheme)' is not allowed for archive downloads (https only)")
@@ -281,7 +295,8 @@ public enum ArchiveNames {
 
     /// The original file name from the URL's last path segment, percent-decoded
     /// and cleaned: no directory parts, control characters or leading dots,
-    /// at most 200 bytes. For metadata only; stored names never use it.
+    /// at most 200 bytes. Recorded as metadata; a stored name takes at most its
+    /// extension (when sniffing finds none).
     public static func originalName(urlWithoutQuery: String) -> String? {
         guard let slash = urlWithoutQuery.lastIndex(of: "/") else { return nil }
         let segment = urlWithoutQuery[urlWithoutQuery.index(after: slash)...]
@@ -309,6 +324,8 @@ public enum ArchiveNames {
         return ext
     }
 
+    /// Decodes `%XX`; malformed escapes stay as written and invalid UTF-8
+    /// becomes U+FFFD. Untrusted output: `clean` it before use.
     public static func percentDecoded(_ text: String) -> String {
         var bytes: [UInt8] = []
         let utf8 = Array(text.utf8)
@@ -339,9 +356,13 @@ public enum ArchiveNames {
 /// signed download is often `application/octet-stream` or wrong; the archive
 /// records both and flags a mismatch (it never refuses a file for it).
 public struct SniffedType: Sendable, Hashable {
+    /// Recorded beside the declared `Content-Type`.
     public var mediaType: String
+    /// The stored name's extension; it wins over the one in the server's or the URL's name.
     public var fileExtension: String
 
+    /// Reads only the bytes given (the archive keeps the first 512); `nil` when
+    /// no known signature matches and the bytes are not UTF-8 text.
     public static func sniff(_ prefix: [UInt8]) -> SniffedType? {
         func starts(_ magic: [UInt8]) -> Bool { prefix.count >= magic.count && Array(prefix[0..<magic.count]) == magic }
         if starts(Array("%PDF-".utf8)) { return SniffedType(mediaType: "application/pdf", fileExtension: "pdf") }

@@ -11,6 +11,8 @@ import Domain
 // The inbox: webhooks committed (and fsync'd) before they are acknowledged,
 // and the queue of events routing picks up after the commit.
 extension SQLiteStore: EventStore {
+    /// Queues the item for the writer's next webhook commit and returns once that
+    /// commit is on disk, or `.unavailable` (queue full, shutting down, commit failed).
     public func ingest(_ item: IngestItem) async -> IngestOutcome {
         // Hashed here, in the caller's task, so the single writer only writes.
         let hash = SQLiteStore.sha256(item.body)
@@ -24,6 +26,8 @@ extension SQLiteStore: EventStore {
         }
     }
 
+    /// Readiness: false while the writer is unhealthy or stopping; otherwise a
+    /// probe row is updated through the writer, so a true answer means a commit just went through.
     public func isAcceptingWrites() async -> Bool {
         guard writer.isHealthy else { return false }
         do {
@@ -46,7 +50,9 @@ extension SQLiteStore: EventStore {
         }
     }
 
-    /// Inserts one item inside the writer's transaction (under a savepoint).
+    /// Inserts one item inside the writer's transaction (under a savepoint only
+    /// when a failed batch is replayed). A queued `routed` event gets a routing
+    /// queue row instead of jobs; any other event gets `item`'s jobs here.
     func insert(_ item: IngestItem, hash: Data, db: Database) throws -> IngestOutcome {
         switch item.content {
         case .quarantine(let reason):
@@ -124,6 +130,7 @@ extension SQLiteStore: EventStore {
 }
 
 extension SQLiteStore: RoutingQueue {
+    /// On the reader connection: routing never waits for the writer to read its queue.
     public func unroutedEvents(limit: Int) async throws -> [UnroutedEvent] {
         try await reader.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
@@ -140,6 +147,7 @@ extension SQLiteStore: RoutingQueue {
         }
     }
 
+    /// The whole batch in one write through the writer; wakes the runners when it created jobs.
     public func recordRouting(_ events: [RoutedEvent]) async throws -> Int {
         guard !events.isEmpty else { return 0 }
         return try await writer.perform { [self] db, effects in

@@ -5,6 +5,10 @@ import Clocks
 import Domain
 
 extension SQLiteStore: JobStore {
+    /// A write through the writer (claims share job commits). The `dueTime`
+    /// lane caps each mapping at `SQLiteStoreOptions.maxRunningPerMapping`
+    /// running jobs; a fault of the whole store (full disk, I/O error) throws
+    /// instead of setting jobs aside.
     public func claimDueJobs(owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane) async throws -> JobClaim {
         try await writer.perform { [self] db, effects in
             try claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
@@ -20,12 +24,17 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// Does nothing if `owner` no longer holds a running lease on the job (it
+    /// expired and another runner owns the outcome). `done` also releases the
+    /// `after` jobs waiting for this one, in the same write.
     public func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             try complete(db: db, jobID: jobID, owner: owner, completion: completion, now: now)
         }
     }
 
+    /// Does nothing unless `owner` holds the job's lease; throws a
+    /// `JobTransitionError` if its state cannot be set aside.
     public func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             guard let state = try jobState(db: db, id: jobID, owner: owner) else { return }
@@ -207,6 +216,7 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// Only rows still `running` under `owner` move; an empty list writes nothing.
     public func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws {
         guard !jobIDs.isEmpty else { return }
         try await writer.perform { db, _ in
@@ -287,6 +297,7 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// The unfinished attempt is not counted: `attempts` goes back down by one.
     public func releaseLeases(owner: String, now: Timestamp) async throws {
         try await writer.perform { db, _ in
             // The attempt never finished: give it back without counting it.
@@ -297,6 +308,7 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// On the reader connection; may be in the past (work is due now).
     public func nextWakeUp(lane: ClaimLane) async throws -> Timestamp? {
         // Per lane (a runner must not wake for due jobs it will not claim: it would
         // spin), and each an index lookup: this runs whenever a runner goes idle.
@@ -315,17 +327,27 @@ extension SQLiteStore: JobStore {
 
 /// Read-side queries for the CLI and metrics.
 extension SQLiteStore {
+    /// One job row as `jobs` lists it.
     public struct JobSummary: Sendable, Hashable {
+        /// The job's id, as operator commands take it.
         public var id: Int64
+        /// The inbox event it was planned for (what `replay` takes).
         public var eventID: Int64
+        /// The job's own mapping (not an alternative it runs instead).
         public var mapping: String
+        /// The stored `JobState` raw value (`in_doubt`, `set_aside`, …).
         public var state: String
+        /// Attempts started so far (a given-back attempt is not counted).
         public var attempts: Int
+        /// The ledger key within `mapping`.
         public var effectKey: String
+        /// As stored: older rows may hold unredacted text, so callers show it through `Redactor.redactPatterns`.
         public var lastError: String?
+        /// For a `skipped` job: the job that delivered the effect.
         public var skippedFor: Int64?
     }
 
+    /// Jobs in id order, filtered by raw state and mapping, at most `limit`; on the reader connection.
     public func jobs(state: String? = nil, mapping: String? = nil, limit: Int = 1000) throws -> [JobSummary] {
         try reader.read { db in
             var sql = "SELECT id, event_id, mapping, state, attempts, effect_key, last_error, skipped_for FROM jobs WHERE 1 = 1"
@@ -348,7 +370,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Job counts by state and the age of the oldest unfinished job (for metrics).
+    /// Job counts of the gauged states (`JobState.gauged`) and the age in
+    /// milliseconds of the oldest pending or running job (for metrics).
     public func jobStatistics(now: Timestamp) async throws -> (counts: [String: Int], oldestPendingAge: Int64?) {
         try await reader.read { db in
             var counts: [String: Int] = [:]
@@ -364,6 +387,7 @@ extension SQLiteStore {
         }
     }
 
+    /// Rows of one of a fixed set of tables (the name is checked, never bound): else `StoreError.notFound`.
     public func countRows(_ table: String) throws -> Int {
         let allowed: Set<String> = ["inbox", "quarantine", "jobs", "effects", "companies", "job_attempts"]
         guard allowed.contains(table) else { throw StoreError.notFound("table \(table)") }

@@ -6,13 +6,15 @@ import Domain
 
 /// The single writer of the store, with group commit.
 ///
-/// Webhooks, job claims and job completions queue here; one thread takes
-/// everything that queued during the previous commit and writes it in one
-/// transaction, so concurrent work shares one fsync (a job's claim and outcome
-/// ride along with the webhooks' commits instead of paying their own). Each
-/// operation runs under its own savepoint: one bad item never fails the batch.
-/// A dedicated thread (not the cooperative pool) blocks on SQLite, as GRDB's
-/// synchronous API requires.
+/// Webhooks and every other write (routing, job claims and completions, CSV
+/// staging, operator commands) queue here, in two queues; one thread takes
+/// what queued during the previous commit and writes it in one transaction,
+/// so concurrent work shares one fsync. Webhooks go first, in a commit of
+/// their own; job work follows in separate commits, cut to a time budget
+/// while webhooks wait, so no acknowledgement waits behind it. One bad item
+/// never fails the batch: a failed batch is replayed with a savepoint per
+/// operation. A dedicated thread (not the cooperative pool) blocks on SQLite,
+/// as GRDB's synchronous API requires.
 final class StoreWriter: @unchecked Sendable {
     struct Closed: Error, CustomStringConvertible {
         var description: String { "store is closed" }
@@ -62,6 +64,8 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     /// Queues a webhook for the next commit; `apply` inserts it inside the transaction.
+    /// Never throws: refused as `.unavailable` while stopping or when `capacity`
+    /// webhooks already wait, and a failed commit is `.unavailable` too.
     func submit(_ apply: @escaping @Sendable (Database, inout CommitEffects) throws -> IngestOutcome) async -> IngestOutcome {
         await withCheckedContinuation { continuation in
             condition.lock()
