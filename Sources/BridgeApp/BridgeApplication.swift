@@ -28,7 +28,9 @@ public final class BridgeApplication: Sendable {
     /// The executor kinds this build runs; jobs of other kinds are held.
     public static let executorKinds: Set<String> = ["log", "rest", "csv", "archive"]
 
+    /// The configuration the services were built from.
     public let configuration: BridgeConfiguration
+    /// Every service, in start order; shutdown runs in reverse.
     public let serviceGroup: ServiceGroup
     /// Where the daemon listens once the server is up (port 0 resolved), written by the server.
     public let addressFile: String

@@ -24,7 +24,8 @@ public struct CronSchedule: Sendable, Hashable {
     /// `*` or a step in the hour field: every real matching instant fires.
     let hoursAreWildcard: Bool
 
-    /// Why a schedule was refused; `description` names the zone or field at fault.
+    /// Why a schedule was refused; `description` names the unknown zone, the wrong
+    /// field count or the field at fault.
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public var description: String
     }

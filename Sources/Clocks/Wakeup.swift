@@ -28,6 +28,8 @@ public final class Wakeup: Sendable {
     }
 
     /// Returns at the next signal (or at once if one is pending); also returns when cancelled.
+    /// One waiter at a time: a second concurrent `wait()` takes the first one's place,
+    /// and the first then never resumes.
     public func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -5,8 +5,10 @@ import Glibc
 /// A failed file-system call, with what was being done and `strerror`. Never
 /// carries file contents.
 public struct IOFailure: Error, Sendable, CustomStringConvertible {
+    /// What failed, on which path, and why (`strerror`).
     public var message: String
 
+    /// A failure with a message of the caller's own.
     public init(message: String) {
         self.message = message
     }
@@ -79,6 +81,7 @@ public enum DurableFiles {
 /// one task at a time, then finished (fsync, close) and published with
 /// `DurableFiles.publish`, or discarded.
 public final class StagedFile: @unchecked Sendable {
+    /// Where the content lives until `DurableFiles.publish` renames it.
     public let temporaryPath: String
     private let fd: Int32
     private var open = true
@@ -128,6 +131,7 @@ public final class StagedFile: @unchecked Sendable {
         size += Int64(bytes.count)
     }
 
+    /// Writes all of `bytes`, resuming after partial writes and `EINTR`.
     public func append(_ bytes: [UInt8]) throws(IOFailure) {
         let failure: IOFailure? = bytes.withUnsafeBytes { raw in
             do throws(IOFailure) {

@@ -71,7 +71,7 @@ public struct ArchiveExecutor: JobExecutor {
     /// at least half the backoff kept (never a burst of attempts).
     public func retryRules(for job: ClaimedJob) -> RetryRules {
         let deadline = job.deadline ?? SignedURL(ArchiveExecutor.url(of: job) ?? "").deadline(receivedAt: job.createdAt ?? clock.now())
-        return RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay, maxAttempts: .max),
+        return RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay),
                           maxAttempts: nil, giveUpAfter: nil, deadline: deadline, minimumJitter: 0.5)
     }
 

@@ -16,7 +16,9 @@ public protocol JobExecutor: Sendable {
 }
 
 extension JobExecutor {
+    /// Executors without their own rules retry by the standard ones.
     public func retryRules(for job: ClaimedJob) -> RetryRules { .standard }
+    /// Nothing to do after recording, by default.
     public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {}
 }
 
@@ -24,10 +26,12 @@ extension JobExecutor {
 /// never personal data). Its effect is harmless, which makes it the proof of
 /// the whole path before real executors exist.
 public struct LogExecutor: JobExecutor {
+    /// Jobs of the built-in audit log.
     public let kind = "log"
 
     public init() {}
 
+    /// Logs the job's ids (never its payload: it may hold personal data) and succeeds.
     public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
         guard let payload = try? JSONParser.parse(job.payload, options: .strict) else {
             return .permanent(reason: "payload is not valid JSON")

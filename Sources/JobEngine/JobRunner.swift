@@ -7,6 +7,8 @@ import Domain
 
 /// Settings of the runner.
 public struct JobRunnerConfiguration: Sendable {
+    /// A claimed job is this runner's for this long, renewed every third of it while the attempt runs;
+    /// another runner may take it once the lease ran out (a crashed process).
     public var leaseDuration: Duration = .seconds(30)
     /// Jobs run at once by this process.
     public var concurrency: Int = 32
@@ -17,7 +19,14 @@ public struct JobRunnerConfiguration: Sendable {
     /// First pause after a failed claim (doubling to `maxClaimBackoff`), so a
     /// failing store is not hammered and the log gets one line per streak.
     public var claimBackoff: Duration = .milliseconds(100)
+    /// The longest pause between tries of a failing store call.
     public var maxClaimBackoff: Duration = .seconds(10)
+
+    /// Waits between tries of a failing store call (a claim, recording an
+    /// outcome): doubling from `claimBackoff` up to `maxClaimBackoff`, without
+    /// jitter (there is one runner per lane, nothing to spread).
+    var storeBackoff: RetryPolicy { RetryPolicy(firstDelay: claimBackoff, maxDelay: maxClaimBackoff) }
+
     /// Which jobs this runner claims (the archive's downloads run in their own lane).
     public var lane: ClaimLane = .dueTime
     /// How claiming gives way while webhooks queue up for commits.
@@ -35,13 +44,16 @@ public final class JobRunner: Service {
     let clock: any WallClock
     let configuration: JobRunnerConfiguration
     let logger: Logger
+    /// Signalled by commits that create jobs and by finished attempts.
     public let wakeup = Wakeup()
+    /// Names this runner's leases (host:pid, plus the lane).
     public let owner: String
     let jobsFinished: Counter?
     let inFlight = Atomic<Int>(0)
     /// Claims step aside while webhooks queue up (never for long).
     let pressure: (any IngestPressure)?
 
+    /// `executors` by kind (a job of another kind is held); `pressure` makes claims give way to webhooks.
     public init(
         store: any JobStore,
         executors: [any JobExecutor],
@@ -62,6 +74,8 @@ public final class JobRunner: Service {
         self.jobsFinished = metricsFactory.map { Counter(label: "jobylon_bridge_job_attempts_total", factory: $0) }
     }
 
+    /// Claims and runs until a graceful shutdown, which lets running attempts finish, then
+    /// releases the leases this runner still holds.
     public func run() async throws {
         logger.info("job runner started", metadata: ["owner": "\(owner)"])
         await withGracefulShutdownHandler {
@@ -93,9 +107,7 @@ public final class JobRunner: Service {
                             if failedClaims == 1 {
                                 logger.error("claiming jobs failed; retrying with backoff", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
                             }
-                            let exponent = min(failedClaims - 1, 16)
-                            let pause = min(configuration.claimBackoff * (1 << exponent), configuration.maxClaimBackoff)
-                            try? await clock.sleep(for: pause)
+                            try? await clock.sleep(for: configuration.storeBackoff.delay(afterAttempt: failedClaims, jitter: 1))
                             continue
                         }
                     }
@@ -234,7 +246,7 @@ public final class JobRunner: Service {
             } catch {
                 lastError = error
                 if attempt < configuration.completionAttempts {
-                    try? await clock.sleep(for: configuration.claimBackoff * (1 << min(attempt - 1, 8)))
+                    try? await clock.sleep(for: configuration.storeBackoff.delay(afterAttempt: attempt, jitter: 1))
                 }
             }
         }

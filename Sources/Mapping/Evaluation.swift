@@ -4,13 +4,19 @@ import JSON
 /// `data`, `event`, `companies`, `now`, and what a stage adds (`period`,
 /// `response`). Built before evaluation so evaluation itself stays pure.
 public struct EvaluationScope: Sendable {
+    /// The event's `data`; its keys are also bare root names (`candidate.id` reads
+    /// `data.candidate.id`) unless a name in `names` shadows them.
     public var data: JSONValue
+    /// Root names that win over `data`'s keys: `data`, `event`, `companies`, `now`
+    /// and whatever the stage passed as `extra`.
     public var names: [String: JSONValue]
     /// The mapping's lookup tables, by name.
     public var lookups: [String: JSONObject]
     /// The injected clock's "now", as ISO-8601 UTC text.
     public var now: String
 
+    /// `extra` is applied last, so it may replace a standard name; `now` is expected
+    /// as ISO-8601 UTC text, as `MappingClock.iso8601` writes it.
     public init(data: JSONValue, event: JSONValue, companies: JSONValue = .object(JSONObject()), now: String, extra: [String: JSONValue] = [:], lookups: [String: JSONObject] = [:]) {
         self.data = data
         var names: [String: JSONValue] = ["data": data, "event": event, "companies": companies, "now": .string(now)]
@@ -28,8 +34,11 @@ public struct EvaluationScope: Sendable {
 /// Why an expression could not be evaluated for one event. Messages name the
 /// path or filter, never the value (it may be personal data).
 public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Names the field, path or filter at fault, never the value: it ends up in a
+    /// job's stored reason.
     public var message: String
 
+    /// The message must not quote event data (see the type).
     public init(_ message: String) {
         self.message = message
     }

@@ -16,12 +16,17 @@ public indirect enum Expression: Sendable, Hashable {
     case compare(Expression, Comparison, Expression)
     case conditional(Expression, then: Expression, else: Expression)
 
+    /// Raw values are the operators as written. `==` compares numbers by value;
+    /// `in` tests membership of an array, a substring of a string or a key of an
+    /// object; `<` and the like are false unless both sides are numbers or both strings.
     public enum Comparison: String, Sendable, Hashable {
         case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">=", contains = "in"
     }
 
     /// `root.segment[0][*]…`: a name, then fields, indexes and wildcards.
     public struct Path: Sendable, Hashable, CustomStringConvertible {
+        /// One step after the root. A `wildcard` fans out over an array and makes the
+        /// path's result an array; a literal `index` is 0 or more, or -1 for the last element.
         public enum Segment: Sendable, Hashable {
             case field(String)
             case index(Int)
@@ -31,8 +36,12 @@ public indirect enum Expression: Sendable, Hashable {
             case computed(Expression)
         }
 
+        /// A scope name (`data`, `event`, `now`, …) or a key of the event's `data`.
         public var root: String
+        /// Steps after the root, in order; empty for a bare name.
         public var segments: [Segment]
+        /// Scalar offset of the root name in the expression text; the compiler adds the
+        /// template part's own offset to point into the file.
         public var offset: Int
 
         public var description: String {
@@ -49,16 +58,26 @@ public indirect enum Expression: Sendable, Hashable {
         }
     }
 
+    /// `| name: arg, …` applied to the value on its left. Arguments are primaries
+    /// (literals, paths, lists, parentheses), so `a | default: b | upper` applies
+    /// `upper` to the result, not to `b`.
     public struct FilterCall: Sendable, Hashable {
+        /// Whether it names a known filter, with the right arity, is checked at compile time.
         public var name: String
+        /// Evaluated after the input, left to right; a missing value reaches the filter as `nil`.
         public var arguments: [Expression]
+        /// Scalar offset of the filter's name, where unknown-filter and arity errors point.
         public var offset: Int
     }
 }
 
 /// A syntax error inside one expression, at a scalar offset of its text.
 public struct ExpressionSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Unicode-scalar offset into the text that was parsed (into the whole template
+    /// text once `Template.parse` has added its part's start).
     public var offset: Int
+    /// Says what was expected and what was found; it may quote the expression,
+    /// which is mapping source, not event data.
     public var message: String
 
     public var description: String { message }
@@ -326,8 +345,6 @@ struct ExpressionParser {
                     }
                     try advance()
                     continue
-                case .symbol("*"), .number:
-                    break
                 default:
                     path.segments.append(.computed(try parseConditional()))
                     try expect("]")

@@ -1,7 +1,10 @@
 import Crypto
 import JSON
 
+/// Why a filter refused its input. Messages say what was expected, never the
+/// input value (IBANs and phone numbers are personal data).
 public struct FilterError: Error, Sendable, Hashable {
+    /// Without the filter's name: the evaluator prefixes it.
     public var message: String
 
     init(_ message: String) {

@@ -3,14 +3,24 @@ import JSON
 
 /// A problem in a mapping file, located as `file:line:column`.
 public struct MappingDiagnostic: Sendable, Hashable, CustomStringConvertible {
+    /// Any error refuses the whole directory (the daemon does not start, a reload
+    /// keeps the old set in force); a warning, such as an undocumented path, is
+    /// only reported unless `check --strict` makes it an error.
     public enum Severity: String, Sendable, Hashable { case error, warning }
 
+    /// Whether the problem refuses the directory or is only reported.
     public var severity: Severity
+    /// The path as given to the compiler; the directory itself when it cannot be read.
     public var file: String
+    /// 1-based; 1 (with column 1) when the problem has no place of its own, such as
+    /// a cross-check between mappings.
     public var line: Int
+    /// 1-based, in Unicode scalars (what an editor shows); inside a string it points
+    /// at the faulty part of the template.
     public var column: Int
     /// Where in the file's JSON (RFC 6901).
     public var pointer: String
+    /// Names keys and expected values of the mapping file (operator-written, not event data).
     public var message: String
 
     public var description: String {
@@ -264,6 +274,9 @@ enum Durations {
     }
 }
 
+/// Turns one mapping file's bytes into a `MappingFile`, reporting every problem
+/// it finds rather than stopping at the first. It reads no files itself:
+/// `MappingSet.load` does that and adds the checks across files.
 public enum MappingCompiler {
     static let topLevelKeys = ["name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema"]
 

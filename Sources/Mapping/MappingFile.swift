@@ -1,8 +1,10 @@
 import JSON
 
 /// One compiled mapping file: which events it takes, what it produces, and
-/// how a repeat is treated. Compiled once at start-up (and by `check`).
+/// how a repeat is treated. Compiled whenever the directory is loaded (start-up,
+/// SIGHUP, `check`), never per event.
 public struct MappingFile: Sendable {
+    /// What a later event does once this mapping has delivered its effect key (`on_repeat`).
     public enum OnRepeat: Sendable, Hashable {
         /// A later event for an already delivered effect key does nothing (default).
         case skip
@@ -12,37 +14,55 @@ public struct MappingFile: Sendable {
         case mapping(String)
     }
 
+    /// Which events the mapping takes: one of `events`, and then `condition` must be truthy.
     public struct When: Sendable {
         /// Canonical `type/action` names, e.g. `candidate/new`.
         public var events: [String]
+        /// `when.if`, compiled; `nil` takes every listed event. An evaluation error fails
+        /// the event (`MappingResult.failed`) rather than skipping it.
         public var condition: Expression?
+        /// The condition as written, quoted in `noMatch` reasons.
         public var conditionSource: String?
     }
 
+    /// Unique in the directory; lower-case letters, digits, `-` and `_`, in a file
+    /// named `<name>.json`. Every job stores it.
     public var name: String
     public var description: String?
+    /// `false` keeps the mapping loaded and checked but matching nothing.
     public var enabled: Bool
     /// Where it was read from, for messages.
     public var file: String
+    /// Required in the file; an empty `events` list matches nothing.
     public var when: When
+    /// What counts as "the same effect"; `nil` uses the event's `entityKey`.
     public var effectKey: Template?
+    /// `.skip` unless set; a named mapping is checked to exist when the directory loads.
     public var onRepeat: OnRepeat
+    /// A mapping whose job for the same entity must succeed first; this one's job
+    /// waits held and renders with that job's capture as `response`.
     public var after: String?
+    /// Named tables for the `lookup` filter, passed into every scope of this mapping.
     public var lookups: [String: JSONObject]
+    /// Exactly one target; the compiler refuses none or several.
     public var target: MappingTarget
     /// SHA-256 of the file's bytes: stored with every job it renders.
     public var contentHash: String
     /// Variables without a default that the mapping's templates use.
     public var requiredVariables: [String]
 
+    /// The target's kind name, which picks the executor that runs its jobs.
     public var kind: String { target.kind }
 }
 
+/// Where a mapping's jobs go; each kind has its own executor.
 public enum MappingTarget: Sendable {
     case rest(RestTarget)
     case csv(CSVTarget)
     case archive(ArchiveTarget)
 
+    /// `rest`, `csv` or `archive`: stored with each job and matched against the
+    /// executors present.
     public var kind: String {
         switch self {
         case .rest: return "rest"
@@ -59,6 +79,8 @@ public indirect enum JSONTemplate: Sendable {
     case array([JSONTemplate])
     case object([(key: String, value: JSONTemplate)])
 
+    /// Renders every template leaf in place; object keys are literal, never templates,
+    /// and one failing leaf fails the whole structure.
     public func render(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
         switch self {
         case .literal(let value): return value
@@ -75,23 +97,46 @@ public indirect enum JSONTemplate: Sendable {
     }
 }
 
+/// A `rest` target's `retry` block, in seconds; defaults 1 h, 72 h and 25 attempts.
 public struct RetrySettings: Sendable, Hashable {
+    /// Cap of the exponential backoff between two attempts (`max_delay`).
     public var maxDelaySeconds: Int = 3600
+    /// No attempt starts later than this after the first one (`give_up_after`).
     public var giveUpAfterSeconds: Int = 72 * 3600
+    /// Attempts in all, 1–1000 in a file (`max_attempts`).
     public var maxAttempts: Int = 25
 }
 
+/// A compiled `rest` block. `url`, `headers`, `query`, `body` and the idempotency
+/// key are rendered into the stored job (at send time for an `after` mapping);
+/// the rest is read from the mapping when sending, and `${VARIABLES}` stay
+/// placeholders until then.
 public struct RestTarget: Sendable {
+    /// GET, POST, PUT, PATCH or DELETE; POST when unset.
     public var method: String
+    /// Scheme and host are fixed text or a `${VARIABLE}` (checked at compile time),
+    /// so event data can never choose where personal data goes.
     public var url: Template
+    /// Name → template in file order; each value renders to text.
     public var headers: [(name: String, value: Template)]
+    /// Query parameters, name → template in file order; each value renders to text.
     public var query: [(name: String, value: Template)]
+    /// Any JSON whose strings are templates; `nil` stores `null`, and no body is sent.
     public var body: JSONTemplate?
+    /// Status codes counted as delivered; 200, 201, 202 and 204 unless set.
     public var success: [Int]
+    /// Backoff and give-up limits for this target's jobs.
     public var retry: RetrySettings
+    /// `nil` uses `<mapping name>:<effect key>`, plus `:event-<id>` with `on_repeat: send`.
     public var idempotencyKey: Template?
+    /// Header that carries the key (`Idempotency-Key` unless set); not added when
+    /// the mapping sets that header itself, in any letter case.
     public var idempotencyHeader: String
+    /// Whether the receiver deduplicates on the key: then a job interrupted mid-send
+    /// is re-run, otherwise it is held for an operator.
     public var honoursIdempotencyKey: Bool
+    /// Name → template over `response` (status, headers, parsed body), stored on
+    /// the job for `after` mappings.
     public var capture: [(name: String, value: Template)]
     /// Credentials resolved at send time from `${VARIABLES}` (never rendered into the job).
     public var auth: RestAuth?
@@ -99,38 +144,68 @@ public struct RestTarget: Sendable {
     public var timeoutSeconds: Int = 30
 }
 
+/// Credentials as `${VARIABLE}` text only (the compiler refuses expressions),
+/// resolved at send time and never stored.
 public enum RestAuth: Sendable, Hashable {
     case bearer(token: String)
     case basic(user: String, password: String)
 }
 
+/// A compiled `csv` block: each job stages one row, and an export writes one
+/// file per period of `schedule`.
 public struct CSVTarget: Sendable {
+    /// One column: its header and the template of its cell.
     public struct Column: Sendable {
+        /// The header text, and the cell's key in the staged row.
         public var name: String
+        /// Rendered when the event is planned, not at export time.
         public var value: Template
+        /// Neutralise a cell a spreadsheet could run as a formula; on unless
+        /// `formula_guard: false`.
         public var formulaGuard: Bool
     }
 
+    /// In mapping-file order, which is the column order of the CSV; at least one.
     public var columns: [Column]
+    /// What makes two rows the same (a re-send replaces its staged row); `nil` uses
+    /// the effect key.
     public var rowKey: Template?
     /// File name pattern; rendered at export time with `period` in scope.
     public var file: Template
+    /// 5-field cron read in `timeZone` (`0 2 * * *` unless set); the compiler checks
+    /// only the field count.
     public var schedule: String
+    /// IANA zone of the schedule and of `period`'s dates; `UTC` unless set.
     public var timeZone: String
+    /// `,` (default), `;` or a tab.
     public var delimiter: String
+    /// Start the file with a UTF-8 byte order mark.
     public var bom: Bool
+    /// `crlf` (default) or `lf`.
     public var lineEnding: String
+    /// `skip` (default), `include_if_changed` or `always`: what a row already
+    /// exported in an earlier file does (`CSVResendPolicy`).
     public var onResend: String
+    /// `header` (default) writes a header-only file for a period without rows; `none`
+    /// writes no file.
     public var emptyPeriod: String
     /// Also write `<file>.done` once the file is in place (for importers that poll).
     public var doneMarker: Bool
 }
 
+/// A compiled `archive` block: one download job per URL that `files` gives.
 public struct ArchiveTarget: Sendable {
+    /// File kind → template giving a URL, a list of URLs or null; empty strings are skipped.
     public var files: [(kind: String, value: Template)]
+    /// Where the files go, rendered per event; `{{ company.id }}/{{ candidate.id }}`
+    /// unless set.
     public var directory: Template
+    /// Host patterns this mapping may download from, on top of the built-in
+    /// Jobylon and S3 ones and the operator's.
     public var allowedHosts: [String]
+    /// Largest file accepted, in bytes; 50 MiB unless set.
     public var maxBytes: Int
+    /// Shortens, never lengthens, the operator's retention for these files.
     public var retentionDays: Int?
     /// The stored file's name, from placeholders (`ArchiveFileName`).
     public var fileName: ArchiveFileName = .standard
@@ -148,8 +223,10 @@ public struct ArchiveFileName: Sendable, Hashable {
     }
 
     let parts: [Part]
+    /// The pattern text as written (already validated).
     public let pattern: String
 
+    /// `{kind}-{sha256_16}.{ext}`: used when a mapping sets no `file_name`.
     public static let standard = ArchiveFileName(validated: "{kind}-{sha256_16}.{ext}")
 
     /// `nil` and a reason when the pattern cannot name files safely.
@@ -194,6 +271,8 @@ public struct ArchiveFileName: Sendable, Hashable {
         self = ArchiveFileName.parse(pattern).0 ?? ArchiveFileName(parts: [.kind, .literal("-"), .sha256Prefix(16), .literal("."), .ext], pattern: pattern)
     }
 
+    /// The stored name of one file; `sha256` is the content's hex digest, of which
+    /// `{sha256_16}` and `{sha256_8}` take the first characters. Nothing is checked here.
     public func render(kind: String, sha256: String, fileExtension: String) -> String {
         parts.map { part -> String in
             switch part {

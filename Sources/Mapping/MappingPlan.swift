@@ -2,18 +2,23 @@ import JSON
 
 /// The event as mappings see it.
 public struct MappingEvent: Sendable {
+    /// The envelope's `event_type`, e.g. `candidate`.
     public var type: String
+    /// The envelope's `action`, e.g. `new`.
     public var action: String
     /// `data` of the envelope.
     public var data: JSONValue
     /// ISO-8601 UTC.
     public var receivedAt: String
+    /// The stored event's id: `event.id` in expressions and the `:event-<id>`
+    /// idempotency suffix; `nil` gives `null` in expressions and `event-0` there.
     public var id: Int64?
     /// Default effect key: `<company id>:<subject id>`.
     public var entityKey: String
     /// Stored company snapshots by id (`companies[...]` in expressions).
     public var companies: JSONValue
 
+    /// `companies` defaults to none, so `companies[...]` then finds nothing.
     public init(type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String,
                 companies: JSONValue = .object(JSONObject())) {
         self.companies = companies
@@ -33,11 +38,18 @@ public struct MappingEvent: Sendable {
 
 /// One unit of work a mapping produces for an event.
 public struct RenderedJob: Sendable, Hashable {
+    /// Tells one event's jobs of a mapping apart: empty for `rest` and `csv`; for
+    /// `archive` the file kind, or `<kind>-<n>` for a list.
     public var item: String
+    /// The key repeats are detected by; for `archive` it is `<effect key>:<item>`.
     public var effectKey: String
+    /// What the job stores for its executor: `{method, url, headers, query, body,
+    /// idempotency_key}`, `{row_key, received_at, row}` or `{kind, url, directory, received_at}`.
     public var payload: JSONValue
 }
 
+/// One mapping's answer for one event; `failed` still becomes a (dead) job, so
+/// the failure is visible, while `noMatch` becomes nothing.
 public enum MappingResult: Sendable, Hashable {
     case noMatch(reason: String)
     case planned([RenderedJob])
@@ -47,6 +59,8 @@ public enum MappingResult: Sendable, Hashable {
 }
 
 extension MappingFile {
+    /// What this mapping's templates see for `event`; `extra` adds stage names such as
+    /// `period` (CSV export) or `response` (`after`).
     public func scope(for event: MappingEvent, now: String, extra: [String: JSONValue] = [:]) -> EvaluationScope {
         let eventObject: JSONValue = .object(JSONObject([
             .init(key: "id", value: event.id.map { .number(JSONNumber($0)) } ?? .null),
@@ -168,6 +182,8 @@ extension MappingFile {
     }
 }
 
+/// Converts between `Timestamp` milliseconds and the ISO-8601 UTC text mappings
+/// see, by hand rather than with Foundation's formatters (see `DateText`).
 public enum MappingClock {
     /// Unix milliseconds of `2026-11-29`, `2026-11-29 10:00:00` or ISO-8601 (no zone: UTC).
     public static func milliseconds(fromISO8601 text: String) -> Int64? {

@@ -1,8 +1,9 @@
 import Foundation
 import JSON
 
-/// Values for `${NAME}` placeholders: the environment, then a secrets
-/// directory (one file per name), then the built-in `DATA_DIR`.
+/// Values for `${NAME}` placeholders: the environment (an empty value counts
+/// as unset), then a secrets directory (one file per name); `DATA_DIR` is
+/// always the built-in data directory, whatever the environment says.
 ///
 /// A snapshot: the secrets directory is read once, when the source is made
 /// (at start and on SIGHUP, which makes a new one), never per request, so a
@@ -21,11 +22,15 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
 
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 
+    /// Checked first for every name but `DATA_DIR`; an empty value counts as unset.
     public var environment: [String: String]
     /// File name → trimmed content of the secrets directory, as read at `init`.
     public private(set) var secrets: [String: String]
+    /// The only source of `${DATA_DIR}`: the environment cannot override it.
     public var dataDirectory: String?
 
+    /// Reads the secrets directory now, on the calling thread; a missing or
+    /// unreadable directory gives no secrets, not an error.
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment, secretsDirectory: String? = nil, dataDirectory: String? = nil
     ) {
@@ -46,6 +51,7 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
         return secrets
     }
 
+    /// What `${name}` resolves to, or `nil` when unset.
     public func value(_ name: String) -> String? {
         if name == "DATA_DIR" { return dataDirectory }
         if let value = environment[name], !value.isEmpty { return value }
@@ -59,6 +65,8 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     }
 
     /// Replaces placeholders; unset variables without a default stay as `${NAME}`.
+    /// `{{ }}` parts are dropped, and text that does not parse as a template is
+    /// returned unchanged.
     public func substitute(_ text: String, mask: Bool) -> String {
         guard text.contains("${"), let template = try? Template.parse(text) else { return text }
         var out = ""
@@ -85,12 +93,14 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
 /// together, so a job never renders with variables its mapping was not
 /// checked against.
 public struct MappingSet: Sendable {
+    /// Sorted by file path; only files that compiled without errors.
     public var mappings: [MappingFile]
     /// Mapping name → the `${VARIABLES}` it needs that are not set (its jobs are held).
     public var held: [String: [String]]
     /// The variables in force with these mappings.
     public let variables: VariableSource
 
+    /// Works out `held` against `variables`; the mappings are not checked again.
     public init(mappings: [MappingFile], variables: VariableSource) {
         self.mappings = mappings
         self.variables = variables
@@ -105,6 +115,7 @@ public struct MappingSet: Sendable {
     /// Names of the mappings whose jobs may run (none of their variables is missing).
     public var ready: [String] { mappings.map(\.name).filter { held[$0] == nil } }
 
+    /// Linear search; names are unique in a set that loaded without errors.
     public func mapping(named name: String) -> MappingFile? {
         mappings.first { $0.name == name }
     }

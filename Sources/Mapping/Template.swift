@@ -9,6 +9,7 @@ import JSON
 /// stored job as written and are injected at send time, so secrets are never
 /// persisted.
 public struct Template: Sendable, Hashable {
+    /// One piece of the template text, in order; adjacent literal text is one `text`.
     public enum Part: Sendable, Hashable {
         case text(String)
         /// `offset`: scalar offset of the expression's first character in the template text.
@@ -16,22 +17,31 @@ public struct Template: Sendable, Hashable {
         case variable(name: String, fallback: String?)
     }
 
+    /// The pieces in text order.
     public var parts: [Part]
+    /// The text as written in the mapping file (a CSV file name falls back to it
+    /// when rendering fails).
     public var source: String
 
+    /// Exactly one `{{ }}` and nothing around it, not even a space: then rendering
+    /// keeps the expression's JSON type.
     public var isSingleExpression: Bool {
         if parts.count == 1, case .expression = parts[0] { return true }
         return false
     }
 
+    /// Whether any part depends on the event (credentials must have none).
     public var hasExpressions: Bool {
         parts.contains { if case .expression = $0 { return true } else { return false } }
     }
 
+    /// Every `${NAME}` with its `:-` default, in order and with repeats.
     public var variables: [(name: String, fallback: String?)] {
         parts.compactMap { if case .variable(let name, let fallback) = $0 { return (name, fallback) } else { return nil } }
     }
 
+    /// `}}` inside a quoted string does not close an expression, and `${}` defaults
+    /// may nest; a syntax error carries its scalar offset in `text`.
     public static func parse(_ text: String) throws(ExpressionSyntaxError) -> Template {
         let scalars = Array(text.unicodeScalars)
         var parts: [Part] = []

@@ -56,7 +56,7 @@ public struct RestExecutor: JobExecutor {
     public func retryRules(for job: ClaimedJob) -> RetryRules {
         guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else { return .standard }
         return RetryRules(
-            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds)), maxAttempts: rest.retry.maxAttempts),
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds))),
             maxAttempts: rest.retry.maxAttempts, giveUpAfter: .seconds(Int64(rest.retry.giveUpAfterSeconds)))
     }
 

@@ -14,10 +14,12 @@ public final class CompanyDirectory: Sendable {
 
     private let state: Mutex<State>
 
+    /// Starts from the store's latest signup facts.
     public init(_ snapshots: [CompanySnapshot] = []) {
         state = Mutex(State(companies: Dictionary(snapshots.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })))
     }
 
+    /// A newer signup replaces what was known of the company.
     public func update(_ snapshot: CompanySnapshot) {
         state.withLock {
             $0.companies[snapshot.id] = snapshot
@@ -25,6 +27,7 @@ public final class CompanyDirectory: Sendable {
         }
     }
 
+    /// Companies known.
     public var count: Int { state.withLock { $0.companies.count } }
 
     /// `{ "<id>": {id, internal_id, name, settings} }`

@@ -11,6 +11,7 @@ public protocol EventRouter: Sendable {
 }
 
 extension EventRouter {
+    /// For callers without a stored event (tests, the CLI's dry runs).
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp) -> [PlannedJob] {
         route(envelope, body: body, receivedAt: receivedAt, eventID: nil)
     }
@@ -18,12 +19,15 @@ extension EventRouter {
 
 /// Several routers in order (e.g. the mapping files plus the audit log).
 public struct CompositeRouter: EventRouter {
+    /// Asked in order; their jobs are concatenated.
     public let routers: [any EventRouter]
 
+    /// One router made of several (the mappings and the audit log).
     public init(_ routers: [any EventRouter]) {
         self.routers = routers
     }
 
+    /// Every router's jobs for the event.
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         routers.flatMap { $0.route(envelope, body: body, receivedAt: receivedAt, eventID: eventID) }
     }
@@ -34,10 +38,12 @@ public struct CompositeRouter: EventRouter {
 /// also proves the whole path (ledger, leases, retries) with an effect that
 /// cannot harm anyone.
 public struct AuditLogRouter: EventRouter {
+    /// The name its jobs carry in `jobs` output and the ledger.
     public static let mappingName = "audit-log"
 
     public init() {}
 
+    /// One `log` job per documented event, keyed by its entity (a re-send is skipped by the ledger).
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         guard envelope.kind.isDocumented else { return [] }
         let entity = "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")"

@@ -28,9 +28,11 @@ public final class EventRoutingService: Service {
     let yield: BackgroundYield
     /// Paces the waits (idle poll, giving way, retry after a failed commit).
     let clock: any WallClock
+    /// Signalled when the store commits events that need routing.
     public let wakeup = Wakeup()
     let worker = BackgroundWorker(name: "event-router")
 
+    /// `batchSize` events per round; `idlePoll` is the safety net when no signal comes.
     public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
                 pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
                 clock: any WallClock = SystemWallClock()) {
@@ -44,6 +46,7 @@ public final class EventRoutingService: Service {
         self.clock = clock
     }
 
+    /// Routes committed events until a graceful shutdown; a failing round is logged and retried.
     public func run() async throws {
         await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {

@@ -18,16 +18,19 @@ public struct MappingRouter: EventRouter {
     /// instead of being claimed over and over. `nil`: every kind.
     let executorKinds: Set<String>?
 
+    /// `executorKinds`: the kinds this build runs; jobs of others are held, not lost.
     public init(registry: MappingRegistry, companies: CompanyDirectory = CompanyDirectory(), executorKinds: Set<String>? = nil) {
         self.registry = registry
         self.companies = companies
         self.executorKinds = executorKinds
     }
 
+    /// A router over a fixed set (the CLI's `map` and tests).
     public init(mappings: MappingSet) {
         self.init(registry: MappingRegistry(mappings))
     }
 
+    /// The jobs of every enabled mapping whose `when` matches.
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         let mappings = registry.current
         guard envelope.kind.isDocumented, let data = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }

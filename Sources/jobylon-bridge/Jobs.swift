@@ -77,7 +77,7 @@ struct Jobs: AsyncParsableCommand {
     }
 
     struct Retry: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue dead, held, cancelled or in-doubt jobs again (same request, same key).")
+        static let configuration = CommandConfiguration(abstract: "Queue dead, held, cancelled, in-doubt or set-aside jobs again (same request, same key).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Job id.") var id: Int64?
         @Flag(help: "Every dead job (of --mapping, if given).") var dead = false

@@ -7,7 +7,7 @@ struct RetryDecisionTests {
     let start = Timestamp(seconds: 1_800_000_000)
 
     func rules(maxAttempts: Int? = 25, giveUpAfter: Duration? = .seconds(72 * 3600), deadline: Timestamp? = nil) -> RetryRules {
-        RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600), maxAttempts: maxAttempts ?? .max),
+        RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)),
                    maxAttempts: maxAttempts, giveUpAfter: giveUpAfter, deadline: deadline)
     }
 

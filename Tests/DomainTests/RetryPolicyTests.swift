@@ -6,7 +6,7 @@ import Testing
 @Suite("Retry policy")
 struct RetryPolicyTests {
     @Test func exponentialWithFullJitterAndACap() {
-        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60), maxAttempts: 10)
+        let policy = RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60))
         #expect(policy.delay(afterAttempt: 1, jitter: 0.999) <= .seconds(2))
         #expect(policy.delay(afterAttempt: 1, jitter: 0.999) > .milliseconds(1990))
         #expect(policy.delay(afterAttempt: 3, jitter: 0.999) > .milliseconds(7900))

@@ -84,7 +84,7 @@ struct JobRunnerTests {
     @Test func retryableFailuresBackOffOnTheInjectedClock() async throws {
         let clock = ManualWallClock()
         let runner = JobRunner(store: try TestStores.makeSQLiteStore(), executors: [], clock: clock, owner: "t", logger: Logger(label: "test"))
-        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60), maxAttempts: 3), maxAttempts: 3,
+        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60)), maxAttempts: 3,
                                giveUpAfter: .seconds(3600))
         let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "log", effectKey: "k", payload: [], attempt: 1, companyID: nil,
                              subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
@@ -109,7 +109,7 @@ struct JobRunnerTests {
     @Test func theMappingsMaxAttemptsIsHonouredAboveTheOldDefault() async throws {
         let clock = ManualWallClock()
         let runner = JobRunner(store: try TestStores.makeSQLiteStore(), executors: [], clock: clock, owner: "t", logger: Logger(label: "test"))
-        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600), maxAttempts: 200), maxAttempts: 200,
+        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)), maxAttempts: 200,
                                giveUpAfter: .seconds(7 * 86_400))
         let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "rest", effectKey: "k", payload: [], attempt: 30, companyID: nil,
                              subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())

@@ -15,37 +15,64 @@ import JSON
 /// need this table for the documentation and the environment names.
 /// Tokens never come from the command line (they would show in `ps`).
 public struct BridgeConfiguration: Sendable {
+    /// Set by `listen` (see `keys`).
     public var listen = "127.0.0.1:8080"
+    /// Set by `data_dir` (see `keys`).
     public var dataDir = "var"
+    /// Set by `mappings_dir` (see `keys`).
     public var mappingsDir = "mappings"
+    /// Set by `token_file` (see `keys`).
     public var tokenFile: String?
+    /// Set by `JOBYLON_BRIDGE_TOKEN` (see `keys`).
     public var tokens: [String] = []
+    /// Set by `max_body_bytes` (see `keys`).
     public var maxBodyBytes = 1 << 20
+    /// Set by `allowed_companies` (see `keys`).
     public var allowedCompanies: Set<String>?
+    /// Set by `lease_seconds` (see `keys`).
     public var leaseSeconds = 30
+    /// Set by `runner_concurrency` (see `keys`).
     public var runnerConcurrency = 32
+    /// Set by `log_level` (see `keys`).
     public var logLevel = "info"
+    /// Set by `sqlite_max_pages` (see `keys`).
     public var sqliteMaxPages: Int?
+    /// Set by `sqlite_wal_max_mb` (see `keys`).
     public var sqliteWALMaxMB = 4096
+    /// Set by `retention_days` (see `keys`).
     public var retentionDays = 30
+    /// Set by `audit_log` (see `keys`).
     public var auditLog = false
+    /// Set by `max_connections` (see `keys`).
     public var maxConnections = 1024
+    /// Set by `mapping_concurrency` (see `keys`).
     public var mappingConcurrency = 8
+    /// Set by `tls_ca_bundle` (see `keys`).
     public var tlsCABundle: String?
+    /// Set by `tls_insecure_skip_verify` (see `keys`).
     public var tlsInsecureSkipVerify = false
+    /// Set by `outbound_proxy` (see `keys`).
     public var outboundProxy: String?
+    /// Set by `secrets_dir` (see `keys`).
     public var secretsDir: String?
     /// Default `<data_dir>/archive`.
     public var archiveDir: String?
+    /// Set by `archive_allowed_hosts` (see `keys`).
     public var archiveAllowedHosts: [String] = []
+    /// Set by `archive_parallel` (see `keys`).
     public var archiveParallel = 4
+    /// Set by `archive_free_space_floor_mb` (see `keys`).
     public var archiveFreeSpaceFloorMB = 512
+    /// Set by `archive_retention_days` (see `keys`).
     public var archiveRetentionDays = 365
+    /// Set by `archive_retention_days_by_class` (see `keys`).
     public var archiveRetentionDaysByClass: [String: Int] = [:]
+    /// Set by `archive_max_retry_seconds` (see `keys`).
     public var archiveMaxRetrySeconds = 300
 
     public init() {}
 
+    /// The archive's root: `archive_dir`, else `<data_dir>/archive`.
     public var resolvedArchiveDir: String { archiveDir ?? (dataDir as NSString).appendingPathComponent("archive") }
 
     /// Reads the layers: `configFile` (or `JOBYLON_BRIDGE_CONFIG`), the
@@ -141,8 +168,10 @@ public struct BridgeConfiguration: Sendable {
 /// A configuration that cannot be used, with the file position, variable or
 /// key that says where. Start-up stops with it.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// Says where (file:line:column, variable or option) and what is wrong; never a secret's value.
     public var message: String
 
+    /// `message` as the operator will read it.
     public init(_ message: String) {
         self.message = message
     }

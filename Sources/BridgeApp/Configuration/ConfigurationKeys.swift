@@ -10,9 +10,11 @@ public struct ConfigurationKey: Sendable {
     public let environment: [String]
     /// The command-line option that sets it, as help shows it (`--listen HOST:PORT`).
     public let option: String?
+    /// How each layer writes the value (and how it is checked).
     public let kind: ConfigurationValueKind
     /// The default as the documentation states it.
     public let defaultText: String
+    /// What the setting does, for docs/CONFIG.md.
     public let meaning: String
     let apply: @Sendable (inout BridgeConfiguration, ConfigurationValue) -> Void
 }

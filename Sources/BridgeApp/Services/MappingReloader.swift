@@ -31,6 +31,7 @@ public struct MappingReloader: Service {
         self.logger = logger
     }
 
+    /// Reloads at each SIGHUP until the group shuts down.
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         // Cancelled on graceful shutdown, which ends the signal sequence.

@@ -16,6 +16,7 @@ public struct StoreMaintenance: Service {
     let metricsFactory: any MetricsFactory
     let logger: Logger
 
+    /// `retention` bounds how long raw bodies stay; `walPolicy` how large the WAL may grow.
     public init(
         store: SQLiteStore, clock: any WallClock, retention: RetentionPolicy, walPolicy: WALPolicy, metricsFactory: any MetricsFactory,
         logger: Logger
@@ -28,6 +29,7 @@ public struct StoreMaintenance: Service {
         self.logger = logger
     }
 
+    /// Ticks every second, purges every ten minutes (and at once), until shutdown.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var ticks = 0

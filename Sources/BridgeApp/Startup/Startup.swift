@@ -8,9 +8,12 @@ import Glibc
 
 /// `HOST:PORT`, with `[v6]:PORT` for IPv6 literals.
 public struct ListenAddress: Equatable, Sendable {
+    /// A name or an address literal, without brackets.
     public var host: String
+    /// 0 asks the kernel for a free port.
     public var port: Int
 
+    /// `nil` for anything but `HOST:PORT` with a port from 0 to 65535.
     public init?(_ text: String) {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
@@ -20,11 +23,13 @@ public struct ListenAddress: Equatable, Sendable {
         self.port = port
     }
 
+    /// Only a loopback daemon may generate its own webhook token.
     public var isLoopback: Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
 
+/// The data directory holds personal data: it exists and is 0700 before anything is written.
 public enum DataDirectory {
     /// Creates the directory 0700, or tightens an existing one to 0700: it holds personal data.
     public static func prepare(path: String) throws(ConfigurationError) {
@@ -46,6 +51,7 @@ public enum DataDirectory {
 public struct DaemonLock: Sendable {
     let fd: Int32
 
+    /// Fails at once (no waiting) when another daemon holds the lock.
     public static func acquire(dataDirectory: String) throws(ConfigurationError) -> DaemonLock {
         let path = (dataDirectory as NSString).appendingPathComponent("daemon.lock")
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -57,6 +63,7 @@ public struct DaemonLock: Sendable {
         return DaemonLock(fd: fd)
     }
 
+    /// Unlocks and closes; the next daemon may start.
     public func release() {
         flock(fd, LOCK_UN)
         close(fd)
@@ -65,6 +72,7 @@ public struct DaemonLock: Sendable {
 
 /// Where webhook tokens come from, and the one safe fallback.
 public enum WebhookTokenSource {
+    /// The configured tokens; with none, on loopback only, a generated one kept in the data directory.
     public static func resolve(config: BridgeConfiguration, address: ListenAddress, logger: Logger) throws(ConfigurationError) -> [String] {
         let tokens = try config.resolvedTokens()
         if !tokens.isEmpty {

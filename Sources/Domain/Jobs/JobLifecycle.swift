@@ -31,7 +31,7 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
     case setAside = "set_aside"
 
     /// Nothing moves the job on its own any more: only operator commands
-    /// (`jobs retry`, `replay`) leave some of these states. Retention may purge their payloads.
+    /// (`jobs retry`, `jobs cancel`, `replay`) leave some of these states. Retention may purge their payloads.
     public var isTerminal: Bool {
         switch self {
         case .done, .dead, .skipped, .cancelled, .expired: return true

@@ -114,7 +114,7 @@ public struct ClaimedJob: Sendable, Hashable {
     /// When its first attempt started (a mapping's `give_up_after` counts from here,
     /// so days spent `held` for a variable do not use up the retry window).
     public var firstAttemptAt: Timestamp?
-    /// For `after` mappings: the event body and the other job's capture, to render with `response` in scope.
+    /// For `after` mappings: the event body, to render with `response` (`afterCapture`) in scope; `nil` otherwise.
     public var eventBody: [UInt8]?
     /// The captured response (JSON bytes) of the job this one ran `after`; `nil` for other jobs.
     public var afterCapture: [UInt8]?

@@ -8,14 +8,11 @@ public struct RetryPolicy: Sendable, Hashable {
     public var firstDelay: Duration
     /// No backoff exceeds this (a downstream's `Retry-After` may still ask for longer).
     public var maxDelay: Duration
-    /// Not enforced here: `RetryDecision` counts attempts against `RetryRules.maxAttempts`.
-    public var maxAttempts: Int
 
     /// Defaults: 2 s doubling up to an hour, as `RetryRules.standard` uses.
-    public init(firstDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(3600), maxAttempts: Int = 25) {
+    public init(firstDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(3600)) {
         self.firstDelay = firstDelay
         self.maxDelay = maxDelay
-        self.maxAttempts = maxAttempts
     }
 
     /// The delay before attempt `attempt + 1`, given a random fraction in [0, 1).
@@ -56,7 +53,7 @@ public struct RetryRules: Sendable, Hashable {
 
     /// For kinds without settings of their own (`log`): 25 attempts within 72 hours.
     public static let standard = RetryRules(
-        backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600), maxAttempts: 25),
+        backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)),
         maxAttempts: 25, giveUpAfter: .seconds(72 * 3600))
 }
 

@@ -160,7 +160,7 @@ public protocol RoutingQueue: Sendable {
 public struct SetAsideJob: Sendable, Hashable {
     /// The job now `set_aside`.
     public var jobID: Int64
-    /// Its mapping, for the runner's log and metrics.
+    /// Its mapping, for the runner's alert in the log.
     public var mapping: String
     /// Why its claim failed, as stored on the job (no SQL text or arguments).
     public var reason: String

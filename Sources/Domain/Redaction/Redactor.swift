@@ -34,7 +34,9 @@ public struct Redactor: Sendable {
     }
 
     /// The string and number leaves of a job's rendered payload (its request
-    /// body and query: what the downstream may quote back), for by-value redaction.
+    /// body and query, a CSV `row`, or the whole payload when it is not a
+    /// request: what the downstream may quote back), for by-value redaction.
+    /// A payload that is not strict JSON gives the pattern pass only.
     public init(payload: [UInt8]) {
         guard let value = try? JSONParser.parse(payload, options: .strict) else {
             self.init()

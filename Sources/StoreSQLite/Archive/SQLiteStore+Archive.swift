@@ -19,6 +19,7 @@ extension SQLiteStore: ArchiveStore {
             sourceURL: row["source_url"], retainUntil: Timestamp(milliseconds: row["retain_until"]))
     }
 
+    /// On the reader connection; the lookup is the table's unique key.
     public func archivedFile(companyID: String, candidateID: String, sha256: String) async throws -> ArchivedFile? {
         try await reader.read { db in
             try Row.fetchOne(db, sql: "SELECT \(SQLiteStore.archiveColumns) FROM archive_files WHERE company_id = ? AND subject_id = ? AND sha256 = ?",
@@ -26,6 +27,8 @@ extension SQLiteStore: ArchiveStore {
         }
     }
 
+    /// Idempotent: the insert does nothing on a second copy of the content, and
+    /// the stored row (with its `id`) is returned either way, in the same write.
     public func recordArchivedFile(_ file: ArchivedFile) async throws -> ArchivedFile {
         try await writer.perform { db, _ in
             try db.execute(sql: """
@@ -62,6 +65,7 @@ extension SQLiteStore: ArchiveStore {
         }
     }
 
+    /// Blocking read on the reader connection (the retention service runs it on the blocking-I/O pool).
     public func archivedFiles(retainedBefore now: Timestamp, afterID: Int64, limit: Int) throws -> [ArchivedFile] {
         try reader.read { db in
             try Row.fetchAll(db, sql: """

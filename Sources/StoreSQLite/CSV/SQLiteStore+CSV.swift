@@ -20,15 +20,19 @@ struct StagingRequest: Sendable {
 }
 
 extension SQLiteStore: CSVExportStore {
+    /// The latest `done` period's end (Unix seconds), on the reader connection.
     public func csvLastExportedEnd(mapping: String) throws -> Int64? {
         try reader.read { db in
             try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = ?", arguments: [mapping, CSVExportState.done.rawValue])
         }
     }
 
+    /// The row is written as JSON bytes and hashed for `include_if_changed`; a row
+    /// received earlier than the one staged under its key leaves the staged one in place.
     public func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
                       row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome {
-        // Through the single writer, so staging shares group commits with webhooks and job updates.
+        // Through the single writer, so staging shares group commits with the other job work
+        // (claims, completions, routing); webhooks have commits of their own.
         let request = StagingRequest(
             mapping: mapping, period: period, openPeriod: openPeriod, rowKey: rowKey, receivedAt: receivedAt, jobID: jobID,
             row: JSONWriter.bytes(row), policy: policy, companyID: companyID, subjectID: subjectID)
@@ -71,6 +75,7 @@ extension SQLiteStore: CSVExportStore {
         }
     }
 
+    /// On the reader connection: sees only committed exports.
     public func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool {
         try reader.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?",
@@ -124,6 +129,7 @@ extension SQLiteStore: CSVExportStore {
         }
     }
 
+    /// Blocks until committed. Owner and claim time are reset, so any owner may claim the period again at once.
     public func releaseCSVExport(mapping: String, period: CSVPeriod) throws {
         try writer.performAndWait { db, _ in
             // A released claim is open again, unless the period was exported before (a redo).
@@ -134,7 +140,7 @@ extension SQLiteStore: CSVExportStore {
         }
     }
 
-    /// The periods of `mapping` with staged rows, for `export --period`.
+    /// How many rows are staged for `mapping`'s period starting at `periodStart` (Unix seconds).
     public func csvRowCount(mapping: String, periodStart: Int64) throws -> Int {
         try reader.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM csv_rows WHERE mapping = ? AND period_start = ?", arguments: [mapping, periodStart]) ?? 0

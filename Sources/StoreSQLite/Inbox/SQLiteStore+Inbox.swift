@@ -52,7 +52,7 @@ extension SQLiteStore: EventStore {
 
     /// Inserts one item inside the writer's transaction (under a savepoint only
     /// when a failed batch is replayed). A queued `routed` event gets a routing
-    /// queue row instead of jobs; any other event gets `item`'s jobs here.
+    /// queue row instead of jobs; any other event gets the jobs in `item.content` here.
     func insert(_ item: IngestItem, hash: Data, db: Database) throws -> IngestOutcome {
         switch item.content {
         case .quarantine(let reason):

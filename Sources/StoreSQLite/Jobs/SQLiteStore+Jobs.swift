@@ -341,7 +341,7 @@ extension SQLiteStore {
         public var attempts: Int
         /// The ledger key within `mapping`.
         public var effectKey: String
-        /// As stored: older rows may hold unredacted text, so callers show it through `Redactor.redactPatterns`.
+        /// As stored, not redacted again here: the CLI shows it through `Redactor.redactPatterns`.
         public var lastError: String?
         /// For a `skipped` job: the job that delivered the effect.
         public var skippedFor: Int64?
@@ -387,7 +387,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Rows of one of a fixed set of tables (the name is checked, never bound): else `StoreError.notFound`.
+    /// Rows in one of a fixed list of tables, else `StoreError.notFound`: the
+    /// name goes into the SQL text, so it is checked against the list first.
     public func countRows(_ table: String) throws -> Int {
         let allowed: Set<String> = ["inbox", "quarantine", "jobs", "effects", "companies", "job_attempts"]
         guard allowed.contains(table) else { throw StoreError.notFound("table \(table)") }

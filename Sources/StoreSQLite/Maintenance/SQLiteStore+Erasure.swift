@@ -12,6 +12,8 @@ extension SQLiteStore: ErasureStore {
     /// forgetting that a hire was delivered would let a re-send create it again.
     /// `secure_delete` overwrites the freed pages. Archived files are listed in
     /// the report for the caller to delete (they live outside the store).
+    /// With `dryRun` the same statements run in a transaction that is rolled
+    /// back, so the report counts what would go. Blocks its thread.
     public func erase(candidateID: String, companyID: String?, now: Timestamp, dryRun: Bool) throws -> ErasureReport {
         var report = ErasureReport()
         try database.writeWithoutTransaction { db in

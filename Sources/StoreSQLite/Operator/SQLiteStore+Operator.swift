@@ -7,28 +7,37 @@ import Domain
 /// What operators do by hand (`jobs show|retry|resolve|cancel`, `replay`),
 /// beside a running daemon: short transactions on their own connection.
 extension SQLiteStore: OperatorJobStore {
+    /// Everything `jobs show` prints about one job. Times are Unix milliseconds.
     public struct JobDetail: Sendable {
+        /// The fields `jobs` lists.
         public var summary: JobSummary
+        /// The executor kind as stored (an alternative's once it ran instead).
         public var kind: String
+        /// See `PlannedJob.item`.
         public var item: String
+        /// The rendered request as stored (`{}` once retention or erasure cleared it).
         public var payload: String
+        /// The captured response of a `done` job, if any.
         public var capture: String?
+        /// The row's creation (for routed jobs, the event's receipt time).
         public var createdAt: Int64
+        /// The last write to the row.
         public var updatedAt: Int64
+        /// When the job is or was next due.
         public var runAt: Int64
+        /// Every recorded attempt in order, with its outcome word (`JobCompletion.outcomeName`) and detail.
         public var attempts: [(attempt: Int, finishedAt: Int64, outcome: String, detail: String?)]
     }
 
+    /// Why an operator command was refused; nothing was written.
     public enum OperatorError: Error, CustomStringConvertible {
         case noSuchJob(Int64)
         case wrongState(JobTransitionError)
-        case noSuchEvent(Int64)
 
         public var description: String {
             switch self {
             case .noSuchJob(let id): return "no job \(id)"
             case .wrongState(let error): return error.description
-            case .noSuchEvent(let id): return "no event \(id)"
             }
         }
     }
@@ -44,6 +53,7 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// On the reader connection; throws `OperatorError.noSuchJob` for an unknown id.
     public func job(id: Int64) throws -> JobDetail {
         try reader.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
@@ -59,7 +69,9 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
-    /// `dead`, `held`, `cancelled` or `in_doubt` → `pending` now, same rendered request and key.
+    /// `dead`, `held`, `cancelled`, `in_doubt` or `set_aside` → `pending` now, same
+    /// rendered request and key; the retry window starts again (`first_attempt_at`
+    /// cleared). All or nothing: one job in another state fails the whole call.
     @discardableResult
     public func retry(jobIDs: [Int64], now: Timestamp) async throws -> Int {
         try await writer.perform { [self] db, _ in
@@ -76,6 +88,7 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// Ids of jobs in a raw `state` (of one mapping, or all), in id order: what `jobs retry --dead` takes.
     public func jobIDs(state: String, mapping: String?) throws -> [Int64] {
         try reader.read { db in
             try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE state = ? AND (? IS NULL OR mapping = ?) ORDER BY id", arguments: [state, mapping, mapping])
@@ -106,6 +119,8 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// Throws `OperatorError.wrongState` unless the job is `pending`, `held`,
+    /// `in_doubt`, `dead` or `set_aside` (a running job is not cancelled here).
     public func cancel(jobID: Int64, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.cancel, jobID: jobID, db: db)
@@ -114,9 +129,13 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// An inbox event that still has its body, as `replay` needs it.
     public struct StoredEvent: Sendable {
+        /// The inbox id; replay adds or updates jobs of this event.
         public var id: Int64
+        /// Exactly as received.
         public var body: [UInt8]
+        /// When it arrived.
         public var receivedAt: Timestamp
     }
 
@@ -133,18 +152,22 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// What replay did to one planned job; the raw value is what the CLI prints.
     public enum ReplayAction: String, Sendable { case created, rerendered, skippedDelivered = "skipped (delivered)", unchanged, forced }
 
     /// A replayed job's label (mapping, or mapping/item) and what replay did to it.
     public struct ReplayOutcome: Sendable {
+        /// `mapping`, or `mapping/item` for one of several jobs.
         public var label: String
+        /// See `ReplayAction`.
         public var action: ReplayAction
     }
 
     /// Puts an event's freshly planned jobs into the queue: new mappings get
     /// new jobs, dead/cancelled ones are re-rendered under the same key,
-    /// delivered ones are left alone unless `force` (then sent again with a
-    /// new idempotency key).
+    /// delivered (`done`, `skipped`) ones are left alone unless `force` (then
+    /// sent again, with a new idempotency key if the payload carries one);
+    /// jobs in any other state are `unchanged`. One write for the whole event.
     public func replay(eventID: Int64, jobs planned: [PlannedJob], envelope: WebhookEnvelope, force: Bool, now: Timestamp) async throws
         -> [ReplayOutcome] {
         try await writer.perform { db, _ in
