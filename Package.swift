@@ -117,10 +117,18 @@ let package = Package(
         .testTarget(name: "ClocksTests", dependencies: ["Clocks", "Mapping", "TestSupport"]),
         .testTarget(name: "MappingTests", dependencies: ["Mapping", "JSON", "Clocks", "TestSupport"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain", "JSON", "Clocks", "Mapping", "TestSupport"]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Domain", "Mapping", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), lifecycle]),
+        .testTarget(
+            name: "RoutingTests",
+            dependencies: [
+                "Routing", "Domain", "Mapping", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                lifecycle,
+            ]),
         .testTarget(
             name: "JobEngineTests",
-            dependencies: ["JobEngine", "Routing", "Domain", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), lifecycle]
+            dependencies: [
+                "JobEngine", "Routing", "Domain", "JSON", "Clocks", "StoreSQLite", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                lifecycle,
+            ]
         ),
         .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"]),
         .testTarget(name: "RESTDeliveryTests", dependencies: ["RESTDelivery", "Domain", "Mapping", "JSON", "Clocks"]),

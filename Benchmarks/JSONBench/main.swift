@@ -32,7 +32,9 @@ func measure(_ name: String, _ body: ([UInt8]) throws -> Int) rethrows {
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let mb = Double(bytes.count) / 1_048_576
     let label = name.padding(toLength: 30, withPad: " ", startingAt: 0)
-    print(label + String(format: "%8.3f s  %8.1f MB/s  %9.0f docs/s  (check %d)", seconds, mb / seconds, Double(lineArrays.count) / seconds, sink & 0xFF))
+    print(
+        label
+            + String(format: "%8.3f s  %8.1f MB/s  %9.0f docs/s  (check %d)", seconds, mb / seconds, Double(lineArrays.count) / seconds, sink & 0xFF))
 }
 
 let query = JSONFieldQuery([["event_type"], ["action"], ["data", "company", "id"], ["data", "company_id"], ["data", "candidate", "id"]])

@@ -153,7 +153,8 @@ public final class BridgeApplication: Sendable {
         if releasedArchive > 0 { logger.notice("archive jobs released: this version archives files", metadata: ["jobs": "\(releasedArchive)"]) }
         if config.tlsInsecureSkipVerify {
             logger.critical(
-                "TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production")
+                "TLS VERIFICATION IS OFF for outbound requests (tls_insecure_skip_verify): personal data can be intercepted; never use this in production"
+            )
         }
         let recovered = try await store.recoverJobsOfDeadRunners(now: clock.now())
         if recovered.requeued + recovered.inDoubt > 0 {

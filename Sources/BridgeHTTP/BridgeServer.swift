@@ -53,12 +53,13 @@ public enum BridgeServer {
         }
         return Application(
             router: router,
-            server: .http1(configuration: .init(
-                idleTimeout: .milliseconds(configuration.idleTimeout.milliseconds),
-                httpDecoderConfiguration: .init(
-                    maxHeaderFieldSize: configuration.maxHeaderFieldBytes,
-                    maxHeaderListSize: configuration.maxHeaderBytes,
-                    maxHeaderFieldCount: configuration.maxHeaderCount))),
+            server: .http1(
+                configuration: .init(
+                    idleTimeout: .milliseconds(configuration.idleTimeout.milliseconds),
+                    httpDecoderConfiguration: .init(
+                        maxHeaderFieldSize: configuration.maxHeaderFieldBytes,
+                        maxHeaderListSize: configuration.maxHeaderBytes,
+                        maxHeaderFieldCount: configuration.maxHeaderCount))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "jobylon-bridge",

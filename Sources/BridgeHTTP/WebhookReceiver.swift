@@ -1,12 +1,12 @@
+import Clocks
 import CompressNIO
+import Domain
 import Hummingbird
 import JSON
 import Logging
 import Metrics
-import Synchronization
 import NIOCore
-import Clocks
-import Domain
+import Synchronization
 
 /// Settings of `POST /webhooks/jobylon`.
 public struct WebhookReceiverConfiguration: Sendable {
@@ -101,13 +101,15 @@ public struct WebhookReceiver: Sendable {
                 metrics.count(event: "-", outcome: "too_large")
                 return tooLarge()
             } catch {
-                return await quarantine(Array(buffer.readableBytesView), receivedAt: receivedAt, status: .badRequest,
-                                        reason: "body is not valid gzip")
+                return await quarantine(
+                    Array(buffer.readableBytesView), receivedAt: receivedAt, status: .badRequest,
+                    reason: "body is not valid gzip")
             }
         case let other?:
             let encoding = String(other.prefix(40))
-            return await quarantine(Array(buffer.readableBytesView), receivedAt: receivedAt, status: .unsupportedMediaType,
-                                    reason: "unsupported Content-Encoding '\(encoding)'; send identity or gzip")
+            return await quarantine(
+                Array(buffer.readableBytesView), receivedAt: receivedAt, status: .unsupportedMediaType,
+                reason: "unsupported Content-Encoding '\(encoding)'; send identity or gzip")
         }
 
         let body = Array(buffer.readableBytesView)
@@ -132,9 +134,10 @@ public struct WebhookReceiver: Sendable {
             company = CompanySnapshot(signupData: data)
         }
 
-        let outcome = await store.ingest(IngestItem(
-            body: body, receivedAt: receivedAt,
-            content: .event(envelope, disposition: disposition, jobs: [], company: company), routeAfterCommit: disposition == .routed))
+        let outcome = await store.ingest(
+            IngestItem(
+                body: body, receivedAt: receivedAt,
+                content: .event(envelope, disposition: disposition, jobs: [], company: company), routeAfterCommit: disposition == .routed))
         let event = envelope.kind.isDocumented ? envelope.kind.description : "unknown"
         switch outcome {
         case .stored(let id, _):

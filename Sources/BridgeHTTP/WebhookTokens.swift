@@ -39,4 +39,3 @@ public struct WebhookTokens: Sendable {
         return accepts(parts[1].trimmingCharacters(in: .whitespaces))
     }
 }
-

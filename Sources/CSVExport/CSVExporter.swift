@@ -69,11 +69,12 @@ public struct CSVExporter: Sendable {
             let a = abs(offset)
             return String(format: "%@T%02d:%02d:00%@%02d:%02d", local.dateText, local.hour, local.minute, sign, a / 3600, a % 3600 / 60)
         }
-        return .object(JSONObject([
-            .init(key: "start", value: .string(iso(period.start))),
-            .init(key: "end", value: .string(iso(period.end))),
-            .init(key: "date", value: .string(CivilCalendar.local(period.start, in: zone).dateText)),
-        ]))
+        return .object(
+            JSONObject([
+                .init(key: "start", value: .string(iso(period.start))),
+                .init(key: "end", value: .string(iso(period.end))),
+                .init(key: "date", value: .string(CivilCalendar.local(period.start, in: zone).dateText)),
+            ]))
     }
 
     /// The period's path from the mapping's `file` template (with `period` in
@@ -91,8 +92,10 @@ public struct CSVExporter: Sendable {
 
     /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
     /// `progress` is called every 100,000 rows.
-    public func write(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
-                      progress: (Int) -> Void = { _ in }) throws -> Int? {
+    public func write(
+        _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> Int? {
         var rows = 0
         let directory = (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
@@ -141,15 +144,19 @@ public struct CSVExporter: Sendable {
 
     /// Exports one period if it can claim it; returns the file written.
     @discardableResult
-    public func export(_ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, owner: String, now: Int64, redo: Bool = false,
-                       logger: Logger, progress: (Int) -> Void = { _ in }) throws -> String? {
+    public func export(
+        _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, owner: String, now: Int64, redo: Bool = false,
+        logger: Logger, progress: (Int) -> Void = { _ in }
+    ) throws -> String? {
         guard try store.claimCSVExport(mapping: mapping.name, period: period, owner: owner, now: now, staleAfter: 600, redo: redo) else { return nil }
         let zone = TimeZone(identifier: csv.timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
         do {
             let path = try fileName(mapping, csv, period: period, zone: zone, now: now)
             let rows = try write(mapping, csv, period: period, to: path, progress: progress)
             try store.completeCSVExport(mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now)
-            logger.notice("csv exported", metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])
+            logger.notice(
+                "csv exported",
+                metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])
             return rows == nil ? nil : path
         } catch {
             try? store.releaseCSVExport(mapping: mapping.name, period: period)
@@ -199,7 +206,8 @@ public struct CSVExecutor: JobExecutor {
             return .held(.mappingNotLoaded(mapping: job.mapping))
         }
         guard let payload = try? JSONParser.parse(job.payload, options: .strict), let rowKey = payload["row_key"]?.stringValue,
-              let row = payload["row"] else { return .permanent(reason: "stored row is not valid") }
+            let row = payload["row"]
+        else { return .permanent(reason: "stored row is not valid") }
         let receivedMilliseconds = payload["received_at"]?.stringValue.flatMap(MappingClock.milliseconds(fromISO8601:)) ?? clock.now().milliseconds
         let schedule: CronSchedule
         do {
@@ -209,12 +217,14 @@ public struct CSVExecutor: JobExecutor {
         }
         let nowSeconds = clock.now().milliseconds / 1000
         guard let period = periods.period(schedule, containing: receivedMilliseconds / 1000),
-              let open = periods.period(schedule, containing: nowSeconds) else {
+            let open = periods.period(schedule, containing: nowSeconds)
+        else {
             return .held(.configuration("\(mapping.name): the schedule never fires"))
         }
         do {
             let outcome = try await store.stage(
-                mapping: mapping.name, period: CSVPeriod(start: period.start, end: period.end), openPeriod: CSVPeriod(start: open.start, end: open.end),
+                mapping: mapping.name, period: CSVPeriod(start: period.start, end: period.end),
+                openPeriod: CSVPeriod(start: open.start, end: open.end),
                 rowKey: rowKey, receivedAt: Timestamp(milliseconds: receivedMilliseconds), jobID: job.id, row: row,
                 policy: CSVResendPolicy(rawValue: csv.onResend) ?? .skip, companyID: job.companyID, subjectID: job.subjectID)
             switch outcome {

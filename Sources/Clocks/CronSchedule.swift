@@ -69,7 +69,9 @@ public struct CronSchedule: Sendable, Hashable {
                 lower = a
                 upper = pieces.count == 2 && bounds.count == 1 ? range.upperBound : a
                 if bounds.count == 2 {
-                    guard let b = Int(bounds[1]), range.contains(b), b >= a else { throw ParseError(description: "invalid \(name) range \"\(text)\"") }
+                    guard let b = Int(bounds[1]), range.contains(b), b >= a else {
+                        throw ParseError(description: "invalid \(name) range \"\(text)\"")
+                    }
                     upper = b
                 }
             }

@@ -193,10 +193,11 @@ final class CurlMultiEngine: @unchecked Sendable {
     }
 
     func submit(id: UInt64, request: CurlRequest, continuation: CheckedContinuation<Result<CurlResponse, CurlError>, Never>) {
-        submit(Submission(
-            id: id,
-            make: { () throws(CurlError) in try BufferedTransfer(request, continuation: continuation) },
-            fail: { continuation.resume(returning: .failure($0)) }))
+        submit(
+            Submission(
+                id: id,
+                make: { () throws(CurlError) in try BufferedTransfer(request, continuation: continuation) },
+                fail: { continuation.resume(returning: .failure($0)) }))
     }
 
     func submit(_ submission: Submission) {

@@ -140,37 +140,40 @@ public final class CurlDownload: Sendable {
     }
 
     func publish(head: CurlResponseHead) {
-        wake(state.withLock { state in
-            if state.head == nil { state.head = head }
-            defer { state.waiter = nil }
-            return state.waiter
-        })
+        wake(
+            state.withLock { state in
+                if state.head == nil { state.head = head }
+                defer { state.waiter = nil }
+                return state.waiter
+            })
     }
 
     /// `false`: the buffer is full; the write callback pauses the transfer.
     func offer(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var accepted = true
-        wake(state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.buffered >= bufferBytes {
-                state.paused = true
-                state.pauses += 1
-                accepted = false
-                return nil
-            }
-            state.chunks.append(Array(bytes))
-            state.buffered += bytes.count
-            defer { state.waiter = nil }
-            return state.waiter
-        })
+        wake(
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if state.buffered >= bufferBytes {
+                    state.paused = true
+                    state.pauses += 1
+                    accepted = false
+                    return nil
+                }
+                state.chunks.append(Array(bytes))
+                state.buffered += bytes.count
+                defer { state.waiter = nil }
+                return state.waiter
+            })
         return accepted
     }
 
     func finish(_ result: Result<Void, CurlError>) {
-        wake(state.withLock { state in
-            if state.finished == nil { state.finished = result }
-            defer { state.waiter = nil }
-            return state.waiter
-        })
+        wake(
+            state.withLock { state in
+                if state.finished == nil { state.finished = result }
+                defer { state.waiter = nil }
+                return state.waiter
+            })
     }
 }
 
@@ -182,10 +185,11 @@ extension CurlClient {
     public func download(_ request: CurlDownloadRequest) -> CurlDownload {
         let id = engine.nextID()
         let download = CurlDownload(id: id, engine: engine, bufferBytes: request.bufferBytes)
-        engine.submit(CurlMultiEngine.Submission(
-            id: id,
-            make: { () throws(CurlError) in try DownloadTransfer(request, download: download) },
-            fail: { download.finish(.failure($0)) }))
+        engine.submit(
+            CurlMultiEngine.Submission(
+                id: id,
+                make: { () throws(CurlError) in try DownloadTransfer(request, download: download) },
+                fail: { download.finish(.failure($0)) }))
         return download
     }
 }
@@ -213,8 +217,9 @@ final class DownloadTransfer: EngineTransfer {
         selfPointer = pointer
         headerList = CurlOptions.headerList(request.headers)
         // Never through a proxy: the address policy must see the file server's own address.
-        var code = CurlOptions.common(handle, url: request.url, proxy: nil, verifyPeer: request.verifyPeer, caBundle: request.caBundle,
-                                      connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
+        var code = CurlOptions.common(
+            handle, url: request.url, proxy: nil, verifyPeer: request.verifyPeer, caBundle: request.caBundle,
+            connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
         }

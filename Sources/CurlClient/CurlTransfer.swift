@@ -108,8 +108,10 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
 
 /// What every transfer of the bridge sets the same way.
 enum CurlOptions {
-    static func common(_ handle: UnsafeMutableRawPointer, url: String, proxy: String?, verifyPeer: Bool, caBundle: String?,
-                       connectTimeoutMilliseconds: Int) -> CURLcode {
+    static func common(
+        _ handle: UnsafeMutableRawPointer, url: String, proxy: String?, verifyPeer: Bool, caBundle: String?,
+        connectTimeoutMilliseconds: Int
+    ) -> CURLcode {
         var code = CURLE_OK
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
@@ -159,7 +161,6 @@ enum HeaderLine {
     }
 }
 
-
 /// One easy handle configured for a request, with everything it points to.
 /// Owned by the thread that runs it; released with `cleanup()`.
 final class EasyTransfer {
@@ -179,8 +180,9 @@ final class EasyTransfer {
         // curl adds "Expect: 100-continue" to larger POSTs; it only costs a round trip.
         headerList = CurlOptions.headerList(request.headers, extra: ["Expect:"])
 
-        var code = CurlOptions.common(handle, url: request.url, proxy: request.proxy, verifyPeer: request.verifyPeer,
-                                      caBundle: request.caBundle, connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
+        var code = CurlOptions.common(
+            handle, url: request.url, proxy: request.proxy, verifyPeer: request.verifyPeer,
+            caBundle: request.caBundle, connectTimeoutMilliseconds: request.connectTimeoutMilliseconds)
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
         }

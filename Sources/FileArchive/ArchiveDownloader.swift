@@ -118,7 +118,8 @@ public struct ArchiveDownloader: Sendable {
             let host = current.host
             request.addressPolicy = { bytes in
                 guard !allowPrivate, let addressClass = AddressClass.classify(bytes) else { return nil }
-                return "\(host) resolved to \(AddressClass.text(bytes)), a \(addressClass.rawValue) address (list the host in archive_allowed_hosts to allow it)"
+                return
+                    "\(host) resolved to \(AddressClass.text(bytes)), a \(addressClass.rawValue) address (list the host in archive_allowed_hosts to allow it)"
             }
             let download = client.download(request)
             let head: CurlResponseHead
@@ -170,7 +171,8 @@ public struct ArchiveDownloader: Sendable {
         return bytes
     }
 
-    func stream(_ download: CurlDownload, head: CurlResponseHead, from url: RawURL, maxBytes: Int64, tag: String) async -> Result<Downloaded, Failure> {
+    func stream(_ download: CurlDownload, head: CurlResponseHead, from url: RawURL, maxBytes: Int64, tag: String) async -> Result<Downloaded, Failure>
+    {
         let path = (settings.partialDirectory as NSString).appendingPathComponent("\(tag)-\(UInt64.random(in: 0...UInt64.max)).part")
         let file: TempFile
         switch await io.result({ TempFile.create(path) }) {
@@ -207,10 +209,11 @@ public struct ArchiveDownloader: Sendable {
             try? await io.run { file.discard() }
             return .failure(.io(error.message))
         }
-        return .success(Downloaded(
-            temporaryPath: path, size: file.size, sha256: file.digestHex, contentType: head.header("Content-Type"),
-            sniffed: SniffedType.sniff(file.prefix), finalURL: url,
-            contentDispositionName: head.header("Content-Disposition").flatMap(ArchiveDownloader.dispositionName)))
+        return .success(
+            Downloaded(
+                temporaryPath: path, size: file.size, sha256: file.digestHex, contentType: head.header("Content-Type"),
+                sniffed: SniffedType.sniff(file.prefix), finalURL: url,
+                contentDispositionName: head.header("Content-Disposition").flatMap(ArchiveDownloader.dispositionName)))
     }
 
     func classify(_ error: CurlError, maxBytes: Int64) -> Failure {
@@ -229,7 +232,8 @@ public struct ArchiveDownloader: Sendable {
             guard statvfs(path, &stats) == 0 else { continue }
             let free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
             if free - expected < settings.freeSpaceFloorBytes {
-                return "free space on the volume of \(path) would fall below the floor (\(free >> 20) MiB free, \(expected >> 20) MiB needed, floor \(settings.freeSpaceFloorBytes >> 20) MiB)"
+                return
+                    "free space on the volume of \(path) would fall below the floor (\(free >> 20) MiB free, \(expected >> 20) MiB needed, floor \(settings.freeSpaceFloorBytes >> 20) MiB)"
             }
         }
         return nil

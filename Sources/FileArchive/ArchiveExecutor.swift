@@ -1,14 +1,14 @@
+import Clocks
 import CurlClient
+import Domain
 import DurableFiles
 import Foundation
 import JSON
+import JobEngine
 import Logging
 import Mapping
 import Metrics
 import ServiceLifecycle
-import Clocks
-import Domain
-import JobEngine
 
 /// Settings of the CV archive.
 public struct ArchiveConfiguration: Sendable {
@@ -55,8 +55,10 @@ public struct ArchiveExecutor: JobExecutor {
 
     /// `client` and `io` stay with the caller, who shuts them down after the
     /// runner stopped; without `metricsFactory` nothing is counted.
-    public init(registry: MappingRegistry, store: any ArchiveStore, clock: any WallClock, configuration: ArchiveConfiguration,
-                client: CurlClient, io: BlockingIOPool, metricsFactory: (any MetricsFactory)? = nil) {
+    public init(
+        registry: MappingRegistry, store: any ArchiveStore, clock: any WallClock, configuration: ArchiveConfiguration,
+        client: CurlClient, io: BlockingIOPool, metricsFactory: (any MetricsFactory)? = nil
+    ) {
         self.registry = registry
         self.store = store
         self.clock = clock
@@ -71,8 +73,9 @@ public struct ArchiveExecutor: JobExecutor {
     /// at least half the backoff kept (never a burst of attempts).
     public func retryRules(for job: ClaimedJob) -> RetryRules {
         let deadline = job.deadline ?? SignedURL(ArchiveExecutor.url(of: job) ?? "").deadline(receivedAt: job.createdAt ?? clock.now())
-        return RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay),
-                          maxAttempts: nil, giveUpAfter: nil, deadline: deadline, minimumJitter: 0.5)
+        return RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: configuration.maxRetryDelay),
+            maxAttempts: nil, giveUpAfter: nil, deadline: deadline, minimumJitter: 0.5)
     }
 
     static func url(of job: ClaimedJob) -> String? {
@@ -103,8 +106,9 @@ public struct ArchiveExecutor: JobExecutor {
             return .held(.mappingNotLoaded(mapping: job.mapping))
         }
         guard let payload = try? JSONParser.parse(job.payload, options: .strict),
-              let url = payload["url"]?.stringValue, let kind = payload["kind"]?.stringValue,
-              let directory = payload["directory"]?.stringValue else {
+            let url = payload["url"]?.stringValue, let kind = payload["kind"]?.stringValue,
+            let directory = payload["directory"]?.stringValue
+        else {
             return fail(.permanent(reason: "stored archive job lacks url, kind or directory"), reason: "invalid_job")
         }
         guard let companyID = job.companyID, let candidateID = job.subjectID else {
@@ -151,14 +155,16 @@ public struct ArchiveExecutor: JobExecutor {
             logger.info("archive: identical content already archived", metadata: ["archive_id": "\(existing.id ?? 0)"])
             return .succeeded(capture: capture(existing, duplicate: true))
         }
-        let originalName = downloaded.contentDispositionName ?? ArchiveNames.originalName(urlWithoutQuery: SignedURL(downloaded.finalURL.text).withoutQuery)
+        let originalName =
+            downloaded.contentDispositionName ?? ArchiveNames.originalName(urlWithoutQuery: SignedURL(downloaded.finalURL.text).withoutQuery)
         let fileExtension = downloaded.sniffed?.fileExtension ?? originalName.flatMap(ArchiveNames.fileExtension) ?? "bin"
         let fileName = target.fileName.render(kind: kind, sha256: downloaded.sha256, fileExtension: fileExtension)
         do {
             try ArchiveNames.checkKind(fileName)
         } catch {
             try? await io.run { _ = unlink(downloaded.temporaryPath) }
-            return fail(.permanent(reason: "refused: file name from the pattern \(target.fileName.pattern): \(error.description)"), reason: "unsafe_name")
+            return fail(
+                .permanent(reason: "refused: file name from the pattern \(target.fileName.pattern): \(error.description)"), reason: "unsafe_name")
         }
         let relative = ArchiveLayout.relativePath(segments: segments, fileName: fileName)
         let downloadedAt = clock.now()
@@ -202,21 +208,24 @@ public struct ArchiveExecutor: JobExecutor {
             logger.warning("archive: content type mismatch (archived anyway)", metadata: ["mismatch": "\(mismatch)"])
         }
         metrics?.downloads(outcome: "archived").increment()
-        logger.info("archive: file archived", metadata: [
-            "archive_id": "\(stored.id ?? 0)", "size": "\(downloaded.size)",
-            "seconds_to_deadline": "\((deadline.milliseconds - downloadedAt.milliseconds) / 1000)",
-        ])
+        logger.info(
+            "archive: file archived",
+            metadata: [
+                "archive_id": "\(stored.id ?? 0)", "size": "\(downloaded.size)",
+                "seconds_to_deadline": "\((deadline.milliseconds - downloadedAt.milliseconds) / 1000)",
+            ])
         return .succeeded(capture: capture(stored, duplicate: false))
     }
 
     func capture(_ file: ArchivedFile, duplicate: Bool) -> JSONValue {
-        .object(JSONObject([
-            .init(key: "archive_id", value: .number(JSONNumber(file.id ?? 0))),
-            .init(key: "path", value: .string(file.path)),
-            .init(key: "sha256", value: .string(file.sha256)),
-            .init(key: "size", value: .number(JSONNumber(file.size))),
-            .init(key: "duplicate", value: .bool(duplicate)),
-        ]))
+        .object(
+            JSONObject([
+                .init(key: "archive_id", value: .number(JSONNumber(file.id ?? 0))),
+                .init(key: "path", value: .string(file.path)),
+                .init(key: "sha256", value: .string(file.sha256)),
+                .init(key: "size", value: .number(JSONNumber(file.size))),
+                .init(key: "duplicate", value: .bool(duplicate)),
+            ]))
     }
 
     func handle(_ failure: ArchiveDownloader.Failure, job: ClaimedJob, deadline: Timestamp, urlExpiry: Int64?, logger: Logger) -> AttemptOutcome {

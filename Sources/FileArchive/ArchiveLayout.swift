@@ -75,23 +75,24 @@ public struct ArchiveLayout: Sendable {
     public static func sidecar(_ file: ArchivedFile) -> JSONValue {
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         func time(_ value: Timestamp?) -> JSONValue { value.map { .string(MappingClock.iso8601(milliseconds: $0.milliseconds)) } ?? .null }
-        return .object(JSONObject([
-            .init(key: "company_id", value: .string(file.companyID)),
-            .init(key: "candidate_id", value: .string(file.candidateID)),
-            .init(key: "job_id", value: .number(JSONNumber(file.jobID))),
-            .init(key: "mapping", value: .string(file.mapping)),
-            .init(key: "kind", value: .string(file.kind)),
-            .init(key: "original_name", value: text(file.originalName)),
-            .init(key: "content_type", value: text(file.contentType)),
-            .init(key: "sniffed_type", value: text(file.sniffedType)),
-            .init(key: "type_mismatch", value: text(file.typeMismatch)),
-            .init(key: "size", value: .number(JSONNumber(file.size))),
-            .init(key: "sha256", value: .string(file.sha256)),
-            .init(key: "downloaded_at", value: time(file.downloadedAt)),
-            .init(key: "url_expiry", value: time(file.urlExpiry)),
-            .init(key: "source_url", value: .string(file.sourceURL)),
-            .init(key: "retain_until", value: time(file.retainUntil)),
-        ]))
+        return .object(
+            JSONObject([
+                .init(key: "company_id", value: .string(file.companyID)),
+                .init(key: "candidate_id", value: .string(file.candidateID)),
+                .init(key: "job_id", value: .number(JSONNumber(file.jobID))),
+                .init(key: "mapping", value: .string(file.mapping)),
+                .init(key: "kind", value: .string(file.kind)),
+                .init(key: "original_name", value: text(file.originalName)),
+                .init(key: "content_type", value: text(file.contentType)),
+                .init(key: "sniffed_type", value: text(file.sniffedType)),
+                .init(key: "type_mismatch", value: text(file.typeMismatch)),
+                .init(key: "size", value: .number(JSONNumber(file.size))),
+                .init(key: "sha256", value: .string(file.sha256)),
+                .init(key: "downloaded_at", value: time(file.downloadedAt)),
+                .init(key: "url_expiry", value: time(file.urlExpiry)),
+                .init(key: "source_url", value: .string(file.sourceURL)),
+                .init(key: "retain_until", value: time(file.retainUntil)),
+            ]))
     }
 
     /// Re-hashes a stored file: `nil` when it matches, else what is wrong.
@@ -191,4 +192,3 @@ extension SHA256.Digest {
     /// The digest as the archive records it: 64 lowercase hex digits.
     var lowercaseHex: String { map { String(format: "%02x", $0) }.joined() }
 }
-

@@ -1,7 +1,7 @@
+import Clocks
 import DurableFiles
 import Logging
 import ServiceLifecycle
-import Clocks
 
 /// Runs the archive purge every `interval` (and once at start): files past
 /// their retention are deleted with their sidecars and records.

@@ -113,8 +113,9 @@ public struct JSONFieldScanner: Sendable {
         var options = options
         options.recordPositions = false
         var core = JSONParserCore(bytes: bytes, options: options)
-        var slots = JSONScanSlots(values: [JSONValue?](repeating: nil, count: query.paths.count),
-                                  kinds: [JSONKind?](repeating: nil, count: query.kindPaths.count))
+        var slots = JSONScanSlots(
+            values: [JSONValue?](repeating: nil, count: query.paths.count),
+            kinds: [JSONKind?](repeating: nil, count: query.kindPaths.count))
         try core.checkStart()
         try core.scanValue(node: 0, depth: 0, query: query, into: &slots)
         try core.checkEnd()

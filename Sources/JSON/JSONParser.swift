@@ -142,12 +142,13 @@ struct JSONParserCore {
     }
 
     func currentPointer() -> JSONPointer {
-        JSONPointer(tokens: path.map { component in
-            switch component {
-            case .index(let n): return String(n)
-            case .key(let start, let end, let escaped): return decodeString(start: start, end: end, escaped: escaped)
-            }
-        })
+        JSONPointer(
+            tokens: path.map { component in
+                switch component {
+                case .index(let n): return String(n)
+                case .key(let start, let end, let escaped): return decodeString(start: start, end: end, escaped: escaped)
+                }
+            })
     }
 
     func unexpected(expected: String) -> JSONError {
@@ -264,12 +265,20 @@ struct JSONParserCore {
         var upper: UInt8 = 0xBF
         switch b0 {
         case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lower = 0xA0
+        case 0xE0:
+            length = 3
+            lower = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; upper = 0x9F
-        case 0xF0: length = 4; lower = 0x90
+        case 0xED:
+            length = 3
+            upper = 0x9F
+        case 0xF0:
+            length = 4
+            lower = 0x90
         case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; upper = 0x8F
+        case 0xF4:
+            length = 4
+            upper = 0x8F
         default: throw error(.invalidUTF8, at: i)
         }
         guard i + length <= bytes.count else { throw error(.invalidUTF8, at: i) }
@@ -382,9 +391,15 @@ struct JSONParserCore {
         case UInt8(ascii: "\""):
             let literal = try scanStringLiteral()
             return .string(decodeStringReusingScratch(start: literal.start, end: literal.end, escaped: literal.escaped))
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let range = try scanNumber()
             let lexeme = String(decoding: UnsafeBufferPointer(rebasing: bytes[range.start..<range.end]), as: UTF8.self)

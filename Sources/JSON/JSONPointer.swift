@@ -83,7 +83,9 @@ extension Substring {
                 switch iterator.next() {
                 case "0": out.append("~")
                 case "1": out.append("/")
-                case let other?: out.append("~"); out.append(other)
+                case let other?:
+                    out.append("~")
+                    out.append(other)
                 case nil: out.append("~")
                 }
             } else {

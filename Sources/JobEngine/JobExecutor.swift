@@ -1,6 +1,6 @@
+import Domain
 import JSON
 import Logging
-import Domain
 
 /// Runs one kind of job (`rest`, `csv`, `archive`, `log`). Executors never
 /// touch the job's state: they report what happened (`AttemptOutcome`) and
@@ -36,12 +36,14 @@ public struct LogExecutor: JobExecutor {
         guard let payload = try? JSONParser.parse(job.payload, options: .strict) else {
             return .permanent(reason: "payload is not valid JSON")
         }
-        logger.info("event processed", metadata: [
-            "job": "\(job.id)",
-            "event": "\(payload["event"]?.stringValue ?? "?")",
-            "company_id": "\(job.companyID ?? "-")",
-            "subject_id": "\(job.subjectID ?? "-")",
-        ])
+        logger.info(
+            "event processed",
+            metadata: [
+                "job": "\(job.id)",
+                "event": "\(payload["event"]?.stringValue ?? "?")",
+                "company_id": "\(job.companyID ?? "-")",
+                "subject_id": "\(job.subjectID ?? "-")",
+            ])
         return .succeeded(capture: nil)
     }
 }

@@ -1,9 +1,9 @@
+import Clocks
+import Domain
 import Logging
 import Metrics
 import ServiceLifecycle
 import Synchronization
-import Clocks
-import Domain
 
 /// Settings of the runner.
 public struct JobRunnerConfiguration: Sendable {
@@ -94,9 +94,11 @@ public final class JobRunner: Service {
                             claimed = claim.jobs
                             for setAside in claim.setAside {
                                 // Once per job: it is out of the queue now, and every other job goes on.
-                                logger.error("ALERT job set aside: the store could not claim it", metadata: [
-                                    "job": "\(setAside.jobID)", "mapping": "\(setAside.mapping)", "reason": "\(setAside.reason)",
-                                ])
+                                logger.error(
+                                    "ALERT job set aside: the store could not claim it",
+                                    metadata: [
+                                        "job": "\(setAside.jobID)", "mapping": "\(setAside.mapping)", "reason": "\(setAside.reason)",
+                                    ])
                             }
                             if failedClaims > 0 {
                                 logger.notice("claiming jobs works again", metadata: ["failed_claims": "\(failedClaims)"])
@@ -105,7 +107,8 @@ public final class JobRunner: Service {
                         } catch {
                             failedClaims += 1
                             if failedClaims == 1 {
-                                logger.error("claiming jobs failed; retrying with backoff", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
+                                logger.error(
+                                    "claiming jobs failed; retrying with backoff", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
                             }
                             try? await clock.sleep(for: configuration.storeBackoff.delay(afterAttempt: failedClaims, jitter: 1))
                             continue
@@ -199,8 +202,9 @@ public final class JobRunner: Service {
     /// stored or logged: by the values the job itself sent, and by pattern.
     func decide(_ outcome: AttemptOutcome, job: ClaimedJob, rules: RetryRules) -> JobCompletion {
         let now = clock.now()
-        let decided = RetryDecision.decide(outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
-                                           now: now, jitter: Double.random(in: 0..<1))
+        let decided = RetryDecision.decide(
+            outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
+            now: now, jitter: Double.random(in: 0..<1))
         guard case .done = decided else { return redacted(decided, payload: job.payload) }
         return decided
     }
@@ -250,7 +254,8 @@ public final class JobRunner: Service {
                 }
             }
         }
-        let reason = "recording the outcome failed \(configuration.completionAttempts) times: \(Redactor.redactPatterns("\(lastError.map { "\($0)" } ?? "?")"))"
+        let reason =
+            "recording the outcome failed \(configuration.completionAttempts) times: \(Redactor.redactPatterns("\(lastError.map { "\($0)" } ?? "?")"))"
         do {
             try await store.setAside(jobID: job.id, owner: owner, reason: reason, now: clock.now())
             logger.error("ALERT job set aside: its outcome could not be recorded", metadata: ["reason": "\(reason)"])

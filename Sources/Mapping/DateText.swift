@@ -78,7 +78,7 @@ enum DateText {
             return true
         }
         guard let year = number(4), expect(45), let month = number(2), expect(45), let day = number(2),
-              (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day)
+            (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day)
         else { return nil }
         var civil = Civil(year: year, month: month, day: day)
         if i == s.count { return Parsed(civil: civil, hasTime: false, offset: nil) }
@@ -91,13 +91,20 @@ enum DateText {
             guard let second = number(2), second < 61 else { return nil }
             civil.second = min(second, 59)
             if expect(46) {
-                var fraction = 0, digits = 0
+                var fraction = 0
+                var digits = 0
                 while i < s.count, s[i] >= 48 && s[i] <= 57 {
-                    if digits < 3 { fraction = fraction * 10 + Int(s[i] - 48); digits += 1 }
+                    if digits < 3 {
+                        fraction = fraction * 10 + Int(s[i] - 48)
+                        digits += 1
+                    }
                     i += 1
                 }
                 guard digits > 0 else { return nil }
-                while digits < 3 { fraction *= 10; digits += 1 }
+                while digits < 3 {
+                    fraction *= 10
+                    digits += 1
+                }
                 civil.millisecond = fraction
             }
         }

@@ -17,7 +17,10 @@ public struct EvaluationScope: Sendable {
 
     /// `extra` is applied last, so it may replace a standard name; `now` is expected
     /// as ISO-8601 UTC text, as `MappingClock.iso8601` writes it.
-    public init(data: JSONValue, event: JSONValue, companies: JSONValue = .object(JSONObject()), now: String, extra: [String: JSONValue] = [:], lookups: [String: JSONObject] = [:]) {
+    public init(
+        data: JSONValue, event: JSONValue, companies: JSONValue = .object(JSONObject()), now: String, extra: [String: JSONValue] = [:],
+        lookups: [String: JSONObject] = [:]
+    ) {
         self.data = data
         var names: [String: JSONValue] = ["data": data, "event": event, "companies": companies, "now": .string(now)]
         for (key, value) in extra { names[key] = value }
@@ -170,7 +173,8 @@ enum Evaluator {
 
     static func numericOrder(_ a: JSONNumber, _ b: JSONNumber) -> Int {
         if let x = a.int64Value, let y = b.int64Value { return x < y ? -1 : (x == y ? 0 : 1) }
-        let x = a.doubleValue, y = b.doubleValue
+        let x = a.doubleValue
+        let y = b.doubleValue
         return x < y ? -1 : (x == y ? 0 : 1)
     }
 

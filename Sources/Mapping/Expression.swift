@@ -20,7 +20,13 @@ public indirect enum Expression: Sendable, Hashable {
     /// `in` tests membership of an array, a substring of a string or a key of an
     /// object; `<` and the like are false unless both sides are numbers or both strings.
     public enum Comparison: String, Sendable, Hashable {
-        case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">=", contains = "in"
+        case equal = "=="
+        case notEqual = "!="
+        case less = "<"
+        case lessOrEqual = "<="
+        case greater = ">"
+        case greaterOrEqual = ">="
+        case contains = "in"
     }
 
     /// `root.segment[0][*]…`: a name, then fields, indexes and wildcards.
@@ -137,7 +143,9 @@ struct ExpressionParser {
         let c = scalars[position]
         if c == "_" || c.properties.isAlphabetic {
             var name = ""
-            while position < scalars.count, scalars[position] == "_" || scalars[position].properties.isAlphabetic || ("0"..."9").contains(scalars[position]) {
+            while position < scalars.count,
+                scalars[position] == "_" || scalars[position].properties.isAlphabetic || ("0"..."9").contains(scalars[position])
+            {
                 name.unicodeScalars.append(scalars[position])
                 position += 1
             }

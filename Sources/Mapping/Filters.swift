@@ -77,7 +77,8 @@ enum Filters {
         Filter(name: "default", arity: 1...1, summary: "the argument when the value is missing, null or empty") { value, args, _ in
             isEmpty(value) ? args[0] : value
         },
-        Filter(name: "required", arity: 0...0, summary: "fails the job when the value is missing, null or empty") { value, _, context throws(FilterError) in
+        Filter(name: "required", arity: 0...0, summary: "fails the job when the value is missing, null or empty") {
+            value, _, context throws(FilterError) in
             if isEmpty(value) {
                 throw FilterError("'\(describe(context.input))' is missing or empty")
             }
@@ -103,13 +104,15 @@ enum Filters {
                 return .string(out)
             }
         },
-        Filter(name: "replace", arity: 2...2, summary: "replaces every occurrence of the first argument by the second") { value, args, _ throws(FilterError) in
+        Filter(name: "replace", arity: 2...2, summary: "replaces every occurrence of the first argument by the second") {
+            value, args, _ throws(FilterError) in
             let from = try argumentString(args, 0, "the text to replace")
             let to = try argumentString(args, 1, "the replacement")
             guard !from.isEmpty else { throw FilterError("cannot replace empty text") }
             return try mapString(value) { .string($0.replacingAll(from, with: to)) }
         },
-        Filter(name: "regex_replace", arity: 2...2, summary: "replaces regular-expression matches; $1…$9 in the replacement") { value, args, _ throws(FilterError) in
+        Filter(name: "regex_replace", arity: 2...2, summary: "replaces regular-expression matches; $1…$9 in the replacement") {
+            value, args, _ throws(FilterError) in
             let pattern = try argumentString(args, 0, "a pattern")
             let replacement = try argumentString(args, 1, "a replacement")
             let regex = try RegexCache.compile(pattern)
@@ -145,7 +148,8 @@ enum Filters {
             default: return value
             }
         },
-        Filter(name: "slice", arity: 1...2, summary: "elements or characters from start (negative: from the end), optional length") { value, args, _ throws(FilterError) in
+        Filter(name: "slice", arity: 1...2, summary: "elements or characters from start (negative: from the end), optional length") {
+            value, args, _ throws(FilterError) in
             let start = try argumentInt(args, 0) ?? 0
             let length = try argumentInt(args, 1)
             func bounds(_ count: Int) -> Range<Int> {
@@ -179,7 +183,8 @@ enum Filters {
             }
             return .string(([value] + args).map { Evaluator.text($0) }.joined())
         },
-        Filter(name: "date", arity: 1...3, summary: "formats a date: pattern, optional output zone, optional input zone (IANA)") { value, args, _ throws(FilterError) in
+        Filter(name: "date", arity: 1...3, summary: "formats a date: pattern, optional output zone, optional input zone (IANA)") {
+            value, args, _ throws(FilterError) in
             let pattern = try argumentString(args, 0, "a pattern")
             let zone = args.count > 1 ? try argumentString(args, 1, "a time zone") : nil
             let inputZone = args.count > 2 ? try argumentString(args, 2, "a time zone") : nil
@@ -187,7 +192,8 @@ enum Filters {
                 .string(try DateText.format(text, pattern: pattern, zone: zone, inputZone: inputZone))
             }
         },
-        Filter(name: "number", arity: 0...1, summary: "parses '1 234,50' or '1234.50' to a number; with a separator argument formats it as text") { value, args, _ throws(FilterError) in
+        Filter(name: "number", arity: 0...1, summary: "parses '1 234,50' or '1234.50' to a number; with a separator argument formats it as text") {
+            value, args, _ throws(FilterError) in
             guard let value, !value.isNull else { return value }
             let number: JSONNumber
             if case .number(let n) = value {
@@ -204,11 +210,13 @@ enum Filters {
         Filter(name: "iban", arity: 0...0, summary: "normalises an IBAN and checks its mod-97 checksum") { value, _, _ throws(FilterError) in
             try mapString(value) { text throws(FilterError) in .string(try IBAN.normalise(text)) }
         },
-        Filter(name: "phone", arity: 0...1, summary: "normalises a phone number to +<country><number>; argument: default country code") { value, args, _ throws(FilterError) in
+        Filter(name: "phone", arity: 0...1, summary: "normalises a phone number to +<country><number>; argument: default country code") {
+            value, args, _ throws(FilterError) in
             let country = args.isEmpty ? nil : try argumentString(args, 0, "a country code")
             return try mapString(value) { text throws(FilterError) in .string(try Phone.normalise(text, defaultCountry: country)) }
         },
-        Filter(name: "lookup", arity: 1...2, summary: "looks the value up in the mapping's named table; optional default") { value, args, context throws(FilterError) in
+        Filter(name: "lookup", arity: 1...2, summary: "looks the value up in the mapping's named table; optional default") {
+            value, args, context throws(FilterError) in
             let name = try argumentString(args, 0, "a lookup table name")
             guard let table = context.scope.lookups[name] else { throw FilterError("no lookup table '\(name)'") }
             guard let key = string(value), let found = table[key] else {
@@ -361,7 +369,10 @@ enum NumberText {
         if s.hasPrefix("+") { s.removeFirst() }
         // Normalise to a JSON lexeme: no leading zeros, no bare dot.
         var negative = false
-        if s.hasPrefix("-") { negative = true; s.removeFirst() }
+        if s.hasPrefix("-") {
+            negative = true
+            s.removeFirst()
+        }
         var parts = s.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard let whole = parts.first, !whole.isEmpty || parts.count == 2 else { return nil }
         var integer = String(whole.drop { $0 == "0" })
@@ -380,7 +391,7 @@ enum IBAN {
         let compact = text.uppercased().filter { !$0.isWhitespace && $0 != "-" }
         guard (15...34).contains(compact.count) else { throw FilterError("invalid IBAN: wrong length") }
         guard compact.allSatisfy({ ($0.isASCII && $0.isLetter) || ($0.isASCII && $0.isNumber) }),
-              compact.prefix(2).allSatisfy(\.isLetter), compact.dropFirst(2).prefix(2).allSatisfy(\.isNumber)
+            compact.prefix(2).allSatisfy(\.isLetter), compact.dropFirst(2).prefix(2).allSatisfy(\.isNumber)
         else { throw FilterError("invalid IBAN: unexpected characters") }
         let rearranged = compact.dropFirst(4) + compact.prefix(4)
         var remainder = 0

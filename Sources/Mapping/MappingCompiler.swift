@@ -45,9 +45,10 @@ final class CompileContext {
         var position = key ? sourceMap?.keyPosition(of: pointer) : sourceMap?.position(of: pointer)
         if let scalar, let inner = sourceMap?.position(ofScalar: scalar, inStringAt: pointer) { position = inner }
         if position == nil, key { position = sourceMap?.position(of: pointer) }
-        diagnostics.append(MappingDiagnostic(
-            severity: severity, file: file, line: position?.line ?? 1, column: position?.column ?? 1,
-            pointer: pointer.description, message: message))
+        diagnostics.append(
+            MappingDiagnostic(
+                severity: severity, file: file, line: position?.line ?? 1, column: position?.column ?? 1,
+                pointer: pointer.description, message: message))
     }
 
     func error(_ message: String, at pointer: JSONPointer, key: Bool = false, scalar: Int? = nil) {
@@ -119,8 +120,11 @@ final class CompileContext {
                     throw ExpressionSyntaxError(offset: base + call.offset, message: "unknown filter '\(call.name)' (known: \(known))")
                 }
                 guard filter.arity.contains(call.arguments.count) else {
-                    let expected = filter.arity.lowerBound == filter.arity.upperBound ? "\(filter.arity.lowerBound)" : "\(filter.arity.lowerBound) to \(filter.arity.upperBound)"
-                    throw ExpressionSyntaxError(offset: base + call.offset, message: "filter '\(call.name)' takes \(expected) argument(s), got \(call.arguments.count)")
+                    let expected =
+                        filter.arity.lowerBound == filter.arity.upperBound
+                        ? "\(filter.arity.lowerBound)" : "\(filter.arity.lowerBound) to \(filter.arity.upperBound)"
+                    throw ExpressionSyntaxError(
+                        offset: base + call.offset, message: "filter '\(call.name)' takes \(expected) argument(s), got \(call.arguments.count)")
                 }
                 if ["regex_replace", "matches"].contains(call.name), case .literal(.string(let pattern))? = call.arguments.first {
                     do {
@@ -144,16 +148,17 @@ final class CompileContext {
             for segment in path.segments {
                 if case .computed(let inner) = segment { collectPaths(inner, pointer: pointer, base: base) }
             }
-        case .list(let items): items.forEach { collectPaths($0, pointer: pointer, base: base) }
+        case .list(let items):
+            for item in items { collectPaths(item, pointer: pointer, base: base) }
         case .not(let inner): collectPaths(inner, pointer: pointer, base: base)
         case .and(let a, let b), .or(let a, let b), .compare(let a, _, let b):
             collectPaths(a, pointer: pointer, base: base)
             collectPaths(b, pointer: pointer, base: base)
         case .conditional(let c, let t, let f):
-            [c, t, f].forEach { collectPaths($0, pointer: pointer, base: base) }
+            for part in [c, t, f] { collectPaths(part, pointer: pointer, base: base) }
         case .filter(let input, let call):
             collectPaths(input, pointer: pointer, base: base)
-            call.arguments.forEach { collectPaths($0, pointer: pointer, base: base) }
+            for argument in call.arguments { collectPaths(argument, pointer: pointer, base: base) }
         }
     }
 }
@@ -278,7 +283,9 @@ enum Durations {
 /// it finds rather than stopping at the first. It reads no files itself:
 /// `MappingSet.load` does that and adds the checks across files.
 public enum MappingCompiler {
-    static let topLevelKeys = ["name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema"]
+    static let topLevelKeys = [
+        "name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema",
+    ]
 
     /// Compiles one file. Returns the mapping when it has no errors.
     public static func compile(file: String, bytes: [UInt8]) -> (MappingFile?, [MappingDiagnostic]) {
@@ -286,8 +293,14 @@ public enum MappingCompiler {
         do {
             document = try JSONParser.parseDocument(bytes, options: .mappingFile)
         } catch {
-            return (nil, [MappingDiagnostic(severity: .error, file: file, line: error.position.line, column: error.position.column,
-                                            pointer: error.pointer.description, message: error.message)])
+            return (
+                nil,
+                [
+                    MappingDiagnostic(
+                        severity: .error, file: file, line: error.position.line, column: error.position.column,
+                        pointer: error.pointer.description, message: error.message)
+                ]
+            )
         }
         let context = CompileContext(file: file, sourceMap: document.sourceMap)
         guard var root = ObjectReader(document.value, at: .root, context: context, what: "a mapping file") else {
@@ -314,7 +327,9 @@ public enum MappingCompiler {
             }
             let documented = ["company/signup", "job/new", "job/update", "candidate/new"]
             for (index, event) in when.events.enumerated() where !documented.contains(event) && !event.contains("/") {
-                context.error("unknown event \"\(event)\": use type/action, e.g. \(documented.joined(separator: ", "))", at: reader.pointer.appending("event").appending(index))
+                context.error(
+                    "unknown event \"\(event)\": use type/action, e.g. \(documented.joined(separator: ", "))",
+                    at: reader.pointer.appending("event").appending(index))
             }
             if let condition = reader.string("if") {
                 when.condition = context.expression(condition, at: reader.pointer.appending("if"))
@@ -340,7 +355,9 @@ public enum MappingCompiler {
         if let value = root.value("lookups") {
             if case .object(let tables) = value {
                 for table in tables {
-                    if case .object(let entries) = table.value { lookups[table.key] = entries } else {
+                    if case .object(let entries) = table.value {
+                        lookups[table.key] = entries
+                    } else {
                         context.error("a lookup table must be an object of key → value", at: JSONPointer(tokens: ["lookups", table.key]))
                     }
                 }
@@ -352,8 +369,10 @@ public enum MappingCompiler {
         let targets = ["rest", "csv", "archive"].filter { root.object[$0] != nil }
         var target: MappingTarget?
         if targets.count != 1 {
-            context.error(targets.isEmpty ? "a mapping needs exactly one target: \"rest\", \"csv\" or \"archive\""
-                                          : "a mapping has exactly one target, found \(targets.joined(separator: " and "))", at: .root)
+            context.error(
+                targets.isEmpty
+                    ? "a mapping needs exactly one target: \"rest\", \"csv\" or \"archive\""
+                    : "a mapping has exactly one target, found \(targets.joined(separator: " and "))", at: .root)
         }
         if let kind = targets.first {
             switch kind {
@@ -385,7 +404,8 @@ public enum MappingCompiler {
         switch value {
         case .string(let s):
             guard let template = context.template(s, at: pointer) else { return .literal(value) }
-            return template.parts.contains(where: { if case .text = $0 { return false } else { return true } }) ? .template(template) : .literal(value)
+            return template.parts.contains(where: { if case .text = $0 { return false } else { return true } })
+                ? .template(template) : .literal(value)
         case .array(let items):
             return .array(items.enumerated().map { jsonTemplate($0.element, at: pointer.appending($0.offset), context: context) })
         case .object(let object):
@@ -410,7 +430,9 @@ public enum MappingCompiler {
             if !(text.hasPrefix("https://") || text.hasPrefix("http://") || startsWithVariable) {
                 context.error("\"url\" must start with https://, http:// or a ${VARIABLE} holding the base URL", at: at.appending("url"))
             } else if !prefix.complete && !authorityComplete && !(startsWithVariable && text.contains("/")) {
-                context.error("\"url\": scheme and host must be fixed text or a ${VARIABLE}; expressions may fill the path and query only", at: at.appending("url"))
+                context.error(
+                    "\"url\": scheme and host must be fixed text or a ${VARIABLE}; expressions may fill the path and query only",
+                    at: at.appending("url"))
             }
         }
         let headers = r.templateMap("headers")
@@ -457,9 +479,10 @@ public enum MappingCompiler {
         }
         r.finish()
         guard let url else { return nil }
-        var target = RestTarget(method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
-                                idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
-                                auth: auth)
+        var target = RestTarget(
+            method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
+            idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
+            auth: auth)
         if let timeout { target.timeoutSeconds = max(1, timeout) }
         return target
     }
@@ -498,8 +521,9 @@ public enum MappingCompiler {
         let doneMarker = r.bool("done_marker") ?? false
         r.finish()
         guard let file else { return nil }
-        return CSVTarget(columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
-                         bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
+        return CSVTarget(
+            columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
+            bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
     }
 
     static func compileArchive(_ value: JSONValue?, context: CompileContext) -> ArchiveTarget? {
@@ -525,8 +549,9 @@ public enum MappingCompiler {
         }
         r.finish()
         guard let directory else { return nil }
-        return ArchiveTarget(files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes,
-                             retentionDays: retention, fileName: fileName)
+        return ArchiveTarget(
+            files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes,
+            retentionDays: retention, fileName: fileName)
     }
 
     /// Paths are open-ended (payloads grow): names outside the documented
@@ -534,7 +559,9 @@ public enum MappingCompiler {
     static func checkPaths(context: CompileContext, lookups: [String: JSONObject]) {
         for (path, pointer, offset) in context.paths {
             if !DocumentedSchema.roots.contains(path.root) {
-                context.report(.warning, "unknown name '\(path.root)' (documented: \(DocumentedSchema.roots.sorted().joined(separator: ", ")))", at: pointer, scalar: offset)
+                context.report(
+                    .warning, "unknown name '\(path.root)' (documented: \(DocumentedSchema.roots.sorted().joined(separator: ", ")))", at: pointer,
+                    scalar: offset)
                 continue
             }
             if let fields = DocumentedSchema.fields[path.root], case .field(let first)? = path.segments.first, !fields.contains(first) {
@@ -551,8 +578,14 @@ enum DocumentedSchema {
         "company_id", "internal_id", "company_name", "has_config", "dt_created", "settings",
     ]
     static let fields: [String: Set<String>] = [
-        "candidate": ["id", "internal_id", "first_name", "last_name", "email", "phone_number", "message", "status", "files", "data", "answers", "request_author"],
-        "job": ["id", "internal_id", "title", "from_date", "to_date", "description", "skills", "locations", "requisition", "experience", "language", "ad_url", "layers", "categories", "departments", "settings"],
+        "candidate": [
+            "id", "internal_id", "first_name", "last_name", "email", "phone_number", "message", "status", "files", "data", "answers",
+            "request_author",
+        ],
+        "job": [
+            "id", "internal_id", "title", "from_date", "to_date", "description", "skills", "locations", "requisition", "experience", "language",
+            "ad_url", "layers", "categories", "departments", "settings",
+        ],
         "company": ["id", "internal_id", "settings"],
         "event": ["id", "type", "action", "received_at"],
     ]

@@ -219,7 +219,9 @@ public struct ArchiveTarget: Sendable {
 public struct ArchiveFileName: Sendable, Hashable {
     enum Part: Sendable, Hashable {
         case literal(String)
-        case kind, sha256, sha256Prefix(Int), ext
+        case kind, sha256
+        case sha256Prefix(Int)
+        case ext
     }
 
     let parts: [Part]
@@ -240,9 +242,15 @@ public struct ArchiveFileName: Sendable, Hashable {
                 let name = rest[rest.index(after: rest.startIndex)..<close]
                 switch name {
                 case "kind": parts.append(.kind)
-                case "sha256": parts.append(.sha256); hasHash = true
-                case "sha256_16": parts.append(.sha256Prefix(16)); hasHash = true
-                case "sha256_8": parts.append(.sha256Prefix(8)); hasHash = true
+                case "sha256":
+                    parts.append(.sha256)
+                    hasHash = true
+                case "sha256_16":
+                    parts.append(.sha256Prefix(16))
+                    hasHash = true
+                case "sha256_8":
+                    parts.append(.sha256Prefix(8))
+                    hasHash = true
                 case "ext": parts.append(.ext)
                 default: return (nil, "unknown placeholder {\(name)}; known: {kind}, {sha256}, {sha256_16}, {sha256_8}, {ext}")
                 }
@@ -268,7 +276,9 @@ public struct ArchiveFileName: Sendable, Hashable {
     }
 
     init(validated pattern: String) {
-        self = ArchiveFileName.parse(pattern).0 ?? ArchiveFileName(parts: [.kind, .literal("-"), .sha256Prefix(16), .literal("."), .ext], pattern: pattern)
+        self =
+            ArchiveFileName.parse(pattern).0
+            ?? ArchiveFileName(parts: [.kind, .literal("-"), .sha256Prefix(16), .literal("."), .ext], pattern: pattern)
     }
 
     /// The stored name of one file; `sha256` is the content's hex digest, of which

@@ -19,8 +19,10 @@ public struct MappingEvent: Sendable {
     public var companies: JSONValue
 
     /// `companies` defaults to none, so `companies[...]` then finds nothing.
-    public init(type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String,
-                companies: JSONValue = .object(JSONObject())) {
+    public init(
+        type: String, action: String, data: JSONValue, receivedAt: String, id: Int64? = nil, entityKey: String,
+        companies: JSONValue = .object(JSONObject())
+    ) {
         self.companies = companies
         self.type = type
         self.action = action
@@ -62,12 +64,13 @@ extension MappingFile {
     /// What this mapping's templates see for `event`; `extra` adds stage names such as
     /// `period` (CSV export) or `response` (`after`).
     public func scope(for event: MappingEvent, now: String, extra: [String: JSONValue] = [:]) -> EvaluationScope {
-        let eventObject: JSONValue = .object(JSONObject([
-            .init(key: "id", value: event.id.map { .number(JSONNumber($0)) } ?? .null),
-            .init(key: "type", value: .string(event.type)),
-            .init(key: "action", value: .string(event.action)),
-            .init(key: "received_at", value: .string(event.receivedAt)),
-        ]))
+        let eventObject: JSONValue = .object(
+            JSONObject([
+                .init(key: "id", value: event.id.map { .number(JSONNumber($0)) } ?? .null),
+                .init(key: "type", value: .string(event.type)),
+                .init(key: "action", value: .string(event.action)),
+                .init(key: "received_at", value: .string(event.receivedAt)),
+            ]))
         return EvaluationScope(data: event.data, event: eventObject, companies: event.companies, now: now, extra: extra, lookups: lookups)
     }
 
@@ -106,11 +109,12 @@ extension MappingFile {
                 }
                 var rowKey = key
                 if let template = csv.rowKey { rowKey = Evaluator.text(try template.render(in: scope)) }
-                let payload: JSONValue = .object(JSONObject([
-                    .init(key: "row_key", value: .string(rowKey)),
-                    .init(key: "received_at", value: .string(event.receivedAt)),
-                    .init(key: "row", value: .object(row)),
-                ]))
+                let payload: JSONValue = .object(
+                    JSONObject([
+                        .init(key: "row_key", value: .string(rowKey)),
+                        .init(key: "received_at", value: .string(event.receivedAt)),
+                        .init(key: "row", value: .object(row)),
+                    ]))
                 return .planned([RenderedJob(item: "", effectKey: "\(key)", payload: payload)])
             case .archive(let archive):
                 let directory = Evaluator.text(try archive.directory.render(in: scope))
@@ -130,12 +134,16 @@ extension MappingFile {
                     }
                     for (index, url) in urls.enumerated() {
                         let item = urls.count > 1 || value.arrayValue != nil ? "\(file.kind)-\(index + 1)" : file.kind
-                        jobs.append(RenderedJob(item: item, effectKey: "\(key):\(item)", payload: .object(JSONObject([
-                            .init(key: "kind", value: .string(item)),
-                            .init(key: "url", value: .string(url)),
-                            .init(key: "directory", value: .string(directory)),
-                            .init(key: "received_at", value: .string(event.receivedAt)),
-                        ]))))
+                        jobs.append(
+                            RenderedJob(
+                                item: item, effectKey: "\(key):\(item)",
+                                payload: .object(
+                                    JSONObject([
+                                        .init(key: "kind", value: .string(item)),
+                                        .init(key: "url", value: .string(url)),
+                                        .init(key: "directory", value: .string(directory)),
+                                        .init(key: "received_at", value: .string(event.receivedAt)),
+                                    ]))))
                     }
                 }
                 return .planned(jobs)
@@ -171,14 +179,15 @@ extension MappingFile {
         var idempotencyKey = "\(name):\(key)"
         if case .send = onRepeat { idempotencyKey += ":event-\(scopeEventID.map(String.init) ?? "0")" }
         if let template = rest.idempotencyKey { idempotencyKey = Evaluator.text(try field("idempotency_key", template)) }
-        return .object(JSONObject([
-            .init(key: "method", value: .string(rest.method)),
-            .init(key: "url", value: .string(Evaluator.text(try field("url", rest.url)))),
-            .init(key: "headers", value: .object(headers)),
-            .init(key: "query", value: .object(query)),
-            .init(key: "body", value: body),
-            .init(key: "idempotency_key", value: .string(idempotencyKey)),
-        ]))
+        return .object(
+            JSONObject([
+                .init(key: "method", value: .string(rest.method)),
+                .init(key: "url", value: .string(Evaluator.text(try field("url", rest.url)))),
+                .init(key: "headers", value: .object(headers)),
+                .init(key: "query", value: .object(query)),
+                .init(key: "body", value: body),
+                .init(key: "idempotency_key", value: .string(idempotencyKey)),
+            ]))
     }
 }
 

@@ -144,8 +144,13 @@ public struct MappingSet: Sendable {
         do {
             files = try mappingFiles(in: directory)
         } catch {
-            return (MappingSet(mappings: [], variables: variables), [MappingDiagnostic(
-                severity: .error, file: directory, line: 1, column: 1, pointer: "", message: "cannot read the mappings directory")])
+            return (
+                MappingSet(mappings: [], variables: variables),
+                [
+                    MappingDiagnostic(
+                        severity: .error, file: directory, line: 1, column: 1, pointer: "", message: "cannot read the mappings directory")
+                ]
+            )
         }
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {

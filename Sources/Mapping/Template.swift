@@ -113,7 +113,9 @@ public struct Template: Sendable, Hashable {
                     name = body
                     fallback = nil
                 }
-                guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0 == "_" || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) }) else {
+                guard !name.isEmpty,
+                    name.unicodeScalars.allSatisfy({ $0 == "_" || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) })
+                else {
                     throw ExpressionSyntaxError(offset: i + 2, message: "invalid variable name '\(name)': letters, digits and '_' only")
                 }
                 flush()

@@ -1,11 +1,11 @@
-import Foundation
+import Clocks
 import CurlClient
+import Domain
+import Foundation
 import JSON
+import JobEngine
 import Logging
 import Mapping
-import Clocks
-import Domain
-import JobEngine
 
 /// Sends `rest` jobs to the downstream (payroll, HR, Jobylon's result card)
 /// through libcurl.
@@ -119,7 +119,7 @@ public struct RestExecutor: JobExecutor {
 
     func renderAfter(_ job: ClaimedJob, mapping: MappingFile) -> Result<JSONValue, RenderFailure> {
         guard let body = job.eventBody, let envelope = try? JSONParser.parse(body, options: .payload),
-              let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
+            let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
         else { return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)")) }
         let response = job.afterCapture.flatMap { try? JSONParser.parse($0, options: .strict) } ?? .object(JSONObject())
         let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? clock.now().milliseconds)
@@ -141,11 +141,12 @@ public struct RestExecutor: JobExecutor {
         var headers = JSONObject()
         for header in response.headers { headers[header.name.lowercased()] = .string(header.value) }
         let body = (try? JSONParser.parse(response.body, options: .payload)) ?? .string(String(decoding: response.body.prefix(4096), as: UTF8.self))
-        let responseValue: JSONValue = .object(JSONObject([
-            .init(key: "status", value: .number(JSONNumber(response.status))),
-            .init(key: "headers", value: .object(headers)),
-            .init(key: "body", value: body),
-        ]))
+        let responseValue: JSONValue = .object(
+            JSONObject([
+                .init(key: "status", value: .number(JSONNumber(response.status))),
+                .init(key: "headers", value: .object(headers)),
+                .init(key: "body", value: body),
+            ]))
         let scope = EvaluationScope(data: .object(JSONObject()), event: .null, now: "", extra: ["response": responseValue])
         var captured = JSONObject()
         for item in rest.capture {
@@ -168,7 +169,9 @@ public enum RestRequestBuilder {
     /// body), percent-encodes the query, adds the idempotency header unless the
     /// request sets it, and caps the answer at 1 MiB; `timeoutMilliseconds`
     /// bounds the whole exchange, 10 s of it for connecting.
-    public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<CurlRequest, Problem> {
+    public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<
+        CurlRequest, Problem
+    > {
         var missing: [String] = []
         func resolve(_ text: String) -> String {
             let resolved = variables.substitute(text, mask: false)
@@ -203,7 +206,9 @@ public enum RestRequestBuilder {
         case nil:
             break
         }
-        if let key = payload["idempotency_key"]?.stringValue, !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() }) {
+        if let key = payload["idempotency_key"]?.stringValue,
+            !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() })
+        {
             headers.append((rest.idempotencyHeader, key))
         }
         var body: [UInt8]? = nil
@@ -212,9 +217,11 @@ public enum RestRequestBuilder {
             if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(("Content-Type", "application/json")) }
         }
         guard missing.isEmpty else { return .failure(.missingVariables(missing)) }
-        return .success(CurlRequest(method: method, url: url, headers: headers, body: body,
-                                    connectTimeoutMilliseconds: 10_000, totalTimeoutMilliseconds: timeoutMilliseconds,
-                                    maxResponseBytes: 1 << 20))
+        return .success(
+            CurlRequest(
+                method: method, url: url, headers: headers, body: body,
+                connectTimeoutMilliseconds: 10_000, totalTimeoutMilliseconds: timeoutMilliseconds,
+                maxResponseBytes: 1 << 20))
     }
 
     static func percentEncode(_ text: String) -> String {

@@ -1,6 +1,6 @@
+import Domain
 import JSON
 import Synchronization
-import Domain
 
 /// The latest `company/signup` facts per company, kept in memory for the
 /// router so mapping evaluation stays pure (`companies["<id>"].settings…`).
@@ -41,12 +41,13 @@ public final class CompanyDirectory: Sendable {
     private func build(_ snapshots: [CompanySnapshot]) -> JSONValue {
         var object = JSONObject()
         for snapshot in snapshots.sorted(by: { $0.id < $1.id }) {
-            object[snapshot.id] = .object(JSONObject([
-                .init(key: "id", value: .string(snapshot.id)),
-                .init(key: "internal_id", value: snapshot.internalID.map(JSONValue.string) ?? .null),
-                .init(key: "name", value: snapshot.name.map(JSONValue.string) ?? .null),
-                .init(key: "settings", value: snapshot.settings ?? .null),
-            ]))
+            object[snapshot.id] = .object(
+                JSONObject([
+                    .init(key: "id", value: .string(snapshot.id)),
+                    .init(key: "internal_id", value: snapshot.internalID.map(JSONValue.string) ?? .null),
+                    .init(key: "name", value: snapshot.name.map(JSONValue.string) ?? .null),
+                    .init(key: "settings", value: snapshot.settings ?? .null),
+                ]))
         }
         return .object(object)
     }

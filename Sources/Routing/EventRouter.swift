@@ -1,6 +1,6 @@
-import JSON
 import Clocks
 import Domain
+import JSON
 
 /// Decides which jobs an event creates. Pure: the receiver calls it before
 /// handing the event to the store, so evaluation never runs on the single
@@ -47,18 +47,21 @@ public struct AuditLogRouter: EventRouter {
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         guard envelope.kind.isDocumented else { return [] }
         let entity = "\(envelope.companyID ?? "-"):\(envelope.subjectID ?? "-")"
-        let payload: JSONValue = .object(JSONObject([
-            .init(key: "event", value: .string(envelope.kind.description)),
-            .init(key: "company_id", value: envelope.companyID.map(JSONValue.string) ?? .null),
-            .init(key: "subject_id", value: envelope.subjectID.map(JSONValue.string) ?? .null),
-        ]))
-        return [PlannedJob(
-            mapping: Self.mappingName,
-            kind: "log",
-            effectKey: "\(envelope.kind):\(entity)",
-            payload: payload,
-            mappingHash: "builtin-audit-log-v1",
-            crashPolicy: .rerun
-        )]
+        let payload: JSONValue = .object(
+            JSONObject([
+                .init(key: "event", value: .string(envelope.kind.description)),
+                .init(key: "company_id", value: envelope.companyID.map(JSONValue.string) ?? .null),
+                .init(key: "subject_id", value: envelope.subjectID.map(JSONValue.string) ?? .null),
+            ]))
+        return [
+            PlannedJob(
+                mapping: Self.mappingName,
+                kind: "log",
+                effectKey: "\(envelope.kind):\(entity)",
+                payload: payload,
+                mappingHash: "builtin-audit-log-v1",
+                crashPolicy: .rerun
+            )
+        ]
     }
 }

@@ -33,9 +33,11 @@ public final class EventRoutingService: Service {
     let worker = BackgroundWorker(name: "event-router")
 
     /// `batchSize` events per round; `idlePoll` is the safety net when no signal comes.
-    public init(queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
-                pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
-                clock: any WallClock = SystemWallClock()) {
+    public init(
+        queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
+        pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
+        clock: any WallClock = SystemWallClock()
+    ) {
         self.queue = queue
         self.router = router
         self.logger = logger
@@ -81,10 +83,12 @@ public final class EventRoutingService: Service {
                     jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id)
                     for job in jobs where job.initialState == .dead {
                         // Kept `dead` with its reason (replayable once the mapping is fixed); said once, here.
-                        logger.error("job dead at creation: the mapping could not render the event", metadata: [
-                            "event": "\(event.id)", "mapping": "\(job.mapping)",
-                            "reason": "\(Redactor.redactPatterns(job.reason ?? "?"))",
-                        ])
+                        logger.error(
+                            "job dead at creation: the mapping could not render the event",
+                            metadata: [
+                                "event": "\(event.id)", "mapping": "\(job.mapping)",
+                                "reason": "\(Redactor.redactPatterns(job.reason ?? "?"))",
+                            ])
                     }
                 } else {
                     // Without a body (erased) there is nothing to plan. It still leaves
@@ -92,8 +96,9 @@ public final class EventRoutingService: Service {
                     logger.error("event cannot be routed: body missing", metadata: ["event": "\(event.id)"])
                     jobs = []
                 }
-                return RoutedEvent(eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID,
-                                   receivedAt: event.receivedAt, jobs: jobs)
+                return RoutedEvent(
+                    eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                    receivedAt: event.receivedAt, jobs: jobs)
             }
         }
         do {

@@ -1,8 +1,8 @@
+import Clocks
+import Domain
 import JSON
 import Mapping
 import Synchronization
-import Clocks
-import Domain
 
 /// Routes events through the compiled mapping files.
 ///
@@ -50,10 +50,11 @@ public struct MappingRouter: EventRouter {
             if case .noMatch = plan { continue }
             plans.append((mapping, plan))
         }
-        let suppressed = EffectLedger.suppressedByRepeat(matching: plans.map { entry in
-            if case .mapping(let other) = entry.mapping.onRepeat { return (entry.mapping.name, other) }
-            return (entry.mapping.name, nil)
-        })
+        let suppressed = EffectLedger.suppressedByRepeat(
+            matching: plans.map { entry in
+                if case .mapping(let other) = entry.mapping.onRepeat { return (entry.mapping.name, other) }
+                return (entry.mapping.name, nil)
+            })
         var jobs: [PlannedJob] = []
         for (mapping, plan) in plans where !suppressed.contains(mapping.name) {
             let crashPolicy: CrashPolicy
@@ -68,9 +69,10 @@ public struct MappingRouter: EventRouter {
                     // Signed file URLs stop working at their expiry (else 24 h after the webhook).
                     deadline = SignedURL(url).deadline(receivedAt: receivedAt)
                 }
-                return PlannedJob(mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
-                                  mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
-                                  holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline)
+                return PlannedJob(
+                    mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
+                    mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
+                    holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline)
             }
             switch plan {
             case .noMatch:
@@ -105,7 +107,7 @@ public struct MappingRouter: EventRouter {
         case .send: return .send
         case .mapping(let name):
             guard let other = registry.current.mapping(named: name),
-                  case .planned(let rendered) = other.plan(event, now: now), let first = rendered.first
+                case .planned(let rendered) = other.plan(event, now: now), let first = rendered.first
             else { return .skip }
             // A repeat is a delivery of its own: without an `idempotency_key` of
             // the mapping's, its key names the event, so a downstream that

@@ -1,12 +1,12 @@
+import Clocks
 import Crypto
+import Domain
 import Foundation
 import GRDB
 import GRDBSQLite
 import JSON
 import Logging
 import Synchronization
-import Clocks
-import Domain
 
 /// Options of the embedded store.
 public struct SQLiteStoreOptions: Sendable {

@@ -1,9 +1,9 @@
 import ArgumentParser
+import Clocks
+import FileArchive
 import Foundation
 import Mapping
 import StoreSQLite
-import Clocks
-import FileArchive
 
 struct Archive: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,10 +26,12 @@ struct Archive: ParsableCommand {
             print("id\tkind\tsize\tsha256\tdownloaded_at\tretain_until\tcontent_type\tpath\toriginal_name\tflag")
             for file in files {
                 let type = file.sniffedType ?? file.contentType ?? "-"
-                print([
-                    "\(file.id ?? 0)", file.kind, "\(file.size)", String(file.sha256.prefix(16)), Archive.time(file.downloadedAt),
-                    Archive.time(file.retainUntil), type, file.path, file.originalName ?? "-", file.typeMismatch.map { "type mismatch: \($0)" } ?? "",
-                ].joined(separator: "\t"))
+                print(
+                    [
+                        "\(file.id ?? 0)", file.kind, "\(file.size)", String(file.sha256.prefix(16)), Archive.time(file.downloadedAt),
+                        Archive.time(file.retainUntil), type, file.path, file.originalName ?? "-",
+                        file.typeMismatch.map { "type mismatch: \($0)" } ?? "",
+                    ].joined(separator: "\t"))
             }
             if files.isEmpty { print("(no archived files for candidate \(candidate))") }
             print("archive directory: \(config.resolvedArchiveDir)")
@@ -68,7 +70,9 @@ struct Archive: ParsableCommand {
                 while let relative = walker.nextObject() as? String {
                     if relative.hasPrefix(".partial") { continue }
                     var isDirectory: ObjCBool = false
-                    guard FileManager.default.fileExists(atPath: layout.absolute(relative), isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+                    guard FileManager.default.fileExists(atPath: layout.absolute(relative), isDirectory: &isDirectory), !isDirectory.boolValue else {
+                        continue
+                    }
                     let base = relative.hasSuffix(".json") ? String(relative.dropLast(5)) : relative
                     if !recorded.contains(base) {
                         unrecorded += 1
@@ -95,10 +99,14 @@ struct Archive: ParsableCommand {
             var index = 0
             let outcome = purger.purge(now: OperatorStore.now, dryRun: dryRun) { file in
                 index += 1
-                print("\(dryRun ? "would delete" : "deleting") [\(index)] \(file.path) (\(file.size) bytes, retained until \(Archive.time(file.retainUntil)))")
+                print(
+                    "\(dryRun ? "would delete" : "deleting") [\(index)] \(file.path) (\(file.size) bytes, retained until \(Archive.time(file.retainUntil)))"
+                )
             }
             for failure in outcome.failures { print("FAILED \(failure)") }
-            print("\(dryRun ? "would delete" : "deleted") \(outcome.deleted) file(s), \(outcome.bytes) bytes\(outcome.failures.isEmpty ? "" : ", \(outcome.failures.count) failure(s)")")
+            print(
+                "\(dryRun ? "would delete" : "deleted") \(outcome.deleted) file(s), \(outcome.bytes) bytes\(outcome.failures.isEmpty ? "" : ", \(outcome.failures.count) failure(s)")"
+            )
             if !outcome.failures.isEmpty { throw ExitCode(1) }
         }
     }

@@ -1,7 +1,7 @@
 import ArgumentParser
+import FileArchive
 import Foundation
 import StoreSQLite
-import FileArchive
 
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,8 +24,10 @@ struct Erase: ParsableCommand {
         defer { sqlite.close() }
         let report = try sqlite.erase(candidateID: candidate, companyID: company, now: OperatorStore.now, dryRun: dryRun)
         let verb = dryRun ? "would erase" : "erased"
-        print("\(verb): \(report.events) event body(ies), \(report.jobsCleared) job payload(s) (\(report.jobsCancelled) open job(s) cancelled), "
-              + "\(report.quarantined) quarantined body(ies), \(report.csvRows) staged CSV row(s), \(report.csvExportedKeys) exported-row record(s)")
+        print(
+            "\(verb): \(report.events) event body(ies), \(report.jobsCleared) job payload(s) (\(report.jobsCancelled) open job(s) cancelled), "
+                + "\(report.quarantined) quarantined body(ies), \(report.csvRows) staged CSV row(s), \(report.csvExportedKeys) exported-row record(s)"
+        )
         let layout = ArchiveLayout(root: config.resolvedArchiveDir)
         var failures = 0
         for file in report.archiveFiles {

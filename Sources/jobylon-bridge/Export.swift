@@ -1,12 +1,12 @@
 import ArgumentParser
-import Foundation
-import Logging
-import Mapping
-import StoreSQLite
 import BridgeApp
 import CSVExport
 import Clocks
 import Domain
+import Foundation
+import Logging
+import Mapping
+import StoreSQLite
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +33,8 @@ struct Export: ParsableCommand {
         let (sqlite, config) = try OperatorStore.open(store)
         defer { sqlite.close() }
         let (set, errors, _) = MappingLoader.load(
-            directory: mappings ?? config.mappingsDir, variables: BridgeApplication.variables(for: config), strict: false) { print($0) }
+            directory: mappings ?? config.mappingsDir, variables: BridgeApplication.variables(for: config), strict: false
+        ) { print($0) }
         guard errors == 0 else { throw ExitCode(1) }
         guard let file = set.mapping(named: mapping), case .csv(let csv) = file.target else {
             throw ValidationError("no csv mapping named \(mapping)")
@@ -51,7 +52,8 @@ struct Export: ParsableCommand {
             guard let open = schedule.period(containing: nowSeconds) else { throw ValidationError("the schedule never fires") }
             let period = CSVPeriod(start: open.start, end: open.end)
             let name = try exporter.fileName(file, csv, period: period, zone: zone, now: nowSeconds)
-            let stamp = MappingClock.iso8601(milliseconds: nowSeconds * 1000).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ".000", with: "")
+            let stamp = MappingClock.iso8601(milliseconds: nowSeconds * 1000).replacingOccurrences(of: ":", with: "").replacingOccurrences(
+                of: ".000", with: "")
             let ext = (name as NSString).pathExtension
             let partial = ((name as NSString).deletingPathExtension) + "-partial-\(stamp)" + (ext.isEmpty ? "" : "." + ext)
             let rows = try exporter.write(file, csv, period: period, to: partial, progress: progress)
@@ -73,8 +75,9 @@ struct Export: ParsableCommand {
             guard let found = schedule.period(containing: probe), found.end <= nowSeconds else {
                 throw ValidationError("that period has not ended yet; use --now for a partial file")
             }
-            let written = try exporter.export(file, csv, period: CSVPeriod(start: found.start, end: found.end), owner: owner,
-                                              now: nowSeconds, redo: true, logger: logger, progress: progress)
+            let written = try exporter.export(
+                file, csv, period: CSVPeriod(start: found.start, end: found.end), owner: owner,
+                now: nowSeconds, redo: true, logger: logger, progress: progress)
             print(written.map { "\($0)" } ?? "period claimed elsewhere or empty (no file)")
             return
         }

@@ -1,13 +1,13 @@
 import ArgumentParser
+import BridgeApp
+import Clocks
+import Domain
 import Foundation
 import JSON
 import Logging
 import Mapping
-import StoreSQLite
-import BridgeApp
-import Clocks
-import Domain
 import Routing
+import StoreSQLite
 
 /// Opens the store for a short CLI process beside the daemon.
 enum OperatorStore {
@@ -58,7 +58,9 @@ struct Jobs: AsyncParsableCommand {
             let (sqlite, _) = try OperatorStore.open(store)
             defer { sqlite.close() }
             let job = try sqlite.job(id: id)
-            print("job \(job.summary.id) · event \(job.summary.eventID) · \(job.summary.mapping)\(job.item.isEmpty ? "" : "/" + job.item) (\(job.kind))")
+            print(
+                "job \(job.summary.id) · event \(job.summary.eventID) · \(job.summary.mapping)\(job.item.isEmpty ? "" : "/" + job.item) (\(job.kind))"
+            )
             print("state: \(job.summary.state)   attempts: \(job.summary.attempts)   effect key: \(job.summary.effectKey)")
             if let detail = job.summary.lastError { print("detail: \(Redactor.redactPatterns(detail))") }
             if let first = job.summary.skippedFor { print("skipped for job \(first)") }
@@ -77,7 +79,8 @@ struct Jobs: AsyncParsableCommand {
     }
 
     struct Retry: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue dead, held, cancelled, in-doubt or set-aside jobs again (same request, same key).")
+        static let configuration = CommandConfiguration(
+            abstract: "Queue dead, held, cancelled, in-doubt or set-aside jobs again (same request, same key).")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Job id.") var id: Int64?
         @Flag(help: "Every dead job (of --mapping, if given).") var dead = false
@@ -141,7 +144,8 @@ struct Replay: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @Option(name: .long, help: "One event id.") var event: Int64?
-    @Option(name: .long, help: ArgumentHelp("Events received at or after this time (ISO-8601, UTC if no zone).", valueName: "time")) var since: String?
+    @Option(name: .long, help: ArgumentHelp("Events received at or after this time (ISO-8601, UTC if no zone).", valueName: "time")) var since:
+        String?
     @Option(name: .long, help: ArgumentHelp("Events received before this time.", valueName: "time")) var until: String?
     @Option(name: .long, help: "Only jobs of this mapping.") var mapping: String?
     @Option(name: .long, help: ArgumentHelp("Mappings directory (default: the configuration's).", valueName: "dir")) var mappings: String?
@@ -156,7 +160,8 @@ struct Replay: AsyncParsableCommand {
         defer { sqlite.close() }
         let directory = mappings ?? config.mappingsDir
         let (set, errors, _) = MappingLoader.load(
-            directory: directory, variables: BridgeApplication.variables(for: config), strict: false) { print($0) }
+            directory: directory, variables: BridgeApplication.variables(for: config), strict: false
+        ) { print($0) }
         guard errors == 0 else { throw ExitCode(1) }
         func time(_ text: String?) throws -> Timestamp? {
             guard let text else { return nil }

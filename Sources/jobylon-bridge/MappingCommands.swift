@@ -1,9 +1,9 @@
 import ArgumentParser
+import BridgeApp
+import Domain
 import Foundation
 import JSON
 import Mapping
-import BridgeApp
-import Domain
 
 /// Shared by `check`, `map`, `test` and `serve`: loads and reports a mappings directory.
 struct Check: ParsableCommand {
@@ -49,7 +49,9 @@ enum EventFile {
     }
 
     static func event(from value: JSONValue, receivedAt: String, source: String) throws -> MappingEvent {
-        guard let type = value["event_type"]?.stringValue, let action = value["action"]?.stringValue, let data = value["data"], data.objectValue != nil else {
+        guard let type = value["event_type"]?.stringValue, let action = value["action"]?.stringValue, let data = value["data"],
+            data.objectValue != nil
+        else {
             throw ValidationError("\(source): not a webhook envelope {event_type, action, data}")
         }
         let company = data["company"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
@@ -74,13 +76,14 @@ enum MapOutput {
         case .planned(let jobs):
             object["result"] = "planned"
             object["kind"] = .string(mapping.kind)
-            object["jobs"] = .array(jobs.map { job in
-                var item = JSONObject()
-                if !job.item.isEmpty { item["item"] = .string(job.item) }
-                item["effect_key"] = .string(job.effectKey)
-                item["payload"] = variables.map { substitute(job.payload, $0, mask: mask) } ?? job.payload
-                return .object(item)
-            })
+            object["jobs"] = .array(
+                jobs.map { job in
+                    var item = JSONObject()
+                    if !job.item.isEmpty { item["item"] = .string(job.item) }
+                    item["effect_key"] = .string(job.effectKey)
+                    item["payload"] = variables.map { substitute(job.payload, $0, mask: mask) } ?? job.payload
+                    return .object(item)
+                })
         }
         return .object(object)
     }
@@ -89,7 +92,8 @@ enum MapOutput {
         switch value {
         case .string(let s): return .string(variables.substitute(s, mask: mask))
         case .array(let items): return .array(items.map { substitute($0, variables, mask: mask) })
-        case .object(let object): return .object(JSONObject(object.members.map { .init(key: $0.key, value: substitute($0.value, variables, mask: mask)) }))
+        case .object(let object):
+            return .object(JSONObject(object.members.map { .init(key: $0.key, value: substitute($0.value, variables, mask: mask)) }))
         default: return value
         }
     }
@@ -126,7 +130,7 @@ struct Map: ParsableCommand {
         let file: MappingFile
         if mapping.hasSuffix(".json") || mapping.contains("/") {
             let (compiled, diagnostics) = MappingCompiler.compile(file: mapping, bytes: try EventFile.read(mapping))
-            diagnostics.forEach { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }
+            for diagnostic in diagnostics { FileHandle.standardError.write(Data((diagnostic.description + "\n").utf8)) }
             guard let compiled else { throw ExitCode(1) }
             file = compiled
         } else {

@@ -1,8 +1,8 @@
 import ArgumentParser
+import BridgeApp
 import Foundation
 import JSON
 import Mapping
-import BridgeApp
 
 /// `jobylon-bridge test`: runs the mapping test cases of `DIR/tests/*.json`.
 ///
@@ -48,7 +48,9 @@ struct Test: ParsableCommand {
                     print("ok    \(label)")
                 case .failure(let failure):
                     failed += 1
-                    print("FAIL  \(label)\n\(failure.text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))")
+                    print(
+                        "FAIL  \(label)\n\(failure.text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))"
+                    )
                 }
             }
         }
@@ -88,7 +90,9 @@ struct Test: ParsableCommand {
             if case .failed(let message) = result, message.contains(expected) { return .success(()) }
             return .failure(Failure(text: "expected an error containing \"\(expected)\", got:\n" + JSONWriter.prettyString(actual)))
         }
-        guard let expected = testCase["expect"] else { return .failure(Failure(text: "the case needs \"expect\", \"expect_no_match\" or \"expect_error\"")) }
+        guard let expected = testCase["expect"] else {
+            return .failure(Failure(text: "the case needs \"expect\", \"expect_no_match\" or \"expect_error\""))
+        }
         let jobs = actual["jobs"] ?? actual
         if jobs == expected { return .success(()) }
         return .failure(Failure(text: Diff.lines(expected: JSONWriter.prettyString(expected), actual: JSONWriter.prettyString(jobs))))
@@ -107,14 +111,19 @@ enum Diff {
             }
         }
         var out: [String] = ["--- expected", "+++ actual"]
-        var i = 0, j = 0
+        var i = 0
+        var j = 0
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i] == b[j] {
-                out.append("  " + a[i]); i += 1; j += 1
+                out.append("  " + a[i])
+                i += 1
+                j += 1
             } else if j < b.count, i == a.count || table[i][j + 1] >= table[i + 1][j] {
-                out.append("+ " + b[j]); j += 1
+                out.append("+ " + b[j])
+                j += 1
             } else {
-                out.append("- " + a[i]); i += 1
+                out.append("- " + a[i])
+                i += 1
             }
         }
         return out.joined(separator: "\n")

@@ -75,9 +75,10 @@ struct BridgeApplicationTests {
                 let base = try await Self.listening(application)
                 let curl = CurlClient(engine: CurlEngine())
                 let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"cand-1"}}}"#.utf8)
-                let answer = try await curl.perform(CurlRequest(
-                    method: "POST", url: base + "/webhooks/jobylon",
-                    headers: [("Authorization", "Bearer app-test-token"), ("Content-Type", "application/json")], body: body))
+                let answer = try await curl.perform(
+                    CurlRequest(
+                        method: "POST", url: base + "/webhooks/jobylon",
+                        headers: [("Authorization", "Bearer app-test-token"), ("Content-Type", "application/json")], body: body))
                 #expect(answer.status == 200)
                 // PAYROLL_URL is not set yet: the job waits for it, with the reason.
                 #expect(try await Self.waitUntil { try application.store.jobs(state: "held").count == 1 })

@@ -2,8 +2,8 @@ import Domain
 import Logging
 import MetricsTestKit
 import StoreSQLite
-import Testing
 import TestSupport
+import Testing
 
 @testable import BridgeApp
 

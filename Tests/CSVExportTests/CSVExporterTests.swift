@@ -5,10 +5,10 @@ import Logging
 import Mapping
 import Testing
 
-@testable import StoreSQLite
 @testable import CSVExport
 @testable import Clocks
 @testable import Domain
+@testable import StoreSQLite
 @testable import TestSupport
 
 @Suite("CSV staging and export on a real store and a manual clock", .serialized)
@@ -22,8 +22,10 @@ struct CSVExportTests {
         let executor: CSVExecutor
     }
 
-    static func setup(onResend: String = "skip", emptyPeriod: String = "header", startUTC: (Int, Int, Int, Int) = (2026, 3, 27, 12),
-                      share: String = "", doneMarker: Bool = false) throws -> Setup {
+    static func setup(
+        onResend: String = "skip", emptyPeriod: String = "header", startUTC: (Int, Int, Int, Int) = (2026, 3, 27, 12),
+        share: String = "", doneMarker: Bool = false
+    ) throws -> Setup {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-csv-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
         let store = try SQLiteStore(directory: root + "/data", logger: Logger(label: "test"))
@@ -44,26 +46,28 @@ struct CSVExportTests {
         let exporter = CSVExporter(store: store, registry: registry)
         let service = CSVExportService(
             registry: registry, exporter: exporter, io: BlockingIOPool(threads: 1), clock: clock, owner: "daemon", logger: Logger(label: "test"))
-        return Setup(store: store, clock: clock, registry: registry, exportDir: exportDir, service: service,
-                     executor: CSVExecutor(registry: registry, store: store, clock: clock))
+        return Setup(
+            store: store, clock: clock, registry: registry, exportDir: exportDir, service: service,
+            executor: CSVExecutor(registry: registry, store: store, clock: clock))
     }
 
     struct SetupError: Error { var text: String }
-
 
     /// Runs the executor on a rendered row as the runner would.
     @discardableResult
     static func stage(_ s: Setup, id: String, name: String, note: String = "", receivedAt: Timestamp? = nil) async -> AttemptOutcome {
         let received = receivedAt ?? s.clock.now()
         let row: JSONValue = ["id": .string(id), "name": .string(name), "note": .string(note)]
-        let payload: JSONValue = .object(JSONObject([
-            .init(key: "row_key", value: .string(id)),
-            .init(key: "received_at", value: .string(MappingClock.iso8601(milliseconds: received.milliseconds))),
-            .init(key: "row", value: row),
-        ]))
+        let payload: JSONValue = .object(
+            JSONObject([
+                .init(key: "row_key", value: .string(id)),
+                .init(key: "received_at", value: .string(MappingClock.iso8601(milliseconds: received.milliseconds))),
+                .init(key: "row", value: row),
+            ]))
         let jobID = Int64.random(in: 1...Int64.max)
-        let job = ClaimedJob(id: jobID, eventID: jobID, mapping: "hires", item: "", kind: "csv", effectKey: id,
-                             payload: JSONWriter.bytes(payload), attempt: 1, companyID: "c", subjectID: id)
+        let job = ClaimedJob(
+            id: jobID, eventID: jobID, mapping: "hires", item: "", kind: "csv", effectKey: id,
+            payload: JSONWriter.bytes(payload), attempt: 1, companyID: "c", subjectID: id)
         return await s.executor.execute(job, logger: Logger(label: "test"))
     }
 
@@ -160,12 +164,15 @@ struct CSVExportTests {
         let period = try #require(try CSVExporter.schedule(of: csv, mapping: "hires").period(containing: s.clock.now().milliseconds / 1000))
         // 150,000 staged rows straight into the table, then watch the folder while the export runs.
         try await s.store.database.write { db in
-            let statement = try db.makeStatement(sql: """
-                INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash) VALUES ('hires', ?, ?, ?, 0, 0, ?, x'00')
-                """)
+            let statement = try db.makeStatement(
+                sql: """
+                    INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash) VALUES ('hires', ?, ?, ?, 0, 0, ?, x'00')
+                    """)
             for i in 0..<150_000 {
-                try statement.execute(arguments: [period.start, period.end, String(format: "k%07d", i),
-                                                  Data(#"{"id":"p\#(i)","name":"Name \#(i), with comma","note":"line1\nline2"}"#.utf8)])
+                try statement.execute(arguments: [
+                    period.start, period.end, String(format: "k%07d", i),
+                    Data(#"{"id":"p\#(i)","name":"Name \#(i), with comma","note":"line1\nline2"}"#.utf8),
+                ])
             }
         }
         let target = s.exportDir + "/hires-2026-03-27.csv"
@@ -194,7 +201,9 @@ struct CSVExportTests {
         s.clock.advance(by: .seconds(18 * 3600))
         _ = s.service.tick()
         #expect(Self.files(s).isEmpty)
-        #expect(try s.store.csvPeriodExported(mapping: "hires", periodStart: try #require(try s.store.csvLastExportedEnd(mapping: "hires")) - 86_400) == true)
+        #expect(
+            try s.store.csvPeriodExported(mapping: "hires", periodStart: try #require(try s.store.csvLastExportedEnd(mapping: "hires")) - 86_400)
+                == true)
     }
 
     @Test func aClaimedPeriodIsNotExportedTwice() async throws {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-@testable import CSVExport
 
+@testable import CSVExport
 
 @Suite("CSV writer")
 struct CSVWriterTests {
@@ -43,7 +43,9 @@ struct CSVWriterTests {
     func pythonRoundTrip(delimiter: String, crlf: Bool, guarded: Bool) throws {
         var rng = SystemRandomNumberGenerator()
         let pool = ["a", "Å", "😀", ",", ";", "\t", "\"", "\n", "\r\n", " ", "=", "+", "@", "-", "+46 8", "-1.5", ""]
-        let rows: [[String]] = (0..<200).map { _ in (0..<5).map { _ in (0..<Int.random(in: 0...6, using: &rng)).map { _ in pool.randomElement(using: &rng) ?? "" }.joined() } }
+        let rows: [[String]] = (0..<200).map { _ in
+            (0..<5).map { _ in (0..<Int.random(in: 0...6, using: &rng)).map { _ in pool.randomElement(using: &rng) ?? "" }.joined() }
+        }
         var writer = CSVWriter(format: .init(delimiter: UInt8(ascii: Unicode.Scalar(delimiter) ?? ","), crlf: crlf))
         for row in rows { writer.writeRow(row, guardFormulas: Array(repeating: guarded, count: row.count)) }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("csv-\(UUID().uuidString).csv").path
@@ -51,11 +53,14 @@ struct CSVWriterTests {
         defer { try? FileManager.default.removeItem(atPath: file) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
+        process.arguments = [
+            "python3", "-c",
+            """
             import csv, json, sys
             with open(sys.argv[1], newline='', encoding='utf-8') as f:
                 print(json.dumps(list(csv.reader(f, delimiter=sys.argv[2]))))
-            """, file, delimiter]
+            """, file, delimiter,
+        ]
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -1,8 +1,8 @@
 import Foundation
 import Mapping
 import Testing
-@testable import Clocks
 
+@testable import Clocks
 
 @Suite("Cron schedule")
 struct CronScheduleTests {

@@ -1,6 +1,9 @@
 import JSON
+import Synchronization
 import Testing
 
+@testable import Clocks
+@testable import TestSupport
 
 @Suite("Manual wall clock")
 struct ManualWallClockTests {
@@ -39,10 +42,6 @@ final class OrderLog: @unchecked Sendable {
     func append(_ s: String) { lock.locked { items.append(s) } }
     var entries: [String] { lock.locked { items } }
 }
-
-import Synchronization
-@testable import Clocks
-@testable import TestSupport
 
 final class NSLockLike: Sendable {
     private let mutex = Mutex(())

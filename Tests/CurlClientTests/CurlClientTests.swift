@@ -26,7 +26,9 @@ struct CurlClientTests {
     @Test func getReturnsStatusHeadersAndBody() async throws {
         try await withLocalServer({ router in
             router.get("/hello") { _, _ -> Response in
-                Response(status: .ok, headers: [.contentType: "text/plain", .init("X-Test")!: "yes"], body: .init(byteBuffer: ByteBuffer(string: "hej världen")))
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain", .init("X-Test")!: "yes"],
+                    body: .init(byteBuffer: ByteBuffer(string: "hej världen")))
             }
         }) { base in
             let response = try await client.perform(CurlRequest(url: base + "/hello"))
@@ -46,9 +48,10 @@ struct CurlClientTests {
             }
         }) { base in
             let payload = Array("{\"id\":1}".utf8)
-            let response = try await client.perform(CurlRequest(
-                method: "POST", url: base + "/echo",
-                headers: [("Content-Type", "application/json"), ("Idempotency-Key", "c1:k1")], body: payload))
+            let response = try await client.perform(
+                CurlRequest(
+                    method: "POST", url: base + "/echo",
+                    headers: [("Content-Type", "application/json"), ("Idempotency-Key", "c1:k1")], body: payload))
             #expect(response.status == 201)
             #expect(response.body == payload)
             #expect(response.header("X-Key") == "c1:k1")

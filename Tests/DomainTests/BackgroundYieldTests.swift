@@ -1,6 +1,6 @@
+import Domain
 import Synchronization
 import Testing
-import Domain
 
 /// A pressure reading that follows a script, one value per look.
 final class ScriptedPressure: IngestPressure {
@@ -35,6 +35,8 @@ struct BackgroundYieldTests {
 
         steps.withLock { $0.removeAll() }
         await yield.wait(for: ScriptedPressure([true]), sleep: record)
-        #expect(steps.withLock { $0 } == [.milliseconds(20), .milliseconds(20), .milliseconds(10)], "pressure that never drops delays a round by 50 ms at most")
+        #expect(
+            steps.withLock { $0 } == [.milliseconds(20), .milliseconds(20), .milliseconds(10)],
+            "pressure that never drops delays a round by 50 ms at most")
     }
 }

@@ -1,7 +1,7 @@
-import JSON
-import Testing
 import Clocks
 import Domain
+import JSON
+import Testing
 
 @Suite("Job lifecycle: states, transitions, hold reasons")
 struct JobLifecycleTests {
@@ -77,8 +77,10 @@ struct EffectLedgerTests {
         #expect(EffectLedger.decide(jobID: 2, kind: "rest", deliveredBy: 2, policy: .skip) == .run)
         #expect(EffectLedger.decide(jobID: 2, kind: "rest", deliveredBy: 1, policy: .skip) == .skip(deliveredBy: 1))
         #expect(EffectLedger.decide(jobID: 2, kind: "rest", deliveredBy: 1, policy: .send) == .run)
-        #expect(EffectLedger.decide(jobID: 2, kind: "rest", deliveredBy: 1, policy: .alternative(mapping: "u", kind: "rest", payload: [1], mappingHash: nil))
-            == .runAlternative(mapping: "u", kind: "rest", payload: [1], mappingHash: nil))
+        #expect(
+            EffectLedger.decide(
+                jobID: 2, kind: "rest", deliveredBy: 1, policy: .alternative(mapping: "u", kind: "rest", payload: [1], mappingHash: nil))
+                == .runAlternative(mapping: "u", kind: "rest", payload: [1], mappingHash: nil))
     }
 
     /// Regression: a CSV re-send before its period was exported was skipped, so

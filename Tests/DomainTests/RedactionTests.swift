@@ -1,6 +1,6 @@
-import Testing
 import Domain
 import Mapping
+import Testing
 
 @Suite("Redaction of personal data and secrets")
 struct RedactionTests {
@@ -22,7 +22,10 @@ struct RedactionTests {
     func patternsAreMasked(_ text: String) {
         let redacted = Redactor.redactPatterns(text)
         #expect(redacted.contains(Redactor.mask), "\(redacted)")
-        for secret in ["5000 0000", "50000000", "5000000005", "åsa", "bruce.wayne", "1212-1212", "121212+1212", "123 45 67", "123 456 789", "eyJ", "hunter2", "4f9a1c"] {
+        for secret in [
+            "5000 0000", "50000000", "5000000005", "åsa", "bruce.wayne", "1212-1212", "121212+1212", "123 45 67", "123 456 789", "eyJ", "hunter2",
+            "4f9a1c",
+        ] {
             #expect(!redacted.contains(secret), "\(redacted)")
         }
     }
@@ -33,7 +36,8 @@ struct RedactionTests {
     }
 
     @Test func valuesTheJobSentAreMaskedInEveryFormTheyComeBack() {
-        let payload = Array(#"{"method":"POST","url":"https://erp/x","body":{"name":"Selina Kyle","bank":{"account":"1234567"}},"query":{"q":"Gotham"}}"#.utf8)
+        let payload = Array(
+            #"{"method":"POST","url":"https://erp/x","body":{"name":"Selina Kyle","bank":{"account":"1234567"}},"query":{"q":"Gotham"}}"#.utf8)
         let redactor = Redactor(payload: payload)
         let text = #"{"error":"Selina Kyle: account 1234 567 unknown in Gotham"}"#
         let redacted = redactor.redact(text)
@@ -54,8 +58,12 @@ struct DownstreamAnswersTests {
     }
 
     @Test func s3ErrorDocumentsAreRead() {
-        let body = Array("<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><RequestId>1</RequestId></Error>".utf8)
-        #expect(S3ErrorDocument(body: body) == S3ErrorDocument(code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match"))
+        let body = Array(
+            "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><RequestId>1</RequestId></Error>"
+                .utf8)
+        #expect(
+            S3ErrorDocument(body: body)
+                == S3ErrorDocument(code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match"))
         #expect(S3ErrorDocument(body: Array("<html>Forbidden</html>".utf8)) == nil)
         #expect(S3ErrorDocument(body: []) == nil)
     }
@@ -66,13 +74,28 @@ struct DownstreamAnswersTests {
         let key = S3ErrorDocument(code: "InvalidAccessKeyId", message: "…")
         let expired = S3ErrorDocument(code: "AccessDenied", message: "Request has expired")
         let denied = S3ErrorDocument(code: "AccessDenied", message: "Access Denied")
-        guard case .permanent = DownstreamAnswers.archive(status: 403, s3Error: signature, pastExpiry: false) else { Issue.record("signature"); return }
-        guard case .permanent = DownstreamAnswers.archive(status: 403, s3Error: key, pastExpiry: true) else { Issue.record("key"); return }
-        guard case .expired = DownstreamAnswers.archive(status: 403, s3Error: expired, pastExpiry: false) else { Issue.record("expired"); return }
+        guard case .permanent = DownstreamAnswers.archive(status: 403, s3Error: signature, pastExpiry: false) else {
+            Issue.record("signature")
+            return
+        }
+        guard case .permanent = DownstreamAnswers.archive(status: 403, s3Error: key, pastExpiry: true) else {
+            Issue.record("key")
+            return
+        }
+        guard case .expired = DownstreamAnswers.archive(status: 403, s3Error: expired, pastExpiry: false) else {
+            Issue.record("expired")
+            return
+        }
         #expect(DownstreamAnswers.archive(status: 403, s3Error: denied, pastExpiry: false) == .transient(metric: "http_4xx"))
         #expect(DownstreamAnswers.archive(status: 403, s3Error: nil, pastExpiry: false) == .transient(metric: "http_4xx"))
-        guard case .expired = DownstreamAnswers.archive(status: 403, s3Error: nil, pastExpiry: true) else { Issue.record("opaque past"); return }
-        guard case .notFound = DownstreamAnswers.archive(status: 404, s3Error: nil, pastExpiry: false) else { Issue.record("404"); return }
+        guard case .expired = DownstreamAnswers.archive(status: 403, s3Error: nil, pastExpiry: true) else {
+            Issue.record("opaque past")
+            return
+        }
+        guard case .notFound = DownstreamAnswers.archive(status: 404, s3Error: nil, pastExpiry: false) else {
+            Issue.record("404")
+            return
+        }
         #expect(DownstreamAnswers.archive(status: 503, s3Error: nil, pastExpiry: false) == .transient(metric: "http_5xx"))
     }
 }

@@ -1,7 +1,7 @@
 import JSON
 import Testing
-@testable import Domain
 
+@testable import Domain
 
 @Suite("Retry policy")
 struct RetryPolicyTests {

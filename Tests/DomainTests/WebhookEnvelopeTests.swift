@@ -1,7 +1,7 @@
 import JSON
 import Testing
-@testable import Domain
 
+@testable import Domain
 
 @Suite("Envelope and event kinds")
 struct EnvelopeTests {
@@ -22,7 +22,8 @@ struct EnvelopeTests {
         #expect(signup.subjectID == "c1")
         let job = try WebhookEnvelope.read(Array(#"{"event_type":"job","action":"update","data":{"company":{"id":"c1"},"job":{"id":"j1"}}}"#.utf8))
         #expect(job.subjectID == "j1")
-        let candidate = try WebhookEnvelope.read(Array(#"{"data":{"candidate":{"id":"p1"},"company":{"id":7}},"action":"new","event_type":"candidate",}"#.utf8))
+        let candidate = try WebhookEnvelope.read(
+            Array(#"{"data":{"candidate":{"id":"p1"},"company":{"id":7}},"action":"new","event_type":"candidate",}"#.utf8))
         #expect(candidate.subjectID == "p1")
         #expect(candidate.companyID == "7")
         #expect(candidate.lenient)

@@ -72,15 +72,22 @@ final class SignedFileServer: Sendable {
         // URL `AccessDenied` "Request has expired"; `/opaque403/` paths answer a
         // 403 without a body (a proxy or storage fault nobody explains).
         guard let expires = parameters["Expires"].flatMap({ Int64($0) }),
-              parameters["Signature"] == signature(path: path, expires: expires) else {
+            parameters["Signature"] == signature(path: path, expires: expires)
+        else {
             refused.withLock { $0.append(path) }
-            return Response(status: .forbidden, headers: [.contentType: "application/xml"],
-                            body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error>")))
+            return Response(
+                status: .forbidden, headers: [.contentType: "application/xml"],
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string:
+                            "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error>"
+                    )))
         }
         guard expires > Int64(Date().timeIntervalSince1970) else {
             refused.withLock { $0.append(path) }
-            return Response(status: .forbidden, headers: [.contentType: "application/xml"],
-                            body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")))
+            return Response(
+                status: .forbidden, headers: [.contentType: "application/xml"],
+                body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")))
         }
         if path.hasPrefix("/opaque403/") {
             refused.withLock { $0.append(path) }
@@ -110,16 +117,18 @@ final class SignedFileServer: Sendable {
         if delay == .zero {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
-        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: bytes.count) { writer in
-            var offset = 0
-            while offset < bytes.count {
-                let end = min(offset + (64 << 10), bytes.count)
-                try await writer.write(ByteBuffer(bytes: bytes[offset..<end]))
-                offset = end
-                try await Task.sleep(for: delay)
-            }
-            try await writer.finish(nil)
-        })
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody(contentLength: bytes.count) { writer in
+                var offset = 0
+                while offset < bytes.count {
+                    let end = min(offset + (64 << 10), bytes.count)
+                    try await writer.write(ByteBuffer(bytes: bytes[offset..<end]))
+                    offset = end
+                    try await Task.sleep(for: delay)
+                }
+                try await writer.finish(nil)
+            })
     }
 
     func run<T: Sendable>(_ body: @Sendable (SignedFileServer) async throws -> T) async throws -> T {
@@ -150,15 +159,17 @@ struct ArchiveEndToEndTests {
     }
 
     func daemon(mappings: String, parallel: Int = 4, dataDir: String? = nil, floorMB: Int = 1) -> Daemon {
-        Daemon(dataDir: dataDir, environment: [
-            "JOBYLON_BRIDGE_AUDIT_LOG": "0",
-            "JOBYLON_BRIDGE_MAPPINGS": mappings,
-            // The test server is http on loopback: it must be listed explicitly.
-            "ARCHIVE_ALLOWED_HOSTS": "127.0.0.1",
-            "JOBYLON_BRIDGE_ARCHIVE_PARALLEL": "\(parallel)",
-            "JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB": "\(floorMB)",
-            "JOBYLON_BRIDGE_ARCHIVE_MAX_RETRY_SECONDS": "2",
-        ])
+        Daemon(
+            dataDir: dataDir,
+            environment: [
+                "JOBYLON_BRIDGE_AUDIT_LOG": "0",
+                "JOBYLON_BRIDGE_MAPPINGS": mappings,
+                // The test server is http on loopback: it must be listed explicitly.
+                "ARCHIVE_ALLOWED_HOSTS": "127.0.0.1",
+                "JOBYLON_BRIDGE_ARCHIVE_PARALLEL": "\(parallel)",
+                "JOBYLON_BRIDGE_ARCHIVE_FREE_SPACE_FLOOR_MB": "\(floorMB)",
+                "JOBYLON_BRIDGE_ARCHIVE_MAX_RETRY_SECONDS": "2",
+            ])
     }
 
     /// The documented candidate example, hired, with its files replaced.
@@ -179,14 +190,14 @@ struct ArchiveEndToEndTests {
     }
 
     func jobs(_ daemon: Daemon) throws -> [Row] {
-        try daemon.query { db in try Row.fetchAll(db, sql: "SELECT id, item, subject_id, state, attempts, last_error, capture FROM jobs ORDER BY id") }
+        try daemon.query { db in try Row.fetchAll(db, sql: "SELECT id, item, subject_id, state, attempts, last_error, capture FROM jobs ORDER BY id")
+        }
     }
 
     func describeJobs(_ daemon: Daemon) -> String {
         let rows = (try? jobs(daemon)) ?? []
         return rows.map { "\($0["item"] as String): \($0["state"] as String) \($0["last_error"] as String? ?? "")" }.joined(separator: "; ")
     }
-
 
     static func mode(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
@@ -198,7 +209,9 @@ struct ArchiveEndToEndTests {
         let note = Array("Jag bifogar mina betyg.\n".utf8)
         try await SignedFileServer().run { server in
             server.add("/applications/1/3/harald-sigurdsson/mycv_22ac07f3.pdf", .init(bytes: cv, contentType: "application/pdf"))
-            server.add("/applications/1/3/harald-sigurdsson/letter.docx", .init(bytes: letter, contentType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
+            server.add(
+                "/applications/1/3/harald-sigurdsson/letter.docx",
+                .init(bytes: letter, contentType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
             server.add("/applications/1/3/harald-sigurdsson/betyg.txt", .init(bytes: note, contentType: "image/png"))
             server.add("/applications/1/3/harald-sigurdsson/copy-of-cv.pdf", .init(bytes: cv, contentType: "application/pdf"))
             let daemon = daemon(mappings: try mappings())
@@ -212,21 +225,25 @@ struct ArchiveEndToEndTests {
                 coverLetter: server.signedURL("/applications/1/3/harald-sigurdsson/letter.docx", expires: expires),
                 others: [server.signedURL("/applications/1/3/harald-sigurdsson/betyg.txt", expires: expires)])
             #expect(try await daemon.post(body).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE kind = 'archive' AND state = 'done'") == 3
-            }, "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.waitFor { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE kind = 'archive' AND state = 'done'") == 3
+                }, "\(describeJobs(daemon))")
             // A hand re-send with fresh URLs and one more attachment that is the CV again: the
             // delivered files are skipped by the ledger, the copy is recognised by its content.
             let resend = try candidate(
                 id: candidateID,
                 cv: server.signedURL("/applications/1/3/harald-sigurdsson/mycv_22ac07f3.pdf", expires: expires + 1),
                 coverLetter: server.signedURL("/applications/1/3/harald-sigurdsson/letter.docx", expires: expires + 1),
-                others: [server.signedURL("/applications/1/3/harald-sigurdsson/betyg.txt", expires: expires + 1),
-                         server.signedURL("/applications/1/3/harald-sigurdsson/copy-of-cv.pdf", expires: expires + 1)])
+                others: [
+                    server.signedURL("/applications/1/3/harald-sigurdsson/betyg.txt", expires: expires + 1),
+                    server.signedURL("/applications/1/3/harald-sigurdsson/copy-of-cv.pdf", expires: expires + 1),
+                ])
             #expect(try await daemon.post(resend).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE kind = 'archive' AND state IN ('done', 'skipped')") == 7
-            }, "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.waitFor { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE kind = 'archive' AND state IN ('done', 'skipped')") == 7
+                }, "\(describeJobs(daemon))")
             let states = try daemon.query { db in try String.fetchAll(db, sql: "SELECT item || ':' || state FROM jobs WHERE id > 3 ORDER BY item") }
             #expect(states == ["cover_letter:skipped", "cv:skipped", "other-1:skipped", "other-2:done"])
             let copyCapture = try daemon.query { db in try String.fetchOne(db, sql: "SELECT CAST(capture AS TEXT) FROM jobs WHERE item = 'other-2'") }
@@ -291,7 +308,10 @@ struct ArchiveEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             let expired = Int64(Date().timeIntervalSince1970) - 60
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000002", cv: server.signedURL("/old/cv.pdf", expires: expired))).status == 200)
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-000000000002", cv: server.signedURL("/old/cv.pdf", expires: expired))
+                ).status == 200)
             #expect(try await daemon.waitFor { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" })
             let reason = try #require(try jobs(daemon).first?["last_error"] as String?)
             #expect(reason.contains("expired") && reason.contains("not requested"))
@@ -309,8 +329,13 @@ struct ArchiveEndToEndTests {
             let daemon = daemon(mappings: try mappings())
             try daemon.start()
             defer { daemon.stop() }
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000003", cv: server.signedURL("/flaky/cv.pdf", expires: Self.inOneHour))).status == 200)
-            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "done" })
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-000000000003", cv: server.signedURL("/flaky/cv.pdf", expires: Self.inOneHour))
+                ).status == 200)
+            #expect(
+                try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "done"
+                })
             let job = try #require(try jobs(daemon).first)
             #expect(job["attempts"] as Int == 3)
             #expect(server.served.withLock { $0 }.count == 3)
@@ -330,8 +355,10 @@ struct ArchiveEndToEndTests {
             defer { daemon.stop() }
             let url = server.signedURL("/cv.pdf", expires: Self.inOneHour).replacingOccurrences(of: "Signature=", with: "Signature=x")
             #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000014", cv: url)).status == 200)
-            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead" },
-                    "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead"
+                },
+                "\(describeJobs(daemon))")
             let job = try #require(try jobs(daemon).first)
             #expect(job["attempts"] as Int == 1)
             #expect((job["last_error"] as String? ?? "").contains("SignatureDoesNotMatch"))
@@ -348,7 +375,9 @@ struct ArchiveEndToEndTests {
             defer { daemon.stop() }
             let url = server.signedURL("/gone/cv.pdf", expires: Self.inOneHour)
             #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000015", cv: url)).status == 200)
-            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead" })
+            #expect(
+                try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "dead"
+                })
             let job = try #require(try jobs(daemon).first)
             let log = daemon.log(tail: 20_000)
             #expect(log.contains("the file is not at its signed URL"))
@@ -368,8 +397,11 @@ struct ArchiveEndToEndTests {
             let expires = Int64(Date().timeIntervalSince1970) + 15
             let url = server.signedURL("/opaque403/cv.pdf", expires: expires)
             #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000004", cv: url)).status == 200)
-            #expect(try await daemon.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" },
-                    "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.waitFor(timeout: 30) { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired"
+                },
+                "\(describeJobs(daemon))")
             let job = try #require(try jobs(daemon).first)
             #expect((job["attempts"] as Int) >= 2, "a 403 before the expiry is retried")
             // Which of the three deadline reasons depends on where the expiry falls:
@@ -387,10 +419,15 @@ struct ArchiveEndToEndTests {
             let daemon = daemon(mappings: try mappings(), floorMB: 1 << 30)
             try daemon.start()
             defer { daemon.stop() }
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-000000000005", cv: server.signedURL("/cv.pdf", expires: Self.inOneHour))).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE kind = 'archive' AND state = 'pending'")?.contains("below the floor") == true
-            }, "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-000000000005", cv: server.signedURL("/cv.pdf", expires: Self.inOneHour))
+                ).status == 200)
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE kind = 'archive' AND state = 'pending'")?.contains(
+                        "below the floor") == true
+                }, "\(describeJobs(daemon))")
             #expect(server.served.withLock { $0 }.isEmpty, "nothing is fetched while the floor is not kept")
         }
     }
@@ -405,11 +442,15 @@ struct ArchiveEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             // The only transfer slot is taken by a download that hangs until released.
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-0000000000a0", cv: server.signedURL("/gate/cv.pdf", expires: now + 7200))).status == 200)
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-0000000000a0", cv: server.signedURL("/gate/cv.pdf", expires: now + 7200))
+                ).status == 200)
             for _ in 0..<200 where server.served.withLock({ $0 }).isEmpty { try await Task.sleep(for: .milliseconds(25)) }
             #expect(server.served.withLock { $0 } == ["/gate/cv.pdf"])
             for (index, (name, expires)) in deadlines.enumerated() {
-                let body = try candidate(id: "c0ffee00-0000-4000-8000-0000000000b\(index)", cv: server.signedURL("/edf/\(name).pdf", expires: expires))
+                let body = try candidate(
+                    id: "c0ffee00-0000-4000-8000-0000000000b\(index)", cv: server.signedURL("/edf/\(name).pdf", expires: expires))
                 #expect(try await daemon.post(body).status == 200)
             }
             server.release()
@@ -422,8 +463,10 @@ struct ArchiveEndToEndTests {
         try await SignedFileServer().run { server in
             let port = server.baseURL.withLock { $0 }.split(separator: ":").last.map(String.init) ?? "0"
             // The mapping allows "localhost" as a public host: https only, public addresses only.
-            let directory = try mappings { $0.replacingOccurrences(of: #""allowed_hosts": ["jobylon.com", "*.amazonaws.com"]"#, with: #""allowed_hosts": ["localhost"]"#)
-                .replacingOccurrences(of: #""max_bytes": 52428800"#, with: #""max_bytes": 100000"#) }
+            let directory = try mappings {
+                $0.replacingOccurrences(of: #""allowed_hosts": ["jobylon.com", "*.amazonaws.com"]"#, with: #""allowed_hosts": ["localhost"]"#)
+                    .replacingOccurrences(of: #""max_bytes": 52428800"#, with: #""max_bytes": 100000"#)
+            }
             server.add("/redirect/cv.pdf", .init(bytes: [], redirect: "https://localhost:\(port)/internal/secret.pdf"))
             server.add("/big/cv.pdf", .init(bytes: Array(repeating: 0x41, count: 250_000)))
             server.add("/fine/cv.pdf", .init(bytes: Array("%PDF fine".utf8)))
@@ -439,14 +482,16 @@ struct ArchiveEndToEndTests {
             for (id, url) in cases {
                 #expect(try await daemon.post(try candidate(id: id, cv: url)).status == 200)
             }
-            #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'dead'") == 4 },
-                    "\(describeJobs(daemon))")
+            #expect(
+                try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'dead'") == 4 },
+                "\(describeJobs(daemon))")
             let reasons = Dictionary(uniqueKeysWithValues: try jobs(daemon).map { ($0["subject_id"] as String, $0["last_error"] as String? ?? "") })
             #expect(reasons["c0ffee00-0000-4000-8000-0000000000c1"]?.contains("host files.evil.example is not in the archive allow-list") == true)
             #expect(reasons["c0ffee00-0000-4000-8000-0000000000c2"]?.contains("redirect 1 to https://localhost:") == true)
-            #expect(reasons["c0ffee00-0000-4000-8000-0000000000c2"]?.contains("localhost resolved to") == true
+            #expect(
+                reasons["c0ffee00-0000-4000-8000-0000000000c2"]?.contains("localhost resolved to") == true
                     && reasons["c0ffee00-0000-4000-8000-0000000000c2"]?.contains("a loopback address") == true,
-                    "\(reasons["c0ffee00-0000-4000-8000-0000000000c2"] ?? "")")
+                "\(reasons["c0ffee00-0000-4000-8000-0000000000c2"] ?? "")")
             #expect(reasons["c0ffee00-0000-4000-8000-0000000000c3"]?.contains("larger than the mapping's max_bytes (100000 bytes)") == true)
             #expect(reasons["../../etc"]?.contains("path traversal") == true)
             #expect(!server.served.withLock { $0 }.contains("/fine/cv.pdf"), "a refused name is refused before the fetch")
@@ -470,7 +515,9 @@ struct ArchiveEndToEndTests {
             var seen: [String] = []
             for _ in 0..<400 {
                 seen = (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []
-                if let name = seen.first, ((try? FileManager.default.attributesOfItem(atPath: partial + "/" + name)[.size]) as? Int ?? 0) > 200_000 { break }
+                if let name = seen.first, ((try? FileManager.default.attributesOfItem(atPath: partial + "/" + name)[.size]) as? Int ?? 0) > 200_000 {
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(25))
             }
             #expect(seen.count == 1, "a download is in progress")
@@ -484,7 +531,9 @@ struct ArchiveEndToEndTests {
             #expect(second.log(tail: 50_000).contains("removed downloads a previous run left unfinished"))
             let left = (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []
             #expect(!left.contains(seen.first ?? "?"), "the old temp file is gone")
-            #expect(try await second.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "done" })
+            #expect(
+                try await second.waitFor(timeout: 30) { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "done"
+                })
             let files = try FileManager.default.contentsOfDirectory(atPath: candidateDirectory).sorted()
             #expect(files.count == 2 && files[0].hasPrefix("cv-") && files[1] == files[0] + ".json")
             #expect(FileManager.default.contents(atPath: candidateDirectory + "/" + files[0]) == Data(content))
@@ -499,8 +548,14 @@ struct ArchiveEndToEndTests {
             let daemon = daemon(mappings: try mappings())
             try daemon.start()
             defer { daemon.stop() }
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-0000000000e1", cv: server.signedURL("/keep/cv.pdf", expires: Self.inOneHour))).status == 200)
-            #expect(try await daemon.post(try candidate(id: "c0ffee00-0000-4000-8000-0000000000e2", cv: server.signedURL("/drop/cv.pdf", expires: Self.inOneHour))).status == 200)
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-0000000000e1", cv: server.signedURL("/keep/cv.pdf", expires: Self.inOneHour))
+                ).status == 200)
+            #expect(
+                try await daemon.post(
+                    try candidate(id: "c0ffee00-0000-4000-8000-0000000000e2", cv: server.signedURL("/drop/cv.pdf", expires: Self.inOneHour))
+                ).status == 200)
             #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM archive_files") == 2 })
             // One record reaches the end of its retention (as if a year had passed for it).
             var config = Configuration()
@@ -508,29 +563,42 @@ struct ArchiveEndToEndTests {
             try await DatabaseQueue(path: daemon.dataDir + "/bridge.sqlite", configuration: config).write { db in
                 try db.execute(sql: "UPDATE archive_files SET retain_until = 1000 WHERE subject_id = 'c0ffee00-0000-4000-8000-0000000000e2'")
             }
-            let paths = Dictionary(uniqueKeysWithValues: try daemon.query { db in
-                try Row.fetchAll(db, sql: "SELECT subject_id, path FROM archive_files").map { ($0["subject_id"] as String, $0["path"] as String) }
-            })
+            let paths = Dictionary(
+                uniqueKeysWithValues: try daemon.query { db in
+                    try Row.fetchAll(db, sql: "SELECT subject_id, path FROM archive_files").map { ($0["subject_id"] as String, $0["path"] as String) }
+                })
             let archive = daemon.dataDir + "/archive/"
             let dry = try daemon.cli(["archive", "purge", "--dry-run"])
-            #expect(dry.status == 0 && dry.output.contains("would delete [1] \(paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")") && dry.output.contains("would delete 1 file(s)"), "\(dry.output)")
-            #expect(FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")), "a dry run deletes nothing")
+            #expect(
+                dry.status == 0 && dry.output.contains("would delete [1] \(paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")")
+                    && dry.output.contains("would delete 1 file(s)"), "\(dry.output)")
+            #expect(
+                FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")), "a dry run deletes nothing")
             let real = try daemon.cli(["archive", "purge"])
             #expect(real.status == 0 && real.output.contains("deleted 1 file(s)"), "\(real.output)")
             #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?")))
             #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e2"] ?? "?") + ".json"))
-            #expect(!FileManager.default.fileExists(atPath: archive + "\(Self.company)/c0ffee00-0000-4000-8000-0000000000e2"), "the empty candidate directory went too")
+            #expect(
+                !FileManager.default.fileExists(atPath: archive + "\(Self.company)/c0ffee00-0000-4000-8000-0000000000e2"),
+                "the empty candidate directory went too")
             #expect(FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")))
-            #expect(try daemon.query { db in try String.fetchAll(db, sql: "SELECT subject_id FROM archive_files") } == ["c0ffee00-0000-4000-8000-0000000000e1"])
+            #expect(
+                try daemon.query { db in try String.fetchAll(db, sql: "SELECT subject_id FROM archive_files") } == [
+                    "c0ffee00-0000-4000-8000-0000000000e1"
+                ])
             #expect(try daemon.cli(["archive", "verify"]).output.contains("verified 1 file(s): 0 problem(s), 0 unrecorded"))
             // Erasure removes the remaining candidate's archived file with everything else of theirs.
             let erased = try daemon.cli(["erase", "--candidate", "c0ffee00-0000-4000-8000-0000000000e1"])
-            #expect(erased.status == 0 && erased.output.contains("deleting archived \(paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")"), "\(erased.output)")
+            #expect(
+                erased.status == 0 && erased.output.contains("deleting archived \(paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")"),
+                "\(erased.output)")
             #expect(!FileManager.default.fileExists(atPath: archive + (paths["c0ffee00-0000-4000-8000-0000000000e1"] ?? "?")))
             #expect(try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM archive_files") } == 0)
-            #expect(try daemon.query { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox WHERE subject_id = 'c0ffee00-0000-4000-8000-0000000000e1' AND body IS NOT NULL")
-            } == 0)
+            #expect(
+                try daemon.query { db in
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM inbox WHERE subject_id = 'c0ffee00-0000-4000-8000-0000000000e1' AND body IS NOT NULL")
+                } == 0)
         }
     }
 }

@@ -64,7 +64,8 @@ struct DurabilityEndToEndTests {
                 group.addTask {
                     for body in bodies[chunk..<min(chunk + 50, bodies.count)] {
                         guard let response = try? await daemon.post(body), response.status == 200,
-                              let id = (try? JSONParser.parse(response.body))?["id"]?.numberValue?.int64Value else { continue }
+                            let id = (try? JSONParser.parse(response.body))?["id"]?.numberValue?.int64Value
+                        else { continue }
                         acknowledged.append(id)
                     }
                 }
@@ -93,9 +94,10 @@ struct DurabilityEndToEndTests {
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM inbox WHERE disposition = 'routed' AND id NOT IN (SELECT event_id FROM jobs)")
         }
         #expect(withoutJobs == 0, "an acknowledged event never got its job")
-        #expect(try await daemon.waitFor { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('done')") == 0
-        }, "jobs left unfinished after the restart")
+        #expect(
+            try await daemon.waitFor { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('done')") == 0
+            }, "jobs left unfinished after the restart")
     }
 
     /// Background checkpoints flush the database file while the daemon runs;

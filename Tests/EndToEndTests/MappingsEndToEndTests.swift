@@ -24,9 +24,10 @@ struct MappingsEndToEndTests {
         let rows = try daemon.query { db in
             try Row.fetchAll(db, sql: "SELECT mapping, item, kind, state, last_error, payload FROM jobs ORDER BY mapping, item")
         }
-        #expect(rows.map { "\($0["mapping"] as String)/\($0["item"] as String)" } == [
-            "cv-archive/answer-1", "cv-archive/cv", "hired-nightly-csv/", "jobylon-result-card/", "payroll-new-hire/",
-        ])
+        #expect(
+            rows.map { "\($0["mapping"] as String)/\($0["item"] as String)" } == [
+                "cv-archive/answer-1", "cv-archive/cv", "hired-nightly-csv/", "jobylon-result-card/", "payroll-new-hire/",
+            ])
         let card = try #require(rows.first { $0["mapping"] as String == "jobylon-result-card" })
         #expect(card["state"] as String == "held")
         #expect((card["last_error"] as String? ?? "").contains("JOBYLON_API_URL"))
@@ -66,9 +67,10 @@ struct MappingsEndToEndTests {
         try "s3cret".write(toFile: secrets + "/PAYROLL_TOKEN", atomically: true, encoding: .utf8)
         kill(try #require(daemon.process?.processIdentifier), SIGHUP)
         // Released to the queue and sent (port 9 refuses: a network error, retried later).
-        #expect(try await daemon.waitFor { db in
-            try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE attempts >= 1")?.hasPrefix("network: ") == true
-        })
+        #expect(
+            try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE attempts >= 1")?.hasPrefix("network: ") == true
+            })
         #expect(!daemon.log(tail: 20_000).contains("s3cret"))
     }
 
@@ -76,9 +78,9 @@ struct MappingsEndToEndTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-eventid-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
-            {"name": "ids", "when": {"event": ["job/new", "job/update"]},
-             "rest": {"url": "https://payroll.example/x", "body": {"event": "{{ event.id }}", "action": "{{ event.action }}"}}}
-            """.write(toFile: directory + "/ids.json", atomically: true, encoding: .utf8)
+        {"name": "ids", "when": {"event": ["job/new", "job/update"]},
+         "rest": {"url": "https://payroll.example/x", "body": {"event": "{{ event.id }}", "action": "{{ event.action }}"}}}
+        """.write(toFile: directory + "/ids.json", atomically: true, encoding: .utf8)
         let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
         try daemon.start()
         #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
@@ -102,12 +104,12 @@ struct MappingsEndToEndTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-bad-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
-            {
-              "name": "broken",
-              "when": { "event": "candidate/new" },
-              "rest": { "url": "https://payroll.example/x", "body": { "a": "{{ candidate.id | nope }}" } }
-            }
-            """.write(toFile: directory + "/broken.json", atomically: true, encoding: .utf8)
+        {
+          "name": "broken",
+          "when": { "event": "candidate/new" },
+          "rest": { "url": "https://payroll.example/x", "body": { "a": "{{ candidate.id | nope }}" } }
+        }
+        """.write(toFile: directory + "/broken.json", atomically: true, encoding: .utf8)
         let daemon = Daemon(environment: ["JOBYLON_BRIDGE_MAPPINGS": directory])
         #expect(throws: HarnessError.self) { try daemon.start() }
         let log = daemon.log(tail: 4000)

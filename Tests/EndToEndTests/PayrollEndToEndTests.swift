@@ -39,7 +39,9 @@ final class PayrollServer: Sendable {
         let body = try await request.body.collect(upTo: 1 << 20)
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
-        received.withLock { $0.append(Received(method: request.method.rawValue, path: request.uri.path, headers: headers, body: Array(body.readableBytesView))) }
+        received.withLock {
+            $0.append(Received(method: request.method.rawValue, path: request.uri.path, headers: headers, body: Array(body.readableBytesView)))
+        }
         arrivals.withLock { $0.append(ContinuousClock.now) }
         let delay = delays.withLock { list -> Duration in list.count > 1 ? list.removeFirst() : (list.first ?? .zero) }
         if delay > .zero { try await Task.sleep(for: delay) }
@@ -78,9 +80,10 @@ struct PayrollEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'jobylon-result-card'") == "done"
-            }, "\(daemon.log(tail: 3000))")
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'jobylon-result-card'") == "done"
+                }, "\(daemon.log(tail: 3000))")
             let requests = payroll.requests
             let employees = requests.filter { $0.path == "/v1/employees" }
             #expect(employees.count == 2)  // 503, then 201
@@ -97,14 +100,19 @@ struct PayrollEndToEndTests {
             #expect(cardBody["result"]?["subtitle"] == "Employee E-1")
             let capture = try daemon.query { db in try Data.fetchOne(db, sql: "SELECT capture FROM jobs WHERE mapping = 'payroll-new-hire'") }
             #expect(capture.map { String(decoding: $0, as: UTF8.self) } == #"{"employee_id":"E-1"}"#)
-            let attempts = try daemon.query { db in try String.fetchAll(db, sql: "SELECT outcome FROM job_attempts JOIN jobs ON jobs.id = job_id WHERE mapping = 'payroll-new-hire' ORDER BY attempt") }
+            let attempts = try daemon.query { db in
+                try String.fetchAll(
+                    db, sql: "SELECT outcome FROM job_attempts JOIN jobs ON jobs.id = job_id WHERE mapping = 'payroll-new-hire' ORDER BY attempt")
+            }
             #expect(attempts == ["retry", "done"])
 
             // A hand re-send of the same hire: nothing more reaches payroll or Jobylon.
             #expect(try await daemon.post(try Fixtures.candidate(id: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", extra: " (again)")).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping IN ('payroll-new-hire', 'jobylon-result-card') AND state = 'skipped'") == 2
-            })
+            #expect(
+                try await daemon.waitFor { db in
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping IN ('payroll-new-hire', 'jobylon-result-card') AND state = 'skipped'") == 2
+                })
             #expect(payroll.requests.count == requests.count)
             // The secret never reached the store or the log.
             let payloads = try daemon.query { db in try Data.fetchAll(db, sql: "SELECT payload FROM jobs") }
@@ -123,10 +131,12 @@ struct PayrollEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
-            })
-            let reason = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE mapping = 'payroll-new-hire'") } ?? ""
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
+                })
+            let reason =
+                try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE mapping = 'payroll-new-hire'") } ?? ""
             #expect(reason.hasPrefix("HTTP 400"))
             #expect(!reason.contains("SE6281323143611896423859"))
             #expect(!reason.contains("bruce@"))
@@ -149,9 +159,10 @@ struct OperatorEndToEndTests {
         try daemon.start()
         defer { daemon.stop() }
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
-        #expect(try await daemon.waitFor { db in
-            try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'hired-nightly-csv'") == "done"
-        })
+        #expect(
+            try await daemon.waitFor { db in
+                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'hired-nightly-csv'") == "done"
+            })
         let result = try daemon.cli(["export", "--mapping", "hired-nightly-csv", "--now"])
         #expect(result.status == 0, "\(result.output)")
         let files = try FileManager.default.contentsOfDirectory(atPath: exports)
@@ -160,7 +171,10 @@ struct OperatorEndToEndTests {
         #expect(Array(bytes.prefix(3)) == [0xEF, 0xBB, 0xBF])
         let text = String(decoding: bytes.dropFirst(3), as: UTF8.self)
         #expect(text.hasPrefix("Anställnings-ID;Förnamn;Efternamn;E-post;Telefon;IBAN;Startdatum;Chef;Befattning;Avdelning\r\n"))
-        #expect(text.contains("5903582;Bruce;Wayne;bruce@wayneenterprises.com;+468165621;SE6281323143611896423859;2025-01-01;Selina Kyle;Superhero;Engineering\r\n"))
+        #expect(
+            text.contains(
+                "5903582;Bruce;Wayne;bruce@wayneenterprises.com;+468165621;SE6281323143611896423859;2025-01-01;Selina Kyle;Superhero;Engineering\r\n")
+        )
         let open = try daemon.cli(["export", "--mapping", "hired-nightly-csv", "--period", String(MappingClockText.today())])
         #expect(open.status != 0 && open.output.contains("has not ended yet"), "\(open.output)")
     }
@@ -172,17 +186,19 @@ struct OperatorEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
-            })
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'payroll-new-hire'") == "dead"
+                })
             let id = try #require(try daemon.query { db in try Int64.fetchOne(db, sql: "SELECT id FROM jobs WHERE mapping = 'payroll-new-hire'") })
 
             let retried = try daemon.cli(["jobs", "retry", "--dead", "--mapping", "payroll-new-hire"])
             #expect(retried.status == 0, "\(retried.output)")
             #expect(retried.output.contains("1 job(s) queued again"))
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) == "done"
-            })
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) == "done"
+                })
             let shown = try daemon.cli(["jobs", "show", String(id)])
             #expect(shown.output.contains("state: done"))
             #expect(shown.output.contains("attempt 1 at"))
@@ -240,16 +256,20 @@ struct RestSemanticsEndToEndTests {
             try await limited.run { b in
                 let directory = try mappingDirectory([
                     "exists": restMapping("exists", url: a + "/employees"),
-                    "limited": restMapping("limited", url: b + "/employees", extra: #", "auth": {"user": "${PAY_USER}", "password": "${PAY_PASSWORD}"}"#),
+                    "limited": restMapping(
+                        "limited", url: b + "/employees", extra: #", "auth": {"user": "${PAY_USER}", "password": "${PAY_PASSWORD}"}"#),
                 ])
-                let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
-                                                  "PAY_USER": "bridge", "PAY_PASSWORD": "pa:ss"])
+                let daemon = Daemon(environment: [
+                    "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
+                    "PAY_USER": "bridge", "PAY_PASSWORD": "pa:ss",
+                ])
                 try daemon.start()
                 defer { daemon.stop() }
                 #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
-                #expect(try await daemon.waitFor { db in
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 2
-                }, "\(daemon.log(tail: 2000))")
+                #expect(
+                    try await daemon.waitFor { db in
+                        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 2
+                    }, "\(daemon.log(tail: 2000))")
                 #expect(conflict.requests.count == 1)
                 let times = limited.arrivals.withLock { $0 }
                 #expect(times.count == 2)
@@ -287,21 +307,27 @@ struct RestSemanticsEndToEndTests {
                     "a-slow": restMapping("a-slow", url: a + "/x"),
                     "b-fast": restMapping("b-fast", url: b + "/x"),
                 ])
-                let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
-                                                  "JOBYLON_BRIDGE_MAPPING_CONCURRENCY": "4", "JOBYLON_BRIDGE_RUNNER_CONCURRENCY": "8"])
+                let daemon = Daemon(environment: [
+                    "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory,
+                    "JOBYLON_BRIDGE_MAPPING_CONCURRENCY": "4", "JOBYLON_BRIDGE_RUNNER_CONCURRENCY": "8",
+                ])
                 try daemon.start()
                 defer { daemon.stop() }
                 // 12 events: 12 slow jobs could fill every runner slot; the cap keeps 4 for others.
                 for n in 0..<12 {
                     let body = String(decoding: try Fixtures.bytes("job-new"), as: UTF8.self)
-                        .replacingOccurrences(of: "edc3d60e-53d3-4f54-8062-44e4139a52e9", with: "edc3d60e-53d3-4f54-8062-0000000000\(String(format: "%02d", n))")
+                        .replacingOccurrences(
+                            of: "edc3d60e-53d3-4f54-8062-44e4139a52e9", with: "edc3d60e-53d3-4f54-8062-0000000000\(String(format: "%02d", n))")
                     #expect(try await daemon.post(Array(body.utf8)).status == 200)
                 }
-                #expect(try await daemon.waitFor(timeout: 30) { db in
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'b-fast' AND state = 'done'") == 12
-                })
+                #expect(
+                    try await daemon.waitFor(timeout: 30) { db in
+                        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'b-fast' AND state = 'done'") == 12
+                    })
                 // Every fast delivery finished while slow ones were still waiting on their endpoint.
-                let slowDone = try daemon.query { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'a-slow' AND state = 'done'") }
+                let slowDone = try daemon.query { db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE mapping = 'a-slow' AND state = 'done'")
+                }
                 #expect(slowDone == 0, "fast deliveries waited for the slow endpoint")
                 #expect(fast.requests.count == 12)
             }
@@ -324,9 +350,10 @@ struct RestSemanticsEndToEndTests {
             daemon.kill9()
             try daemon.start()
             defer { daemon.stop() }
-            #expect(try await daemon.waitFor { db in
-                try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'safe'") == "done"
-            })
+            #expect(
+                try await daemon.waitFor { db in
+                    try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'safe'") == "done"
+                })
             let unsafe = try daemon.query { db in try Row.fetchOne(db, sql: "SELECT state, last_error FROM jobs WHERE mapping = 'unsafe'") }
             #expect(unsafe?["state"] as String? == "in_doubt")
             let safeRequests = server.requests.filter { $0.path == "/safe" }

@@ -19,17 +19,23 @@ struct ReceiverEndToEndTests {
             let reply = try JSONParser.parse(response.body)
             #expect(reply["status"] == "stored")
             let id = try #require(reply["id"]?.numberValue?.int64Value)
-            let row = try #require(try daemon.query { db in
-                try Row.fetchOne(db, sql: "SELECT body, event_type, action, company_id, subject_id, lenient, disposition FROM inbox WHERE id = ?", arguments: [id])
-            })
+            let row = try #require(
+                try daemon.query { db in
+                    try Row.fetchOne(
+                        db, sql: "SELECT body, event_type, action, company_id, subject_id, lenient, disposition FROM inbox WHERE id = ?",
+                        arguments: [id])
+                })
             #expect([UInt8](row["body"] as Data) == body, "\(name) not byte-exact")
             #expect(row["company_id"] as String? == "04b9171e-6d74-451f-a8e3-9bc3cf2b2954")
             #expect(row["lenient"] as Int == 0)
             #expect(row["disposition"] as String == "routed")
         }
         let subjects = try daemon.query { db in try String.fetchAll(db, sql: "SELECT subject_id FROM inbox ORDER BY id") }
-        #expect(subjects == ["aed6532d-2438-4e33-b15b-1f1a20ba1c16", "04b9171e-6d74-451f-a8e3-9bc3cf2b2954",
-                             "edc3d60e-53d3-4f54-8062-44e4139a52e9", "edc3d60e-53d3-4f54-8062-44e4139a52e9"])
+        #expect(
+            subjects == [
+                "aed6532d-2438-4e33-b15b-1f1a20ba1c16", "04b9171e-6d74-451f-a8e3-9bc3cf2b2954",
+                "edc3d60e-53d3-4f54-8062-44e4139a52e9", "edc3d60e-53d3-4f54-8062-44e4139a52e9",
+            ])
         let company = try daemon.query { db in try Row.fetchOne(db, sql: "SELECT name, internal_id FROM companies") }
         #expect(company?["name"] as String? == "Wayne Enterprises")
         #expect(company?["internal_id"] as String? == "23")
@@ -163,7 +169,11 @@ struct ReceiverEndToEndTests {
         #expect(try await daemon.post(try Fixtures.bytes("candidate-new-doc-trailing-commas")).status == 200)
         try await daemon.routed()
         let rows = try daemon.query { db in
-            try Row.fetchAll(db, sql: "SELECT event_type, action, disposition, lenient, (SELECT COUNT(*) FROM jobs WHERE event_id = inbox.id) AS jobs FROM inbox ORDER BY id")
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT event_type, action, disposition, lenient, (SELECT COUNT(*) FROM jobs WHERE event_id = inbox.id) AS jobs FROM inbox ORDER BY id"
+            )
         }
         #expect(rows.map { $0["disposition"] as String } == ["unrouted", "routed", "routed"])
         #expect(rows.map { $0["jobs"] as Int } == [0, 1, 1])

@@ -14,26 +14,28 @@ struct RepeatEndToEndTests {
         try await payroll.run { base in
             let directory = try mappingDirectory([
                 "create": """
-                    {"name": "create", "when": {"event": "job/new"}, "effect_key": "{{ company.id }}:{{ job.id }}", "on_repeat": "update",
-                     "rest": {"url": "\(base)/employees", "body": {"job": "{{ job.id }}"}, "honours_idempotency_key": true}}
-                    """,
+                {"name": "create", "when": {"event": "job/new"}, "effect_key": "{{ company.id }}:{{ job.id }}", "on_repeat": "update",
+                 "rest": {"url": "\(base)/employees", "body": {"job": "{{ job.id }}"}, "honours_idempotency_key": true}}
+                """,
                 "update": """
-                    {"name": "update", "when": {"event": "job/new"}, "effect_key": "{{ company.id }}:{{ job.id }}",
-                     "rest": {"url": "\(base)/employees/update", "body": {"job": "{{ job.id }}"}, "honours_idempotency_key": true}}
-                    """,
+                {"name": "update", "when": {"event": "job/new"}, "effect_key": "{{ company.id }}:{{ job.id }}",
+                 "rest": {"url": "\(base)/employees/update", "body": {"job": "{{ job.id }}"}, "honours_idempotency_key": true}}
+                """,
             ])
             let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
             try daemon.start()
             defer { daemon.stop() }
             let body = try Fixtures.bytes("job-new")
             #expect(try await daemon.post(body).status == 200)
-            #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1 },
-                    "\(daemon.log(tail: 4000))")
+            #expect(
+                try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 1 },
+                "\(daemon.log(tail: 4000))")
             #expect(payroll.requests.map(\.path) == ["/employees"])
             // A hand re-send: the same event as a new body.
             #expect(try await daemon.post(body + Array("\n".utf8)).status == 200)
-            #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 2 },
-                    "\(daemon.log(tail: 4000))")
+            #expect(
+                try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == 2 },
+                "\(daemon.log(tail: 4000))")
             #expect(payroll.requests.map(\.path) == ["/employees", "/employees/update"])
             let keys = payroll.requests.compactMap { $0.headers["idempotency-key"] }
             #expect(keys.count == 2)
@@ -70,18 +72,19 @@ struct RepeatEndToEndTests {
         try await erp.run { base in
             let directory = try mappingDirectory([
                 "broken": """
-                    {"name": "broken", "when": {"event": "job/new"}, "rest": {"url": "\(base)/x", "body": {"a": "{{ job.nope | required }}"}}}
-                    """,
+                {"name": "broken", "when": {"event": "job/new"}, "rest": {"url": "\(base)/x", "body": {"a": "{{ job.nope | required }}"}}}
+                """,
                 "erp-create": """
-                    {"name": "erp-create", "when": {"event": "job/new"}, "rest": {"url": "\(base)/employees", "body": {"job": "{{ job.id }}"}}}
-                    """,
+                {"name": "erp-create", "when": {"event": "job/new"}, "rest": {"url": "\(base)/employees", "body": {"job": "{{ job.id }}"}}}
+                """,
             ])
             let daemon = Daemon(environment: ["JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": directory])
             try daemon.start()
             defer { daemon.stop() }
             #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
-            #expect(try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'dead'") == 2 },
-                    "\(daemon.log(tail: 4000))")
+            #expect(
+                try await daemon.waitFor { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'dead'") == 2 },
+                "\(daemon.log(tail: 4000))")
             let log = daemon.log(tail: 50_000)
             #expect(log.contains("job dead at creation"))
             #expect(log.contains("mapping=broken"))

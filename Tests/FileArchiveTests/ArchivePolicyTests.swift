@@ -1,12 +1,13 @@
-import Testing
 import TestSupport
+import Testing
+
 @testable import Domain
 @testable import FileArchive
 
-
 @Suite("Archive policy: URLs, hosts, addresses, names, content types")
 struct ArchivePolicyTests {
-    let jobylonCV = "https://jobylon.com/jbl-web-bucket/applications/1/3/harald-sigurdsson/mycv_22ac07f3.pdf?AWSAccessKeyId=AccessKeyAWSUser&Signature=b8fAztRIN6pZWP%2F0hI4ZSmZevl0%3D&Expires=1708531474"
+    let jobylonCV =
+        "https://jobylon.com/jbl-web-bucket/applications/1/3/harald-sigurdsson/mycv_22ac07f3.pdf?AWSAccessKeyId=AccessKeyAWSUser&Signature=b8fAztRIN6pZWP%2F0hI4ZSmZevl0%3D&Expires=1708531474"
 
     @Test func rawURLReadsHostAndPortWithoutTouchingTheText() throws {
         let url = try #require(RawURL(jobylonCV))
@@ -25,9 +26,9 @@ struct ArchivePolicyTests {
     @Test func rawURLRefusesWhatItCannotReadUnambiguously() {
         for text in [
             "https://jobylon.com@evil.example/cv.pdf",  // userinfo
-            "https://evil.example\\@jobylon.com/",        // backslash
-            "https://jobylon.com /cv.pdf",                // space
-            "https://jobylon%2ecom/cv.pdf",               // percent in host
+            "https://evil.example\\@jobylon.com/",  // backslash
+            "https://jobylon.com /cv.pdf",  // space
+            "https://jobylon%2ecom/cv.pdf",  // percent in host
             "https://:443/", "https://host:0/", "https://host:99999/", "https://host:/",
             "jobylon.com/cv.pdf", "file:///etc/passwd", "https//jobylon.com", "",
         ] {
@@ -65,11 +66,20 @@ struct ArchivePolicyTests {
         #expect(try check("https://files.customer.example/cv.pdf") == .allowed(privateAddresses: false))
         #expect(try check("http://127.0.0.1:8080/cv.pdf") == .allowed(privateAddresses: true))
         #expect(try check("https://store.internal.example/cv.pdf") == .allowed(privateAddresses: false), "a wildcard is not an explicit listing")
-        guard case .refused(let plain) = try check("http://jobylon.com/cv.pdf") else { Issue.record("http to a built-in host"); return }
+        guard case .refused(let plain) = try check("http://jobylon.com/cv.pdf") else {
+            Issue.record("http to a built-in host")
+            return
+        }
         #expect(plain.contains("plain http"))
-        guard case .refused(let other) = try check("https://evil.example/cv.pdf") else { Issue.record("unlisted host"); return }
+        guard case .refused(let other) = try check("https://evil.example/cv.pdf") else {
+            Issue.record("unlisted host")
+            return
+        }
         #expect(other.contains("evil.example") && other.contains("allow-list"))
-        guard case .refused(let scheme) = try check("ftp://jobylon.com/cv.pdf") else { Issue.record("ftp"); return }
+        guard case .refused(let scheme) = try check("ftp://jobylon.com/cv.pdf") else {
+            Issue.record("ftp")
+            return
+        }
         #expect(scheme.contains("ftp"))
     }
 
@@ -91,19 +101,28 @@ struct ArchivePolicyTests {
         for (bytes, expected) in refused {
             #expect(AddressClass.classify(bytes) == expected, "\(AddressClass.text(bytes))")
         }
-        for publicAddress: [UInt8] in [[8, 8, 8, 8], [52, 95, 1, 1], [172, 32, 0, 1], [100, 128, 0, 1], [0x2A, 0x05] + Array(repeating: 1, count: 14)] {
+        for publicAddress: [UInt8] in [
+            [8, 8, 8, 8], [52, 95, 1, 1], [172, 32, 0, 1], [100, 128, 0, 1], [0x2A, 0x05] + Array(repeating: 1, count: 14),
+        ] {
             #expect(AddressClass.classify(publicAddress) == nil, "\(AddressClass.text(publicAddress))")
         }
     }
 
     @Test func directoriesWithTraversalOrOddCharactersAreRefused() throws {
-        #expect(try ArchiveNames.directorySegments("company-1/aed6532d-2438-4e33-b15b-1f1a20ba1c16") == ["company-1", "aed6532d-2438-4e33-b15b-1f1a20ba1c16"])
+        #expect(
+            try ArchiveNames.directorySegments("company-1/aed6532d-2438-4e33-b15b-1f1a20ba1c16") == [
+                "company-1", "aed6532d-2438-4e33-b15b-1f1a20ba1c16",
+            ])
         for bad in ["../etc", "a/../../b", "/abs/path", "a//b", "a/.hidden", "a/b c", "a/b\u{0}c", "a/ö", "", "a/%2e%2e"] {
             #expect(throws: ArchiveNames.UnsafeName.self, "\(bad)") { try ArchiveNames.directorySegments(bad) }
         }
-        let message = try #require({ () -> String? in
-            do throws(ArchiveNames.UnsafeName) { _ = try ArchiveNames.directorySegments("c/../x"); return nil } catch { return error.description }
-        }())
+        let message = try #require(
+            { () -> String? in
+                do throws(ArchiveNames.UnsafeName) {
+                    _ = try ArchiveNames.directorySegments("c/../x")
+                    return nil
+                } catch { return error.description }
+            }())
         #expect(message.contains("traversal"))
     }
 
@@ -127,7 +146,9 @@ struct ArchivePolicyTests {
             let length = Int.random(in: 0...24, using: &generator)
             let text = String(String.UnicodeScalarView((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }))
             if let cleaned = ArchiveNames.originalName(urlWithoutQuery: "https://x/d/" + text) {
-                #expect(!cleaned.contains("/") && !cleaned.contains("\\") && !cleaned.hasPrefix(".") && !cleaned.contains("\u{0}"), "\(text.debugDescription)")
+                #expect(
+                    !cleaned.contains("/") && !cleaned.contains("\\") && !cleaned.hasPrefix(".") && !cleaned.contains("\u{0}"),
+                    "\(text.debugDescription)")
             }
             if let segments = try? ArchiveNames.directorySegments(text) {
                 #expect(segments.allSatisfy { $0 != ".." && $0 != "." && !$0.isEmpty }, "\(text.debugDescription)")
@@ -142,7 +163,9 @@ struct ArchivePolicyTests {
         #expect(SniffedType.sniff([0x50, 0x4B, 0x03, 0x04] + Array("....word/document.xml".utf8))?.fileExtension == "docx")
         #expect(SniffedType.sniff([0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])?.fileExtension == "doc")
         #expect(SniffedType.sniff(Array("<!DOCTYPE html><html>".utf8))?.mediaType == "text/html")
-        #expect(SniffedType.sniff(Array("Hej, jag heter Jürgen".utf8).dropLast(1).map { $0 })?.mediaType == "text/plain", "a cut multi-byte character is still text")
+        #expect(
+            SniffedType.sniff(Array("Hej, jag heter Jürgen".utf8).dropLast(1).map { $0 })?.mediaType == "text/plain",
+            "a cut multi-byte character is still text")
         #expect(SniffedType.sniff([0x00, 0x01, 0xFE]) == nil)
         let pdf = SniffedType.sniff(Array("%PDF-1.4".utf8))
         #expect(SniffedType.mismatch(declared: "application/pdf", sniffed: pdf) == nil)

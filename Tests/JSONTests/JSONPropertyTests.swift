@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 
 @testable import JSON
 
@@ -8,7 +8,9 @@ import TestSupport
 @Suite("JSON properties")
 struct JSONPropertyTests {
     static func randomString(_ rng: inout SeededGenerator) -> String {
-        let pool: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "é", "Å", "€", "😀", "𝄞", "\u{2028}", "\u{FFFF}", "\u{10FFFF}"]
+        let pool: [Unicode.Scalar] = [
+            "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "é", "Å", "€", "😀", "𝄞", "\u{2028}", "\u{FFFF}", "\u{10FFFF}",
+        ]
         var s = String.UnicodeScalarView()
         for _ in 0..<Int.random(in: 0...12, using: &rng) {
             s.append(pool.randomElement(using: &rng) ?? "a")
@@ -80,7 +82,10 @@ struct JSONPropertyTests {
             switch Int.random(in: 0..<4, using: &rng) {
             case 0: bytes[position] = UInt8.random(in: 0...255, using: &rng)
             case 1: bytes.remove(at: position)
-            case 2: bytes.insert([UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "\""), 0xC3, UInt8(ascii: "\\")].randomElement(using: &rng) ?? 0, at: position)
+            case 2:
+                bytes.insert(
+                    [UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "\""), 0xC3, UInt8(ascii: "\\")].randomElement(using: &rng) ?? 0, at: position
+                )
             default: bytes = Array(bytes[..<position])
             }
         }

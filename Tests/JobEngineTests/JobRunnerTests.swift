@@ -5,10 +5,10 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-@testable import StoreSQLite
 @testable import Clocks
 @testable import Domain
 @testable import JobEngine
+@testable import StoreSQLite
 @testable import TestSupport
 
 @Suite("Job runner with a real store and a manual clock")
@@ -40,8 +40,9 @@ struct JobRunnerTests {
         let clock = ManualWallClock()
         var configuration = JobRunnerConfiguration()
         configuration.yield = BackgroundYield(pause: .milliseconds(10), maxDeferral: .milliseconds(30))
-        let runner = JobRunner(store: store, executors: [LogExecutor()], clock: clock, configuration: configuration,
-                               owner: "test", logger: Logger(label: "test"), pressure: AlwaysCrowded())
+        let runner = JobRunner(
+            store: store, executors: [LogExecutor()], clock: clock, configuration: configuration,
+            owner: "test", logger: Logger(label: "test"), pressure: AlwaysCrowded())
         let group = ServiceGroup(configuration: .init(services: [runner], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -84,10 +85,12 @@ struct JobRunnerTests {
     @Test func retryableFailuresBackOffOnTheInjectedClock() async throws {
         let clock = ManualWallClock()
         let runner = JobRunner(store: try TestStores.makeSQLiteStore(), executors: [], clock: clock, owner: "t", logger: Logger(label: "test"))
-        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60)), maxAttempts: 3,
-                               giveUpAfter: .seconds(3600))
-        let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "log", effectKey: "k", payload: [], attempt: 1, companyID: nil,
-                             subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
+        let rules = RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(60)), maxAttempts: 3,
+            giveUpAfter: .seconds(3600))
+        let job = ClaimedJob(
+            id: 1, eventID: 1, mapping: "m", item: "", kind: "log", effectKey: "k", payload: [], attempt: 1, companyID: nil,
+            subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
         guard case .retry(let at, _) = runner.decide(.transient(reason: "503", retryAfter: nil), job: job, rules: rules) else {
             Issue.record("expected a retry")
             return
@@ -109,10 +112,12 @@ struct JobRunnerTests {
     @Test func theMappingsMaxAttemptsIsHonouredAboveTheOldDefault() async throws {
         let clock = ManualWallClock()
         let runner = JobRunner(store: try TestStores.makeSQLiteStore(), executors: [], clock: clock, owner: "t", logger: Logger(label: "test"))
-        let rules = RetryRules(backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)), maxAttempts: 200,
-                               giveUpAfter: .seconds(7 * 86_400))
-        let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "rest", effectKey: "k", payload: [], attempt: 30, companyID: nil,
-                             subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
+        let rules = RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)), maxAttempts: 200,
+            giveUpAfter: .seconds(7 * 86_400))
+        let job = ClaimedJob(
+            id: 1, eventID: 1, mapping: "m", item: "", kind: "rest", effectKey: "k", payload: [], attempt: 30, companyID: nil,
+            subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
         guard case .retry = runner.decide(.transient(reason: "503", retryAfter: nil), job: job, rules: rules) else {
             Issue.record("attempt 30 of 200 must be retried")
             return
@@ -124,8 +129,9 @@ struct JobRunnerTests {
         let clock = ManualWallClock()
         let runner = JobRunner(store: try TestStores.makeSQLiteStore(), executors: [], clock: clock, owner: "t", logger: Logger(label: "test"))
         let payload = Array(#"{"method":"POST","url":"https://erp/x","body":{"iban":"SE4550000000058398257466","name":"Bruce Wayne"}}"#.utf8)
-        let job = ClaimedJob(id: 1, eventID: 1, mapping: "m", item: "", kind: "rest", effectKey: "k", payload: payload, attempt: 1,
-                             companyID: nil, subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
+        let job = ClaimedJob(
+            id: 1, eventID: 1, mapping: "m", item: "", kind: "rest", effectKey: "k", payload: payload, attempt: 1,
+            companyID: nil, subjectID: nil, createdAt: clock.now(), firstAttemptAt: clock.now())
         let completion = runner.decide(
             .permanent(reason: #"HTTP 422: IBAN "SE45 5000 0000 0583 9825 7466" of Bruce Wayne is not valid; call +46 70 123 45 67"#),
             job: job, rules: .standard)

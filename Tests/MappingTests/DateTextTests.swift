@@ -7,7 +7,9 @@ struct DateTextTests {
     @Test func jobylonFormats() throws {
         #expect(try DateText.format("2025-01-01", pattern: "dd.MM.yyyy", zone: nil, inputZone: nil) == "01.01.2025")
         #expect(try DateText.format("2023-06-16 10:40:32", pattern: "yyyy-MM-dd HH:mm", zone: nil, inputZone: nil) == "2023-06-16 10:40")
-        #expect(try DateText.format("2023-06-16T10:40:32Z", pattern: "yyyy-MM-dd HH:mm:ssXXX", zone: "Europe/Stockholm", inputZone: nil) == "2023-06-16 12:40:32+02:00")
+        #expect(
+            try DateText.format("2023-06-16T10:40:32Z", pattern: "yyyy-MM-dd HH:mm:ssXXX", zone: "Europe/Stockholm", inputZone: nil)
+                == "2023-06-16 12:40:32+02:00")
         #expect(try DateText.format("2023-06-16T10:40:32.5+01:00", pattern: "HH:mm:ss.SSS", zone: "UTC", inputZone: nil) == "09:40:32.500")
     }
 

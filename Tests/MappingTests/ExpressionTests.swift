@@ -1,12 +1,13 @@
 import JSON
-import Testing
 import TestSupport
+import Testing
 
 @testable import Mapping
 
 @Suite("Expression language")
 struct ExpressionTests {
-    let data: JSONValue = try! JSONParser.parse(#"""
+    let data: JSONValue = try! JSONParser.parse(
+        #"""
         {"candidate": {"id": "c1", "first_name": "  åsa  ", "status": {"group": 20}, "data": {"manager": ["Selina Kyle", "Bruce"], "iban": "se62 8000 0000 0000 0000 0000 01"},
                        "answers": [{"answer_type": "text", "text": "hi"}, {"answer_type": "file", "text": "https://x/1"}, {"answer_type": "file", "text": "https://x/2"}]},
          "job": {"locations": [{"location_json": {"city": "Gotham"}}, {"location_json": {"city": "Metropolis"}}], "departments": []},
@@ -14,8 +15,9 @@ struct ExpressionTests {
         """#)  // safe: a literal fixture that is valid JSON
 
     func scope() -> EvaluationScope {
-        EvaluationScope(data: data, event: ["type": "candidate"], now: "2026-03-29T01:30:00.000Z",
-                        lookups: ["cc": JSONObject([.init(key: "Engineering", value: "CC-100")])])
+        EvaluationScope(
+            data: data, event: ["type": "candidate"], now: "2026-03-29T01:30:00.000Z",
+            lookups: ["cc": JSONObject([.init(key: "Engineering", value: "CC-100")])])
     }
 
     func eval(_ text: String) throws -> JSONValue {
@@ -139,14 +141,19 @@ struct ExpressionTests {
         #expect(try template.render(in: scope()) == "${PAYROLL_URL}/v1/c1?k=${KEY:-x}&d=${EXPORT_DIR:-${DATA_DIR}/exports}")
         #expect(template.variables.map(\.name) == ["PAYROLL_URL", "KEY", "EXPORT_DIR"])
         let source = VariableSource(environment: ["PAYROLL_URL": "https://p", "KEY": "s3cret"], dataDirectory: "/data")
-        #expect(source.substitute("${PAYROLL_URL}/x?k=${KEY}&d=${EXPORT_DIR:-${DATA_DIR}/exports}", mask: true) == "https://p/x?k=********&d=/data/exports")
+        #expect(
+            source.substitute("${PAYROLL_URL}/x?k=${KEY}&d=${EXPORT_DIR:-${DATA_DIR}/exports}", mask: true)
+                == "https://p/x?k=********&d=/data/exports")
         #expect(source.substitute("${MISSING}", mask: false) == "${MISSING}")
     }
 
     @Test("random expressions never crash the parser", arguments: 0..<300)
     func fuzzParser(seed: Int) {
         var rng = SeededGenerator(seed: UInt64(seed))
-        let pieces = ["{{", "}}", " ", "a", ".", "[", "]", "*", "0", "-1", "'x'", "\"", "|", ":", ",", "trim", "default", "==", "and", "not", "(", ")", "?", "in", "${", "}", "\\", "é", "[1,", "null"]
+        let pieces = [
+            "{{", "}}", " ", "a", ".", "[", "]", "*", "0", "-1", "'x'", "\"", "|", ":", ",", "trim", "default", "==", "and", "not", "(", ")", "?",
+            "in", "${", "}", "\\", "é", "[1,", "null",
+        ]
         var text = ""
         for _ in 0..<Int.random(in: 1...20, using: &rng) { text += pieces.randomElement(using: &rng) ?? "" }
         if let template = try? Template.parse(text) {
@@ -154,7 +161,6 @@ struct ExpressionTests {
         }
     }
 }
-
 
 @Suite("Filters on empty input")
 struct FilterEdgeTests {
@@ -178,7 +184,10 @@ struct FilterEdgeTests {
 
     @Test func nullsPassThroughTextFilters() throws {
         let scope = EvaluationScope(data: [:], event: nil, now: "")
-        for text in ["{{ missing | trim }}", "{{ missing | upper }}", "{{ missing | date: 'yyyy' }}", "{{ missing | iban }}", "{{ missing | phone: '46' }}", "{{ missing | number }}"] {
+        for text in [
+            "{{ missing | trim }}", "{{ missing | upper }}", "{{ missing | date: 'yyyy' }}", "{{ missing | iban }}", "{{ missing | phone: '46' }}",
+            "{{ missing | number }}",
+        ] {
             #expect(try Template.parse(text).render(in: scope) == .null, "\(text)")
         }
         #expect(try Template.parse("{{ [] | join: ',' }}").render(in: scope) == "")

@@ -1,6 +1,6 @@
 import JSON
-import Testing
 import TestSupport
+import Testing
 
 @testable import Mapping
 
@@ -43,11 +43,18 @@ struct MappingCompilerTests {
         }
         let (mapping, diagnostics) = compile(archive("cv_{sha256_8}-{kind}.{ext}"))
         #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "\(diagnostics)")
-        guard case .archive(let target) = try #require(mapping).target else { Issue.record("not an archive mapping"); return }
+        guard case .archive(let target) = try #require(mapping).target else {
+            Issue.record("not an archive mapping")
+            return
+        }
         #expect(target.fileName.render(kind: "cover_letter", sha256: "0123456789abcdef0123", fileExtension: "pdf") == "cv_01234567-cover_letter.pdf")
-        #expect(ArchiveFileName.standard.render(kind: "cv", sha256: String(repeating: "ab", count: 32), fileExtension: "docx") == "cv-abababababababab.docx")
-        for (bad, message) in [("{kind}.{ext}", "needs {sha256}"), ("{kind}/{sha256}", "may only hold"), ("{kind}-{sha}", "unknown placeholder {sha}"),
-                               ("{sha256", "unclosed"), (".{sha256}", "must not start with a dot"), ("../{sha256}", "may only hold")] {
+        #expect(
+            ArchiveFileName.standard.render(kind: "cv", sha256: String(repeating: "ab", count: 32), fileExtension: "docx")
+                == "cv-abababababababab.docx")
+        for (bad, message) in [
+            ("{kind}.{ext}", "needs {sha256}"), ("{kind}/{sha256}", "may only hold"), ("{kind}-{sha}", "unknown placeholder {sha}"),
+            ("{sha256", "unclosed"), (".{sha256}", "must not start with a dot"), ("../{sha256}", "may only hold"),
+        ] {
             let (rejected, problems) = compile(archive(bad))
             #expect(rejected == nil, "\(bad)")
             let error = problems.first { $0.severity == .error }
@@ -81,7 +88,9 @@ struct MappingCompilerTests {
         let text = #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "\"q\" \u00e9 {{ job.id | nope }}"}}}"#
         let (_, diagnostics) = compile(text)
         let error = diagnostics.first { $0.message.contains("unknown filter 'nope'") }
-        let column = Array(text.unicodeScalars).indices.first { i in String(String.UnicodeScalarView(Array(text.unicodeScalars)[i...].prefix(4))) == "nope" }
+        let column = Array(text.unicodeScalars).indices.first { i in
+            String(String.UnicodeScalarView(Array(text.unicodeScalars)[i...].prefix(4))) == "nope"
+        }
         #expect(error?.column == column.map { $0 + 1 })
     }
 
@@ -96,14 +105,18 @@ struct MappingCompilerTests {
     }
 
     @Test func unknownPathsAreWarningsNotErrors() {
-        let text = #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "{{ jbo.id }}", "b": "{{ job.titel }}"}}}"#
+        let text =
+            #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "{{ jbo.id }}", "b": "{{ job.titel }}"}}}"#
         let (mapping, diagnostics) = compile(text)
         #expect(mapping != nil)
         #expect(diagnostics.filter { $0.severity == .warning }.count == 2)
     }
 
     @Test func crossReferencesAreChecked() throws {
-        let a = try #require(compile(#"{"name": "a", "when": {"event": "job/new"}, "after": "zzz", "on_repeat": "yyy", "rest": {"url": "https://x/y"}}"#, file: "a.json").0)
+        let a = try #require(
+            compile(
+                #"{"name": "a", "when": {"event": "job/new"}, "after": "zzz", "on_repeat": "yyy", "rest": {"url": "https://x/y"}}"#, file: "a.json"
+            ).0)
         let diagnostics = MappingSet.crossCheck([a, a])
         #expect(diagnostics.contains { $0.message.contains("duplicate mapping name") })
         #expect(diagnostics.contains { $0.message.contains("\"after\" names an unknown mapping \"zzz\"") })
@@ -111,7 +124,8 @@ struct MappingCompilerTests {
     }
 
     @Test func renderingErrorsNameMappingFieldAndPathButNoValue() throws {
-        let text = #"{"name": "m", "when": {"event": "candidate/new"}, "rest": {"url": "https://x/y", "body": {"iban": "{{ candidate.data.iban | iban | required }}"}}}"#
+        let text =
+            #"{"name": "m", "when": {"event": "candidate/new"}, "rest": {"url": "https://x/y", "body": {"iban": "{{ candidate.data.iban | iban | required }}"}}}"#
         let m = try #require(compile(text).0)
         let data = try JSONParser.parse(#"{"candidate": {"data": {"iban": "SE6281323143611896423858"}}}"#)
         let result = m.plan(MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "", entityKey: "k"), now: "")

@@ -1,9 +1,9 @@
 import JSON
 import Mapping
 import Testing
+
 @testable import Clocks
 @testable import RESTDelivery
-
 
 @Suite("REST request building")
 struct RestRequestBuilderTests {
@@ -19,7 +19,9 @@ struct RestRequestBuilderTests {
 
     @Test func variablesAreInjectedAtSendTimeAndQueriesEncoded() throws {
         let rest = try target(#"{"url": "${BASE}/e", "query": {"q": "a b&c"}, "auth": {"bearer": "${TOKEN}"}}"#)
-        let payload: JSONValue = ["method": "POST", "url": "${BASE}/e", "headers": ["X-A": "1"], "query": ["q": "å b&c"], "body": ["k": 1], "idempotency_key": "c:p"]
+        let payload: JSONValue = [
+            "method": "POST", "url": "${BASE}/e", "headers": ["X-A": "1"], "query": ["q": "å b&c"], "body": ["k": 1], "idempotency_key": "c:p",
+        ]
         let variables = VariableSource(environment: ["BASE": "https://p.example", "TOKEN": "t"])
         guard case .success(let request) = RestRequestBuilder.build(payload, rest: rest, variables: variables, timeoutMilliseconds: 1000) else {
             Issue.record("not built")
@@ -37,7 +39,8 @@ struct RestRequestBuilderTests {
     @Test func onlyHTTPAfterInjection() throws {
         let rest = try target(#"{"url": "${BASE}/e"}"#)
         let payload: JSONValue = ["method": "GET", "url": "${BASE}/e"]
-        let result = RestRequestBuilder.build(payload, rest: rest, variables: VariableSource(environment: ["BASE": "file:///etc"]), timeoutMilliseconds: 1000)
+        let result = RestRequestBuilder.build(
+            payload, rest: rest, variables: VariableSource(environment: ["BASE": "file:///etc"]), timeoutMilliseconds: 1000)
         #expect(result.problem == .invalid("url must be http or https after variables are injected"))
     }
 

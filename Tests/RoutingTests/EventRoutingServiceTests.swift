@@ -4,10 +4,10 @@ import JSON
 import Logging
 import Testing
 
-@testable import StoreSQLite
 @testable import Clocks
 @testable import Domain
 @testable import Routing
+@testable import StoreSQLite
 @testable import TestSupport
 
 /// Counts how often it routed each event, to prove routing happens once.
@@ -26,15 +26,20 @@ struct EventRoutingServiceTests {
     static func ingest(_ store: SQLiteStore, candidate: String) async -> IngestOutcome {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}}}"#.utf8)
         guard let envelope = try? WebhookEnvelope.read(body) else { return .unavailable(reason: "test") }
-        return await store.ingest(IngestItem(body: body, receivedAt: Timestamp(seconds: 1_800_000_000),
-                                             content: .event(envelope, disposition: .routed, jobs: [], company: nil), routeAfterCommit: true))
+        return await store.ingest(
+            IngestItem(
+                body: body, receivedAt: Timestamp(seconds: 1_800_000_000),
+                content: .event(envelope, disposition: .routed, jobs: [], company: nil), routeAfterCommit: true))
     }
 
     @Test func eventsAreRoutedOnceInArrivalOrderWithTheirStoredIDs() async throws {
         let store = try TestStores.makeSQLiteStore()
         var ids: [Int64] = []
         for candidate in ["p1", "p2", "p3"] {
-            guard case .stored(let id, let jobs) = await Self.ingest(store, candidate: candidate) else { Issue.record("not stored"); return }
+            guard case .stored(let id, let jobs) = await Self.ingest(store, candidate: candidate) else {
+                Issue.record("not stored")
+                return
+            }
             #expect(jobs == 0, "the acknowledging commit creates no jobs")
             ids.append(id)
         }
@@ -52,9 +57,12 @@ struct EventRoutingServiceTests {
         #expect(jobs.map { $0["subject_id"] as String } == ["p1", "p2", "p3"])
 
         // Routing the same event again (a crash between planning and commit) creates nothing new.
-        let again = RoutedEvent(eventID: ids[0], companyID: "c1", subjectID: "p1", receivedAt: Timestamp(seconds: 1),
-                                jobs: AuditLogRouter().route(try WebhookEnvelope.read(Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1"}}}"#.utf8)),
-                                                             body: [], receivedAt: Timestamp(seconds: 1), eventID: ids[0]))
+        let again = RoutedEvent(
+            eventID: ids[0], companyID: "c1", subjectID: "p1", receivedAt: Timestamp(seconds: 1),
+            jobs: AuditLogRouter().route(
+                try WebhookEnvelope.read(
+                    Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1"}}}"#.utf8)),
+                body: [], receivedAt: Timestamp(seconds: 1), eventID: ids[0]))
         #expect(try await store.recordRouting([again]) == 0)
     }
 

@@ -1,10 +1,10 @@
 import JSON
 import Mapping
 import Testing
+
 @testable import Clocks
 @testable import Domain
 @testable import Routing
-
 
 @Suite("Mapping router")
 struct MappingRouterTests {
@@ -17,11 +17,16 @@ struct MappingRouterTests {
 
     struct RouterTestError: Error { var text: String }
 
-    let signup = Array(#"{"event_type":"company","action":"signup","data":{"company_id":"c1","internal_id":23,"company_name":"Wayne","settings":{"cost_centre":"CC-9"}}}"#.utf8)
-    let candidate = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1","status":{"group":20}}}}"#.utf8)
+    let signup = Array(
+        #"{"event_type":"company","action":"signup","data":{"company_id":"c1","internal_id":23,"company_name":"Wayne","settings":{"cost_centre":"CC-9"}}}"#
+            .utf8)
+    let candidate = Array(
+        #"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1","status":{"group":20}}}}"#.utf8)
 
     @Test func companySnapshotsAreInScopeForLaterEvents() throws {
-        let m = try mapping(#"{"name": "x", "when": {"event": "candidate/new"}, "rest": {"url": "https://p.example/x", "body": {"cc": "{{ companies[company.id].settings.cost_centre }}", "name": "{{ companies['c1'].name }}"}}}"#)
+        let m = try mapping(
+            #"{"name": "x", "when": {"event": "candidate/new"}, "rest": {"url": "https://p.example/x", "body": {"cc": "{{ companies[company.id].settings.cost_centre }}", "name": "{{ companies['c1'].name }}"}}}"#
+        )
         let router = MappingRouter(registry: MappingRegistry(MappingSet(mappings: [m], variables: VariableSource(environment: [:]))))
         _ = router.route(try WebhookEnvelope.read(signup), body: signup, receivedAt: Timestamp(seconds: 1))
         let jobs = router.route(try WebhookEnvelope.read(candidate), body: candidate, receivedAt: Timestamp(seconds: 2))
@@ -29,9 +34,14 @@ struct MappingRouterTests {
     }
 
     @Test func policiesStatesAndAlternatives() throws {
-        let payroll = try mapping(#"{"name": "x", "when": {"event": "candidate/new"}, "on_repeat": "y", "rest": {"url": "https://p.example/x", "honours_idempotency_key": true}}"#)
-        let update = try mapping(#"{"name": "y", "when": {"event": "candidate/new"}, "rest": {"method": "PUT", "url": "https://p.example/x/{{ candidate.id }}"}}"#)
-        let broken = try mapping(#"{"name": "z", "when": {"event": "candidate/new"}, "rest": {"url": "https://p.example/x", "body": {"a": "{{ candidate.nope | required }}"}}}"#)
+        let payroll = try mapping(
+            #"{"name": "x", "when": {"event": "candidate/new"}, "on_repeat": "y", "rest": {"url": "https://p.example/x", "honours_idempotency_key": true}}"#
+        )
+        let update = try mapping(
+            #"{"name": "y", "when": {"event": "candidate/new"}, "rest": {"method": "PUT", "url": "https://p.example/x/{{ candidate.id }}"}}"#)
+        let broken = try mapping(
+            #"{"name": "z", "when": {"event": "candidate/new"}, "rest": {"url": "https://p.example/x", "body": {"a": "{{ candidate.nope | required }}"}}}"#
+        )
         let held = try mapping(#"{"name": "w", "when": {"event": "candidate/new"}, "rest": {"url": "${NOT_SET_ANYWHERE}/x"}}"#)
         let set = MappingSet(mappings: [payroll, update, broken, held], variables: VariableSource(environment: [:]))
         let jobs = MappingRouter(mappings: set).route(try WebhookEnvelope.read(candidate), body: candidate, receivedAt: Timestamp(seconds: 2))

@@ -1,3 +1,5 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
@@ -5,8 +7,6 @@ import Logging
 import Testing
 
 @testable import StoreSQLite
-import Clocks
-import Domain
 
 @Suite("Deadline lane, expired jobs and archive records")
 struct ArchiveStoreTests {
@@ -16,24 +16,33 @@ struct ArchiveStoreTests {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1"}}}"#.utf8)
         let envelope = try #require(try? WebhookEnvelope.read(body))
         var planned = deadlines.map {
-            PlannedJob(mapping: "cv-archive", item: $0.item, kind: "archive", effectKey: "c1:p1:\($0.item)", payload: ["url": "https://x"],
-                       mappingHash: "h", crashPolicy: .rerun, deadline: t0.adding(.seconds($0.hours * 3600)))
+            PlannedJob(
+                mapping: "cv-archive", item: $0.item, kind: "archive", effectKey: "c1:p1:\($0.item)", payload: ["url": "https://x"],
+                mappingHash: "h", crashPolicy: .rerun, deadline: t0.adding(.seconds($0.hours * 3600)))
         }
-        if rest { planned.append(PlannedJob(mapping: "payroll", kind: "rest", effectKey: "c1:p1", payload: [:], mappingHash: "h", crashPolicy: .hold)) }
-        let outcome = await fixture.store.ingest(IngestItem(body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
-        guard case .stored = outcome else { Issue.record("not stored: \(outcome)"); return }
+        if rest {
+            planned.append(PlannedJob(mapping: "payroll", kind: "rest", effectKey: "c1:p1", payload: [:], mappingHash: "h", crashPolicy: .hold))
+        }
+        let outcome = await fixture.store.ingest(
+            IngestItem(body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
+        guard case .stored = outcome else {
+            Issue.record("not stored: \(outcome)")
+            return
+        }
     }
 
     @Test func theDeadlineLaneClaimsEarliestDeadlineFirstAndTheOtherLaneNeverSeesIt() async throws {
         let fixture = try StoreFixture()
         try await ingestArchiveJobs(fixture, deadlines: [("late", 20), ("soon", 1), ("middle", 5)], plus: true)
-        let general = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)),
-                                                           lane: .dueTime)
+        let general = try await fixture.store.claimDueJobs(
+            owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)),
+            lane: .dueTime)
         #expect(general.map(\.kind) == ["rest"])
         var order: [String] = []
         for _ in 0..<3 {
-            let claimed = try await fixture.store.claimDueJobs(owner: "B", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
-                                                               lane: .earliestDeadline)
+            let claimed = try await fixture.store.claimDueJobs(
+                owner: "B", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
+                lane: .earliestDeadline)
             order += claimed.map(\.item)
             #expect(claimed.first?.deadline != nil)
         }
@@ -45,8 +54,11 @@ struct ArchiveStoreTests {
     @Test func anExpiredJobIsTerminalAndWritesNoEffect() async throws {
         let fixture = try StoreFixture()
         try await ingestArchiveJobs(fixture, deadlines: [("cv", 1)], plus: false)
-        let job = try #require(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
-                                                                    lane: .earliestDeadline).first)
+        let job = try #require(
+            try await fixture.store.claimDueJobs(
+                owner: "A", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)),
+                lane: .earliestDeadline
+            ).first)
         try await fixture.store.complete(jobID: job.id, owner: "A", completion: .expired(reason: "URL expired"), now: t0)
         #expect(try fixture.state(of: job.id) == "expired")
         #expect(JobState.expired.isTerminal)
@@ -58,10 +70,11 @@ struct ArchiveStoreTests {
 
     @Test func archiveRecordsAreUniquePerCandidateAndContent() async throws {
         let fixture = try StoreFixture()
-        let record = ArchivedFile(companyID: "c1", candidateID: "p1", jobID: 1, mapping: "cv-archive", kind: "cv", originalName: "cv.pdf",
-                                  contentType: "application/pdf", sniffedType: "application/pdf", typeMismatch: nil, size: 4,
-                                  sha256: String(repeating: "ab", count: 32), path: "c1/p1/cv-abababababababab.pdf", downloadedAt: t0,
-                                  urlExpiry: t0, sourceURL: "https://x/cv.pdf", retainUntil: t0.adding(.seconds(86_400)))
+        let record = ArchivedFile(
+            companyID: "c1", candidateID: "p1", jobID: 1, mapping: "cv-archive", kind: "cv", originalName: "cv.pdf",
+            contentType: "application/pdf", sniffedType: "application/pdf", typeMismatch: nil, size: 4,
+            sha256: String(repeating: "ab", count: 32), path: "c1/p1/cv-abababababababab.pdf", downloadedAt: t0,
+            urlExpiry: t0, sourceURL: "https://x/cv.pdf", retainUntil: t0.adding(.seconds(86_400)))
         let first = try await fixture.store.recordArchivedFile(record)
         var again = record
         again.kind = "answer-1"

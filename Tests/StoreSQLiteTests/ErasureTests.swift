@@ -1,3 +1,5 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
@@ -5,8 +7,6 @@ import Logging
 import Testing
 
 @testable import StoreSQLite
-import Clocks
-import Domain
 
 @Suite("Erasing a candidate")
 struct ErasureTests {
@@ -14,31 +14,44 @@ struct ErasureTests {
 
     func seed(_ fixture: StoreFixture) async throws {
         for candidate in ["p1", "p2"] {
-            guard case .stored = await fixture.ingest(candidate: candidate, jobs: [("payroll", "c1:\(candidate)", .hold), ("audit", "c1:\(candidate):a", .rerun)], at: t0)
-            else { Issue.record("not stored"); return }
+            guard
+                case .stored = await fixture.ingest(
+                    candidate: candidate, jobs: [("payroll", "c1:\(candidate)", .hold), ("audit", "c1:\(candidate):a", .rerun)], at: t0)
+            else {
+                Issue.record("not stored")
+                return
+            }
         }
         // One delivered job of p1 (its capture holds data), one still open.
         let claimed = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 1, leaseUntil: t0.adding(.seconds(30)))
         let first = try #require(claimed.first)
         try await fixture.store.complete(jobID: first.id, owner: "A", completion: .done(capture: ["employee": "E-1"]), now: t0)
-        _ = await fixture.store.ingest(IngestItem(body: Array(#"{"broken": "p1 as in candidate p1"#.utf8), receivedAt: t0, content: .quarantine(reason: "bad")))
+        _ = await fixture.store.ingest(
+            IngestItem(body: Array(#"{"broken": "p1 as in candidate p1"#.utf8), receivedAt: t0, content: .quarantine(reason: "bad")))
         _ = await fixture.store.ingest(IngestItem(body: Array(#"{"broken": "p2 only"#.utf8), receivedAt: t0, content: .quarantine(reason: "bad")))
         try await fixture.store.database.write { db in
             for candidate in ["p1", "p2"] {
-                try db.execute(sql: """
-                    INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
-                    VALUES ('csv', 0, 1, ?, 0, 1, X'00', X'00', 'c1', ?)
-                    """, arguments: [candidate, candidate])
-                try db.execute(sql: "INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id) VALUES ('csv', ?, X'00', 0, 'c1', ?)",
-                               arguments: [candidate, candidate])
+                try db.execute(
+                    sql: """
+                        INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
+                        VALUES ('csv', 0, 1, ?, 0, 1, X'00', X'00', 'c1', ?)
+                        """, arguments: [candidate, candidate])
+                try db.execute(
+                    sql:
+                        "INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id) VALUES ('csv', ?, X'00', 0, 'c1', ?)",
+                    arguments: [candidate, candidate])
             }
-            try db.execute(sql: "INSERT INTO csv_exports(mapping, period_start, period_end, state, file, rows) VALUES ('csv', 0, 1, 'done', '/share/hired-2026-11-28.csv', 2)")
+            try db.execute(
+                sql:
+                    "INSERT INTO csv_exports(mapping, period_start, period_end, state, file, rows) VALUES ('csv', 0, 1, 'done', '/share/hired-2026-11-28.csv', 2)"
+            )
         }
         for candidate in ["p1", "p2"] {
-            _ = try await fixture.store.recordArchivedFile(ArchivedFile(
-                companyID: "c1", candidateID: candidate, jobID: 1, mapping: "cv-archive", kind: "cv", originalName: "cv.pdf", contentType: nil,
-                sniffedType: nil, typeMismatch: nil, size: 1, sha256: String(repeating: candidate == "p1" ? "a" : "b", count: 64),
-                path: "c1/\(candidate)/cv.pdf", downloadedAt: t0, urlExpiry: nil, sourceURL: "https://x/cv.pdf", retainUntil: t0))
+            _ = try await fixture.store.recordArchivedFile(
+                ArchivedFile(
+                    companyID: "c1", candidateID: candidate, jobID: 1, mapping: "cv-archive", kind: "cv", originalName: "cv.pdf", contentType: nil,
+                    sniffedType: nil, typeMismatch: nil, size: 1, sha256: String(repeating: candidate == "p1" ? "a" : "b", count: 64),
+                    path: "c1/\(candidate)/cv.pdf", downloadedAt: t0, urlExpiry: nil, sourceURL: "https://x/cv.pdf", retainUntil: t0))
         }
     }
 
@@ -61,7 +74,9 @@ struct ErasureTests {
         #expect(report.events == 1 && report.jobsCancelled == 1)
         let check = try fixture.store.database.read { db in
             (
-                try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS erased FROM inbox ORDER BY id").map { "\($0["subject_id"] as String):\($0["erased"] as Bool)" },
+                try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS erased FROM inbox ORDER BY id").map {
+                    "\($0["subject_id"] as String):\($0["erased"] as Bool)"
+                },
                 try Row.fetchAll(db, sql: "SELECT subject_id, state, CAST(payload AS TEXT) AS payload, capture FROM jobs ORDER BY id"),
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine WHERE body IS NULL"),
                 try String.fetchAll(db, sql: "SELECT subject_id FROM csv_rows"),

@@ -1,3 +1,5 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
@@ -5,8 +7,6 @@ import Logging
 import Testing
 
 @testable import StoreSQLite
-import Clocks
-import Domain
 
 /// A real store in a temporary directory, with helpers to ingest events.
 struct StoreFixture {
@@ -21,13 +21,21 @@ struct StoreFixture {
     }
 
     /// Ingests a candidate event with one job per `(mapping, effect key, policy)`.
-    func ingest(candidate: String, body suffix: String = "", jobs: [(String, String, CrashPolicy)], at time: Timestamp,
-                onRepeat: RepeatPolicy = .skip, kind: String = "log") async -> IngestOutcome {
-        let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
+    func ingest(
+        candidate: String, body suffix: String = "", jobs: [(String, String, CrashPolicy)], at time: Timestamp,
+        onRepeat: RepeatPolicy = .skip, kind: String = "log"
+    ) async -> IngestOutcome {
+        let body = Array(
+            #"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
         let envelope = try? WebhookEnvelope.read(body)
         guard let envelope else { return .unavailable(reason: "bad test body") }
-        let planned = jobs.map { PlannedJob(mapping: $0.0, kind: kind, effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2, onRepeat: onRepeat) }
-        return await store.ingest(IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
+        let planned = jobs.map {
+            PlannedJob(
+                mapping: $0.0, kind: kind, effectKey: $0.1, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: $0.2,
+                onRepeat: onRepeat)
+        }
+        return await store.ingest(
+            IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: planned, company: nil)))
     }
 
     func state(of job: Int64) throws -> String? {
@@ -42,8 +50,10 @@ struct JobQueueTests {
     @Test func pragmasAreSetOnTheStoresConnection() throws {
         let fixture = try StoreFixture()
         let values = try fixture.store.database.read { db in
-            (try Int.fetchOne(db, sql: "PRAGMA secure_delete"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
-             try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"))
+            (
+                try Int.fetchOne(db, sql: "PRAGMA secure_delete"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint")
+            )
         }
         #expect(values.0 == 1)
         #expect(values.1 == 2)  // FULL
@@ -71,7 +81,8 @@ struct JobQueueTests {
         #expect(skipped.first?.skippedFor == job.id)
         // Another mapping with the same entity is a different effect.
         _ = await fixture.ingest(candidate: "p1", body: "csv", jobs: [("csv", "c1:p1", .rerun)], at: t0.adding(.seconds(2)))
-        #expect(try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(2)), limit: 10, leaseUntil: t0.adding(.seconds(32))).count == 1)
+        #expect(
+            try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(2)), limit: 10, leaseUntil: t0.adding(.seconds(32))).count == 1)
     }
 
     @Test func onRepeatSendAndAlternativeMappings() async throws {
@@ -104,7 +115,8 @@ struct JobQueueTests {
         let first = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
         #expect(first.count == 2)
         // Runner A dies. Before the lease runs out nothing is claimable.
-        #expect(try await fixture.store.claimDueJobs(owner: "B", now: t0.adding(.seconds(29)), limit: 10, leaseUntil: t0.adding(.seconds(59))).isEmpty)
+        #expect(
+            try await fixture.store.claimDueJobs(owner: "B", now: t0.adding(.seconds(29)), limit: 10, leaseUntil: t0.adding(.seconds(59))).isEmpty)
         #expect(try await fixture.store.nextWakeUp() == t0.adding(.seconds(30)))
         let later = t0.adding(.seconds(31))
         let reclaimed = try await fixture.store.claimDueJobs(owner: "B", now: later, limit: 10, leaseUntil: later.adding(.seconds(30)))
@@ -146,12 +158,15 @@ struct JobQueueTests {
         // The second job of p1 waits behind the first.
         #expect(claimed.map(\.effectKey) == ["c1:p1", "c1:p2"])
         let p1 = claimed[0]
-        try await fixture.store.complete(jobID: p1.id, owner: "A", completion: .retry(at: t0.adding(.seconds(5)), reason: "503 from payroll"), now: t0)
+        try await fixture.store.complete(
+            jobID: p1.id, owner: "A", completion: .retry(at: t0.adding(.seconds(5)), reason: "503 from payroll"), now: t0)
         #expect(try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(4)), limit: 10, leaseUntil: t0.adding(.seconds(34))).isEmpty)
         let retried = try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(5)), limit: 10, leaseUntil: t0.adding(.seconds(35)))
         #expect(retried.map(\.id) == [p1.id])
         #expect(retried.first?.attempt == 2)
-        let attempts = try fixture.store.database.read { db in try Row.fetchAll(db, sql: "SELECT attempt, outcome, detail FROM job_attempts WHERE job_id = ?", arguments: [p1.id]) }
+        let attempts = try fixture.store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT attempt, outcome, detail FROM job_attempts WHERE job_id = ?", arguments: [p1.id])
+        }
         #expect(attempts.map { $0["outcome"] as String } == ["retry"])
         #expect(attempts.first?["detail"] as String? == "503 from payroll")
     }

@@ -1,11 +1,11 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
 import Testing
 
 @testable import StoreSQLite
-import Clocks
-import Domain
 
 @Suite("Retention of raw bodies")
 struct RetentionTests {
@@ -34,7 +34,9 @@ struct RetentionTests {
         #expect(payloads[0] == "{}")
         #expect(payloads[1] != "{}")
         let bodies = try await fixture.store.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS gone FROM inbox ORDER BY id").map { ($0["subject_id"] as String, $0["gone"] as Bool) }
+            try Row.fetchAll(db, sql: "SELECT subject_id, body IS NULL AS gone FROM inbox ORDER BY id").map {
+                ($0["subject_id"] as String, $0["gone"] as Bool)
+            }
         }
         #expect(bodies.map(\.0) == ["done", "open"])
         #expect(bodies.map(\.1) == [true, false])
@@ -45,7 +47,8 @@ struct RetentionTests {
             Issue.record("a purged body came back: \(again)")
             return
         }
-        let retry = await fixture.store.ingest(IngestItem(body: Array("garbage".utf8), receivedAt: t0.adding(milliseconds: 32 * day), content: .quarantine(reason: "bad")))
+        let retry = await fixture.store.ingest(
+            IngestItem(body: Array("garbage".utf8), receivedAt: t0.adding(milliseconds: 32 * day), content: .quarantine(reason: "bad")))
         if case .quarantined(let id, let duplicate) = retry, case .quarantined(let first, _) = quarantined {
             #expect(duplicate)
             #expect(id == first)
@@ -63,10 +66,12 @@ struct CSVRetentionTests {
         let t0: Int64 = 1_800_000_000
         let old = CSVPeriod(start: t0, end: t0 + day)
         let open = CSVPeriod(start: t0 + 40 * day, end: t0 + 41 * day)
-        _ = try await fixture.store.stage(mapping: "m", period: old, openPeriod: old, rowKey: "k1", receivedAt: Timestamp(seconds: t0 + 10), jobID: 1,
-                                          row: ["iban": "SE62"], policy: .skip, companyID: "c", subjectID: "p1")
-        _ = try await fixture.store.stage(mapping: "m", period: open, openPeriod: open, rowKey: "k2", receivedAt: Timestamp(seconds: t0 + 40 * day + 10), jobID: 2,
-                                          row: ["iban": "SE63"], policy: .skip, companyID: "c", subjectID: "p2")
+        _ = try await fixture.store.stage(
+            mapping: "m", period: old, openPeriod: old, rowKey: "k1", receivedAt: Timestamp(seconds: t0 + 10), jobID: 1,
+            row: ["iban": "SE62"], policy: .skip, companyID: "c", subjectID: "p1")
+        _ = try await fixture.store.stage(
+            mapping: "m", period: open, openPeriod: open, rowKey: "k2", receivedAt: Timestamp(seconds: t0 + 40 * day + 10), jobID: 2,
+            row: ["iban": "SE63"], policy: .skip, companyID: "c", subjectID: "p2")
         #expect(try fixture.store.claimCSVExport(mapping: "m", period: old, owner: "a", now: t0 + day, staleAfter: 600, redo: false))
         try fixture.store.completeCSVExport(mapping: "m", period: old, file: "/x.csv", rows: 1, now: t0 + day)
         try await fixture.store.purgeExpiredBodies(now: Timestamp(seconds: t0 + 20 * day), policy: RetentionPolicy())

@@ -1,3 +1,5 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
@@ -6,8 +8,6 @@ import Synchronization
 import Testing
 
 @testable import StoreSQLite
-import Clocks
-import Domain
 
 @Suite("No single job blocks the others")
 struct SetAsideTests {
@@ -23,10 +23,11 @@ struct SetAsideTests {
         }
         let poisoned = try await fixture.store.database.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(id) FROM jobs") } ?? 0
         try await fixture.store.database.write { db in
-            try db.execute(sql: """
-                CREATE TRIGGER poison BEFORE UPDATE OF state ON jobs WHEN NEW.id = \(poisoned) AND NEW.state = 'running'
-                BEGIN SELECT RAISE(ABORT, 'injected claim failure'); END
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER poison BEFORE UPDATE OF state ON jobs WHEN NEW.id = \(poisoned) AND NEW.state = 'running'
+                    BEGIN SELECT RAISE(ABORT, 'injected claim failure'); END
+                    """)
         }
         let claim = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
         #expect(claim.count == 2)
@@ -57,10 +58,11 @@ struct SetAsideTests {
         }
         let poisoned = try await fixture.store.database.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(id) FROM jobs") } ?? 0
         try await fixture.store.database.write { db in
-            try db.execute(sql: """
-                CREATE TRIGGER poison BEFORE UPDATE ON jobs WHEN NEW.id = \(poisoned)
-                BEGIN SELECT RAISE(ABORT, 'injected failure'); END
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER poison BEFORE UPDATE ON jobs WHEN NEW.id = \(poisoned)
+                    BEGIN SELECT RAISE(ABORT, 'injected failure'); END
+                    """)
         }
         let claim = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 10, leaseUntil: t0.adding(.seconds(30)))
         #expect(claim.count == 1)
@@ -123,10 +125,13 @@ struct WriterBatchTests {
         for index in 0..<60 {
             Task {
                 let action = index % 10 == 5 ? "boom" : "new"
-                let body = Array(#"{"event_type":"candidate","action":"\#(action)","data":{"company":{"id":"c1"},"candidate":{"id":"b\#(index)"}}}"#.utf8)
+                let body = Array(
+                    #"{"event_type":"candidate","action":"\#(action)","data":{"company":{"id":"c1"},"candidate":{"id":"b\#(index)"}}}"#.utf8)
                 guard let envelope = try? WebhookEnvelope.read(body) else { return }
-                let outcome = await store.ingest(IngestItem(body: body, receivedAt: Timestamp(seconds: 1),
-                                                                    content: .event(envelope, disposition: .unrouted, jobs: [], company: nil)))
+                let outcome = await store.ingest(
+                    IngestItem(
+                        body: body, receivedAt: Timestamp(seconds: 1),
+                        content: .event(envelope, disposition: .unrouted, jobs: [], company: nil)))
                 answers.list.withLock { $0.append(outcome) }
             }
         }

@@ -1,11 +1,10 @@
+import Clocks
+import Domain
 import Foundation
 import JSON
 import Logging
-import Testing
-
 import StoreSQLite
-import Clocks
-import Domain
+import Testing
 
 /// What every store of the bridge must do, written against the store
 /// protocols only (`EventStore`, `RoutingQueue`, `JobStore`, `OperatorJobStore`,
@@ -24,7 +23,7 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-contract-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             return try SQLiteStore(directory: directory, logger: Logger(label: "contract"))
-        },
+        }
     ]
 }
 
@@ -36,28 +35,43 @@ struct StoreContractTests {
         Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
     }
 
-    static func job(_ mapping: String, key: String, crash: CrashPolicy = .rerun, state: JobState = .pending, hold: HoldReason? = nil,
-                    after: String? = nil, onRepeat: RepeatPolicy = .skip) -> PlannedJob {
-        PlannedJob(mapping: mapping, kind: "log", effectKey: key, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: crash,
-                   initialState: state, holdReason: hold, onRepeat: onRepeat, after: after)
+    static func job(
+        _ mapping: String, key: String, crash: CrashPolicy = .rerun, state: JobState = .pending, hold: HoldReason? = nil,
+        after: String? = nil, onRepeat: RepeatPolicy = .skip
+    ) -> PlannedJob {
+        PlannedJob(
+            mapping: mapping, kind: "log", effectKey: key, payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: crash,
+            initialState: state, holdReason: hold, onRepeat: onRepeat, after: after)
     }
 
     /// Stores an event and routes it with `jobs`, as the routing service does.
     @discardableResult
-    static func deliver(_ store: any ContractStore, candidate: String, suffix: String = "", jobs: [PlannedJob], at time: Timestamp) async throws -> Int64 {
+    static func deliver(_ store: any ContractStore, candidate: String, suffix: String = "", jobs: [PlannedJob], at time: Timestamp) async throws
+        -> Int64
+    {
         let body = body(candidate, suffix)
         let envelope = try WebhookEnvelope.read(body)
-        guard case .stored(let id, _) = await store.ingest(IngestItem(body: body, receivedAt: time,
-                                                                      content: .event(envelope, disposition: .routed, jobs: [], company: nil),
-                                                                      routeAfterCommit: true)) else {
+        guard
+            case .stored(let id, _) = await store.ingest(
+                IngestItem(
+                    body: body, receivedAt: time,
+                    content: .event(envelope, disposition: .routed, jobs: [], company: nil),
+                    routeAfterCommit: true))
+        else {
             throw ContractFailure("not stored")
         }
-        _ = try await store.recordRouting([RoutedEvent(eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
-                                                       receivedAt: time, jobs: jobs)])
+        _ = try await store.recordRouting([
+            RoutedEvent(
+                eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                receivedAt: time, jobs: jobs)
+        ])
         return id
     }
 
-    struct ContractFailure: Error { var text: String; init(_ text: String) { self.text = text } }
+    struct ContractFailure: Error {
+        var text: String
+        init(_ text: String) { self.text = text }
+    }
 
     func claim(_ store: any ContractStore, at time: Timestamp, owner: String = "A") async throws -> JobClaim {
         try await store.claimDueJobs(owner: owner, now: time, limit: 10, leaseUntil: time.adding(.seconds(30)))
@@ -67,11 +81,18 @@ struct StoreContractTests {
     func ingestIsDurableAndFiltersTransportRetries(_ factory: StoreFactory) async throws {
         let store = try factory.make()
         let body = Self.body("p1")
-        let item = IngestItem(body: body, receivedAt: t0, content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil),
-                              routeAfterCommit: true)
-        guard case .stored(let id, _) = await store.ingest(item) else { Issue.record("first delivery not stored"); return }
+        let item = IngestItem(
+            body: body, receivedAt: t0, content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil),
+            routeAfterCommit: true)
+        guard case .stored(let id, _) = await store.ingest(item) else {
+            Issue.record("first delivery not stored")
+            return
+        }
         #expect(await store.ingest(item) == .duplicate(id: id))
-        guard case .quarantined(_, false) = await store.ingest(IngestItem(body: Array("junk".utf8), receivedAt: t0, content: .quarantine(reason: "bad"))) else {
+        guard
+            case .quarantined(_, false) = await store.ingest(
+                IngestItem(body: Array("junk".utf8), receivedAt: t0, content: .quarantine(reason: "bad")))
+        else {
             Issue.record("quarantine")
             return
         }
@@ -83,8 +104,15 @@ struct StoreContractTests {
         let store = try factory.make()
         let body = Self.body("p1")
         let envelope = try WebhookEnvelope.read(body)
-        guard case .stored(let id, _) = await store.ingest(IngestItem(body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: [], company: nil),
-                                                                      routeAfterCommit: true)) else { Issue.record("not stored"); return }
+        guard
+            case .stored(let id, _) = await store.ingest(
+                IngestItem(
+                    body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: [], company: nil),
+                    routeAfterCommit: true))
+        else {
+            Issue.record("not stored")
+            return
+        }
         let waiting = try await store.unroutedEvents(limit: 10)
         #expect(waiting.map(\.id) == [id])
         #expect(waiting.first?.body == body)
@@ -110,7 +138,8 @@ struct StoreContractTests {
     @Test(arguments: StoreFactory.all)
     func leasesRerunIdempotentJobsAndParkTheRestInDoubt(_ factory: StoreFactory) async throws {
         let store = try factory.make()
-        try await Self.deliver(store, candidate: "p1", jobs: [Self.job("safe", key: "k1", crash: .rerun), Self.job("unsafe", key: "k2", crash: .hold)], at: t0)
+        try await Self.deliver(
+            store, candidate: "p1", jobs: [Self.job("safe", key: "k1", crash: .rerun), Self.job("unsafe", key: "k2", crash: .hold)], at: t0)
         #expect(try await claim(store, at: t0, owner: "dead").count == 2)
         #expect(try await claim(store, at: t0.adding(.seconds(10))).isEmpty, "leased jobs are not claimed twice")
         let afterExpiry = try await claim(store, at: t0.adding(.seconds(31)))
@@ -128,7 +157,8 @@ struct StoreContractTests {
         try await Self.deliver(store, candidate: "p1", jobs: [Self.job("a", key: "k1"), Self.job("b", key: "k2"), Self.job("c", key: "k3")], at: t0)
         let jobs = try await claim(store, at: t0)
         let byMapping = Dictionary(uniqueKeysWithValues: jobs.map { ($0.mapping, $0) })
-        try await store.complete(jobID: try #require(byMapping["a"]).id, owner: "A", completion: .retry(at: t0.adding(.seconds(60)), reason: "503"), now: t0)
+        try await store.complete(
+            jobID: try #require(byMapping["a"]).id, owner: "A", completion: .retry(at: t0.adding(.seconds(60)), reason: "503"), now: t0)
         try await store.complete(jobID: try #require(byMapping["b"]).id, owner: "A", completion: .expired(reason: "deadline"), now: t0)
         try await store.setAside(jobID: try #require(byMapping["c"]).id, owner: "A", reason: "cannot record", now: t0)
         #expect(try await claim(store, at: t0.adding(.seconds(59))).isEmpty)
@@ -141,10 +171,12 @@ struct StoreContractTests {
     @Test(arguments: StoreFactory.all)
     func aHeldAfterJobIsReleasedWithTheCaptureOfTheJobItWaitsFor(_ factory: StoreFactory) async throws {
         let store = try factory.make()
-        try await Self.deliver(store, candidate: "p1", jobs: [
-            Self.job("payroll", key: "c1:p1"),
-            Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
-        ], at: t0)
+        try await Self.deliver(
+            store, candidate: "p1",
+            jobs: [
+                Self.job("payroll", key: "c1:p1"),
+                Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
+            ], at: t0)
         let first = try await claim(store, at: t0)
         #expect(first.map(\.mapping) == ["payroll"])
         try await store.complete(jobID: first[0].id, owner: "A", completion: .done(capture: ["employee_id": "E-1"]), now: t0)
@@ -192,9 +224,14 @@ struct StoreContractTests {
         #expect(try await store.purgeExpiredBodies(now: t0.adding(milliseconds: 29 * day), policy: RetentionPolicy()).inbox == 0)
         #expect(try await store.purgeExpiredBodies(now: t0.adding(milliseconds: 31 * day), policy: RetentionPolicy()).inbox == 1)
         let body = Self.body("p1")
-        let again = await store.ingest(IngestItem(body: body, receivedAt: t0.adding(milliseconds: 31 * day),
-                                                  content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil)))
-        guard case .duplicate = again else { Issue.record("a purged body's late retry must still be a duplicate, got \(again)"); return }
+        let again = await store.ingest(
+            IngestItem(
+                body: body, receivedAt: t0.adding(milliseconds: 31 * day),
+                content: .event(try WebhookEnvelope.read(body), disposition: .routed, jobs: [], company: nil)))
+        guard case .duplicate = again else {
+            Issue.record("a purged body's late retry must still be a duplicate, got \(again)")
+            return
+        }
     }
 
     @Test(arguments: StoreFactory.all)

@@ -1,9 +1,9 @@
+import Clocks
 import Foundation
 import GRDB
 import Testing
 
 @testable import StoreSQLite
-import Clocks
 
 @Suite("WAL maintenance")
 struct WALMaintenanceTests {

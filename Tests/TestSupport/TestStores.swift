@@ -17,7 +17,12 @@ public enum TestStores {
     public static func ingest(_ store: SQLiteStore, candidate: String, at time: Timestamp) async -> IngestOutcome {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}}}"#.utf8)
         guard let envelope = try? WebhookEnvelope.read(body) else { return .unavailable(reason: "test") }
-        return await store.ingest(IngestItem(body: body, receivedAt: time, content: .event(envelope, disposition: .routed, jobs: AuditLogRouter().route(envelope, body: body, receivedAt: Timestamp(seconds: 0)), company: nil)))
+        return await store.ingest(
+            IngestItem(
+                body: body, receivedAt: time,
+                content: .event(
+                    envelope, disposition: .routed, jobs: AuditLogRouter().route(envelope, body: body, receivedAt: Timestamp(seconds: 0)),
+                    company: nil)))
     }
 
     public static func waitUntil(_ condition: () throws -> Bool) async throws -> Bool {

@@ -4,7 +4,9 @@ import Mapping
 /// `replay`, `export` and `test`: diagnostics printed, errors counted.
 public enum MappingLoader {
     /// Compiles a directory and prints each diagnostic; `strict` makes warnings errors.
-    public static func load(directory: String, variables: VariableSource, strict: Bool, print: (String) -> Void) -> (MappingSet, errors: Int, warnings: Int) {
+    public static func load(directory: String, variables: VariableSource, strict: Bool, print: (String) -> Void) -> (
+        MappingSet, errors: Int, warnings: Int
+    ) {
         let (set, diagnostics) = MappingSet.load(directory: directory, variables: variables)
         var errors = 0
         var warnings = 0

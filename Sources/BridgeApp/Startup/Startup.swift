@@ -58,7 +58,8 @@ public struct DaemonLock: Sendable {
         guard fd >= 0 else { throw ConfigurationError("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw ConfigurationError("another jobylon-bridge daemon already serves \(dataDirectory); one daemon per SQLite store (use PostgreSQL for several)")
+            throw ConfigurationError(
+                "another jobylon-bridge daemon already serves \(dataDirectory); one daemon per SQLite store (use PostgreSQL for several)")
         }
         return DaemonLock(fd: fd)
     }
@@ -82,7 +83,8 @@ public enum WebhookTokenSource {
         guard address.isLoopback else {
             // A silently regenerated token after a lost data dir would 401 every
             // webhook, and Jobylon drops them after ~18 minutes.
-            throw ConfigurationError("""
+            throw ConfigurationError(
+                """
                 no webhook token configured and the listen address \(config.listen) is not loopback: \
                 set JOBYLON_BRIDGE_TOKEN or token_file / JOBYLON_BRIDGE_TOKEN_FILE
                 """)

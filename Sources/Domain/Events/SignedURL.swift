@@ -1,5 +1,5 @@
-import Mapping
 import Clocks
+import Mapping
 
 /// A pre-signed file URL as Jobylon sends them (S3 style), read without ever
 /// re-encoding it: the URL is used byte-exact for the download (`%2B` turned
@@ -66,7 +66,8 @@ public struct SignedURL: Sendable, Hashable {
             return value
         }
         guard let y = number(0..<4), let m = number(4..<6), let d = number(6..<8), let hh = number(9..<11), let mm = number(11..<13),
-              let ss = number(13..<15), (1...12).contains(m), (1...31).contains(d), hh < 24, mm < 60, ss < 61 else { return nil }
+            let ss = number(13..<15), (1...12).contains(m), (1...31).contains(d), hh < 24, mm < 60, ss < 61
+        else { return nil }
         let days = CivilCalendar.daysFromCivil(y, m, d)
         return Int64(days) * 86_400 + Int64(hh * 3600 + mm * 60 + ss)
     }

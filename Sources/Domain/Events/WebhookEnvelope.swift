@@ -57,8 +57,9 @@ public struct WebhookEnvelope: Sendable, Hashable {
     /// An envelope as stored with its event (the inbox keeps these fields), so
     /// later stages need not scan the body again.
     public init(eventType: String, action: String, companyID: String?, subjectID: String?, lenient: Bool) {
-        self.init(eventType: eventType, action: action, kind: EventKind(type: eventType, action: action),
-                  companyID: companyID, subjectID: subjectID, lenient: lenient)
+        self.init(
+            eventType: eventType, action: action, kind: EventKind(type: eventType, action: action),
+            companyID: companyID, subjectID: subjectID, lenient: lenient)
     }
 
     init(eventType: String, action: String, kind: EventKind, companyID: String?, subjectID: String?, lenient: Bool) {
@@ -111,7 +112,8 @@ public struct WebhookEnvelope: Sendable, Hashable {
         case .candidateNew: subject = identifier(v[4])
         case .unknown: subject = identifier(v[4]) ?? identifier(v[5])
         }
-        return WebhookEnvelope(eventType: type, action: action, kind: kind, companyID: company, subjectID: subject, lenient: result.usedTrailingCommas)
+        return WebhookEnvelope(
+            eventType: type, action: action, kind: kind, companyID: company, subjectID: subject, lenient: result.usedTrailingCommas)
     }
 
     /// Ids are UUID strings in the documentation; integers are accepted as their lexeme.

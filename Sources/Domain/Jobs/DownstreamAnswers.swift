@@ -93,7 +93,8 @@ public struct S3ErrorDocument: Sendable, Hashable {
     public init?(body: [UInt8]) {
         let text = String(decoding: body.prefix(16 * 1024), as: UTF8.self)
         guard text.contains("<Error"), let code = S3ErrorDocument.element("Code", in: text), !code.isEmpty,
-              code.allSatisfy({ $0.isLetter || $0.isNumber }) else { return nil }
+            code.allSatisfy({ $0.isLetter || $0.isNumber })
+        else { return nil }
         self.code = code
         self.message = S3ErrorDocument.element("Message", in: text) ?? ""
     }

@@ -1,5 +1,5 @@
-import JSON
 import Clocks
+import JSON
 
 /// What to do with a job whose lease ran out (its runner died mid-flight).
 public enum CrashPolicy: String, Sendable, Codable {
@@ -65,9 +65,11 @@ public struct PlannedJob: Sendable, Hashable {
     public var deadline: Timestamp?
 
     /// Defaults: a single job, `pending`, skipped as a repeat, no dependency, no deadline.
-    public init(mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
-                crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, holdReason: HoldReason? = nil,
-                onRepeat: RepeatPolicy = .skip, after: String? = nil, deadline: Timestamp? = nil) {
+    public init(
+        mapping: String, item: String = "", kind: String, effectKey: String, payload: JSONValue, mappingHash: String,
+        crashPolicy: CrashPolicy, initialState: JobState = .pending, reason: String? = nil, holdReason: HoldReason? = nil,
+        onRepeat: RepeatPolicy = .skip, after: String? = nil, deadline: Timestamp? = nil
+    ) {
         self.holdReason = holdReason
         self.deadline = deadline
         self.onRepeat = onRepeat
@@ -122,9 +124,11 @@ public struct ClaimedJob: Sendable, Hashable {
     public var deadline: Timestamp?
 
     /// Built by the store when it claims the job; the optional fields default to absent.
-    public init(id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
-                companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, firstAttemptAt: Timestamp? = nil,
-                eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil, deadline: Timestamp? = nil) {
+    public init(
+        id: Int64, eventID: Int64, mapping: String, item: String, kind: String, effectKey: String, payload: [UInt8], attempt: Int,
+        companyID: String?, subjectID: String?, createdAt: Timestamp? = nil, firstAttemptAt: Timestamp? = nil,
+        eventBody: [UInt8]? = nil, afterCapture: [UInt8]? = nil, deadline: Timestamp? = nil
+    ) {
         self.firstAttemptAt = firstAttemptAt
         self.deadline = deadline
         self.createdAt = createdAt

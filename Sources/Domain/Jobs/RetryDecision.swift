@@ -1,6 +1,6 @@
+import Clocks
 import JSON
 import Mapping
-import Clocks
 
 /// Exponential backoff with full jitter, capped; pure so tests can pin it.
 public struct RetryPolicy: Sendable, Hashable {
@@ -79,8 +79,10 @@ public enum RetryDecision {
     /// a random fraction in [0, 1) the caller draws. A retry is always due at
     /// least 1 ms after `now`; what cannot be retried in the rules' limits is
     /// `dead` (count, `giveUpAfter`) or `expired` (deadline), with the reason kept.
-    public static func decide(_ outcome: AttemptOutcome, rules: RetryRules, attempt: Int, firstAttemptAt: Timestamp, now: Timestamp,
-                              jitter: Double) -> JobCompletion {
+    public static func decide(
+        _ outcome: AttemptOutcome, rules: RetryRules, attempt: Int, firstAttemptAt: Timestamp, now: Timestamp,
+        jitter: Double
+    ) -> JobCompletion {
         switch outcome {
         case .succeeded(let capture): return .done(capture: capture)
         case .permanent(let reason): return .dead(reason: reason)
@@ -112,7 +114,10 @@ public enum RetryDecision {
             if let deadline = rules.deadline {
                 let lastChance = deadline.adding(.zero - rules.deadlineMargin)
                 if now >= lastChance {
-                    return .expired(reason: "deadline \(MappingClock.iso8601(milliseconds: deadline.milliseconds)) passed after \(attempt) attempt(s); last: \(reason)")
+                    return .expired(
+                        reason:
+                            "deadline \(MappingClock.iso8601(milliseconds: deadline.milliseconds)) passed after \(attempt) attempt(s); last: \(reason)"
+                    )
                 }
                 if due > lastChance {
                     if let lowerBound, lowerBound > lastChance {

@@ -1,4 +1,5 @@
 import Clocks
+
 /// One archived file: what the compliance record says about it. The same
 /// fields are written to the store and to a JSON sidecar beside the file, so
 /// the archive stays self-describing if the store is lost.
@@ -39,9 +40,11 @@ public struct ArchivedFile: Sendable, Hashable {
     public var retainUntil: Timestamp
 
     /// A record to write (`id` nil) or one read back from the store.
-    public init(id: Int64? = nil, companyID: String, candidateID: String, jobID: Int64, mapping: String, kind: String, originalName: String?,
-                contentType: String?, sniffedType: String?, typeMismatch: String?, size: Int64, sha256: String, path: String,
-                downloadedAt: Timestamp, urlExpiry: Timestamp?, sourceURL: String, retainUntil: Timestamp) {
+    public init(
+        id: Int64? = nil, companyID: String, candidateID: String, jobID: Int64, mapping: String, kind: String, originalName: String?,
+        contentType: String?, sniffedType: String?, typeMismatch: String?, size: Int64, sha256: String, path: String,
+        downloadedAt: Timestamp, urlExpiry: Timestamp?, sourceURL: String, retainUntil: Timestamp
+    ) {
         self.id = id
         self.companyID = companyID
         self.candidateID = candidateID

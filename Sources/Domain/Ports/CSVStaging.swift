@@ -1,5 +1,5 @@
-import JSON
 import Clocks
+import JSON
 
 /// A period of a CSV mapping: [start, end) in Unix seconds.
 public struct CSVPeriod: Sendable, Hashable, CustomStringConvertible {
@@ -51,8 +51,10 @@ public protocol CSVStaging: Sendable {
     /// Upserts a row into `period` (last received wins); applies the re-send
     /// policy if the key was exported before; a row for a period already
     /// exported goes into `openPeriod`.
-    func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
-               row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome
+    func stage(
+        mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
+        row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?
+    ) async throws -> StagingOutcome
 }
 
 /// The export side of the CSV store.

@@ -1,5 +1,5 @@
-import JSON
 import Clocks
+import JSON
 
 /// What the receiver hands the store for one webhook: the body exactly as
 /// received plus what was read from it.

@@ -1,4 +1,5 @@
 import Clocks
+
 /// Whether webhooks are arriving faster than one commit at a time takes them.
 ///
 /// Acknowledging a webhook is the one thing that cannot wait: Jobylon retries

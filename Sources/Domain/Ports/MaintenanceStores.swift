@@ -1,4 +1,5 @@
 import Clocks
+
 /// The store's upkeep and operator side, as protocols, so the store contract
 /// suite covers them for every store (SQLite now, PostgreSQL later).
 

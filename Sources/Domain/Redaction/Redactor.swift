@@ -47,8 +47,10 @@ public struct Redactor: Sendable {
             switch value {
             case .string(let text): leaves.append(text)
             case .number(let number): leaves.append(number.lexeme)
-            case .array(let items): items.forEach(collect)
-            case .object(let members): members.forEach { collect($0.value) }
+            case .array(let items):
+                for item in items { collect(item) }
+            case .object(let members):
+                for member in members { collect(member.value) }
             default: break
             }
         }
@@ -110,4 +112,3 @@ public struct Redactor: Sendable {
         text.wholeMatch(of: #/[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{1,2})?/#) != nil
     }
 }
-

@@ -27,7 +27,8 @@ public struct RawURL: Sendable, Hashable, CustomStringConvertible {
         guard let colon = text.firstIndex(of: ":") else { return nil }
         let scheme = text[..<colon]
         guard let first = scheme.first, first.isASCII, first.isLetter,
-              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return nil }
+            scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return nil }
         let afterScheme = text[text.index(after: colon)...]
         guard afterScheme.hasPrefix("//") else { return nil }
         let authorityStart = afterScheme.index(afterScheme.startIndex, offsetBy: 2)
@@ -61,7 +62,8 @@ public struct RawURL: Sendable, Hashable, CustomStringConvertible {
         guard !host.isEmpty else { return nil }
         var port: Int?
         if let portText {
-            guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy(\.isASCII), let value = Int(portText), (1...65535).contains(value) else {
+            guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy(\.isASCII), let value = Int(portText), (1...65535).contains(value)
+            else {
                 return nil
             }
             port = value
@@ -89,8 +91,9 @@ public struct RawURL: Sendable, Hashable, CustomStringConvertible {
         if location.isEmpty { return nil }
         if location.hasPrefix("//") { return RawURL(scheme + ":" + location) }
         if let colon = location.firstIndex(of: ":"),
-           location[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }),
-           !location[..<colon].contains("/") {
+            location[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }),
+            !location[..<colon].contains("/")
+        {
             return RawURL(location)
         }
         let base = text[..<(text.index(text.endIndex, offsetBy: -rest.count))]
@@ -103,7 +106,6 @@ public struct RawURL: Sendable, Hashable, CustomStringConvertible {
         return RawURL(base + directory + location)
     }
 }
-
 
 /// A host pattern of an allow-list: `jobylon.com` (that host) or
 /// `*.amazonaws.com` (any host below it, not the apex).
@@ -184,7 +186,8 @@ public struct ArchiveHostPolicy: Sendable {
         }
         let listed = publicPatterns.contains { $0.matches(url.host) } || operatorPatterns.contains { $0.matches(url.host) }
         guard listed else {
-            return .refused(reason: "host \(url.host) is not in the archive allow-list (built-in hosts, the mapping's allowed_hosts, archive_allowed_hosts)")
+            return .refused(
+                reason: "host \(url.host) is not in the archive allow-list (built-in hosts, the mapping's allowed_hosts, archive_allowed_hosts)")
         }
         guard url.scheme == "https" else {
             return .refused(reason: "\(url.origin) is plain http: only hosts listed explicitly in archive_allowed_hosts may use http")
@@ -288,9 +291,14 @@ public enum ArchiveNames {
         if segment.hasPrefix(".") { throw UnsafeName(description: "\(what) '\(segment.prefix(40))' starts with a dot") }
         if segment.utf8.count > 128 { throw UnsafeName(description: "\(what) is longer than 128 bytes") }
         let allowed = segment.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "-_.@+=".unicodeScalars.contains(scalar))
+            scalar.isASCII
+                && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                    || "-_.@+=".unicodeScalars.contains(scalar))
         }
-        if !allowed { throw UnsafeName(description: "\(what) '\(segment.prefix(40).filter { $0.isASCII && !$0.isWhitespace })…' has characters outside [A-Za-z0-9-_.@+=]") }
+        if !allowed {
+            throw UnsafeName(
+                description: "\(what) '\(segment.prefix(40).filter { $0.isASCII && !$0.isWhitespace })…' has characters outside [A-Za-z0-9-_.@+=]")
+        }
     }
 
     /// The original file name from the URL's last path segment, percent-decoded
@@ -307,9 +315,12 @@ public enum ArchiveNames {
     public static func clean(_ name: String) -> String? {
         // Keep only the last component under either separator: "../../x" → "x".
         let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
-        var cleaned = String(String.UnicodeScalarView(last.unicodeScalars.filter { scalar in
-            !(scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) || scalar.value == 0x202E || scalar.value == 0x202D)
-        }))
+        var cleaned = String(
+            String.UnicodeScalarView(
+                last.unicodeScalars.filter { scalar in
+                    !(scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) || scalar.value == 0x202E
+                        || scalar.value == 0x202D)
+                }))
         while cleaned.hasPrefix(".") || cleaned.hasPrefix(" ") { cleaned.removeFirst() }
         while cleaned.hasSuffix(" ") { cleaned.removeLast() }
         while cleaned.utf8.count > 200 { cleaned.removeLast() }
@@ -373,16 +384,25 @@ public struct SniffedType: Sendable, Hashable {
         if starts(Array("{\\rtf".utf8)) { return SniffedType(mediaType: "application/rtf", fileExtension: "rtf") }
         if starts([0x50, 0x4B, 0x03, 0x04]) {
             let text = String(decoding: prefix, as: UTF8.self)
-            if text.contains("word/") { return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", fileExtension: "docx") }
-            if text.contains("xl/") { return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", fileExtension: "xlsx") }
-            if text.contains("ppt/") { return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.presentationml.presentation", fileExtension: "pptx") }
-            if text.contains("mimetypeapplication/vnd.oasis.opendocument.text") { return SniffedType(mediaType: "application/vnd.oasis.opendocument.text", fileExtension: "odt") }
+            if text.contains("word/") {
+                return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", fileExtension: "docx")
+            }
+            if text.contains("xl/") {
+                return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", fileExtension: "xlsx")
+            }
+            if text.contains("ppt/") {
+                return SniffedType(mediaType: "application/vnd.openxmlformats-officedocument.presentationml.presentation", fileExtension: "pptx")
+            }
+            if text.contains("mimetypeapplication/vnd.oasis.opendocument.text") {
+                return SniffedType(mediaType: "application/vnd.oasis.opendocument.text", fileExtension: "odt")
+            }
             return SniffedType(mediaType: "application/zip", fileExtension: "zip")
         }
         let head = String(decoding: prefix.prefix(64), as: UTF8.self).lowercased().drop(while: { $0.isWhitespace })
         if head.hasPrefix("<!doctype html") || head.hasPrefix("<html") { return SniffedType(mediaType: "text/html", fileExtension: "html") }
         if head.hasPrefix("<?xml") { return SniffedType(mediaType: "application/xml", fileExtension: "xml") }
-        if !prefix.isEmpty, !prefix.contains(0), String(validating: prefix.prefix(prefix.count - trailingPartialScalar(prefix)), as: UTF8.self) != nil {
+        if !prefix.isEmpty, !prefix.contains(0), String(validating: prefix.prefix(prefix.count - trailingPartialScalar(prefix)), as: UTF8.self) != nil
+        {
             return SniffedType(mediaType: "text/plain", fileExtension: "txt")
         }
         return nil
@@ -392,7 +412,10 @@ public struct SniffedType: Sendable, Hashable {
     static func trailingPartialScalar(_ bytes: [UInt8]) -> Int {
         var count = 0
         for byte in bytes.reversed().prefix(3) {
-            if byte & 0xC0 == 0x80 { count += 1; continue }
+            if byte & 0xC0 == 0x80 {
+                count += 1
+                continue
+            }
             if byte & 0xC0 == 0xC0 { return count + 1 }
             return 0
         }
@@ -403,7 +426,8 @@ public struct SniffedType: Sendable, Hashable {
     /// what the bytes are, or `nil` when they agree or nothing was declared.
     public static func mismatch(declared: String?, sniffed: SniffedType?) -> String? {
         guard let declared = declared?.split(separator: ";").first.map({ String($0).trimmingWhitespace().lowercased() }),
-              !declared.isEmpty, declared != "application/octet-stream", declared != "binary/octet-stream" else { return nil }
+            !declared.isEmpty, declared != "application/octet-stream", declared != "binary/octet-stream"
+        else { return nil }
         guard let sniffed else { return nil }
         if declared == sniffed.mediaType { return nil }
         // Office formats are zip files; a sniffer that saw only the first bytes may say zip.

@@ -1,9 +1,9 @@
+import Clocks
 import Crypto
+import Domain
 import Foundation
 import GRDB
 import JSON
-import Clocks
-import Domain
 
 /// One row to stage, as queued to the writer.
 struct StagingRequest: Sendable {
@@ -23,14 +23,18 @@ extension SQLiteStore: CSVExportStore {
     /// The latest `done` period's end (Unix seconds), on the reader connection.
     public func csvLastExportedEnd(mapping: String) throws -> Int64? {
         try reader.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = ?", arguments: [mapping, CSVExportState.done.rawValue])
+            try Int64.fetchOne(
+                db, sql: "SELECT MAX(period_end) FROM csv_exports WHERE mapping = ? AND state = ?",
+                arguments: [mapping, CSVExportState.done.rawValue])
         }
     }
 
     /// The row is written as JSON bytes and hashed for `include_if_changed`; a row
     /// received earlier than the one staged under its key leaves the staged one in place.
-    public func stage(mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
-                      row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?) async throws -> StagingOutcome {
+    public func stage(
+        mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, jobID: Int64,
+        row: JSONValue, policy: CSVResendPolicy, companyID: String?, subjectID: String?
+    ) async throws -> StagingOutcome {
         // Through the single writer, so staging shares group commits with the other job work
         // (claims, completions, routing); webhooks have commits of their own.
         let request = StagingRequest(
@@ -43,27 +47,35 @@ extension SQLiteStore: CSVExportStore {
     func stage(db: Database, _ request: StagingRequest) throws -> StagingOutcome {
         let hash = Data(SHA256.hash(data: request.row))
         var target = request.period
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?"),
-                             arguments: [request.mapping, request.period.start, CSVExportState.done.rawValue]) == true {
+        if try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?"),
+            arguments: [request.mapping, request.period.start, CSVExportState.done.rawValue]) == true
+        {
             target = request.openPeriod  // its own period is already out: the open one carries it
         }
-        if let exported = try Data.fetchOne(db.cachedStatement(sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?"),
-                                            arguments: [request.mapping, request.rowKey]) {
+        if let exported = try Data.fetchOne(
+            db.cachedStatement(sql: "SELECT row_hash FROM csv_exported_keys WHERE mapping = ? AND row_key = ?"),
+            arguments: [request.mapping, request.rowKey])
+        {
             switch request.policy {
             case .skip: return .skippedAlreadyExported
             case .includeIfChanged where exported == hash: return .skippedAlreadyExported
             case .includeIfChanged, .always: break
             }
         }
-        try db.cachedStatement(sql: """
-            INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(mapping, period_start, row_key) DO UPDATE SET
-                received_at = excluded.received_at, job_id = excluded.job_id, row = excluded.row, row_hash = excluded.row_hash,
-                company_id = excluded.company_id, subject_id = excluded.subject_id
-            WHERE excluded.received_at >= csv_rows.received_at
-            """).execute(arguments: [request.mapping, target.start, target.end, request.rowKey, request.receivedAt.milliseconds, request.jobID,
-                                     Data(request.row), hash, request.companyID, request.subjectID])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO csv_rows(mapping, period_start, period_end, row_key, received_at, job_id, row, row_hash, company_id, subject_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(mapping, period_start, row_key) DO UPDATE SET
+                    received_at = excluded.received_at, job_id = excluded.job_id, row = excluded.row, row_hash = excluded.row_hash,
+                    company_id = excluded.company_id, subject_id = excluded.subject_id
+                WHERE excluded.received_at >= csv_rows.received_at
+                """
+        ).execute(arguments: [
+            request.mapping, target.start, target.end, request.rowKey, request.receivedAt.milliseconds, request.jobID,
+            Data(request.row), hash, request.companyID, request.subjectID,
+        ])
         return db.changesCount > 0 ? .staged(period: target) : .olderThanStaged
     }
 
@@ -78,8 +90,9 @@ extension SQLiteStore: CSVExportStore {
     /// On the reader connection: sees only committed exports.
     public func csvPeriodExported(mapping: String, periodStart: Int64) throws -> Bool {
         try reader.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?",
-                              arguments: [mapping, periodStart, CSVExportState.done.rawValue]) == true
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM csv_exports WHERE mapping = ? AND period_start = ? AND state = ?",
+                arguments: [mapping, periodStart, CSVExportState.done.rawValue]) == true
         }
     }
 
@@ -87,19 +100,23 @@ extension SQLiteStore: CSVExportStore {
     /// else less than `staleAfter` seconds ago (a crashed claimer is taken over).
     public func claimCSVExport(mapping: String, period: CSVPeriod, owner: String, now: Int64, staleAfter: Int64, redo: Bool) throws -> Bool {
         try writer.performAndWait { db, _ in
-            if let row = try Row.fetchOne(db, sql: "SELECT state, claimed_by, claimed_at FROM csv_exports WHERE mapping = ? AND period_start = ?",
-                                          arguments: [mapping, period.start]) {
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT state, claimed_by, claimed_at FROM csv_exports WHERE mapping = ? AND period_start = ?",
+                arguments: [mapping, period.start])
+            {
                 let state = CSVExportState(rawValue: row["state"])
                 let claimedAt: Int64 = row["claimed_at"] ?? 0
                 if state == .done && !redo { return false }
                 if state == .claimed && (row["claimed_by"] as String?) != owner && now - claimedAt < staleAfter { return false }
-                try db.execute(sql: "UPDATE csv_exports SET state = ?, claimed_by = ?, claimed_at = ? WHERE mapping = ? AND period_start = ?",
-                               arguments: [CSVExportState.claimed.rawValue, owner, now, mapping, period.start])
+                try db.execute(
+                    sql: "UPDATE csv_exports SET state = ?, claimed_by = ?, claimed_at = ? WHERE mapping = ? AND period_start = ?",
+                    arguments: [CSVExportState.claimed.rawValue, owner, now, mapping, period.start])
                 return true
             }
-            try db.execute(sql: """
-                INSERT INTO csv_exports(mapping, period_start, period_end, state, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [mapping, period.start, period.end, CSVExportState.claimed.rawValue, owner, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO csv_exports(mapping, period_start, period_end, state, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [mapping, period.start, period.end, CSVExportState.claimed.rawValue, owner, now])
             return true
         }
     }
@@ -107,8 +124,9 @@ extension SQLiteStore: CSVExportStore {
     /// Streams a period's rows (ordered by row key) in pages, for flat memory.
     public func forEachCSVRow(mapping: String, periodStart: Int64, _ body: (_ rowKey: String, _ row: [UInt8]) throws -> Void) throws {
         try reader.read { db in
-            let cursor = try Row.fetchCursor(db, sql: "SELECT row_key, row FROM csv_rows WHERE mapping = ? AND period_start = ? ORDER BY row_key",
-                                             arguments: [mapping, periodStart])
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT row_key, row FROM csv_rows WHERE mapping = ? AND period_start = ? ORDER BY row_key",
+                arguments: [mapping, periodStart])
             while let row = try cursor.next() {
                 try body(row["row_key"], [UInt8](row["row"] as Data))
             }
@@ -118,14 +136,16 @@ extension SQLiteStore: CSVExportStore {
     /// Marks a period exported and remembers what each row key looked like.
     public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws {
         try writer.performAndWait { db, _ in
-            try db.execute(sql: """
-                UPDATE csv_exports SET state = ?, file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
-                """, arguments: [CSVExportState.done.rawValue, file, rows, now, mapping, period.start])
-            try db.execute(sql: """
-                INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id)
-                SELECT mapping, row_key, row_hash, period_start, company_id, subject_id FROM csv_rows WHERE mapping = ? AND period_start = ? AND true
-                ON CONFLICT(mapping, row_key) DO UPDATE SET row_hash = excluded.row_hash, period_start = excluded.period_start
-                """, arguments: [mapping, period.start])
+            try db.execute(
+                sql: """
+                    UPDATE csv_exports SET state = ?, file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
+                    """, arguments: [CSVExportState.done.rawValue, file, rows, now, mapping, period.start])
+            try db.execute(
+                sql: """
+                    INSERT INTO csv_exported_keys(mapping, row_key, row_hash, period_start, company_id, subject_id)
+                    SELECT mapping, row_key, row_hash, period_start, company_id, subject_id FROM csv_rows WHERE mapping = ? AND period_start = ? AND true
+                    ON CONFLICT(mapping, row_key) DO UPDATE SET row_hash = excluded.row_hash, period_start = excluded.period_start
+                    """, arguments: [mapping, period.start])
         }
     }
 
@@ -133,10 +153,11 @@ extension SQLiteStore: CSVExportStore {
     public func releaseCSVExport(mapping: String, period: CSVPeriod) throws {
         try writer.performAndWait { db, _ in
             // A released claim is open again, unless the period was exported before (a redo).
-            try db.execute(sql: """
-                UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN ? ELSE ? END, claimed_by = NULL, claimed_at = 0
-                WHERE mapping = ? AND period_start = ?
-                """, arguments: [CSVExportState.claimed.rawValue, CSVExportState.done.rawValue, mapping, period.start])
+            try db.execute(
+                sql: """
+                    UPDATE csv_exports SET state = CASE WHEN exported_at IS NULL THEN ? ELSE ? END, claimed_by = NULL, claimed_at = 0
+                    WHERE mapping = ? AND period_start = ?
+                    """, arguments: [CSVExportState.claimed.rawValue, CSVExportState.done.rawValue, mapping, period.start])
         }
     }
 

@@ -1,12 +1,12 @@
+import Clocks
 import Crypto
+import Domain
 import Foundation
 import GRDB
 import GRDBSQLite
 import JSON
 import Logging
 import Synchronization
-import Clocks
-import Domain
 
 // The inbox: webhooks committed (and fsync'd) before they are acknowledged,
 // and the queue of events routing picks up after the commit.
@@ -56,10 +56,12 @@ extension SQLiteStore: EventStore {
     func insert(_ item: IngestItem, hash: Data, db: Database) throws -> IngestOutcome {
         switch item.content {
         case .quarantine(let reason):
-            if let id = try Int64.fetchOne(db.cachedStatement(sql: """
-                INSERT INTO quarantine(body_sha256, received_at, reason, body) VALUES (?, ?, ?, ?)
-                ON CONFLICT(body_sha256) DO NOTHING RETURNING id
-                """), arguments: [hash, item.receivedAt.milliseconds, reason, Data(item.body)])
+            if let id = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        INSERT INTO quarantine(body_sha256, received_at, reason, body) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(body_sha256) DO NOTHING RETURNING id
+                        """), arguments: [hash, item.receivedAt.milliseconds, reason, Data(item.body)])
             {
                 return .quarantined(id: id, duplicate: false)
             }
@@ -67,12 +69,18 @@ extension SQLiteStore: EventStore {
             return .quarantined(id: id, duplicate: true)
 
         case .event(let envelope, let disposition, let jobs, let company):
-            guard let id = try Int64.fetchOne(db.cachedStatement(sql: """
-                INSERT INTO inbox(body_sha256, received_at, event_type, action, company_id, subject_id, lenient, disposition, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(body_sha256) DO NOTHING RETURNING id
-                """), arguments: [hash, item.receivedAt.milliseconds, envelope.eventType, envelope.action, envelope.companyID,
-                                 envelope.subjectID, envelope.lenient, disposition.rawValue, Data(item.body)])
+            guard
+                let id = try Int64.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            INSERT INTO inbox(body_sha256, received_at, event_type, action, company_id, subject_id, lenient, disposition, body)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT(body_sha256) DO NOTHING RETURNING id
+                            """),
+                    arguments: [
+                        hash, item.receivedAt.milliseconds, envelope.eventType, envelope.action, envelope.companyID,
+                        envelope.subjectID, envelope.lenient, disposition.rawValue, Data(item.body),
+                    ])
             else {
                 let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM inbox WHERE body_sha256 = ?"), arguments: [hash]) ?? 0
                 return .duplicate(id: existing)
@@ -81,37 +89,49 @@ extension SQLiteStore: EventStore {
             if item.routeAfterCommit && disposition == .routed {
                 try db.cachedStatement(sql: "INSERT INTO route_queue(event_id) VALUES (?)").execute(arguments: [id])
             } else {
-                created = try insertJobs(jobs, eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
-                                         receivedAt: item.receivedAt, db: db)
+                created = try insertJobs(
+                    jobs, eventID: id, companyID: envelope.companyID, subjectID: envelope.subjectID,
+                    receivedAt: item.receivedAt, db: db)
             }
             if let company {
-                try db.cachedStatement(sql: """
-                    INSERT INTO companies(id, internal_id, name, settings, event_id, received_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET internal_id = excluded.internal_id, name = excluded.name,
-                        settings = excluded.settings, event_id = excluded.event_id, received_at = excluded.received_at
-                    WHERE excluded.received_at >= companies.received_at
-                    """).execute(arguments: [company.id, company.internalID, company.name,
-                                     company.settings.map { Data(JSONWriter.bytes($0)) }, id, item.receivedAt.milliseconds])
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO companies(id, internal_id, name, settings, event_id, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET internal_id = excluded.internal_id, name = excluded.name,
+                            settings = excluded.settings, event_id = excluded.event_id, received_at = excluded.received_at
+                        WHERE excluded.received_at >= companies.received_at
+                        """
+                ).execute(arguments: [
+                    company.id, company.internalID, company.name,
+                    company.settings.map { Data(JSONWriter.bytes($0)) }, id, item.receivedAt.milliseconds,
+                ])
             }
             return .stored(id: id, jobs: created)
         }
     }
 
     /// Inserts an event's planned jobs (inside the writer's transaction); returns how many were new.
-    func insertJobs(_ jobs: [PlannedJob], eventID id: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, db: Database) throws -> Int {
+    func insertJobs(_ jobs: [PlannedJob], eventID id: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, db: Database) throws
+        -> Int
+    {
         var created = 0
         for job in jobs {
-            try db.cachedStatement(sql: """
-                INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                 crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
-                                 on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(event_id, mapping, item) DO NOTHING
-                """).execute(arguments: [id, job.mapping, job.item, job.kind, job.effectKey, companyID, subjectID,
-                                 Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
-                                 job.initialState.rawValue, job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue,
-                                 job.holdReason?.detail, receivedAt.milliseconds, receivedAt.milliseconds,
-                                 receivedAt.milliseconds] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                     crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
+                                     on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(event_id, mapping, item) DO NOTHING
+                    """
+            ).execute(
+                arguments: [
+                    id, job.mapping, job.item, job.kind, job.effectKey, companyID, subjectID,
+                    Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
+                    job.initialState.rawValue, job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue,
+                    job.holdReason?.detail, receivedAt.milliseconds, receivedAt.milliseconds,
+                    receivedAt.milliseconds,
+                ] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
             created += db.changesCount
         }
         return created
@@ -121,8 +141,9 @@ extension SQLiteStore: EventStore {
     func route(_ events: [RoutedEvent], db: Database) throws -> Int {
         var created = 0
         for event in events {
-            created += try insertJobs(event.jobs, eventID: event.eventID, companyID: event.companyID, subjectID: event.subjectID,
-                                      receivedAt: event.receivedAt, db: db)
+            created += try insertJobs(
+                event.jobs, eventID: event.eventID, companyID: event.companyID, subjectID: event.subjectID,
+                receivedAt: event.receivedAt, db: db)
             try db.cachedStatement(sql: "DELETE FROM route_queue WHERE event_id = ?").execute(arguments: [event.eventID])
         }
         return created
@@ -133,15 +154,19 @@ extension SQLiteStore: RoutingQueue {
     /// On the reader connection: routing never waits for the writer to read its queue.
     public func unroutedEvents(limit: Int) async throws -> [UnroutedEvent] {
         try await reader.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT q.event_id, i.body, i.received_at, i.event_type, i.action, i.company_id, i.subject_id, i.lenient
-                FROM route_queue q JOIN inbox i ON i.id = q.event_id
-                ORDER BY q.event_id LIMIT ?
-                """), arguments: [limit]).map { row in
+            try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT q.event_id, i.body, i.received_at, i.event_type, i.action, i.company_id, i.subject_id, i.lenient
+                        FROM route_queue q JOIN inbox i ON i.id = q.event_id
+                        ORDER BY q.event_id LIMIT ?
+                        """), arguments: [limit]
+            ).map { row in
                 UnroutedEvent(
                     id: row["event_id"],
-                    envelope: WebhookEnvelope(eventType: row["event_type"], action: row["action"], companyID: row["company_id"],
-                                              subjectID: row["subject_id"], lenient: row["lenient"]),
+                    envelope: WebhookEnvelope(
+                        eventType: row["event_type"], action: row["action"], companyID: row["company_id"],
+                        subjectID: row["subject_id"], lenient: row["lenient"]),
                     body: (row["body"] as Data?).map { [UInt8]($0) }, receivedAt: Timestamp(milliseconds: row["received_at"]))
             }
         }

@@ -1,8 +1,8 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
-import Clocks
-import Domain
 
 extension SQLiteStore: JobStore {
     /// A write through the writer (claims share job commits). The `dueTime`
@@ -51,10 +51,12 @@ extension SQLiteStore: JobStore {
     func setAside(db: Database, jobID: Int64, from state: JobState, reason: String, now: Timestamp) throws {
         let target = try state.after(.setAside, jobID: jobID)
         let hold = HoldReason.storeFault(reason)
-        try db.cachedStatement(sql: """
-            UPDATE jobs SET state = ?, hold_reason = ?, hold_detail = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = ? WHERE id = ?
-            """).execute(arguments: [target.rawValue, hold.code.rawValue, hold.detail, hold.description, now.milliseconds, jobID])
+        try db.cachedStatement(
+            sql: """
+                UPDATE jobs SET state = ?, hold_reason = ?, hold_detail = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = ? WHERE id = ?
+                """
+        ).execute(arguments: [target.rawValue, hold.code.rawValue, hold.detail, hold.description, now.milliseconds, jobID])
     }
 
     /// Runners that died mid-attempt: re-run what is safe to re-run, park the rest.
@@ -63,12 +65,16 @@ extension SQLiteStore: JobStore {
         for policy in [CrashPolicy.rerun, .hold] {
             let target = try JobState.running.after(.leaseLost(policy))
             let hold: HoldReason? = target == .inDoubt ? .crashedDuringAttempt : nil
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = :target, hold_reason = :hold, hold_detail = NULL, last_error = :reason,
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-                WHERE state = \(SQL.literal(.running)) AND crash_policy = :policy AND (:all = 1 OR lease_expires_at <= :now)
-                """).execute(arguments: ["target": target.rawValue, "hold": hold?.code.rawValue, "reason": reason, "policy": policy.rawValue,
-                                         "all": expiredOnly ? 0 : 1, "now": now.milliseconds])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = :target, hold_reason = :hold, hold_detail = NULL, last_error = :reason,
+                        lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+                    WHERE state = \(SQL.literal(.running)) AND crash_policy = :policy AND (:all = 1 OR lease_expires_at <= :now)
+                    """
+            ).execute(arguments: [
+                "target": target.rawValue, "hold": hold?.code.rawValue, "reason": reason, "policy": policy.rawValue,
+                "all": expiredOnly ? 0 : 1, "now": now.milliseconds,
+            ])
             counts.append(db.changesCount)
         }
         return (counts[0], counts[1])
@@ -86,24 +92,29 @@ extension SQLiteStore: JobStore {
         _ = try requeueExpiredLeases(db: db, now: now, reason: "lease expired: the runner stopped during an attempt", expiredOnly: true)
         // Due jobs, oldest first; a job waits while an older job with the same
         // (mapping, effect key) is unfinished, so one entity's effects run in order.
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
-                   j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
-                   CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
-                   j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
-            FROM jobs j
-            WHERE j.state = \(SQL.literal(.pending)) AND j.run_at <= :now \(laneFilter)
-              AND NOT EXISTS (
-                  SELECT 1 FROM jobs o
-                  WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
-                    AND o.state IN \(SQL.list(JobState.unfinished)))
-            ORDER BY \(laneOrder)
-            LIMIT :limit
-            """), arguments: ["now": now.milliseconds, "limit": limit * 4])
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
+                           j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
+                           CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
+                           j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
+                    FROM jobs j
+                    WHERE j.state = \(SQL.literal(.pending)) AND j.run_at <= :now \(laneFilter)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM jobs o
+                          WHERE o.mapping = j.mapping AND o.effect_key = j.effect_key AND o.id < j.id
+                            AND o.state IN \(SQL.list(JobState.unfinished)))
+                    ORDER BY \(laneOrder)
+                    LIMIT :limit
+                    """), arguments: ["now": now.milliseconds, "limit": limit * 4])
         var running: [String: Int] = [:]
-        for row in try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT mapping, COUNT(*) AS n FROM jobs WHERE state = \(SQL.literal(.running)) GROUP BY mapping
-            """)) {
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT mapping, COUNT(*) AS n FROM jobs WHERE state = \(SQL.literal(.running)) GROUP BY mapping
+                    """))
+        {
             running[row["mapping"]] = row["n"]
         }
         let skipIDs = unclaimable
@@ -157,32 +168,39 @@ extension SQLiteStore: JobStore {
         var kind: String = row["kind"]
         var payload: Data = row["payload"]
         let effectKey: String = row["effect_key"]
-        let deliveredBy = EffectLedger.consultsLedger(kind: kind)
-            ? try Int64.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey])
+        let deliveredBy =
+            EffectLedger.consultsLedger(kind: kind)
+            ? try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT job_id FROM effects WHERE mapping = ? AND effect_key = ?"), arguments: [mapping, effectKey])
             : nil
         switch EffectLedger.decide(jobID: id, kind: kind, deliveredBy: deliveredBy, policy: SQLiteStore.storedPolicy(row)) {
         case .run:
             break
         case .skip(let firstJob):
             let target = try JobState.pending.after(.skipAsDelivered, jobID: id)
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, skipped_for = ?, updated_at = ?, last_error = 'effect already delivered by job ' || ?
-                WHERE id = ?
-                """).execute(arguments: [target.rawValue, firstJob, now.milliseconds, firstJob, id])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, skipped_for = ?, updated_at = ?, last_error = 'effect already delivered by job ' || ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [target.rawValue, firstJob, now.milliseconds, firstJob, id])
             // What waits for this job waits for an effect that exists: release it
             // with the capture of the job that delivered it.
             let capture = try Data.fetchOne(db.cachedStatement(sql: "SELECT capture FROM jobs WHERE id = ?"), arguments: [firstJob])
-            try releaseDependents(db: db, mapping: mapping, companyID: row["company_id"], subjectID: row["subject_id"],
-                                  capture: capture.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }, now: now)
+            try releaseDependents(
+                db: db, mapping: mapping, companyID: row["company_id"], subjectID: row["subject_id"],
+                capture: capture.flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }, now: now)
             return nil
         case .runAlternative(let altMapping, let altKind, let altPayload, let altHash):
             // Run the alternative mapping's rendering instead (e.g. an update); the
             // job stays the job of its own mapping (its row, ordering and ledger key).
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET runs_mapping = ?, kind = ?, payload = ?, mapping_hash = COALESCE(?, mapping_hash), on_repeat = ?,
-                    last_error = 'repeat of the effect delivered earlier: runs ' || ? || ' instead'
-                WHERE id = ?
-                """).execute(arguments: [altMapping, altKind, Data(altPayload), altHash, RepeatPolicy.send.storedName, altMapping, id])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET runs_mapping = ?, kind = ?, payload = ?, mapping_hash = COALESCE(?, mapping_hash), on_repeat = ?,
+                        last_error = 'repeat of the effect delivered earlier: runs ' || ? || ' instead'
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [altMapping, altKind, Data(altPayload), altHash, RepeatPolicy.send.storedName, altMapping, id])
             runMapping = altMapping
             kind = altKind
             payload = Data(altPayload)
@@ -190,10 +208,12 @@ extension SQLiteStore: JobStore {
         let target = try JobState.pending.after(.claim, jobID: id)
         let attempt: Int = row["attempts"] + 1
         let firstAttempt: Int64 = row["first_attempt_at"] ?? now.milliseconds
-        try db.cachedStatement(sql: """
-            UPDATE jobs SET state = ?, attempts = ?, first_attempt_at = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
-            WHERE id = ?
-            """).execute(arguments: [target.rawValue, attempt, firstAttempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
+        try db.cachedStatement(
+            sql: """
+                UPDATE jobs SET state = ?, attempts = ?, first_attempt_at = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+                WHERE id = ?
+                """
+        ).execute(arguments: [target.rawValue, attempt, firstAttempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
         return ClaimedJob(
             id: id, eventID: row["event_id"], mapping: runMapping, item: row["item"], kind: kind,
             effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
@@ -230,20 +250,27 @@ extension SQLiteStore: JobStore {
     /// Jobs of `after` mappings waiting for `mapping`'s job of this entity become due,
     /// with the capture that the executor puts in scope as `response`.
     func releaseDependents(db: Database, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?, now: Timestamp) throws {
-        try db.cachedStatement(sql: """
-            UPDATE jobs INDEXED BY jobs_after SET state = ?, run_at = ?, updated_at = ?, last_error = NULL, hold_reason = NULL,
-                hold_detail = NULL, after_capture = ?
-            WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = ? AND hold_reason = ?
-            """).execute(arguments: [try JobState.held.after(.release).rawValue, now.milliseconds, now.milliseconds,
-                                     Data(JSONWriter.bytes(capture ?? .object(JSONObject()))), mapping, companyID, subjectID,
-                                     JobState.held.rawValue, HoldReason.Code.waitingFor.rawValue])
+        try db.cachedStatement(
+            sql: """
+                UPDATE jobs INDEXED BY jobs_after SET state = ?, run_at = ?, updated_at = ?, last_error = NULL, hold_reason = NULL,
+                    hold_detail = NULL, after_capture = ?
+                WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = ? AND hold_reason = ?
+                """
+        ).execute(arguments: [
+            try JobState.held.after(.release).rawValue, now.milliseconds, now.milliseconds,
+            Data(JSONWriter.bytes(capture ?? .object(JSONObject()))), mapping, companyID, subjectID,
+            JobState.held.rawValue, HoldReason.Code.waitingFor.rawValue,
+        ])
     }
 
     /// Runs inside the writer's transaction.
     func complete(db: Database, jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) throws {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT state, mapping, effect_key, company_id, subject_id, attempts FROM jobs WHERE id = ? AND lease_owner = ?
-            """), arguments: [jobID, owner]),
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT state, mapping, effect_key, company_id, subject_id, attempts FROM jobs WHERE id = ? AND lease_owner = ?
+                        """), arguments: [jobID, owner]),
             let state = JobState(rawValue: row["state"]), state == .running
         else {
             // The lease was lost (expired and re-claimed): the other runner owns the outcome.
@@ -253,38 +280,50 @@ extension SQLiteStore: JobStore {
         let attempt: Int = row["attempts"]
         switch completion {
         case .done(let capture):
-            try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
-                                  capture: capture, now: now)
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, capture = ?, last_error = NULL, hold_reason = NULL, hold_detail = NULL, lease_owner = NULL,
-                    lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                """).execute(arguments: [target.rawValue, capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
-            try recordEffect(db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
-                             companyID: row["company_id"], subjectID: row["subject_id"])
+            try releaseDependents(
+                db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                capture: capture, now: now)
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, capture = ?, last_error = NULL, hold_reason = NULL, hold_detail = NULL, lease_owner = NULL,
+                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                    """
+            ).execute(arguments: [target.rawValue, capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
+            try recordEffect(
+                db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
+                companyID: row["company_id"], subjectID: row["subject_id"])
         case .retry(let at, let reason):
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                """).execute(arguments: [target.rawValue, at.milliseconds, reason, now.milliseconds, jobID])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?
+                    """
+            ).execute(arguments: [target.rawValue, at.milliseconds, reason, now.milliseconds, jobID])
         case .dead, .held, .expired:
             let hold: HoldReason? = if case .held(let reason) = completion { reason } else { nil }
             // A hold is not part of the retry window: once released, `give_up_after`
             // counts from the next real attempt.
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, last_error = ?, hold_reason = ?, hold_detail = ?, lease_owner = NULL, lease_expires_at = NULL,
-                    first_attempt_at = CASE WHEN ? THEN NULL ELSE first_attempt_at END, updated_at = ? WHERE id = ?
-                """).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, hold != nil, now.milliseconds, jobID])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, last_error = ?, hold_reason = ?, hold_detail = ?, lease_owner = NULL, lease_expires_at = NULL,
+                        first_attempt_at = CASE WHEN ? THEN NULL ELSE first_attempt_at END, updated_at = ? WHERE id = ?
+                    """
+            ).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, hold != nil, now.milliseconds, jobID])
         }
-        try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
-            """).execute(arguments: [jobID, attempt, now.milliseconds, completion.outcomeName, completion.detail])
+        try db.cachedStatement(
+            sql: """
+                INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [jobID, attempt, now.milliseconds, completion.outcomeName, completion.detail])
     }
 
     /// The effect ledger: one row per delivered (mapping, effect key); the first delivery stays.
     func recordEffect(db: Database, mapping: String, effectKey: String, jobID: Int64, now: Timestamp, companyID: String?, subjectID: String?) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
-            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
-            """).execute(arguments: [mapping, effectKey, jobID, now.milliseconds, companyID, subjectID])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO effects(mapping, effect_key, job_id, completed_at, company_id, subject_id)
+                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mapping, effect_key) DO NOTHING
+                """
+        ).execute(arguments: [mapping, effectKey, jobID, now.milliseconds, companyID, subjectID])
     }
 
     /// At start-up of the one daemon that owns this store (it holds the lock),
@@ -301,10 +340,12 @@ extension SQLiteStore: JobStore {
     public func releaseLeases(owner: String, now: Timestamp) async throws {
         try await writer.perform { db, _ in
             // The attempt never finished: give it back without counting it.
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL,
-                    lease_expires_at = NULL, updated_at = ? WHERE state = \(SQL.literal(.running)) AND lease_owner = ?
-                """).execute(arguments: [try JobState.running.after(.giveBack).rawValue, now.milliseconds, owner])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL,
+                        lease_expires_at = NULL, updated_at = ? WHERE state = \(SQL.literal(.running)) AND lease_owner = ?
+                    """
+            ).execute(arguments: [try JobState.running.after(.giveBack).rawValue, now.milliseconds, owner])
         }
     }
 
@@ -314,12 +355,16 @@ extension SQLiteStore: JobStore {
         // spin), and each an index lookup: this runs whenever a runner goes idle.
         let laneFilter = SQLiteStore.laneSQL(lane, table: "jobs").filter
         return try await reader.read { db in
-            let due = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT run_at FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) ORDER BY run_at LIMIT 1
-                """))
-            let lease = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT lease_expires_at FROM jobs WHERE state = \(SQL.literal(.running)) ORDER BY lease_expires_at LIMIT 1
-                """))
+            let due = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT run_at FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) ORDER BY run_at LIMIT 1
+                        """))
+            let lease = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT lease_expires_at FROM jobs WHERE state = \(SQL.literal(.running)) ORDER BY lease_expires_at LIMIT 1
+                        """))
             return [due, lease].compactMap { $0 }.min().map(Timestamp.init(milliseconds:))
         }
     }
@@ -363,9 +408,10 @@ extension SQLiteStore {
             sql += " ORDER BY id LIMIT ?"
             arguments += [limit]
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                JobSummary(id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"],
-                           attempts: row["attempts"], effectKey: row["effect_key"], lastError: row["last_error"],
-                           skippedFor: row["skipped_for"])
+                JobSummary(
+                    id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"],
+                    attempts: row["attempts"], effectKey: row["effect_key"], lastError: row["last_error"],
+                    skippedFor: row["skipped_for"])
             }
         }
     }
@@ -377,9 +423,12 @@ extension SQLiteStore {
             var counts: [String: Int] = [:]
             // Unbounded terminal states (done, skipped, cancelled) are not counted here:
             // this runs every second and must stay proportional to the open queue.
-            for row in try Row.fetchAll(db, sql: """
-                SELECT state, COUNT(*) AS n FROM jobs WHERE state IN \(SQL.list(JobState.gauged)) GROUP BY state
-                """) {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT state, COUNT(*) AS n FROM jobs WHERE state IN \(SQL.list(JobState.gauged)) GROUP BY state
+                    """)
+            {
                 counts[row["state"]] = row["n"]
             }
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM jobs WHERE state IN \(SQL.list([.pending, .running]))")
@@ -422,30 +471,38 @@ extension SQLiteStore {
             for mapping in mappings {
                 // A job that also runs `after` another mapping keeps waiting for it,
                 // unless that mapping's job for the entity is already done.
-                let ids = try Int64.fetchAll(db.cachedStatement(sql: """
-                    SELECT id FROM jobs WHERE state = \(SQL.literal(.held)) AND mapping = ? AND hold_reason = ?
-                    """), arguments: [mapping, HoldReason.Code.missingVariables.rawValue])
+                let ids = try Int64.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT id FROM jobs WHERE state = \(SQL.literal(.held)) AND mapping = ? AND hold_reason = ?
+                            """), arguments: [mapping, HoldReason.Code.missingVariables.rawValue])
                 for id in ids {
-                    let row = try Row.fetchOne(db.cachedStatement(sql: """
-                        SELECT j.after_mapping, (SELECT d.capture FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
-                              AND d.subject_id IS j.subject_id AND d.state = ? ORDER BY d.id DESC LIMIT 1) AS capture,
-                            EXISTS (SELECT 1 FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
-                              AND d.subject_id IS j.subject_id AND d.state = ?) AS after_done
-                        FROM jobs j WHERE j.id = ?
-                        """), arguments: [done, done, id])
+                    let row = try Row.fetchOne(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT j.after_mapping, (SELECT d.capture FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
+                                      AND d.subject_id IS j.subject_id AND d.state = ? ORDER BY d.id DESC LIMIT 1) AS capture,
+                                    EXISTS (SELECT 1 FROM jobs d WHERE d.mapping = j.after_mapping AND d.company_id IS j.company_id
+                                      AND d.subject_id IS j.subject_id AND d.state = ?) AS after_done
+                                FROM jobs j WHERE j.id = ?
+                                """), arguments: [done, done, id])
                     let after: String? = row?["after_mapping"]
                     let afterDone: Bool = row?["after_done"] ?? false
                     if let after, !afterDone {
                         let hold = HoldReason.waitingFor(mapping: after)
-                        try db.cachedStatement(sql: """
-                            UPDATE jobs SET hold_reason = ?, hold_detail = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = ?
-                            """).execute(arguments: [hold.code.rawValue, hold.detail, hold.description, now.milliseconds, id, held])
+                        try db.cachedStatement(
+                            sql: """
+                                UPDATE jobs SET hold_reason = ?, hold_detail = ?, last_error = ?, updated_at = ? WHERE id = ? AND state = ?
+                                """
+                        ).execute(arguments: [hold.code.rawValue, hold.detail, hold.description, now.milliseconds, id, held])
                     } else {
-                        try db.cachedStatement(sql: """
-                            UPDATE jobs SET state = ?, hold_reason = NULL, hold_detail = NULL, last_error = NULL, run_at = ?, updated_at = ?,
-                                after_capture = CASE WHEN after_mapping IS NULL THEN after_capture ELSE ? END
-                            WHERE id = ? AND state = ?
-                            """).execute(arguments: [pending, now.milliseconds, now.milliseconds, row?["capture"] as Data?, id, held])
+                        try db.cachedStatement(
+                            sql: """
+                                UPDATE jobs SET state = ?, hold_reason = NULL, hold_detail = NULL, last_error = NULL, run_at = ?, updated_at = ?,
+                                    after_capture = CASE WHEN after_mapping IS NULL THEN after_capture ELSE ? END
+                                WHERE id = ? AND state = ?
+                                """
+                        ).execute(arguments: [pending, now.milliseconds, now.milliseconds, row?["capture"] as Data?, id, held])
                         released += db.changesCount
                     }
                 }

@@ -1,8 +1,8 @@
+import Clocks
+import Domain
 import Foundation
 import GRDB
 import JSON
-import Clocks
-import Domain
 
 /// What operators do by hand (`jobs show|retry|resolve|cancel`, `replay`),
 /// beside a running daemon: short transactions on their own connection.
@@ -45,7 +45,8 @@ extension SQLiteStore: OperatorJobStore {
     /// The job's state and the state `transition` leads to, as the domain allows it.
     func transition(_ transition: JobTransition, jobID: Int64, db: Database) throws -> (from: JobState, to: JobState) {
         guard let text = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [jobID]),
-              let state = JobState(rawValue: text) else { throw OperatorError.noSuchJob(jobID) }
+            let state = JobState(rawValue: text)
+        else { throw OperatorError.noSuchJob(jobID) }
         do {
             return (state, try state.after(transition, jobID: jobID))
         } catch {
@@ -57,10 +58,18 @@ extension SQLiteStore: OperatorJobStore {
     public func job(id: Int64) throws -> JobDetail {
         try reader.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]) else { throw OperatorError.noSuchJob(id) }
-            let attempts = try Row.fetchAll(db, sql: "SELECT attempt, finished_at, outcome, detail FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id])
-                .map { (attempt: $0["attempt"] as Int, finishedAt: $0["finished_at"] as Int64, outcome: $0["outcome"] as String, detail: $0["detail"] as String?) }
-            let summary = JobSummary(id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"], attempts: row["attempts"],
-                                     effectKey: row["effect_key"], lastError: row["last_error"], skippedFor: row["skipped_for"])
+            let attempts = try Row.fetchAll(
+                db, sql: "SELECT attempt, finished_at, outcome, detail FROM job_attempts WHERE job_id = ? ORDER BY attempt", arguments: [id]
+            )
+            .map {
+                (
+                    attempt: $0["attempt"] as Int, finishedAt: $0["finished_at"] as Int64, outcome: $0["outcome"] as String,
+                    detail: $0["detail"] as String?
+                )
+            }
+            let summary = JobSummary(
+                id: row["id"], eventID: row["event_id"], mapping: row["mapping"], state: row["state"], attempts: row["attempts"],
+                effectKey: row["effect_key"], lastError: row["last_error"], skippedFor: row["skipped_for"])
             return JobDetail(
                 summary: summary, kind: row["kind"], item: row["item"],
                 payload: String(decoding: (row["payload"] as Data), as: UTF8.self),
@@ -78,10 +87,11 @@ extension SQLiteStore: OperatorJobStore {
             var count = 0
             for id in jobIDs {
                 let (_, target) = try transition(.operatorRetry, jobID: id, db: db)
-                try db.execute(sql: """
-                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
-                        last_error = 'retried by an operator' WHERE id = ?
-                    """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, id])
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
+                            last_error = 'retried by an operator' WHERE id = ?
+                        """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, id])
                 count += 1
             }
             return count
@@ -91,7 +101,8 @@ extension SQLiteStore: OperatorJobStore {
     /// Ids of jobs in a raw `state` (of one mapping, or all), in id order: what `jobs retry --dead` takes.
     public func jobIDs(state: String, mapping: String?) throws -> [Int64] {
         try reader.read { db in
-            try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE state = ? AND (? IS NULL OR mapping = ?) ORDER BY id", arguments: [state, mapping, mapping])
+            try Int64.fetchAll(
+                db, sql: "SELECT id FROM jobs WHERE state = ? AND (? IS NULL OR mapping = ?) ORDER BY id", arguments: [state, mapping, mapping])
         }
     }
 
@@ -99,22 +110,27 @@ extension SQLiteStore: OperatorJobStore {
     public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.resolve(delivered: delivered), jobID: jobID, db: db)
-            guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID])
+            else {
                 throw OperatorError.noSuchJob(jobID)
             }
             if delivered {
-                try db.execute(sql: """
-                    UPDATE jobs SET state = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
-                        last_error = 'resolved by an operator: delivered' WHERE id = ?
-                    """, arguments: [target.rawValue, now.milliseconds, jobID])
-                try recordEffect(db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
-                                 companyID: row["company_id"], subjectID: row["subject_id"])
-                try releaseDependents(db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"], capture: nil, now: now)
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET state = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                            last_error = 'resolved by an operator: delivered' WHERE id = ?
+                        """, arguments: [target.rawValue, now.milliseconds, jobID])
+                try recordEffect(
+                    db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
+                    companyID: row["company_id"], subjectID: row["subject_id"])
+                try releaseDependents(
+                    db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"], capture: nil, now: now)
             } else {
-                try db.execute(sql: """
-                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
-                        last_error = 'resolved by an operator: not delivered, resend' WHERE id = ?
-                    """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, jobID])
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                            last_error = 'resolved by an operator: not delivered, resend' WHERE id = ?
+                        """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, jobID])
             }
         }
     }
@@ -124,8 +140,9 @@ extension SQLiteStore: OperatorJobStore {
     public func cancel(jobID: Int64, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.cancel, jobID: jobID, db: db)
-            try db.execute(sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
-                           arguments: [target.rawValue, now.milliseconds, jobID])
+            try db.execute(
+                sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
+                arguments: [target.rawValue, now.milliseconds, jobID])
         }
     }
 
@@ -142,18 +159,25 @@ extension SQLiteStore: OperatorJobStore {
     /// Events with their bodies (purged bodies cannot be replayed).
     public func events(id: Int64?, since: Timestamp?, until: Timestamp?) throws -> [StoredEvent] {
         try reader.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT id, body, received_at FROM inbox WHERE body IS NOT NULL
-                  AND (? IS NULL OR id = ?) AND (? IS NULL OR received_at >= ?) AND (? IS NULL OR received_at < ?)
-                ORDER BY id
-                """, arguments: [id, id, since?.milliseconds, since?.milliseconds, until?.milliseconds, until?.milliseconds]).map {
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, body, received_at FROM inbox WHERE body IS NOT NULL
+                      AND (? IS NULL OR id = ?) AND (? IS NULL OR received_at >= ?) AND (? IS NULL OR received_at < ?)
+                    ORDER BY id
+                    """, arguments: [id, id, since?.milliseconds, since?.milliseconds, until?.milliseconds, until?.milliseconds]
+            ).map {
                 StoredEvent(id: $0["id"], body: [UInt8]($0["body"] as Data), receivedAt: Timestamp(milliseconds: $0["received_at"]))
             }
         }
     }
 
     /// What replay did to one planned job; the raw value is what the CLI prints.
-    public enum ReplayAction: String, Sendable { case created, rerendered, skippedDelivered = "skipped (delivered)", unchanged, forced }
+    public enum ReplayAction: String, Sendable {
+        case created, rerendered
+        case skippedDelivered = "skipped (delivered)"
+        case unchanged, forced
+    }
 
     /// A replayed job's label (mapping, or mapping/item) and what replay did to it.
     public struct ReplayOutcome: Sendable {
@@ -169,25 +193,31 @@ extension SQLiteStore: OperatorJobStore {
     /// sent again, with a new idempotency key if the payload carries one);
     /// jobs in any other state are `unchanged`. One write for the whole event.
     public func replay(eventID: Int64, jobs planned: [PlannedJob], envelope: WebhookEnvelope, force: Bool, now: Timestamp) async throws
-        -> [ReplayOutcome] {
+        -> [ReplayOutcome]
+    {
         try await writer.perform { db, _ in
             var actions: [ReplayOutcome] = []
             for job in planned {
                 let label = job.item.isEmpty ? job.mapping : "\(job.mapping)/\(job.item)"
-                let existing = try Row.fetchOne(db, sql: "SELECT id, state FROM jobs WHERE event_id = ? AND mapping = ? AND item = ?",
-                                                arguments: [eventID, job.mapping, job.item])
+                let existing = try Row.fetchOne(
+                    db, sql: "SELECT id, state FROM jobs WHERE event_id = ? AND mapping = ? AND item = ?",
+                    arguments: [eventID, job.mapping, job.item])
                 var payload = job.payload
                 guard let existing else {
-                    try db.execute(sql: """
-                        INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                         crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
-                                         on_repeat, after_mapping, deadline)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
-                                         Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
-                                         job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue, job.holdReason?.detail,
-                                         now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
-                                         job.deadline?.milliseconds])
+                    try db.execute(
+                        sql: """
+                            INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                             crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
+                                             on_repeat, after_mapping, deadline)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
+                            Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
+                            job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue, job.holdReason?.detail,
+                            now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
+                            job.deadline?.milliseconds,
+                        ])
                     actions.append(ReplayOutcome(label: label, action: .created))
                     continue
                 }
@@ -195,14 +225,18 @@ extension SQLiteStore: OperatorJobStore {
                 let state = JobState(rawValue: existing["state"] as String)
                 if let state, JobTransition.rerender(into: job.initialState).sources.contains(state) {
                     let target = try state.after(.rerender(into: job.initialState), jobID: id)
-                    try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, last_error = ?, hold_reason = ?, hold_detail = ?,
-                            runs_mapping = NULL, first_attempt_at = NULL, run_at = ?, updated_at = ?,
-                            on_repeat = ?, alt_mapping = ?, alt_kind = ?, alt_payload = ?, alt_mapping_hash = ? WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, target.rawValue,
-                                         job.reason ?? job.holdReason?.description ?? "replayed", job.holdReason?.code.rawValue,
-                                         job.holdReason?.detail, now.milliseconds, now.milliseconds]
-                                         + SQLiteStore.repeatColumns(job.onRepeat) + [id])
+                    try db.execute(
+                        sql: """
+                            UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, last_error = ?, hold_reason = ?, hold_detail = ?,
+                                runs_mapping = NULL, first_attempt_at = NULL, run_at = ?, updated_at = ?,
+                                on_repeat = ?, alt_mapping = ?, alt_kind = ?, alt_payload = ?, alt_mapping_hash = ? WHERE id = ?
+                            """,
+                        arguments: [
+                            Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, target.rawValue,
+                            job.reason ?? job.holdReason?.description ?? "replayed", job.holdReason?.code.rawValue,
+                            job.holdReason?.detail, now.milliseconds, now.milliseconds,
+                        ]
+                            + SQLiteStore.repeatColumns(job.onRepeat) + [id])
                     actions.append(ReplayOutcome(label: label, action: .rerendered))
                 } else if let state, JobTransition.forceResend.sources.contains(state) {
                     guard force else {
@@ -213,12 +247,16 @@ extension SQLiteStore: OperatorJobStore {
                         object["idempotency_key"] = .string("\(job.mapping):\(job.effectKey):replay-\(now.milliseconds)")
                         payload = .object(object)
                     }
-                    try db.execute(sql: """
-                        UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
-                            first_attempt_at = NULL, last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ?
-                        WHERE id = ?
-                        """, arguments: [Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, try state.after(.forceResend, jobID: id).rawValue,
-                                         RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id])
+                    try db.execute(
+                        sql: """
+                            UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
+                                first_attempt_at = NULL, last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ?
+                            WHERE id = ?
+                            """,
+                        arguments: [
+                            Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, try state.after(.forceResend, jobID: id).rawValue,
+                            RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id,
+                        ])
                     actions.append(ReplayOutcome(label: label, action: .forced))
                 } else {
                     actions.append(ReplayOutcome(label: label, action: .unchanged))

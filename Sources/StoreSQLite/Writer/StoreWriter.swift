@@ -1,8 +1,8 @@
+import Domain
 import Foundation
 import GRDB
 import Logging
 import Synchronization
-import Domain
 
 /// The single writer of the store, with group commit.
 ///
@@ -76,9 +76,10 @@ final class StoreWriter: @unchecked Sendable {
                 return
             }
             // A webhook is never thrown at: a failure is `unavailable` (503).
-            pendingIngestOps.append(PendingWrite(isIngest: true, body: apply) { result in
-                continuation.resume(returning: (try? result.get()) ?? .unavailable(reason: result.failureReason))
-            })
+            pendingIngestOps.append(
+                PendingWrite(isIngest: true, body: apply) { result in
+                    continuation.resume(returning: (try? result.get()) ?? .unavailable(reason: result.failureReason))
+                })
             condition.signal()
             condition.unlock()
         }
@@ -100,10 +101,11 @@ final class StoreWriter: @unchecked Sendable {
     func performAndWait<Value: Sendable>(_ body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value) throws -> Value {
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<Swift.Result<Value, any Error>>(.failure(Closed()))
-        enqueue(PendingWrite(body: body) { result in
-            outcome.withLock { $0 = result }
-            done.signal()
-        })
+        enqueue(
+            PendingWrite(body: body) { result in
+                outcome.withLock { $0 = result }
+                done.signal()
+            })
         done.wait()
         return try outcome.withLock { $0 }.get()
     }
@@ -390,8 +392,10 @@ final class PendingWrite<Value: Sendable>: WriterOperation {
     let deliver: @Sendable (Swift.Result<Value, any Error>) -> Void
     private var value: Value?
 
-    init(isIngest: Bool = false, body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value,
-         deliver: @escaping @Sendable (Swift.Result<Value, any Error>) -> Void) {
+    init(
+        isIngest: Bool = false, body: @escaping @Sendable (Database, inout CommitEffects) throws -> Value,
+        deliver: @escaping @Sendable (Swift.Result<Value, any Error>) -> Void
+    ) {
         self.isIngest = isIngest
         self.body = body
         self.deliver = deliver
