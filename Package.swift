@@ -98,10 +98,9 @@ let package = Package(
         .executableTarget(
             name: "jobylon-bridge",
             dependencies: [
-                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "Routing", "JobEngine", "CurlClient",
-                "CSVExport", "FileArchive", "StoreSQLite", "DurableFiles",
+                "BridgeApp", "Clocks", "JSON", "Mapping", "Domain", "CurlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                logging, lifecycle,
+                logging,
             ]
         ),
         .executableTarget(name: "json-bench", dependencies: ["JSON"], path: "Benchmarks/JSONBench"),

@@ -1,9 +1,8 @@
 import ArgumentParser
+import BridgeApp
 import Clocks
-import FileArchive
 import Foundation
 import Mapping
-import StoreSQLite
 
 struct Archive: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +19,9 @@ struct Archive: ParsableCommand {
         @Option(name: .long, help: "Only this company's records.") var company: String?
 
         func run() throws {
-            let (sqlite, config) = try OperatorStore.open(store)
-            defer { sqlite.close() }
-            let files = try sqlite.archivedFiles(candidateID: candidate, companyID: company)
+            let session = try store.session()
+            defer { session.close() }
+            let files = try session.store.archivedFiles(candidateID: candidate, companyID: company)
             print("id\tkind\tsize\tsha256\tdownloaded_at\tretain_until\tcontent_type\tpath\toriginal_name\tflag")
             for file in files {
                 let type = file.sniffedType ?? file.contentType ?? "-"
@@ -34,7 +33,7 @@ struct Archive: ParsableCommand {
                     ].joined(separator: "\t"))
             }
             if files.isEmpty { print("(no archived files for candidate \(candidate))") }
-            print("archive directory: \(config.resolvedArchiveDir)")
+            print("archive directory: \(session.archiveLayout.root)")
         }
     }
 
@@ -45,41 +44,14 @@ struct Archive: ParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() throws {
-            let (sqlite, config) = try OperatorStore.open(store)
-            defer { sqlite.close() }
-            let layout = ArchiveLayout(root: config.resolvedArchiveDir)
-            var checked = 0
-            var problems = 0
-            var recorded = Set<String>()
-            var last: Int64 = 0
-            while true {
-                let page = try sqlite.archivedFiles(afterID: last, limit: 500)
-                if page.isEmpty { break }
-                for file in page {
-                    last = file.id ?? last
-                    recorded.insert(file.path)
-                    checked += 1
-                    if let problem = layout.verify(file) {
-                        problems += 1
-                        print("PROBLEM archive id \(file.id ?? 0): \(problem)")
-                    }
-                }
+            let session = try store.session()
+            defer { session.close() }
+            let result = try session.verifyArchive()
+            for problem in result.problems { print("PROBLEM \(problem)") }
+            for relative in result.unrecorded {
+                print("UNRECORDED \(relative) (no store record: left by a crash before recording, or copied in by hand)")
             }
-            var unrecorded = 0
-            if let walker = FileManager.default.enumerator(atPath: layout.root) {
-                while let relative = walker.nextObject() as? String {
-                    if relative.hasPrefix(".partial") { continue }
-                    var isDirectory: ObjCBool = false
-                    guard FileManager.default.fileExists(atPath: layout.absolute(relative), isDirectory: &isDirectory), !isDirectory.boolValue else {
-                        continue
-                    }
-                    let base = relative.hasSuffix(".json") ? String(relative.dropLast(5)) : relative
-                    if !recorded.contains(base) {
-                        unrecorded += 1
-                        print("UNRECORDED \(relative) (no store record: left by a crash before recording, or copied in by hand)")
-                    }
-                }
-            }
+            let (checked, problems, unrecorded) = (result.checked, result.problems.count, result.unrecorded.count)
             print("verified \(checked) file(s): \(problems) problem(s), \(unrecorded) unrecorded file(s)")
             if problems > 0 { throw ExitCode(1) }
         }
@@ -93,11 +65,10 @@ struct Archive: ParsableCommand {
         @Flag(name: .long, help: "Only list what would be deleted.") var dryRun = false
 
         func run() throws {
-            let (sqlite, config) = try OperatorStore.open(store)
-            defer { sqlite.close() }
-            let purger = ArchivePurger(store: sqlite, layout: ArchiveLayout(root: config.resolvedArchiveDir))
+            let session = try store.session()
+            defer { session.close() }
             var index = 0
-            let outcome = purger.purge(now: OperatorStore.now, dryRun: dryRun) { file in
+            let outcome = session.purgeArchive(dryRun: dryRun) { file in
                 index += 1
                 print(
                     "\(dryRun ? "would delete" : "deleting") [\(index)] \(file.path) (\(file.size) bytes, retained until \(Archive.time(file.retainUntil)))"

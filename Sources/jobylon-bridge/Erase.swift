@@ -1,7 +1,6 @@
 import ArgumentParser
-import FileArchive
+import BridgeApp
 import Foundation
-import StoreSQLite
 
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,33 +19,24 @@ struct Erase: ParsableCommand {
 
     func run() throws {
         guard !candidate.isEmpty else { throw ValidationError("--candidate must not be empty") }
-        let (sqlite, config) = try OperatorStore.open(store)
-        defer { sqlite.close() }
-        let report = try sqlite.erase(candidateID: candidate, companyID: company, now: OperatorStore.now, dryRun: dryRun)
+        let session = try store.session()
+        defer { session.close() }
+        let outcome = try session.erase(candidate: candidate, company: company, dryRun: dryRun) { file in
+            print("\(dryRun ? "would delete" : "deleting") archived \(file.path) (\(file.kind), \(file.size) bytes)")
+        }
+        let report = outcome.report
         let verb = dryRun ? "would erase" : "erased"
         print(
             "\(verb): \(report.events) event body(ies), \(report.jobsCleared) job payload(s) (\(report.jobsCancelled) open job(s) cancelled), "
                 + "\(report.quarantined) quarantined body(ies), \(report.csvRows) staged CSV row(s), \(report.csvExportedKeys) exported-row record(s)"
         )
-        let layout = ArchiveLayout(root: config.resolvedArchiveDir)
-        var failures = 0
-        for file in report.archiveFiles {
-            print("\(dryRun ? "would delete" : "deleting") archived \(file.path) (\(file.kind), \(file.size) bytes)")
-            guard !dryRun else { continue }
-            do {
-                try layout.remove(file)
-                if let id = file.id { try sqlite.deleteArchivedFile(id: id) }
-            } catch {
-                failures += 1
-                print("FAILED \(file.path): \(error)")
-            }
-        }
+        for failure in outcome.failures { print("FAILED \(failure)") }
         for file in report.exportedFiles {
             print("delivered CSV file holding the candidate's rows (outside the store; edit by hand): \(file)")
         }
         if report.events + report.quarantined + report.csvRows + report.archiveFiles.count == 0 {
             print("nothing stored for candidate \(candidate)\(company.map { " of company \($0)" } ?? "")")
         }
-        if failures > 0 { throw ExitCode(1) }
+        if !outcome.failures.isEmpty { throw ExitCode(1) }
     }
 }

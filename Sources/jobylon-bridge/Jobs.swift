@@ -4,21 +4,13 @@ import Clocks
 import Domain
 import Foundation
 import JSON
-import Logging
 import Mapping
-import Routing
-import StoreSQLite
 
-/// Opens the store for a short CLI process beside the daemon.
-enum OperatorStore {
-    static func open(_ options: StoreOptions) throws -> (SQLiteStore, BridgeConfiguration) {
-        let config = try options.configuration()
-        var logger = Logger(label: "jobylon-bridge")
-        logger.logLevel = .warning
-        return (try SQLiteStore(directory: config.dataDir, logger: logger), config)
+extension StoreOptions {
+    /// The operator session for this command's configuration.
+    func session() throws -> OperatorSession {
+        try OperatorSession(configuration: configuration())
     }
-
-    static var now: Timestamp { SystemWallClock().now() }
 }
 
 struct Jobs: AsyncParsableCommand {
@@ -38,8 +30,9 @@ struct Jobs: AsyncParsableCommand {
         @Option(name: .long, help: "At most this many rows.") var limit: Int = 1000
 
         func run() throws {
-            let (sqlite, _) = try OperatorStore.open(store)
-            defer { sqlite.close() }
+            let session = try store.session()
+            defer { session.close() }
+            let sqlite = session.store
             print("id\tevent\tmapping\tstate\tattempts\teffect_key\tdetail")
             for job in try sqlite.jobs(state: state, mapping: mapping, limit: limit) {
                 // Stored reasons were redacted when written; older rows get the pattern pass here.
@@ -55,8 +48,9 @@ struct Jobs: AsyncParsableCommand {
         @Argument(help: "Job id.") var id: Int64
 
         func run() throws {
-            let (sqlite, _) = try OperatorStore.open(store)
-            defer { sqlite.close() }
+            let session = try store.session()
+            defer { session.close() }
+            let sqlite = session.store
             let job = try sqlite.job(id: id)
             print(
                 "job \(job.summary.id) · event \(job.summary.eventID) · \(job.summary.mapping)\(job.item.isEmpty ? "" : "/" + job.item) (\(job.kind))"
@@ -91,10 +85,11 @@ struct Jobs: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (sqlite, _) = try OperatorStore.open(store)
-            defer { sqlite.close() }
+            let session = try store.session()
+            defer { session.close() }
+            let sqlite = session.store
             let ids = try id.map { [$0] } ?? sqlite.jobIDs(state: "dead", mapping: mapping)
-            print("\(try await sqlite.retry(jobIDs: ids, now: OperatorStore.now)) job(s) queued again")
+            print("\(try await sqlite.retry(jobIDs: ids, now: session.now)) job(s) queued again")
         }
     }
 
@@ -111,9 +106,10 @@ struct Jobs: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (sqlite, _) = try OperatorStore.open(store)
-            defer { sqlite.close() }
-            try await sqlite.resolve(jobID: id, delivered: delivered, now: OperatorStore.now)
+            let session = try store.session()
+            defer { session.close() }
+            let sqlite = session.store
+            try await sqlite.resolve(jobID: id, delivered: delivered, now: session.now)
             print("job \(id) resolved: \(delivered ? "delivered" : "to be sent again")")
         }
     }
@@ -124,9 +120,10 @@ struct Jobs: AsyncParsableCommand {
         @Argument(help: "Job id.") var id: Int64
 
         func run() async throws {
-            let (sqlite, _) = try OperatorStore.open(store)
-            defer { sqlite.close() }
-            try await sqlite.cancel(jobID: id, now: OperatorStore.now)
+            let session = try store.session()
+            defer { session.close() }
+            let sqlite = session.store
+            try await sqlite.cancel(jobID: id, now: session.now)
             print("job \(id) cancelled")
         }
     }
@@ -156,29 +153,22 @@ struct Replay: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (sqlite, config) = try OperatorStore.open(store)
-        defer { sqlite.close() }
-        let directory = mappings ?? config.mappingsDir
-        let (set, errors, _) = MappingLoader.load(
-            directory: directory, variables: BridgeApplication.variables(for: config), strict: false
-        ) { print($0) }
-        guard errors == 0 else { throw ExitCode(1) }
-        func time(_ text: String?) throws -> Timestamp? {
-            guard let text else { return nil }
+        let session = try store.session()
+        defer { session.close() }
+        func time(_ text: String) throws -> Timestamp {
             guard let ms = MappingClock.milliseconds(fromISO8601: text) else { throw ValidationError("not a time: \(text)") }
             return Timestamp(milliseconds: ms)
         }
+        let selection: OperatorSession.ReplaySelection
+        if let event {
+            selection = .event(event)
+        } else {
+            selection = .received(since: try time(since ?? ""), until: try until.map(time))
+        }
+        let set = try refusing { () throws(OperatorFailure) in try session.mappings(directory: mappings) { print($0) } }
         if force { FileHandle.standardError.write(Data("warning: --force sends delivered effects again with new idempotency keys\n".utf8)) }
-        let router = BridgeApplication.router(
-            registry: MappingRegistry(set), companies: CompanyDirectory(try sqlite.companies()), configuration: config)
-        var count = 0
-        for stored in try sqlite.events(id: event, since: try time(since), until: try time(until)) {
-            guard let envelope = try? WebhookEnvelope.read(stored.body) else { continue }
-            let planned = router.route(envelope, body: stored.body, receivedAt: stored.receivedAt).filter { mapping == nil || $0.mapping == mapping }
-            for outcome in try await sqlite.replay(eventID: stored.id, jobs: planned, envelope: envelope, force: force, now: OperatorStore.now) {
-                print("event \(stored.id)\t\(outcome.label)\t\(outcome.action.rawValue)")
-            }
-            count += 1
+        let count = try await session.replay(selection, mappings: set, onlyMapping: mapping, force: force) { line in
+            print("event \(line.eventID)\t\(line.job)\t\(line.action)")
         }
         print("\(count) event(s) replayed")
     }

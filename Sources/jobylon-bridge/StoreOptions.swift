@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeApp
+import Foundation
 
 /// Options shared by every command that touches the store.
 struct StoreOptions: ParsableArguments {
@@ -21,6 +22,17 @@ struct StoreOptions: ParsableArguments {
         } catch {
             throw ValidationError(error.message)
         }
+    }
+}
+
+/// Runs an operator step; a refusal is printed as `error: …` and exits 1
+/// (it is not a usage mistake, so no usage text follows).
+func refusing<T>(_ body: () throws(OperatorFailure) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        throw ExitCode(1)
     }
 }
 
