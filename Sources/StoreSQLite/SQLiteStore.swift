@@ -153,6 +153,12 @@ public final class SQLiteStore: Sendable, IngestPressure {
         _ = try? database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
+    /// A store dropped without `close()` (a test, a failed start) still ends
+    /// its writer thread, after committing what was queued.
+    deinit {
+        writer.stop()
+    }
+
     /// Moves WAL content into the database file on the checkpoint connection
     /// (PASSIVE: never waits for or blocks the writer). Async so the copy
     /// runs on the connection's own queue, never on a thread that serves

@@ -15,6 +15,7 @@ import StoreSQLite
 ///
 /// The CLI only parses arguments and prints what these return.
 public final class OperatorSession {
+    /// The configuration the command was started with.
     public let configuration: BridgeConfiguration
     /// Opened for the session; `close()` releases it.
     public let store: SQLiteStore
@@ -62,8 +63,11 @@ public final class OperatorSession {
 
     /// One job's fate in a replay, as the CLI prints it.
     public struct ReplayLine: Sendable {
+        /// The stored event (inbox id).
         public var eventID: Int64
+        /// Which job: mapping, item and kind, as the store labels it.
         public var job: String
+        /// What the store did with it (`created`, `rerendered`, `skipped (delivered)`, `unchanged`, `forced`).
         public var action: String
     }
 
@@ -99,6 +103,7 @@ public final class OperatorSession {
 
     /// What an erasure did (or, dry, would do), with the archive's part.
     public struct ErasureOutcome: Sendable {
+        /// What the store erased (or would erase), with the archived files and delivered CSV files it found.
         public var report: ErasureReport
         /// Archived files that could not be deleted, with the reason.
         public var failures: [String] = []
@@ -128,6 +133,7 @@ public final class OperatorSession {
 
     /// The result of re-hashing the archive.
     public struct ArchiveVerification: Sendable {
+        /// Records re-hashed.
         public var checked = 0
         /// Corrupt, missing or resized files, each with its archive id.
         public var problems: [String] = []
@@ -185,6 +191,7 @@ public final class OperatorSession {
 
     /// A file written by `export`.
     public struct ExportedFile: Sendable {
+        /// Where the file was published.
         public var path: String
         /// Counted for a partial file; the store keeps the count of a period's file.
         public var rows: Int?

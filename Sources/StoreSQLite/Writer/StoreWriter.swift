@@ -31,6 +31,8 @@ final class StoreWriter: @unchecked Sendable {
     private var pendingCheckpoints: [CheckedContinuation<WALProgress, any Error>] = []
     private var stopping = false
     private var finished = false
+    /// Whether `start()` ran: a writer that never started has no thread to wait for.
+    private var started = false
     private var healthy = true
     private var thread: Thread?
 
@@ -59,7 +61,10 @@ final class StoreWriter: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in run() }
         thread.name = "store-writer"
+        condition.lock()
         self.thread = thread
+        started = true
+        condition.unlock()
         thread.start()
     }
 
@@ -147,12 +152,14 @@ final class StoreWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Commits what is queued, refuses anything new, and waits for the thread.
+    /// Commits what is queued, refuses anything new, and waits for the thread
+    /// (unless called on it, which only a commit handler could do). Idempotent.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
-        while !finished && thread != nil { condition.wait() }
+        let onWriterThread = thread.map { $0 == Thread.current } ?? false
+        while started && !finished && !onWriterThread { condition.wait() }
         condition.unlock()
     }
 
@@ -182,6 +189,9 @@ final class StoreWriter: @unchecked Sendable {
                 runCheckpoints(checkpoints)
                 condition.lock()
                 finished = true
+                // The Thread holds this writer through its closure: letting go of
+                // it here breaks the cycle, so the writer is freed with its store.
+                thread = nil
                 condition.broadcast()
                 condition.unlock()
                 return
