@@ -2,11 +2,12 @@ import Clocks
 import Domain
 import JSON
 
-/// Decides which jobs an event creates. Pure: the receiver calls it before
-/// handing the event to the store, so evaluation never runs on the single
-/// database writer, and the event and its jobs commit together (exactly once).
+/// Decides which jobs an event creates. Pure: `EventRoutingService` calls it
+/// for events already committed (the receiver only stores them), off the
+/// single database writer; the jobs and the event's removal from the routing
+/// queue then commit together, so an event is routed exactly once.
 public protocol EventRouter: Sendable {
-    /// `eventID`: the inbox id reserved for this event, so mappings can use `event.id`.
+    /// `eventID`: the event's inbox id, so mappings can use `event.id`.
     func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob]
 }
 

@@ -6,8 +6,8 @@ import Synchronization
 
 /// Routes events through the compiled mapping files.
 ///
-/// Pure and run in the receiver's task (never on the single writer): the
-/// body is parsed once, every enabled mapping whose `when` matches renders its
+/// Pure, and run by `EventRoutingService` on committed events (never on the
+/// single writer, never in the receiver): the body is parsed once, every enabled mapping whose `when` matches renders its
 /// jobs, and each becomes a `PlannedJob`. A mapping that cannot render an
 /// event still gets its job, `dead` with the reason, so a fixed mapping can
 /// replay it; a mapping waiting for a variable gets `held` jobs.

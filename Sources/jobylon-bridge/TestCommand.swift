@@ -19,113 +19,19 @@ struct Test: ParsableCommand {
     var directory: String = "mappings"
 
     func run() throws {
-        let testsDirectory = (directory as NSString).appendingPathComponent("tests")
-        let (set, errors, _) = MappingLoader.load(directory: directory, variables: VariableSource(environment: [:]), strict: false) { print($0) }
-        guard errors == 0 else { throw ExitCode(1) }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: testsDirectory))?.filter { $0.hasSuffix(".json") }.sorted() ?? []
-        var passed = 0
-        var failed = 0
-        for name in files {
-            let path = (testsDirectory as NSString).appendingPathComponent(name)
-            let document: JSONValue
-            do {
-                document = try JSONParser.parse(try EventFile.read(path), options: .strict)
-            } catch let error as JSONError {
-                print("\(path):\(error)")
-                failed += 1
-                continue
-            }
-            guard let mappingName = document["mapping"]?.stringValue, let mapping = set.mapping(named: mappingName) else {
-                print("\(path): \"mapping\" must name a mapping of \(directory)")
-                failed += 1
-                continue
-            }
-            for (index, testCase) in (document["cases"]?.arrayValue ?? []).enumerated() {
-                let label = "\(name) › \(testCase["name"]?.stringValue ?? "case \(index + 1)")"
-                switch runCase(testCase, mapping: mapping, testsDirectory: testsDirectory) {
+        let runner = MappingTestRunner(directory: directory)
+        let (passed, failed) = try refusing { () throws(OperatorFailure) in
+            try runner.run(diagnostics: { print($0) }) { outcome in
+                switch outcome.result {
                 case .success:
-                    passed += 1
-                    print("ok    \(label)")
+                    print("ok    \(outcome.label)")
                 case .failure(let failure):
-                    failed += 1
-                    print(
-                        "FAIL  \(label)\n\(failure.text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))"
-                    )
+                    let indented = failure.text.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }
+                    print("FAIL  \(outcome.label)\n\(indented.joined(separator: "\n"))")
                 }
             }
         }
         print("mappings: \(passed) passed, \(failed) failed")
         if failed > 0 || passed == 0 { throw ExitCode(1) }
-    }
-
-    struct Failure: Error { var text: String }
-
-    func runCase(_ testCase: JSONValue, mapping: MappingFile, testsDirectory: String) -> Result<Void, Failure> {
-        var environment: [String: String] = [:]
-        for member in testCase["env"]?.objectValue ?? JSONObject() {
-            environment[member.key] = member.value.stringValue ?? ""
-        }
-        let variables = VariableSource(environment: environment, dataDirectory: "/var/lib/jobylon-bridge")
-        let now = testCase["now"]?.stringValue ?? "2026-01-01T00:00:00.000Z"
-        let event: MappingEvent
-        do {
-            if let file = testCase["event_file"]?.stringValue {
-                let path = (testsDirectory as NSString).appendingPathComponent(file)
-                event = try EventFile.event(from: try EventFile.read(path), receivedAt: now, source: path)
-            } else if let inline = testCase["event"] {
-                event = try EventFile.event(from: inline, receivedAt: now, source: "event")
-            } else {
-                return .failure(Failure(text: "the case needs \"event\" or \"event_file\""))
-            }
-        } catch {
-            return .failure(Failure(text: "\(error)"))
-        }
-        let result = mapping.plan(event, now: now)
-        let actual = MapOutput.result(mapping, event, result, variables: variables, mask: false)
-        if testCase["expect_no_match"]?.boolValue == true {
-            if case .noMatch = result { return .success(()) }
-            return .failure(Failure(text: "expected no match, got:\n" + JSONWriter.prettyString(actual)))
-        }
-        if let expected = testCase["expect_error"]?.stringValue {
-            if case .failed(let message) = result, message.contains(expected) { return .success(()) }
-            return .failure(Failure(text: "expected an error containing \"\(expected)\", got:\n" + JSONWriter.prettyString(actual)))
-        }
-        guard let expected = testCase["expect"] else {
-            return .failure(Failure(text: "the case needs \"expect\", \"expect_no_match\" or \"expect_error\""))
-        }
-        let jobs = actual["jobs"] ?? actual
-        if jobs == expected { return .success(()) }
-        return .failure(Failure(text: Diff.lines(expected: JSONWriter.prettyString(expected), actual: JSONWriter.prettyString(jobs))))
-    }
-}
-
-/// A small line diff (longest common subsequence) for test failures.
-enum Diff {
-    static func lines(expected: String, actual: String) -> String {
-        let a = expected.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let b = actual.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
-        for i in stride(from: a.count - 1, through: 0, by: -1) {
-            for j in stride(from: b.count - 1, through: 0, by: -1) {
-                table[i][j] = a[i] == b[j] ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
-            }
-        }
-        var out: [String] = ["--- expected", "+++ actual"]
-        var i = 0
-        var j = 0
-        while i < a.count || j < b.count {
-            if i < a.count, j < b.count, a[i] == b[j] {
-                out.append("  " + a[i])
-                i += 1
-                j += 1
-            } else if j < b.count, i == a.count || table[i][j + 1] >= table[i + 1][j] {
-                out.append("+ " + b[j])
-                j += 1
-            } else {
-                out.append("- " + a[i])
-                i += 1
-            }
-        }
-        return out.joined(separator: "\n")
     }
 }

@@ -1,0 +1,108 @@
+import Foundation
+import JSON
+import Mapping
+
+// What the CLI's `map` and `test` commands do with mappings and event files.
+
+/// Reads an event file as Jobylon would send it and shapes it for mappings.
+public enum EventFile {
+    /// The bytes of `path`, or a failure naming it.
+    public static func read(_ path: String) throws(OperatorFailure) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw OperatorFailure("cannot read event file \(path)") }
+        return [UInt8](data)
+    }
+
+    /// Parses an envelope as the receiver would (`.payload` rules); `source` names it in errors.
+    public static func event(from bytes: [UInt8], receivedAt: String, source: String) throws(OperatorFailure) -> MappingEvent {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes, options: .payload)
+        } catch {
+            throw OperatorFailure("\(source):\(error)")
+        }
+        return try event(from: value, receivedAt: receivedAt, source: source)
+    }
+
+    /// The mapping scope of an envelope: type, action, data, and `company:subject` as its entity key.
+    public static func event(from value: JSONValue, receivedAt: String, source: String) throws(OperatorFailure) -> MappingEvent {
+        guard let type = value["event_type"]?.stringValue, let action = value["action"]?.stringValue, let data = value["data"],
+            data.objectValue != nil
+        else {
+            throw OperatorFailure("\(source): not a webhook envelope {event_type, action, data}")
+        }
+        let company = data["company"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
+        let subject = data["candidate"]?["id"]?.stringValue ?? data["job"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
+        return MappingEvent(type: type, action: action, data: data, receivedAt: receivedAt, entityKey: "\(company):\(subject)")
+    }
+}
+
+/// The JSON a dry run prints for one mapping and one event.
+public enum MapOutput {
+    /// `mapping`, `event`, `result` and, when planned, each job's item, effect key and payload
+    /// (variables substituted; credential-like names masked when `mask`).
+    public static func result(_ mapping: MappingFile, _ event: MappingEvent, _ result: MappingResult, variables: VariableSource?, mask: Bool)
+        -> JSONValue
+    {
+        var object = JSONObject()
+        object["mapping"] = .string(mapping.name)
+        object["event"] = .string(event.name)
+        switch result {
+        case .noMatch(let reason):
+            object["result"] = "no match"
+            object["reason"] = .string(reason)
+        case .failed(let message):
+            object["result"] = "error"
+            object["error"] = .string(message)
+        case .planned(let jobs):
+            object["result"] = "planned"
+            object["kind"] = .string(mapping.kind)
+            object["jobs"] = .array(
+                jobs.map { job in
+                    var item = JSONObject()
+                    if !job.item.isEmpty { item["item"] = .string(job.item) }
+                    item["effect_key"] = .string(job.effectKey)
+                    item["payload"] = variables.map { substitute(job.payload, $0, mask: mask) } ?? job.payload
+                    return .object(item)
+                })
+        }
+        return .object(object)
+    }
+
+    /// Every string of `value` with its `${VARIABLES}` replaced.
+    public static func substitute(_ value: JSONValue, _ variables: VariableSource, mask: Bool) -> JSONValue {
+        switch value {
+        case .string(let s): return .string(variables.substitute(s, mask: mask))
+        case .array(let items): return .array(items.map { substitute($0, variables, mask: mask) })
+        case .object(let object):
+            return .object(JSONObject(object.members.map { .init(key: $0.key, value: substitute($0.value, variables, mask: mask)) }))
+        default: return value
+        }
+    }
+}
+
+/// Reads a file line by line in 1 MiB chunks (flat memory for large NDJSON).
+public struct LineReader {
+    let handle: FileHandle
+
+    /// Reads from `handle`, which the caller owns and closes.
+    public init(handle: FileHandle) {
+        self.handle = handle
+    }
+
+    /// Calls `body` with each line, without its newline (a last line without one too).
+    public func forEachLine(_ body: ([UInt8]) throws -> Void) throws {
+        var pending: [UInt8] = []
+        while true {
+            let chunk = handle.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            pending.append(contentsOf: chunk)
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: 0x0A) {
+                try body(Array(pending[start..<newline]))
+                start = newline + 1
+            }
+            pending.removeFirst(start)
+        }
+        if !pending.isEmpty { try body(pending) }
+    }
+}
