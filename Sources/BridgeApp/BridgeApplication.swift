@@ -75,6 +75,8 @@ public final class BridgeApplication: Sendable {
     /// Prepares the data directory, takes the daemon lock, loads mappings,
     /// opens and recovers the store and builds every service. Nothing runs
     /// yet; a configuration that cannot work throws `ConfigurationError`.
+    /// The lock, the store and the threads are released by `run()` when it
+    /// returns, so a started application must be run.
     ///
     /// `signals` end the group gracefully (SIGTERM and SIGINT for the daemon;
     /// tests pass none and call `shutdown()`).
@@ -121,9 +123,10 @@ public final class BridgeApplication: Sendable {
         let store = try SQLiteStore(directory: config.dataDir, options: storeOptions, logger: logger)
         do {
             let archiveLayout = try await recover(store: store, config: config, mappings: mappings, clock: clock, logger: logger)
+            let companies = CompanyDirectory(try store.companies())
+            // Threads start last, once nothing else can fail.
             let curl = CurlEngine()
             let io = BlockingIOPool(threads: 4)
-            let companies = CompanyDirectory(try store.companies())
             let services = makeServices(
                 config, address: address, tokens: tokens, registry: registry, companies: companies, store: store, archiveLayout: archiveLayout,
                 curl: CurlClient(engine: curl), io: io, clock: clock, logger: logger, signals: signals)

@@ -114,7 +114,7 @@ public struct CSVExporter: Sendable {
         }
         let file: StagedFile
         do throws(IOFailure) {
-            file = try StagedFile.create(nextTo: path, mode: fileMode)
+            file = try StagedFile.create(nextTo: path, mode: 0o600)
         } catch {
             throw CSVExportError.directoryUnavailable(directory, error.message)
         }
@@ -133,9 +133,12 @@ public struct CSVExporter: Sendable {
             }
             if rows == 0 && csv.emptyPeriod == "none" { return nil }
             try writer.flush(file.append)
-            try file.finish()
+            // Readable by the payroll group only once complete.
+            try file.finish(mode: fileMode)
             try DurableFiles.publish(file.temporaryPath, as: path)
-            if csv.doneMarker { try DurableFiles.write([], to: path + ".done", mode: fileMode) }
+            // The file is delivered: a marker that cannot be written must not
+            // make the period export (and deliver) again; its absence shows.
+            if csv.doneMarker { try? DurableFiles.write([], to: path + ".done", mode: 0o600) }
         } catch let failure as IOFailure {
             throw CSVExportError.writeFailed(path, failure.message)
         }

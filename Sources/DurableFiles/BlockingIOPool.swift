@@ -23,14 +23,22 @@ public final class BlockingIOPool: Sendable {
         pool.shutdownGracefully { _ in }
     }
 
-    /// Runs `body` on one of the pool's threads. After `shutdown()` the work
-    /// is refused with an `IOFailure` instead of being run.
+    /// Runs `body` on one of the pool's threads and returns its result.
+    ///
+    /// The work runs even when the calling task is cancelled (a clean-up after
+    /// a cancelled download must still close and delete its file; NIO's
+    /// `runIfActive` would drop it); only a pool that is shut down refuses it,
+    /// with an `IOFailure`.
     public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(IOFailure) -> T {
-        do {
-            return try await pool.runIfActive(body)
-        } catch {
-            throw IOFailure(message: "the blocking I/O pool is shut down")
+        let result: Result<T, IOFailure> = await withCheckedContinuation { continuation in
+            pool.submit { state in
+                switch state {
+                case .active: continuation.resume(returning: .success(body()))
+                case .cancelled: continuation.resume(returning: .failure(IOFailure(message: "the blocking I/O pool is shut down")))
+                }
+            }
         }
+        return try result.get()
     }
 
     /// Runs a body that reports its own `IOFailure`; a shut-down pool is one more failure.
@@ -42,7 +50,9 @@ public final class BlockingIOPool: Sendable {
         }
     }
 
-    /// Lets queued work finish, then stops the threads.
+    /// Stops the threads once the work in progress returned; work still queued
+    /// is refused (the application shuts the pool down after every service
+    /// that uses it has stopped).
     public func shutdown() async {
         try? await pool.shutdownGracefully()
     }

@@ -30,9 +30,18 @@ public struct IOFailure: Error, Sendable, CustomStringConvertible {
 /// here; written by hand on POSIX calls because Foundation's atomic writes
 /// neither fsync the file nor the directory.
 public enum DurableFiles {
-    /// Writes `bytes` to `path` atomically with permissions `mode`.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(IOFailure) {
-        let file = try StagedFile.create(nextTo: path, mode: mode)
+    /// Writes `bytes` to `path` atomically with permissions `mode`. The
+    /// temporary file sits next to `path`, or in `stagingDirectory` (same
+    /// volume) where a crash's leftovers are cleaned up.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, stagingDirectory: String? = nil) throws(IOFailure) {
+        let file: StagedFile
+        if let stagingDirectory {
+            let name = path.split(separator: "/").last.map(String.init) ?? "file"
+            file = try StagedFile.create(
+                at: "\(stagingDirectory)/\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", mode: mode)
+        } else {
+            file = try StagedFile.create(nextTo: path, mode: mode)
+        }
         do throws(IOFailure) {
             try file.append(bytes)
             try file.finish()
@@ -144,10 +153,23 @@ public final class StagedFile: @unchecked Sendable {
         if let failure { throw failure }
     }
 
+    /// A file neither finished nor discarded still gives back its descriptor
+    /// (the temporary file stays for the next start's clean-up).
+    deinit {
+        if open { close(fd) }
+    }
+
     /// fsync and close: the content is durable under the temporary name.
-    public func finish() throws(IOFailure) {
+    /// `mode`, when given, is set first, so a file written 0600 becomes
+    /// readable by others only once it is complete.
+    public func finish(mode: mode_t? = nil) throws(IOFailure) {
         guard open else { return }
         open = false
+        if let mode, fchmod(fd, mode) != 0 {
+            let failure = IOFailure.errno("cannot set permissions on \(temporaryPath)")
+            close(fd)
+            throw failure
+        }
         if fsync(fd) != 0 {
             let failure = IOFailure.errno("fsync of \(temporaryPath) failed")
             close(fd)

@@ -187,26 +187,26 @@ public struct ArchiveDownloader: Sendable {
             do {
                 chunks = try await download.nextChunks()
             } catch {
-                try? await io.run { file.discard() }
+                file.discard()
                 return .failure(classify(error, maxBytes: maxBytes))
             }
             guard let chunks else { break }
             if case .failure(let error) = await io.result({ file.append(chunks) }) {
                 download.cancel()
-                try? await io.run { file.discard() }
+                file.discard()
                 return .failure(.io(error.message))
             }
             if file.size >= nextSpaceCheck {
                 nextSpaceCheck = file.size + (64 << 20)
                 if let problem = freeSpaceProblem(expected: 0) {
                     download.cancel()
-                    try? await io.run { file.discard() }
+                    file.discard()
                     return .failure(.lowSpace(problem))
                 }
             }
         }
         if case .failure(let error) = await io.result({ file.finish() }) {
-            try? await io.run { file.discard() }
+            file.discard()
             return .failure(.io(error.message))
         }
         return .success(

@@ -67,7 +67,9 @@ public struct ArchiveLayout: Sendable {
     /// Writes the sidecar `<file>.json` durably (0600).
     public func writeSidecar(_ file: ArchivedFile) throws(IOFailure) {
         let bytes = Array((JSONWriter.prettyString(ArchiveLayout.sidecar(file)) + "\n").utf8)
-        try DurableFiles.write(bytes, to: absolute(file.path) + ".json", mode: 0o600)
+        // Staged in `.partial`, which every start empties: a crash never leaves
+        // a temporary copy of personal data beside the candidate's files.
+        try DurableFiles.write(bytes, to: absolute(file.path) + ".json", mode: 0o600, stagingDirectory: partialDirectory)
     }
 
     /// The metadata written beside each file (`<file>.json`); `source_url` is the

@@ -173,17 +173,18 @@ public final class JobRunner: Service {
 
     /// Runs the executor while a sibling task renews the job's lease every
     /// third of its duration; the renewal stops when the attempt ends (a
-    /// failed renewal only ends the renewing, never the attempt).
+    /// failed renewal is tried again at the next interval, never ends the attempt).
     private func attempt(_ job: ClaimedJob, with executor: any JobExecutor, logger: Logger) async -> AttemptOutcome {
         await withTaskGroup(of: AttemptOutcome?.self) { group in
             group.addTask { [store, clock, owner, configuration] in
                 while !Task.isCancelled {
                     do {
                         try await clock.sleep(for: configuration.leaseDuration / 3)
-                        try await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
                     } catch {
-                        return nil
+                        return nil  // cancelled: the attempt ended
                     }
+                    // A failed renewal (a busy store) is tried again a third of a lease later.
+                    try? await store.renewLeases(jobIDs: [job.id], owner: owner, until: clock.now().adding(configuration.leaseDuration))
                 }
                 return nil
             }

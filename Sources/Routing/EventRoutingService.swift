@@ -158,8 +158,14 @@ private final class WorkQueue: @unchecked Sendable {
     private var work: [@Sendable () -> Void] = []
     private var stopping = false
 
+    /// Queues `item`; once stopped (the thread is gone or going), runs it on the caller.
     func add(_ item: @escaping @Sendable () -> Void) {
         condition.lock()
+        if stopping {
+            condition.unlock()
+            item()
+            return
+        }
         work.append(item)
         condition.signal()
         condition.unlock()

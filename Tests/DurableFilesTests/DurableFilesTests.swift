@@ -39,6 +39,24 @@ struct DurableFilesTests {
         #expect(entries() == ["sidecar.json"])
     }
 
+    @Test func aStagingDirectoryHoldsTheTemporaryFile() throws {
+        let staging = directory + "/.partial"
+        try DurableFiles.makeDirectory(staging)
+        try FileManager.default.createDirectory(atPath: directory + "/c1", withIntermediateDirectories: true)
+        try DurableFiles.write(Array("{}".utf8), to: directory + "/c1/cv.pdf.json", stagingDirectory: staging)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: directory + "/c1")) == ["cv.pdf.json"])
+        #expect((try FileManager.default.contentsOfDirectory(atPath: staging)).isEmpty)
+    }
+
+    @Test func aModeGivenAtFinishIsTheFilesFinalMode() throws {
+        let file = try StagedFile.create(nextTo: directory + "/hires.csv", mode: 0o600)
+        #expect(mode(file.temporaryPath) == 0o600)
+        try file.append(Array("a;b\n".utf8))
+        try file.finish(mode: 0o640)
+        try DurableFiles.publish(file.temporaryPath, as: directory + "/hires.csv")
+        #expect(mode(directory + "/hires.csv") == 0o640)
+    }
+
     @Test func largeAppendsArriveWhole() throws {
         // Far above a pipe or socket buffer, so a short write would show.
         let chunk = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
@@ -100,5 +118,18 @@ struct BlockingIOPoolTests {
         #expect(results == (0..<16).reduce(0, +))
         await pool.shutdown()
         await #expect(throws: IOFailure.self) { try await pool.run { 1 } }
+    }
+
+    /// Regression: clean-up after a cancelled download was dropped (NIO's
+    /// `runIfActive` skips work of a cancelled task), leaking its descriptor.
+    @Test func workOfACancelledTaskStillRuns() async throws {
+        let pool = BlockingIOPool(threads: 1)
+        let ran = await withTaskGroup(of: Bool.self) { group in
+            group.cancelAll()
+            group.addTask { (try? await pool.run { true }) ?? false }
+            return await group.next() ?? false
+        }
+        #expect(ran)
+        await pool.shutdown()
     }
 }

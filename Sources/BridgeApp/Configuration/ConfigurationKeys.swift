@@ -69,8 +69,8 @@ public enum ConfigurationValueKind: Sendable {
             return .integer(value)
         case .flag:
             switch text.lowercased() {
-            case "1", "true", "yes", "on": return .flag(true)
-            case "0", "false", "no", "off", "": return .flag(false)
+            case "1", "true", "yes": return .flag(true)
+            case "0", "false", "no", "": return .flag(false)
             default: throw ConfigurationError("must be true or false (1/0, yes/no)")
             }
         case .list:
