@@ -104,10 +104,11 @@ public struct CSVExporter: Sendable {
             guard FileManager.default.fileExists(atPath: (directory as NSString).deletingLastPathComponent) else {
                 throw CSVExportError.directoryUnavailable(directory, "does not exist")
             }
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o750])
+            do throws(IOFailure) {
+                // Durable like the files it will hold: the parent is fsync'd too.
+                try DurableFiles.makeDirectory(directory, mode: 0o750)
             } catch {
-                throw CSVExportError.directoryUnavailable(directory, "\(error)")
+                throw CSVExportError.directoryUnavailable(directory, error.message)
             }
         } else if !isDirectory.boolValue {
             throw CSVExportError.directoryUnavailable(directory, "not a folder")
