@@ -90,6 +90,12 @@ public struct CSVExporter: Sendable {
         return name
     }
 
+    /// This exporter with `mappings`' variables for every file name it
+    /// renders, however often the registry is replaced meanwhile.
+    public func pinned(to mappings: MappingSet) -> CSVExporter {
+        CSVExporter(store: store, registry: MappingRegistry(mappings), fileMode: fileMode)
+    }
+
     /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
     /// `progress` is called every 100,000 rows.
     public func write(
@@ -292,7 +298,11 @@ public struct CSVExportService: Service {
     public func tick() -> Timestamp? {
         let now = clock.now().milliseconds / 1000
         var next: Int64?
-        for mapping in registry.current.mappings where mapping.enabled {
+        // One snapshot for the whole tick: a reload meanwhile cannot pair a
+        // mapping with another set's variables in a file name.
+        let mappings = registry.current
+        let exporter = self.exporter.pinned(to: mappings)
+        for mapping in mappings.mappings where mapping.enabled {
             guard case .csv(let csv) = mapping.target else { continue }
             do {
                 for period in try exporter.duePeriods(mapping, csv, now: now) {

@@ -206,6 +206,21 @@ struct CSVExportTests {
                 == true)
     }
 
+    /// A reload during a tick must not pair a mapping with another set's variables.
+    @Test func aPinnedExporterKeepsItsSnapshotsVariables() throws {
+        let s = try Self.setup()
+        let mapping = try #require(s.registry.current.mapping(named: "hires"))
+        guard case .csv(let csv) = mapping.target else { return }
+        let pinned = CSVExporter(store: s.store, registry: s.registry).pinned(to: s.registry.current)
+        s.registry.replace(with: MappingSet(mappings: [mapping], variables: VariableSource(environment: ["EXPORT_DIR": "/elsewhere"])))
+        let zone = try #require(TimeZone(identifier: "UTC"))
+        let name = try pinned.fileName(mapping, csv, period: CSVPeriod(start: 0, end: 86_400), zone: zone, now: 0)
+        #expect(name.hasPrefix(s.exportDir + "/"))
+        let unpinned = try CSVExporter(store: s.store, registry: s.registry).fileName(
+            mapping, csv, period: CSVPeriod(start: 0, end: 86_400), zone: zone, now: 0)
+        #expect(unpinned.hasPrefix("/elsewhere/"))
+    }
+
     @Test func aClaimedPeriodIsNotExportedTwice() async throws {
         let s = try Self.setup()
         _ = s.service.tick()
