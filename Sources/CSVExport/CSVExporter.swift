@@ -25,6 +25,10 @@ public enum CSVExportError: Error, CustomStringConvertible {
     case writeFailed(String, String)
     /// (mapping, why): the mapping's cron `schedule` or its time zone did not parse.
     case badSchedule(String, String)
+    /// `unencodable: fail` met a character the file's encoding lacks: the
+    /// period's file is held back whole (retried each tick, so a fixed mapping
+    /// writes it once, complete).
+    case unencodable(mapping: String, row: Int, column: String, character: Character, encoding: TextEncoding)
 
     public var description: String {
         switch self {
@@ -32,6 +36,10 @@ public enum CSVExportError: Error, CustomStringConvertible {
         case .directoryUnavailable(let dir, let why): return "export folder \(dir) unavailable: \(why)"
         case .writeFailed(let file, let why): return "writing \(file) failed: \(why)"
         case .badSchedule(let mapping, let why): return "\(mapping): schedule: \(why)"
+        case .unencodable(let mapping, let row, let column, let character, let encoding):
+            let code = character.unicodeScalars.map { String(format: "U+%04X", $0.value) }.joined(separator: " ")
+            return "ALERT \(mapping): data row \(row), column \(column): \(code) cannot be written in \(encoding.rawValue) "
+                + "(unencodable: fail); the period's file is held back until the mapping allows it"
         }
     }
 }
@@ -96,11 +104,28 @@ public struct CSVExporter: Sendable {
         CSVExporter(store: store, registry: MappingRegistry(mappings), fileMode: fileMode)
     }
 
+    /// The file's dialect and encoding, from the mapping.
+    static func format(of csv: CSVTarget) -> CSVWriter.Format {
+        let delimiter = csv.delimiter.utf8.first ?? UInt8(ascii: ",")
+        var encoder: TextEncoder?
+        if let encoding = TextEncoding(name: csv.encoding), encoding != .utf8 {
+            let policy: UnencodablePolicy
+            switch csv.unencodable {
+            case "fail": policy = .fail
+            case "replace": policy = .replace(csv.replacement.utf8.first ?? UInt8(ascii: "?"))
+            default: policy = .transliterate
+            }
+            encoder = TextEncoder(encoding: encoding, policy: policy)
+        }
+        return CSVWriter.Format(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom, encoder: encoder)
+    }
+
     /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
-    /// `progress` is called every 100,000 rows.
+    /// `progress` is called every 100,000 rows; `changed` sees every character
+    /// the encoding made the export change (data row from 1, column name).
     public func write(
         _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
-        progress: (Int) -> Void = { _ in }
+        progress: (Int) -> Void = { _ in }, changed: (_ row: Int, _ column: String, EncodingChange) -> Void = { _, _, _ in }
     ) throws -> Int? {
         var rows = 0
         let directory = (path as NSString).deletingLastPathComponent
@@ -127,13 +152,23 @@ public struct CSVExporter: Sendable {
         }
         do {
             defer { file.discard() }  // after publishing, the temporary name no longer exists
-            let delimiter = csv.delimiter.utf8.first ?? UInt8(ascii: ",")
-            var writer = CSVWriter(format: .init(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom))
-            writer.writeRow(csv.columns.map(\.name))
+            var writer = CSVWriter(format: CSVExporter.format(of: csv))
+            func write(_ fields: [String], guards: [Bool], row: Int) throws {
+                do throws(UnencodableCharacter) {
+                    for change in try writer.writeRow(fields, guardFormulas: guards) {
+                        changed(row, csv.columns[change.column].name, change)
+                    }
+                } catch {
+                    let column = error.column < csv.columns.count ? csv.columns[error.column].name : "\(error.column + 1)"
+                    throw CSVExportError.unencodable(
+                        mapping: mapping.name, row: row, column: column, character: error.character, encoding: error.encoding)
+                }
+            }
+            try write(csv.columns.map(\.name), guards: [], row: 0)
             let guards = csv.columns.map(\.formulaGuard)
             try store.forEachCSVRow(mapping: mapping.name, periodStart: period.start) { _, bytes in
                 let row = (try? JSONParser.parse(bytes, options: .strict)) ?? .null
-                writer.writeRow(csv.columns.map { CSVWriter.text(row[$0.name]) }, guardFormulas: guards)
+                try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, guards: guards, row: rows + 1)
                 rows += 1
                 if writer.buffer.count >= 1 << 16 { try writer.flush(file.append) }
                 if rows % 100_000 == 0 { progress(rows) }
@@ -162,7 +197,21 @@ public struct CSVExporter: Sendable {
         let zone = TimeZone(identifier: csv.timeZone) ?? TimeZone(secondsFromGMT: 0) ?? .current
         do {
             let path = try fileName(mapping, csv, period: period, zone: zone, now: now)
-            let rows = try write(mapping, csv, period: period, to: path, progress: progress)
+            var changes: [String] = []
+            var changeCount = 0
+            let rows = try write(mapping, csv, period: period, to: path, progress: progress) { row, column, change in
+                changeCount += 1
+                // The characters only, never the value around them (names are personal data).
+                if changes.count < 50 { changes.append("data row \(row), column \(column): \(change)") }
+            }
+            if changeCount > 0 {
+                logger.warning(
+                    "csv export: characters the file's encoding lacks were changed",
+                    metadata: [
+                        "mapping": "\(mapping.name)", "encoding": "\(csv.encoding)", "policy": "\(csv.unencodable)",
+                        "changes": "\(changeCount)", "details": "\(changes.joined(separator: "; "))\(changeCount > changes.count ? "; …" : "")",
+                    ])
+            }
             try store.completeCSVExport(mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now)
             logger.notice(
                 "csv exported",

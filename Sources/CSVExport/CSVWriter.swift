@@ -12,14 +12,17 @@ public struct CSVWriter {
         /// is quoted either way.
         public var lineEnding: [UInt8]
         /// A UTF-8 byte order mark first, for spreadsheet programs that would
-        /// otherwise guess a legacy encoding.
+        /// otherwise guess a legacy encoding (UTF-8 files only).
         public var byteOrderMark: Bool
+        /// For ISO-8859-1 and Windows-1252 files; `nil` writes UTF-8.
+        public var encoder: TextEncoder?
 
-        /// RFC 4180 defaults: comma, CRLF, no byte order mark.
-        public init(delimiter: UInt8 = UInt8(ascii: ","), crlf: Bool = true, byteOrderMark: Bool = false) {
+        /// RFC 4180 defaults: comma, CRLF, no byte order mark, UTF-8.
+        public init(delimiter: UInt8 = UInt8(ascii: ","), crlf: Bool = true, byteOrderMark: Bool = false, encoder: TextEncoder? = nil) {
             self.delimiter = delimiter
             self.lineEnding = crlf ? [0x0D, 0x0A] : [0x0A]
-            self.byteOrderMark = byteOrderMark
+            self.byteOrderMark = byteOrderMark && encoder == nil
+            self.encoder = encoder
         }
     }
 
@@ -35,14 +38,32 @@ public struct CSVWriter {
         if format.byteOrderMark { buffer.append(contentsOf: [0xEF, 0xBB, 0xBF]) }
     }
 
-    /// Writes one record. `guardFormulas[i]` neutralises cell i if it could run as a spreadsheet formula.
-    public mutating func writeRow(_ fields: [String], guardFormulas: [Bool] = []) {
+    /// Writes one record. `guardFormulas[i]` neutralises cell i if it could run
+    /// as a spreadsheet formula (before encoding: the guard is ASCII). Returns
+    /// the characters the encoder changed; under `.fail` an unencodable
+    /// character throws and nothing of the row is written.
+    @discardableResult
+    public mutating func writeRow(_ fields: [String], guardFormulas: [Bool] = []) throws(UnencodableCharacter) -> [EncodingChange] {
+        let start = buffer.count
+        var changes: [EncodingChange] = []
         for (index, field) in fields.enumerated() {
             if index > 0 { buffer.append(format.delimiter) }
             let guarded = index < guardFormulas.count && guardFormulas[index] ? CSVWriter.neutralise(field) : field
-            appendField(guarded)
+            if let encoder = format.encoder {
+                var bytes: [UInt8] = []
+                do throws(UnencodableCharacter) {
+                    changes += try encoder.append(guarded, column: index, to: &bytes)
+                } catch {
+                    buffer.removeSubrange(start...)
+                    throw error
+                }
+                appendField(bytes: bytes)
+            } else {
+                appendField(bytes: guarded.utf8)
+            }
         }
         buffer.append(contentsOf: format.lineEnding)
+        return changes
     }
 
     /// Hands the bytes written so far to `sink` and empties the buffer.
@@ -51,15 +72,16 @@ public struct CSVWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    mutating func appendField(_ field: String) {
-        let utf8 = field.utf8
-        let needsQuotes = utf8.contains { $0 == format.delimiter || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
+    /// Quotes when the field holds the delimiter, a quote or a line break
+    /// (all ASCII, so the test is the same in every encoding).
+    mutating func appendField<Bytes: Collection<UInt8>>(bytes: Bytes) {
+        let needsQuotes = bytes.contains { $0 == format.delimiter || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
         if !needsQuotes {
-            buffer.append(contentsOf: utf8)
+            buffer.append(contentsOf: bytes)
             return
         }
         buffer.append(UInt8(ascii: "\""))
-        for byte in utf8 {
+        for byte in bytes {
             if byte == UInt8(ascii: "\"") { buffer.append(UInt8(ascii: "\"")) }
             buffer.append(byte)
         }

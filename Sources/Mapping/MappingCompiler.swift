@@ -519,11 +519,28 @@ public enum MappingCompiler {
         let onResend = r.oneOf("on_resend", ["skip", "include_if_changed", "always"]) ?? "skip"
         let emptyPeriod = r.oneOf("empty_period", ["header", "none"]) ?? "header"
         let doneMarker = r.bool("done_marker") ?? false
+        let encodingNames = ["utf-8": "utf-8", "iso-8859-1": "iso-8859-1", "latin1": "iso-8859-1", "windows-1252": "windows-1252"]
+        let encoding = r.oneOf("encoding", ["utf-8", "iso-8859-1", "latin1", "windows-1252"]).flatMap { encodingNames[$0] } ?? "utf-8"
+        if bom && encoding != "utf-8" {
+            context.error("\"bom\" is a UTF-8 byte order mark; \(encoding) files have none", at: at.appending("bom"))
+        }
+        let unencodable = r.oneOf("unencodable", ["transliterate", "replace", "fail"]) ?? "transliterate"
+        let replacement = r.string("replacement")
+        if let replacement, replacement.unicodeScalars.count != 1 || !(0x20...0x7E).contains(replacement.unicodeScalars.first?.value ?? 0) {
+            context.error("\"replacement\" must be one printable ASCII character", at: at.appending("replacement"))
+        }
+        if replacement != nil && unencodable != "replace" {
+            context.error("\"replacement\" applies only with \"unencodable\": \"replace\"", at: at.appending("replacement"))
+        }
         r.finish()
         guard let file else { return nil }
-        return CSVTarget(
+        var target = CSVTarget(
             columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
             bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
+        target.encoding = encoding
+        target.unencodable = unencodable
+        target.replacement = replacement ?? "?"
+        return target
     }
 
     static func compileArchive(_ value: JSONValue?, context: CompileContext) -> ArchiveTarget? {

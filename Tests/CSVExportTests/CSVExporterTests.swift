@@ -24,7 +24,7 @@ struct CSVExportTests {
 
     static func setup(
         onResend: String = "skip", emptyPeriod: String = "header", startUTC: (Int, Int, Int, Int) = (2026, 3, 27, 12),
-        share: String = "", doneMarker: Bool = false
+        share: String = "", doneMarker: Bool = false, encoding: String? = nil
     ) throws -> Setup {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-csv-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
@@ -32,7 +32,7 @@ struct CSVExportTests {
         let text = """
             {"name": "hires", "when": {"event": "candidate/new"},
              "csv": {"file": "${EXPORT_DIR}/hires-{{ period.date }}.csv", "schedule": "0 2 * * *", "time_zone": "Europe/Stockholm",
-                     "delimiter": ";", "bom": true, "on_resend": "\(onResend)", "empty_period": "\(emptyPeriod)", "done_marker": \(doneMarker),
+                     "delimiter": ";", \(encoding ?? #""bom": true"#), "on_resend": "\(onResend)", "empty_period": "\(emptyPeriod)", "done_marker": \(doneMarker),
                      "columns": [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
                                  {"name": "note", "value": "{{ candidate.message }}"}]}}
             """
@@ -204,6 +204,46 @@ struct CSVExportTests {
         #expect(
             try s.store.csvPeriodExported(mapping: "hires", periodStart: try #require(try s.store.csvLastExportedEnd(mapping: "hires")) - 86_400)
                 == true)
+    }
+
+    /// `unencodable: fail` holds the period's file back whole; once the mapping
+    /// allows transliteration (a reload), the period is written once, complete.
+    @Test func anUnencodableNameHoldsThePeriodBackUntilTheMappingAllowsIt() async throws {
+        let s = try Self.setup(encoding: #""encoding": "latin1", "unencodable": "fail""#)
+        _ = s.service.tick()
+        await Self.stage(s, id: "p1", name: "Åsa")
+        await Self.stage(s, id: "p2", name: "Şükrü")
+        s.clock.advance(by: .seconds(18 * 3600))
+        _ = s.service.tick()
+        #expect(Self.files(s).isEmpty, "no file, not even a partial one")
+        _ = s.service.tick()
+        #expect(Self.files(s).isEmpty)
+        let current = s.registry.current
+        let fixedText = """
+            {"name": "hires", "when": {"event": "candidate/new"},
+             "csv": {"file": "${EXPORT_DIR}/hires-{{ period.date }}.csv", "schedule": "0 2 * * *", "time_zone": "Europe/Stockholm",
+                     "delimiter": ";", "encoding": "iso-8859-1",
+                     "columns": [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
+                                 {"name": "note", "value": "{{ candidate.message }}"}]}}
+            """
+        let fixed = try #require(MappingCompiler.compile(file: "hires.json", bytes: Array(fixedText.utf8)).0)
+        s.registry.replace(with: MappingSet(mappings: [fixed], variables: current.variables))
+        _ = s.service.tick()
+        #expect(Self.files(s) == ["hires-2026-03-27.csv"])
+        let bytes = [UInt8](FileManager.default.contents(atPath: s.exportDir + "/hires-2026-03-27.csv") ?? Data())
+        #expect(
+            bytes == Array("id;name;note\r\np1;".utf8) + [0xC5] + Array("sa;\r\np2;S".utf8) + [0xFC] + Array("kr".utf8) + [0xFC] + Array(";\r\n".utf8)
+        )
+        _ = s.service.tick()
+        #expect(Self.files(s) == ["hires-2026-03-27.csv"], "written once")
+    }
+
+    @Test func theUnencodableErrorNamesRowColumnAndCharacterOnly() {
+        let error = CSVExportError.unencodable(mapping: "hires", row: 2, column: "name", character: "Ş", encoding: .latin1)
+        #expect(
+            error.description
+                == "ALERT hires: data row 2, column name: U+015E cannot be written in iso-8859-1 (unencodable: fail); the period's file is held back until the mapping allows it"
+        )
     }
 
     /// A reload during a tick must not pair a mapping with another set's variables.

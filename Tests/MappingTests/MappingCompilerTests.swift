@@ -84,6 +84,33 @@ struct MappingCompilerTests {
         #expect(lines.contains { $0.contains("exactly one target, found rest and csv") })
     }
 
+    @Test func csvEncodingSettingsAreCheckedWithTheirPositions() throws {
+        let text = """
+            {
+              "name": "hires", "when": { "event": "candidate/new" },
+              "csv": { "file": "x.csv", "columns": [{ "name": "n", "value": "{{ candidate.id }}" }],
+                       "encoding": "latin1", "bom": true, "replacement": "ab",
+                       "unencodable": "drop" }
+            }
+            """
+        let lines = compile(text, file: "hires.json").1.map(\.description)
+        #expect(lines.contains { $0.hasPrefix("hires.json:4:41: error: \"bom\" is a UTF-8 byte order mark; iso-8859-1 files have none") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("hires.json:4:62: error: \"replacement\" must be one printable ASCII character") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("hires.json:5:27: error: \"unencodable\" must be one of") }, "\(lines)")
+        let good = """
+            {"name": "hires", "when": {"event": "candidate/new"},
+             "csv": {"file": "x.csv", "columns": [{"name": "n", "value": "{{ candidate.id }}"}],
+                     "encoding": "windows-1252", "unencodable": "replace", "replacement": "_"}}
+            """
+        let (mapping, diagnostics) = compile(good, file: "hires.json")
+        #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "\(diagnostics)")
+        guard case .csv(let csv)? = mapping?.target else {
+            Issue.record("not a csv mapping")
+            return
+        }
+        #expect(csv.encoding == "windows-1252" && csv.unencodable == "replace" && csv.replacement == "_")
+    }
+
     @Test func columnsInsideStringsFollowEscapes() {
         let text = #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"a": "\"q\" \u00e9 {{ job.id | nope }}"}}}"#
         let (_, diagnostics) = compile(text)
