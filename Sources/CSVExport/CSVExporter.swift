@@ -107,16 +107,7 @@ public struct CSVExporter: Sendable {
     /// The file's dialect and encoding, from the mapping.
     static func format(of csv: CSVTarget) -> CSVWriter.Format {
         let delimiter = csv.delimiter.utf8.first ?? UInt8(ascii: ",")
-        var encoder: TextEncoder?
-        if let encoding = TextEncoding(name: csv.encoding), encoding != .utf8 {
-            let policy: UnencodablePolicy
-            switch csv.unencodable {
-            case "fail": policy = .fail
-            case "replace": policy = .replace(csv.replacement.utf8.first ?? UInt8(ascii: "?"))
-            default: policy = .transliterate
-            }
-            encoder = TextEncoder(encoding: encoding, policy: policy)
-        }
+        let encoder = csv.encoding == .utf8 ? nil : TextEncoder(encoding: csv.encoding, policy: csv.unencodable)
         return CSVWriter.Format(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom, encoder: encoder)
     }
 
@@ -208,7 +199,7 @@ public struct CSVExporter: Sendable {
                 logger.warning(
                     "csv export: characters the file's encoding lacks were changed",
                     metadata: [
-                        "mapping": "\(mapping.name)", "encoding": "\(csv.encoding)", "policy": "\(csv.unencodable)",
+                        "mapping": "\(mapping.name)", "encoding": "\(csv.encoding.rawValue)", "policy": "\(csv.unencodable)",
                         "changes": "\(changeCount)", "details": "\(changes.joined(separator: "; "))\(changeCount > changes.count ? "; …" : "")",
                     ])
             }

@@ -34,14 +34,7 @@ public enum DurableFiles {
     /// temporary file sits next to `path`, or in `stagingDirectory` (same
     /// volume) where a crash's leftovers are cleaned up.
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, stagingDirectory: String? = nil) throws(IOFailure) {
-        let file: StagedFile
-        if let stagingDirectory {
-            let name = path.split(separator: "/").last.map(String.init) ?? "file"
-            file = try StagedFile.create(
-                at: "\(stagingDirectory)/\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", mode: mode)
-        } else {
-            file = try StagedFile.create(nextTo: path, mode: mode)
-        }
+        let file = try StagedFile.create(for: path, in: stagingDirectory ?? directory(of: path), mode: mode)
         do throws(IOFailure) {
             try file.append(bytes)
             try file.finish()
@@ -119,10 +112,14 @@ public final class StagedFile: @unchecked Sendable {
     /// A fresh hidden temporary name in the directory of `finalPath`, so the
     /// publishing rename stays on one volume.
     public static func create(nextTo finalPath: String, mode: mode_t = 0o600) throws(IOFailure) -> StagedFile {
-        let directory = DurableFiles.directory(of: finalPath)
+        try create(for: finalPath, in: DurableFiles.directory(of: finalPath), mode: mode)
+    }
+
+    /// A fresh hidden temporary name for `finalPath` in `directory` (which must
+    /// be on the same volume as `finalPath`).
+    public static func create(for finalPath: String, in directory: String, mode: mode_t = 0o600) throws(IOFailure) -> StagedFile {
         let name = finalPath.split(separator: "/").last.map(String.init) ?? "file"
-        let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        return try create(at: temporary, mode: mode)
+        return try create(at: "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", mode: mode)
     }
 
     /// Writes all of `bytes`, resuming after partial writes and `EINTR`.

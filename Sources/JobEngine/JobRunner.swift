@@ -206,20 +206,13 @@ public final class JobRunner: Service {
         let decided = RetryDecision.decide(
             outcome, rules: rules, attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? job.createdAt ?? now,
             now: now, jitter: Double.random(in: 0..<1))
-        guard case .done = decided else { return redacted(decided, payload: job.payload) }
-        return decided
-    }
-
-    /// Parses the payload for its values only when there is a reason to clean
-    /// (never for a success, the common case).
-    func redacted(_ decided: JobCompletion, payload: [UInt8]) -> JobCompletion {
-        let redactor = Redactor(payload: payload)
+        // The payload is parsed for its values only when a reason is to be
+        // stored (never for a success, the common case, nor for a hold).
         switch decided {
-        case .done: return decided
-        case .retry(let at, let reason): return .retry(at: at, reason: redactor.redact(reason))
-        case .dead(let reason): return .dead(reason: redactor.redact(reason))
-        case .expired(let reason): return .expired(reason: redactor.redact(reason))
-        case .held(let hold): return .held(hold)
+        case .done, .held: return decided
+        case .retry(let at, let reason): return .retry(at: at, reason: Redactor(payload: job.payload).redact(reason))
+        case .dead(let reason): return .dead(reason: Redactor(payload: job.payload).redact(reason))
+        case .expired(let reason): return .expired(reason: Redactor(payload: job.payload).redact(reason))
         }
     }
 

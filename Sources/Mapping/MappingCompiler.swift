@@ -519,10 +519,16 @@ public enum MappingCompiler {
         let onResend = r.oneOf("on_resend", ["skip", "include_if_changed", "always"]) ?? "skip"
         let emptyPeriod = r.oneOf("empty_period", ["header", "none"]) ?? "header"
         let doneMarker = r.bool("done_marker") ?? false
-        let encodingNames = ["utf-8": "utf-8", "iso-8859-1": "iso-8859-1", "latin1": "iso-8859-1", "windows-1252": "windows-1252"]
-        let encoding = r.oneOf("encoding", ["utf-8", "iso-8859-1", "latin1", "windows-1252"]).flatMap { encodingNames[$0] } ?? "utf-8"
-        if bom && encoding != "utf-8" {
-            context.error("\"bom\" is a UTF-8 byte order mark; \(encoding) files have none", at: at.appending("bom"))
+        var encoding = TextEncoding.utf8
+        if let name = r.string("encoding") {
+            if let named = TextEncoding(name: name) {
+                encoding = named
+            } else {
+                context.error("\"encoding\" must be one of \"utf-8\", \"iso-8859-1\" (\"latin1\"), \"windows-1252\"", at: at.appending("encoding"))
+            }
+        }
+        if bom && encoding != .utf8 {
+            context.error("\"bom\" is a UTF-8 byte order mark; \(encoding.rawValue) files have none", at: at.appending("bom"))
         }
         let unencodable = r.oneOf("unencodable", ["transliterate", "replace", "fail"]) ?? "transliterate"
         let replacement = r.string("replacement")
@@ -538,8 +544,11 @@ public enum MappingCompiler {
             columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
             bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
         target.encoding = encoding
-        target.unencodable = unencodable
-        target.replacement = replacement ?? "?"
+        switch unencodable {
+        case "fail": target.unencodable = .fail
+        case "replace": target.unencodable = .replace(replacement?.utf8.first ?? UInt8(ascii: "?"))
+        default: target.unencodable = .transliterate
+        }
         return target
     }
 

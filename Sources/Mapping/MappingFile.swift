@@ -191,12 +191,10 @@ public struct CSVTarget: Sendable {
     public var emptyPeriod: String
     /// Also write `<file>.done` once the file is in place (for importers that poll).
     public var doneMarker: Bool
-    /// `utf-8` (default), `iso-8859-1` or `windows-1252`, as the compiler normalised it.
-    public var encoding: String = "utf-8"
-    /// `transliterate` (default), `replace` or `fail`: a character the encoding lacks.
-    public var unencodable: String = "transliterate"
-    /// The one ASCII character `replace` writes.
-    public var replacement: String = "?"
+    /// The file's character encoding (UTF-8 unless `encoding` says otherwise).
+    public var encoding: TextEncoding = .utf8
+    /// What a character the encoding lacks becomes (`unencodable`, with `replacement`).
+    public var unencodable: UnencodablePolicy = .transliterate
 }
 
 /// A compiled `archive` block: one download job per URL that `files` gives.

@@ -61,8 +61,9 @@ struct Jobs: AsyncParsableCommand {
             print("created: \(MappingClock.iso8601(milliseconds: job.createdAt))   next run: \(MappingClock.iso8601(milliseconds: job.runAt))")
             print("payload:")
             // The request's shape, not its personal values (IBANs, names, numbers are masked).
-            let redactor = Redactor(payload: Array(job.payload.utf8))
-            let pretty = (try? JSONParser.parse(Array(job.payload.utf8), options: .strict)).map { JSONWriter.prettyString($0) } ?? job.payload
+            let parsed = try? JSONParser.parse(Array(job.payload.utf8), options: .strict)
+            let redactor = parsed.map { Redactor(payload: $0) } ?? Redactor()
+            let pretty = parsed.map { JSONWriter.prettyString($0) } ?? job.payload
             print(redactor.redact(pretty))
             if let capture = job.capture { print("capture: \(Redactor.redactPatterns(capture))") }
             for attempt in job.attempts {

@@ -1,4 +1,5 @@
 import Foundation
+import Mapping
 import Testing
 
 @testable import CSVExport

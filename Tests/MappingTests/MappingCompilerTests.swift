@@ -108,7 +108,7 @@ struct MappingCompilerTests {
             Issue.record("not a csv mapping")
             return
         }
-        #expect(csv.encoding == "windows-1252" && csv.unencodable == "replace" && csv.replacement == "_")
+        #expect(csv.encoding == .windows1252 && csv.unencodable == .replace(UInt8(ascii: "_")))
     }
 
     @Test func columnsInsideStringsFollowEscapes() {

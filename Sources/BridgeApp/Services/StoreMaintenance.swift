@@ -13,8 +13,10 @@ public struct StoreMaintenance: Service {
     let clock: any WallClock
     let retention: RetentionPolicy
     let walPolicy: WALPolicy
-    let metricsFactory: any MetricsFactory
     let logger: Logger
+    /// Made once: the factory looks a gauge up by label and dimensions.
+    let jobGauges: [(state: JobState, gauge: Metrics.Gauge)]
+    let oldestPending: Metrics.Gauge
 
     /// `retention` bounds how long raw bodies stay; `walPolicy` how large the WAL may grow.
     public init(
@@ -25,8 +27,11 @@ public struct StoreMaintenance: Service {
         self.clock = clock
         self.retention = retention
         self.walPolicy = walPolicy
-        self.metricsFactory = metricsFactory
         self.logger = logger
+        self.jobGauges = JobState.gauged.map {
+            ($0, Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", $0.rawValue)], factory: metricsFactory))
+        }
+        self.oldestPending = Metrics.Gauge(label: "jobylon_bridge_oldest_pending_job_seconds", factory: metricsFactory)
     }
 
     /// Ticks every second, purges every ten minutes (and at once), until shutdown.
@@ -59,12 +64,8 @@ public struct StoreMaintenance: Service {
         do {
             try await store.maintainWAL(policy: walPolicy)
             let stats = try await store.jobStatistics(now: clock.now())
-            for state in JobState.gauged {
-                Metrics.Gauge(label: "jobylon_bridge_jobs", dimensions: [("state", state.rawValue)], factory: metricsFactory)
-                    .record(stats.counts[state.rawValue] ?? 0)
-            }
-            Metrics.Gauge(label: "jobylon_bridge_oldest_pending_job_seconds", factory: metricsFactory)
-                .record(Double(stats.oldestPendingAge ?? 0) / 1000)
+            for (state, gauge) in jobGauges { gauge.record(stats.counts[state.rawValue] ?? 0) }
+            oldestPending.record(Double(stats.oldestPendingAge ?? 0) / 1000)
         } catch {
             logger.warning("store maintenance failed", metadata: ["error": "\(error)"])
         }

@@ -159,9 +159,6 @@ extension JobState {
         }
         return transition.target
     }
-
-    /// The states a newly planned job may start in.
-    public static let initial: [JobState] = [.pending, .held, .dead]
 }
 
 /// Why a job is held (or parked `in_doubt`, or set aside). Stored as a code and

@@ -42,6 +42,11 @@ public struct Redactor: Sendable {
             self.init()
             return
         }
+        self.init(payload: value)
+    }
+
+    /// The same, from a payload already parsed.
+    public init(payload value: JSONValue) {
         var leaves: [String] = []
         func collect(_ value: JSONValue) {
             switch value {

@@ -204,20 +204,9 @@ extension SQLiteStore: OperatorJobStore {
                     arguments: [eventID, job.mapping, job.item])
                 var payload = job.payload
                 guard let existing else {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
-                                             crash_policy, state, last_error, hold_reason, hold_detail, run_at, created_at, updated_at,
-                                             on_repeat, after_mapping, deadline)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """,
-                        arguments: [
-                            eventID, job.mapping, job.item, job.kind, job.effectKey, envelope.companyID, envelope.subjectID,
-                            Data(JSONWriter.bytes(payload)), job.mappingHash, job.crashPolicy.rawValue, job.initialState.rawValue,
-                            job.reason ?? job.holdReason?.description, job.holdReason?.code.rawValue, job.holdReason?.detail,
-                            now.milliseconds, now.milliseconds, now.milliseconds, job.onRepeat.storedName, job.after,
-                            job.deadline?.milliseconds,
-                        ])
+                    // The same insert as routing's, so a replayed job keeps every planned column.
+                    _ = try self.insertJobs(
+                        [job], eventID: eventID, companyID: envelope.companyID, subjectID: envelope.subjectID, receivedAt: now, db: db)
                     actions.append(ReplayOutcome(label: label, action: .created))
                     continue
                 }
