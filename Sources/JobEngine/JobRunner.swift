@@ -84,10 +84,12 @@ public final class JobRunner: Service {
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
                     var claimed: [ClaimedJob] = []
+                    var claimedAt = clock.now()
                     if free > 0 {
                         await configuration.yield.wait(for: pressure, on: clock)
                         do {
                             let now = clock.now()
+                            claimedAt = now
                             let claim = try await store.claimDueJobs(
                                 owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration),
                                 lane: configuration.lane)
@@ -122,11 +124,15 @@ public final class JobRunner: Service {
                             self.wakeup.signal()
                         }
                     }
-                    if free <= 0 || (!claimed.isEmpty && claimed.count == free) {
+                    if free <= 0 || claimed.count == free {
                         // Saturated: a finishing job signals the wake-up.
                         await wakeup.wait()
-                    } else if claimed.isEmpty {
-                        await waitForWork()
+                    } else {
+                        // The claim took all it could: what is due now and was left
+                        // (its mapping at its limit, an older job of its entity
+                        // unfinished) waits for a finishing job or a commit, never
+                        // for a spinning claim.
+                        await waitForWork(after: claimedAt)
                     }
                 }
                 // Leaving the group waits for in-flight attempts: a graceful stop lets them finish.
@@ -142,10 +148,10 @@ public final class JobRunner: Service {
         }
     }
 
-    /// Idle: sleeps until a commit, a finished job, the next due time or lease
-    /// expiry, or the poll interval, whichever comes first.
-    private func waitForWork() async {
-        let next = (try? await store.nextWakeUp(lane: configuration.lane)) ?? nil
+    /// Sleeps until a commit, a finished job, the next due time or lease expiry
+    /// after the claim at `claimedAt`, or the poll interval, whichever comes first.
+    private func waitForWork(after claimedAt: Timestamp) async {
+        let next = (try? await store.nextWakeUp(lane: configuration.lane, after: claimedAt)) ?? nil
         let cap = clock.now().adding(configuration.idlePoll)
         let deadline = next.map { min($0, cap) } ?? cap
         if deadline <= clock.now() { return }

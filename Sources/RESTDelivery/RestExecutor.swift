@@ -103,15 +103,15 @@ public struct RestExecutor: JobExecutor {
         logger.info("rest response", metadata: ["status": "\(response.status)"])
         // The answer's text may quote what was sent (an IBAN, a name): the
         // runner redacts it by value and pattern before it is stored or logged.
-        let excerpt = RestRequestBuilder.excerpt(response.body)
+        // Only a failure's body becomes a reason (a success's is never read as text).
         switch DownstreamAnswers.rest(status: response.status, success: rest.success) {
         case .success:
             return .succeeded(capture: capture(response, rest: rest, mapping: mapping))
         case .transient:
             let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: clock.now()) }
-            return .transient(reason: "HTTP \(response.status): \(excerpt)", retryAfter: after)
+            return .transient(reason: "HTTP \(response.status): \(RestRequestBuilder.excerpt(response.body))", retryAfter: after)
         case .permanent:
-            return .permanent(reason: "HTTP \(response.status): \(excerpt)")
+            return .permanent(reason: "HTTP \(response.status): \(RestRequestBuilder.excerpt(response.body))")
         }
     }
 

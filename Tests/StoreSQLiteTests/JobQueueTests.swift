@@ -109,6 +109,21 @@ struct JobQueueTests {
         #expect(try fixture.store.jobs(state: "skipped").count == 1)
     }
 
+    /// Regression: the runner asked for the next wake-up after an empty claim,
+    /// got the blocked job's due time (now) and claimed again at once, forever.
+    @Test func aDueJobThatCannotBeClaimedDoesNotWakeTheRunnerAgain() async throws {
+        let fixture = try StoreFixture()
+        _ = await fixture.ingest(candidate: "p1", body: "1", jobs: [("payroll", "c1:p1", .rerun)], at: t0)
+        let first = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30)))
+        let held = try #require(first.jobs.first)
+        try await fixture.store.complete(jobID: held.id, owner: "A", completion: .held(.missingVariables(["PAYROLL_URL"])), now: t0)
+        // A re-send: due now, but it waits for the held job of its entity.
+        _ = await fixture.ingest(candidate: "p1", body: "2", jobs: [("payroll", "c1:p1", .rerun)], at: t0)
+        #expect(try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30))).isEmpty)
+        #expect(try await fixture.store.nextWakeUp(after: t0) == nil)
+        #expect(try await fixture.store.nextWakeUp(after: t0.adding(.milliseconds(-1))) == t0, "due jobs count until the claim")
+    }
+
     @Test func anExpiredLeaseIsReclaimedOrParkedInDoubtByPolicy() async throws {
         let fixture = try StoreFixture()
         _ = await fixture.ingest(candidate: "p1", jobs: [("safe", "k1", .rerun), ("unsafe", "k2", .hold)], at: t0)
@@ -117,7 +132,7 @@ struct JobQueueTests {
         // Runner A dies. Before the lease runs out nothing is claimable.
         #expect(
             try await fixture.store.claimDueJobs(owner: "B", now: t0.adding(.seconds(29)), limit: 10, leaseUntil: t0.adding(.seconds(59))).isEmpty)
-        #expect(try await fixture.store.nextWakeUp() == t0.adding(.seconds(30)))
+        #expect(try await fixture.store.nextWakeUp(after: t0.adding(.seconds(29))) == t0.adding(.seconds(30)))
         let later = t0.adding(.seconds(31))
         let reclaimed = try await fixture.store.claimDueJobs(owner: "B", now: later, limit: 10, leaseUntil: later.adding(.seconds(30)))
         #expect(reclaimed.map(\.mapping) == ["safe"])

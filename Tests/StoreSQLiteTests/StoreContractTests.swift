@@ -165,7 +165,7 @@ struct StoreContractTests {
         let due = try await claim(store, at: t0.adding(.seconds(60)))
         #expect(due.map(\.mapping) == ["a"])
         #expect(due.first?.attempt == 2)
-        #expect(try await store.nextWakeUp() != nil)
+        #expect(try await store.nextWakeUp(after: t0.adding(.seconds(60))) != nil, "the running job's lease")
     }
 
     @Test(arguments: StoreFactory.all)

@@ -211,8 +211,12 @@ public protocol JobStore: Sendable {
     func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws
     /// Puts this owner's unfinished jobs back to `pending` (graceful shutdown).
     func releaseLeases(owner: String, now: Timestamp) async throws
-    /// The earliest time a job of the lane becomes due or a lease expires, if any.
-    func nextWakeUp(lane: ClaimLane) async throws -> Timestamp?
+    /// The earliest time later than `after` at which a job of the lane becomes
+    /// due or a lease expires, if any. Jobs due at `after` or before are not
+    /// counted: the runner asks after a claim that took what it could, and a
+    /// due job it could not take (its mapping at its limit, an older job of the
+    /// same entity unfinished) must not wake it again at once.
+    func nextWakeUp(lane: ClaimLane, after: Timestamp) async throws -> Timestamp?
 }
 
 extension JobStore {
@@ -221,8 +225,8 @@ extension JobStore {
         try await claimDueJobs(owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: .dueTime)
     }
 
-    /// `nextWakeUp(lane:)` for jobs without a deadline.
-    public func nextWakeUp() async throws -> Timestamp? {
-        try await nextWakeUp(lane: .dueTime)
+    /// `nextWakeUp(lane:after:)` for jobs without a deadline.
+    public func nextWakeUp(after: Timestamp) async throws -> Timestamp? {
+        try await nextWakeUp(lane: .dueTime, after: after)
     }
 }

@@ -92,13 +92,13 @@ extension SQLiteStore: JobStore {
         _ = try requeueExpiredLeases(db: db, now: now, reason: "lease expired: the runner stopped during an attempt", expiredOnly: true)
         // Due jobs, oldest first; a job waits while an older job with the same
         // (mapping, effect key) is unfinished, so one entity's effects run in order.
-        let rows = try Row.fetchAll(
+        // Only what the choice needs is read here; the claimed rows come back
+        // from the claiming UPDATE itself.
+        let candidates = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
-                           j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
-                           CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
-                           j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
+                    SELECT j.id, j.mapping, j.kind, j.on_repeat,
+                           (SELECT e.job_id FROM effects e WHERE e.mapping = j.mapping AND e.effect_key = j.effect_key) AS delivered_by
                     FROM jobs j
                     WHERE j.state = \(SQL.literal(.pending)) AND j.run_at <= :now \(laneFilter)
                       AND NOT EXISTS (
@@ -118,15 +118,50 @@ extension SQLiteStore: JobStore {
             running[row["mapping"]] = row["n"]
         }
         let skipIDs = unclaimable
-        var claimed: [ClaimedJob] = []
-        var setAsideJobs: [SetAsideJob] = []
-        for row in rows {
-            if claimed.count >= limit { break }
+        // Jobs the ledger lets run as they are are claimed together, in one
+        // statement; a job whose effect exists (skip, run an alternative) is
+        // settled on its own.
+        var plain: [Int64] = []
+        var settledAlone: [Int64] = []
+        for row in candidates {
+            if plain.count + settledAlone.count >= limit { break }
             let id: Int64 = row["id"]
             if skipIDs.contains(id) { continue }
             // No head-of-line blocking: one mapping's endpoint cannot take every slot.
             let rowMapping: String = row["mapping"]
             if capPerMapping && running[rowMapping, default: 0] >= options.maxRunningPerMapping { continue }
+            running[rowMapping, default: 0] += 1
+            let deliveredBy: Int64? = row["delivered_by"]
+            let policy: EffectLedger.StoredPolicy = row["on_repeat"] == RepeatPolicy.send.storedName ? .send : .skip
+            if deliveredBy == nil || EffectLedger.decide(jobID: id, kind: row["kind"], deliveredBy: deliveredBy, policy: policy) == .run {
+                plain.append(id)
+            } else {
+                settledAlone.append(id)
+            }
+        }
+        var claimed: [ClaimedJob] = []
+        var setAsideJobs: [SetAsideJob] = []
+        do {
+            claimed = try claimTogether(plain, db: db, owner: owner, now: now, leaseUntil: leaseUntil)
+        } catch {
+            // A fault of the whole store fails the claim; otherwise one of them
+            // is bad: each is tried on its own, so only that one is set aside.
+            if StoreWriter.isStorageFailure(error) { throw error }
+            settledAlone = plain + settledAlone
+        }
+        for id in settledAlone {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
+                                   j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
+                                   CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
+                                   j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
+                            FROM jobs j WHERE j.id = ? AND j.state = \(SQL.literal(.pending))
+                            """), arguments: [id])
+            else { continue }
+            let rowMapping: String = row["mapping"]
             do {
                 // Each job under its own savepoint: a job whose claim fails is set
                 // aside and the claim goes on with the others.
@@ -135,10 +170,7 @@ extension SQLiteStore: JobStore {
                     job = try claimOne(row, db: db, owner: owner, now: now, leaseUntil: leaseUntil)
                     return .commit
                 }
-                if let job {
-                    running[rowMapping, default: 0] += 1
-                    claimed.append(job)
-                }
+                if let job { claimed.append(job) }
             } catch {
                 // A fault of the whole store (full disk, I/O error) concerns every
                 // job alike: the claim fails and the runner backs off; only a
@@ -158,6 +190,51 @@ extension SQLiteStore: JobStore {
             }
         }
         return JobClaim(jobs: claimed, setAside: setAsideJobs)
+    }
+
+    /// Claims `ids` (due, and free to run as they are) in one statement that
+    /// returns their rows; the event bodies of `after` jobs in one more. A
+    /// statement fails whole: on an error nothing of it was written.
+    private func claimTogether(_ ids: [Int64], db: Database, owner: String, now: Timestamp, leaseUntil: Timestamp) throws -> [ClaimedJob] {
+        guard !ids.isEmpty else { return [] }
+        let idList = "[" + ids.map(String.init).joined(separator: ",") + "]"
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = :target, attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, :now),
+                        lease_owner = :owner, lease_expires_at = :until, updated_at = :now
+                    WHERE id IN (SELECT value FROM json_each(:ids)) AND state = \(SQL.literal(.pending))
+                    RETURNING id, event_id, mapping, runs_mapping, item, kind, effect_key, payload, attempts, company_id, subject_id,
+                        created_at, first_attempt_at, after_mapping, after_capture, deadline
+                    """),
+            arguments: [
+                "target": try JobState.pending.after(.claim).rawValue, "now": now.milliseconds, "owner": owner,
+                "until": leaseUntil.milliseconds, "ids": idList,
+            ])
+        var bodies: [Int64: [UInt8]] = [:]
+        let waiting = rows.filter { ($0["after_mapping"] as String?) != nil }.map { $0["event_id"] as Int64 }
+        if !waiting.isEmpty {
+            for row in try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT id, body FROM inbox WHERE id IN (SELECT value FROM json_each(?)) AND body IS NOT NULL"),
+                arguments: ["[" + waiting.map(String.init).joined(separator: ",") + "]"])
+            {
+                bodies[row["id"]] = [UInt8](row["body"] as Data)
+            }
+        }
+        let order = Dictionary(ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        return rows.map { row -> ClaimedJob in
+            let mapping: String = row["mapping"]
+            let eventID: Int64 = row["event_id"]
+            return ClaimedJob(
+                id: row["id"], eventID: eventID, mapping: row["runs_mapping"] ?? mapping, item: row["item"], kind: row["kind"],
+                effectKey: row["effect_key"], payload: [UInt8](row["payload"] as Data), attempt: row["attempts"],
+                companyID: row["company_id"], subjectID: row["subject_id"],
+                createdAt: Timestamp(milliseconds: row["created_at"]),
+                firstAttemptAt: (row["first_attempt_at"] as Int64?).map(Timestamp.init(milliseconds:)),
+                eventBody: (row["after_mapping"] as String?) == nil ? nil : bodies[eventID],
+                afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
+                deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:)))
+        }.sorted { order[$0.id, default: 0] < order[$1.id, default: 0] }
     }
 
     /// Claims one due job, or settles it through the effect ledger (nil).
@@ -263,57 +340,56 @@ extension SQLiteStore: JobStore {
         ])
     }
 
-    /// Runs inside the writer's transaction.
+    /// Runs inside the writer's transaction. Each outcome is one UPDATE that
+    /// also checks the lease and returns what the ledger and the attempt log need.
     func complete(db: Database, jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) throws {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT state, mapping, effect_key, company_id, subject_id, attempts FROM jobs WHERE id = ? AND lease_owner = ?
-                        """), arguments: [jobID, owner]),
-            let state = JobState(rawValue: row["state"]), state == .running
-        else {
-            // The lease was lost (expired and re-claimed): the other runner owns the outcome.
-            return
-        }
-        let target = try state.after(completion.transition, jobID: jobID)
-        let attempt: Int = row["attempts"]
+        // Only a running job under this owner's lease moves (else the lease was
+        // lost, expired and re-claimed: the other runner owns the outcome).
+        let target = try JobState.running.after(completion.transition, jobID: jobID)
+        let guardClause = "WHERE id = :id AND lease_owner = :owner AND state = \(SQL.literal(.running))"
+        let returning = "RETURNING mapping, effect_key, company_id, subject_id, attempts"
+        var arguments: StatementArguments = ["id": jobID, "owner": owner, "state": target.rawValue, "now": now.milliseconds]
+        let sql: String
         switch completion {
         case .done(let capture):
-            try releaseDependents(
-                db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
-                capture: capture, now: now)
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = ?, capture = ?, last_error = NULL, hold_reason = NULL, hold_detail = NULL, lease_owner = NULL,
-                        lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """
-            ).execute(arguments: [target.rawValue, capture.map { Data(JSONWriter.bytes($0)) }, now.milliseconds, jobID])
-            try recordEffect(
-                db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
-                companyID: row["company_id"], subjectID: row["subject_id"])
+            arguments += ["capture": capture.map { Data(JSONWriter.bytes($0)) }]
+            sql = """
+                UPDATE jobs SET state = :state, capture = :capture, last_error = NULL, hold_reason = NULL, hold_detail = NULL,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now \(guardClause) \(returning)
+                """
         case .retry(let at, let reason):
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = ?, run_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?
-                    """
-            ).execute(arguments: [target.rawValue, at.milliseconds, reason, now.milliseconds, jobID])
+            arguments += ["runAt": at.milliseconds, "reason": reason]
+            sql = """
+                UPDATE jobs SET state = :state, run_at = :runAt, last_error = :reason, lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = :now \(guardClause) \(returning)
+                """
         case .dead, .held, .expired:
             let hold: HoldReason? = if case .held(let reason) = completion { reason } else { nil }
             // A hold is not part of the retry window: once released, `give_up_after`
             // counts from the next real attempt.
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = ?, last_error = ?, hold_reason = ?, hold_detail = ?, lease_owner = NULL, lease_expires_at = NULL,
-                        first_attempt_at = CASE WHEN ? THEN NULL ELSE first_attempt_at END, updated_at = ? WHERE id = ?
-                    """
-            ).execute(arguments: [target.rawValue, completion.detail, hold?.code.rawValue, hold?.detail, hold != nil, now.milliseconds, jobID])
+            arguments += [
+                "reason": completion.detail, "holdCode": hold?.code.rawValue, "holdDetail": hold?.detail, "isHold": hold != nil,
+            ]
+            sql = """
+                UPDATE jobs SET state = :state, last_error = :reason, hold_reason = :holdCode, hold_detail = :holdDetail,
+                    lease_owner = NULL, lease_expires_at = NULL, first_attempt_at = CASE WHEN :isHold THEN NULL ELSE first_attempt_at END,
+                    updated_at = :now \(guardClause) \(returning)
+                """
+        }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments) else { return }
+        if case .done(let capture) = completion {
+            try releaseDependents(
+                db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                capture: capture, now: now)
+            try recordEffect(
+                db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
+                companyID: row["company_id"], subjectID: row["subject_id"])
         }
         try db.cachedStatement(
             sql: """
                 INSERT OR REPLACE INTO job_attempts(job_id, attempt, finished_at, outcome, detail) VALUES (?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [jobID, attempt, now.milliseconds, completion.outcomeName, completion.detail])
+        ).execute(arguments: [jobID, row["attempts"] as Int, now.milliseconds, completion.outcomeName, completion.detail])
     }
 
     /// The effect ledger: one row per delivered (mapping, effect key); the first delivery stays.
@@ -349,22 +425,23 @@ extension SQLiteStore: JobStore {
         }
     }
 
-    /// On the reader connection; may be in the past (work is due now).
-    public func nextWakeUp(lane: ClaimLane) async throws -> Timestamp? {
-        // Per lane (a runner must not wake for due jobs it will not claim: it would
-        // spin), and each an index lookup: this runs whenever a runner goes idle.
+    /// On the reader connection; each an index range lookup.
+    public func nextWakeUp(lane: ClaimLane, after: Timestamp) async throws -> Timestamp? {
+        // Per lane (a runner must not wake for due jobs it will not claim), and
+        // each an index lookup: this runs whenever a runner goes idle.
         let laneFilter = SQLiteStore.laneSQL(lane, table: "jobs").filter
         return try await reader.read { db in
             let due = try Int64.fetchOne(
                 db.cachedStatement(
                     sql: """
-                        SELECT run_at FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) ORDER BY run_at LIMIT 1
-                        """))
+                        SELECT run_at FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) AND run_at > ? ORDER BY run_at LIMIT 1
+                        """), arguments: [after.milliseconds])
             let lease = try Int64.fetchOne(
                 db.cachedStatement(
                     sql: """
-                        SELECT lease_expires_at FROM jobs WHERE state = \(SQL.literal(.running)) ORDER BY lease_expires_at LIMIT 1
-                        """))
+                        SELECT lease_expires_at FROM jobs WHERE state = \(SQL.literal(.running)) AND lease_expires_at > ?
+                        ORDER BY lease_expires_at LIMIT 1
+                        """), arguments: [after.milliseconds])
             return [due, lease].compactMap { $0 }.min().map(Timestamp.init(milliseconds:))
         }
     }
