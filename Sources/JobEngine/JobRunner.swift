@@ -74,26 +74,52 @@ public final class JobRunner: Service {
         self.jobsFinished = metricsFactory.map { Counter(label: "jobylon_bridge_job_attempts_total", factory: $0) }
     }
 
+    /// Attempts that ended and wait to be recorded by the claim loop, which
+    /// records them in the write that refills their slots.
+    let finished = Mutex<[Finished]>([])
+
+    /// An ended attempt: the job, its recorded end, and its logger (with the job's metadata).
+    struct Finished: Sendable {
+        var job: ClaimedJob
+        var completion: JobCompletion
+        var logger: Logger
+    }
+
     /// Claims and runs until a graceful shutdown, which lets running attempts finish, then
     /// releases the leases this runner still holds.
+    ///
+    /// One loop claims: each round records the attempts that ended since the
+    /// last one and claims jobs for the slots they and any idle ones leave, in
+    /// one store write (`completeAndClaim`); a job's cycle costs one write, and
+    /// jobs that end together are recorded together.
     public func run() async throws {
         logger.info("job runner started", metadata: ["owner": "\(owner)"])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 var failedClaims = 0
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let free = configuration.concurrency - inFlight.load(ordering: .acquiring)
+                    let ended = finished.withLock { ended in
+                        defer { ended.removeAll() }
+                        return ended
+                    }
+                    // Ended attempts still hold their slots until recorded, here.
+                    let free = configuration.concurrency - inFlight.load(ordering: .acquiring) + ended.count
                     var claimed: [ClaimedJob] = []
                     var claimedAt = clock.now()
                     if free > 0 {
-                        await configuration.yield.wait(for: pressure, on: clock)
+                        // Outcomes are recorded at once; claims give way while webhooks
+                        // crowd the writer (then this round records only, and the next
+                        // one waits before it claims).
+                        let limit = !ended.isEmpty && (pressure?.isHigh ?? false) ? 0 : free
+                        if ended.isEmpty { await configuration.yield.wait(for: pressure, on: clock) }
                         do {
                             let now = clock.now()
                             claimedAt = now
-                            let claim = try await store.claimDueJobs(
-                                owner: owner, now: now, limit: free, leaseUntil: now.adding(configuration.leaseDuration),
-                                lane: configuration.lane)
+                            let claim = try await store.completeAndClaim(
+                                ended.map { FinishedAttempt(jobID: $0.job.id, completion: $0.completion) }, owner: owner, now: now,
+                                limit: limit, leaseUntil: now.adding(configuration.leaseDuration), lane: configuration.lane)
                             claimed = claim.jobs
+                            for attempt in ended { recorded(attempt) }
                             for setAside in claim.setAside {
                                 // Once per job: it is out of the queue now, and every other job goes on.
                                 logger.error(
@@ -107,6 +133,15 @@ public final class JobRunner: Service {
                                 failedClaims = 0
                             }
                         } catch {
+                            if !ended.isEmpty {
+                                // Record them one by one (retried, else set aside), then claim again.
+                                for attempt in ended {
+                                    await record(attempt.completion, of: attempt.job, logger: attempt.logger)
+                                    recorded(attempt)
+                                }
+                                inFlight.subtract(ended.count, ordering: .acquiringAndReleasing)
+                                continue
+                            }
                             failedClaims += 1
                             if failedClaims == 1 {
                                 logger.error(
@@ -115,14 +150,17 @@ public final class JobRunner: Service {
                             try? await clock.sleep(for: configuration.storeBackoff.delay(afterAttempt: failedClaims, jitter: 1))
                             continue
                         }
+                        inFlight.subtract(ended.count, ordering: .acquiringAndReleasing)
                     }
                     for job in claimed {
                         inFlight.add(1, ordering: .acquiringAndReleasing)
                         group.addTask {
-                            await self.run(job)
-                            self.inFlight.subtract(1, ordering: .acquiringAndReleasing)
+                            await self.finish(job)
                             self.wakeup.signal()
                         }
+                    }
+                    if !ended.isEmpty && claimed.isEmpty && free > 0 && inFlight.load(ordering: .acquiring) < configuration.concurrency {
+                        continue  // recorded only: claim in the next round
                     }
                     if free <= 0 || claimed.count == free {
                         // Saturated: a finishing job signals the wake-up.
@@ -137,6 +175,15 @@ public final class JobRunner: Service {
                 }
                 // Leaving the group waits for in-flight attempts: a graceful stop lets them finish.
             }
+            // Attempts that ended after the last round are recorded one by one.
+            for attempt in finished.withLock({ ended in
+                defer { ended.removeAll() }
+                return ended
+            }) {
+                await record(attempt.completion, of: attempt.job, logger: attempt.logger)
+                recorded(attempt)
+                inFlight.subtract(1, ordering: .acquiringAndReleasing)
+            }
             do {
                 try await store.releaseLeases(owner: owner, now: clock.now())
             } catch {
@@ -146,6 +193,18 @@ public final class JobRunner: Service {
         } onGracefulShutdown: {
             self.wakeup.signal()
         }
+    }
+
+    /// Runs the attempt and queues its end for the claim loop to record.
+    func finish(_ job: ClaimedJob) async {
+        let (completion, logger) = await attemptAndDecide(job)
+        finished.withLock { $0.append(Finished(job: job, completion: completion, logger: logger)) }
+    }
+
+    /// After recording: the executor's own reaction and the counter.
+    private func recorded(_ attempt: Finished) {
+        executors[attempt.job.kind]?.recorded(attempt.completion, for: attempt.job, logger: attempt.logger)
+        jobsFinished?.increment()
     }
 
     /// Sleeps until a commit, a finished job, the next due time or lease expiry
@@ -158,22 +217,28 @@ public final class JobRunner: Service {
         await wakeup.wait(until: deadline, on: clock)
     }
 
-    func run(_ job: ClaimedJob) async {
+    /// The attempt and the decision on it, logged; not yet recorded.
+    func attemptAndDecide(_ job: ClaimedJob) async -> (JobCompletion, Logger) {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(job.id)"
         logger[metadataKey: "mapping"] = "\(job.mapping)"
         logger[metadataKey: "attempt"] = "\(job.attempt)"
         let completion: JobCompletion
-        let executor = executors[job.kind]
-        if let executor {
+        if let executor = executors[job.kind] {
             let outcome = await attempt(job, with: executor, logger: logger)
             completion = decide(outcome, job: job, rules: executor.retryRules(for: job))
         } else {
             completion = .held(.noExecutor(kind: job.kind))
         }
         report(completion, logger: logger)
+        return (completion, logger)
+    }
+
+    /// One job from attempt to recorded outcome, on its own (outside the claim loop).
+    func run(_ job: ClaimedJob) async {
+        let (completion, logger) = await attemptAndDecide(job)
         await record(completion, of: job, logger: logger)
-        executor?.recorded(completion, for: job, logger: logger)
+        executors[job.kind]?.recorded(completion, for: job, logger: logger)
         jobsFinished?.increment()
     }
 

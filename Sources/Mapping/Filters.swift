@@ -386,8 +386,31 @@ enum NumberText {
 
 enum IBAN {
     /// Strips spaces, upper-cases, and checks length, characters and mod-97.
-    /// The error never repeats the IBAN.
+    /// The error never repeats the IBAN. ASCII text (every valid IBAN) is
+    /// done on bytes; other text by characters, with the same rules.
     static func normalise(_ text: String) throws(FilterError) -> String {
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return try normaliseCharacters(text) }
+        var compact: [UInt8] = []
+        compact.reserveCapacity(34)
+        for byte in text.utf8 where !(byte == 0x20 || (0x09...0x0D).contains(byte) || byte == UInt8(ascii: "-")) {
+            compact.append(byte &- UInt8(ascii: "a") < 26 ? byte - 0x20 : byte)
+        }
+        guard (15...34).contains(compact.count) else { throw FilterError("invalid IBAN: wrong length") }
+        func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+        func isLetter(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "A") < 26 }
+        guard compact.allSatisfy({ isDigit($0) || isLetter($0) }), isLetter(compact[0]), isLetter(compact[1]), isDigit(compact[2]),
+            isDigit(compact[3])
+        else { throw FilterError("invalid IBAN: unexpected characters") }
+        var remainder = 0
+        for byte in compact[4...] + compact[..<4] {
+            remainder = isDigit(byte) ? (remainder * 10 + Int(byte - 0x30)) % 97 : (remainder * 100 + Int(byte) - 55) % 97
+        }
+        guard remainder == 1 else { throw FilterError("invalid IBAN: checksum does not match") }
+        return String(decoding: compact, as: UTF8.self)
+    }
+
+    /// The rules on characters (non-ASCII spaces such as U+00A0 are stripped too).
+    static func normaliseCharacters(_ text: String) throws(FilterError) -> String {
         let compact = text.uppercased().filter { !$0.isWhitespace && $0 != "-" }
         guard (15...34).contains(compact.count) else { throw FilterError("invalid IBAN: wrong length") }
         guard compact.allSatisfy({ ($0.isASCII && $0.isLetter) || ($0.isASCII && $0.isNumber) }),
@@ -408,10 +431,16 @@ enum IBAN {
 }
 
 enum Phone {
+    static let separatorBytes: Set<UInt8> = Set(" -()./".utf8)
+
     /// `+46 8-123 45 67` → `+4681234567`; `08-123 45 67` with default `46` →
     /// `+4681234567`; `0046…` → `+46…`. Needs 7–15 digits in the end (E.164).
     static func normalise(_ text: String, defaultCountry: String?) throws(FilterError) -> String {
-        var s = text.filter { !" -().\u{00A0}/".contains($0) }
+        // ASCII text: the separators dropped on bytes (the rest is short).
+        var s =
+            text.utf8.allSatisfy({ $0 < 0x80 })
+            ? String(decoding: text.utf8.filter { !Phone.separatorBytes.contains($0) }, as: UTF8.self)
+            : text.filter { !" -().\u{00A0}/".contains($0) }
         if s.hasPrefix("00") {
             s = "+" + s.dropFirst(2)
         } else if !s.hasPrefix("+") {

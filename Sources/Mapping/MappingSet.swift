@@ -64,11 +64,23 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
         return ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASS", "AUTH"].contains { upper.contains($0) }
     }
 
+    /// Whether `text` holds `${`: a byte scan (Foundation's `contains` on
+    /// strings goes through CFString search, and this runs for every string a
+    /// dry run prints).
+    static func mayHavePlaceholder(_ text: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "{") && previous == UInt8(ascii: "$") { return true }
+            previous = byte
+        }
+        return false
+    }
+
     /// Replaces placeholders; unset variables without a default stay as `${NAME}`.
     /// `{{ }}` parts are dropped, and text that does not parse as a template is
     /// returned unchanged.
     public func substitute(_ text: String, mask: Bool) -> String {
-        guard text.contains("${"), let template = try? Template.parse(text) else { return text }
+        guard VariableSource.mayHavePlaceholder(text), let template = try? Template.parse(text) else { return text }
         var out = ""
         for part in template.parts {
             switch part {

@@ -85,6 +85,20 @@ struct ExpressionTests {
         }
     }
 
+    /// The byte path for ASCII text gives what the character rules give, error or value.
+    @Test func ibanBytePathEqualsTheCharacterRules() {
+        let pieces = ["SE", "se", "62", "8132", "3143", "6118", "9642", "3859", " ", "-", "\t", "\r\n", "GB82", "WEST", "!", "0", "x", "  "]
+        var generator = SeededGenerator(seed: 0x1BA4)
+        func outcome(_ body: () throws(FilterError) -> String) -> String {
+            do { return try body() } catch { return "error: \(error)" }
+        }
+        for _ in 0..<3000 {
+            let text = (0..<Int.random(in: 1...12, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
+            #expect(outcome { () throws(FilterError) in try IBAN.normalise(text) } == outcome { () throws(FilterError) in try IBAN.normaliseCharacters(text) }, "\(text.debugDescription)")
+        }
+        #expect(outcome { () throws(FilterError) in try IBAN.normalise("SE62\u{00A0}8132 3143 6118 9642 3859") } == "SE6281323143611896423859")
+    }
+
     @Test func ibanChecksAndNormalises() throws {
         #expect(try IBAN.normalise("se62 8132 3143 6118 9642 3859") == "SE6281323143611896423859")
         #expect(try IBAN.normalise("GB82 WEST 1234 5698 7654 32") == "GB82WEST12345698765432")

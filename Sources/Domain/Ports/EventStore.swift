@@ -207,6 +207,13 @@ public protocol JobStore: Sendable {
     func renewLeases(jobIDs: [Int64], owner: String, until: Timestamp) async throws
     /// Records an attempt's end; `done` also writes the effect ledger, atomically.
     func complete(jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) async throws
+    /// Records the ends of `finished` attempts and claims up to `limit` due jobs
+    /// of the lane, in one write: a runner's slots are refilled in the same
+    /// commit that frees them. Throws if any of it fails, and then writes none
+    /// of it (the runner records those outcomes one by one).
+    func completeAndClaim(
+        _ finished: [FinishedAttempt], owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane
+    ) async throws -> JobClaim
     /// Takes a running job of this owner out of the queue for an operator.
     func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws
     /// Puts this owner's unfinished jobs back to `pending` (graceful shutdown).
@@ -217,6 +224,20 @@ public protocol JobStore: Sendable {
     /// due job it could not take (its mapping at its limit, an older job of the
     /// same entity unfinished) must not wake it again at once.
     func nextWakeUp(lane: ClaimLane, after: Timestamp) async throws -> Timestamp?
+}
+
+/// An attempt's recorded end: the job and how it ended.
+public struct FinishedAttempt: Sendable, Hashable {
+    /// The job the runner holds the lease of.
+    public var jobID: Int64
+    /// What `RetryDecision` made of the attempt.
+    public var completion: JobCompletion
+
+    /// The pair, as `completeAndClaim` takes it.
+    public init(jobID: Int64, completion: JobCompletion) {
+        self.jobID = jobID
+        self.completion = completion
+    }
 }
 
 extension JobStore {

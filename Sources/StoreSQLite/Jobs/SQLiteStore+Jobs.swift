@@ -33,6 +33,21 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// One writer operation: every outcome (each a no-op where the lease was
+    /// lost), then the claim. A failure fails the operation whole (the writer
+    /// rolls it back alone; the other operations of the commit stand).
+    public func completeAndClaim(
+        _ finished: [FinishedAttempt], owner: String, now: Timestamp, limit: Int, leaseUntil: Timestamp, lane: ClaimLane
+    ) async throws -> JobClaim {
+        try await writer.perform { [self] db, _ in
+            for attempt in finished {
+                try complete(db: db, jobID: attempt.jobID, owner: owner, completion: attempt.completion, now: now)
+            }
+            guard limit > 0 else { return JobClaim(jobs: []) }
+            return try claim(db: db, owner: owner, now: now, limit: limit, leaseUntil: leaseUntil, lane: lane)
+        }
+    }
+
     /// Does nothing unless `owner` holds the job's lease; throws a
     /// `JobTransitionError` if its state cannot be set aside.
     public func setAside(jobID: Int64, owner: String, reason: String, now: Timestamp) async throws {
