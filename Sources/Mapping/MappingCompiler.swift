@@ -396,7 +396,7 @@ public enum MappingCompiler {
         let mapping = MappingFile(
             name: name, description: description, enabled: enabled, file: file, when: when, effectKey: effectKey,
             onRepeat: onRepeat, after: after, lookups: lookups, target: target, contentHash: contentHash,
-            requiredVariables: required)
+            requiredVariables: required, dataPaths: DataPaths(expressionPaths: context.paths.map(\.0)))
         return (mapping, context.diagnostics)
     }
 
@@ -557,7 +557,8 @@ public enum MappingCompiler {
         guard var r = ObjectReader(value, at: at, context: context, what: "\"archive\"") else { return nil }
         let files = r.templateMap("files")
         if files.isEmpty { context.error("\"files\" must map file kinds to URL expressions", at: at) }
-        let directory = r.template("directory") ?? (try? Template.parse("{{ company.id }}/{{ candidate.id }}"))
+        // The default goes through the context too, so its paths count as read.
+        let directory = r.template("directory") ?? context.template("{{ company.id }}/{{ candidate.id }}", at: at.appending("directory"))
         var hosts: [String] = []
         if let value = r.value("allowed_hosts") {
             if case .array(let items) = value, items.allSatisfy({ $0.stringValue != nil }) {

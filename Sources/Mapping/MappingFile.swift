@@ -50,6 +50,8 @@ public struct MappingFile: Sendable {
     public var contentHash: String
     /// Variables without a default that the mapping's templates use.
     public var requiredVariables: [String]
+    /// What of an event's `data` its expressions read (everything unless the compiler says less).
+    public var dataPaths: DataPaths = .everything
 
     /// The target's kind name, which picks the executor that runs its jobs.
     public var kind: String { target.kind }

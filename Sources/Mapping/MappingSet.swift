@@ -106,16 +106,19 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
 /// checked against.
 public struct MappingSet: Sendable {
     /// Sorted by file path; only files that compiled without errors.
-    public var mappings: [MappingFile]
+    public private(set) var mappings: [MappingFile]
     /// Mapping name → the `${VARIABLES}` it needs that are not set (its jobs are held).
     public var held: [String: [String]]
     /// The variables in force with these mappings.
     public let variables: VariableSource
+    /// Reads bodies for all of these mappings at once (what any of them reads of `data`).
+    public let envelopeReader: EnvelopeReader
 
     /// Works out `held` against `variables`; the mappings are not checked again.
     public init(mappings: [MappingFile], variables: VariableSource) {
         self.mappings = mappings
         self.variables = variables
+        self.envelopeReader = EnvelopeReader(mappings.reduce(DataPaths.none) { $0.union($1.dataPaths) })
         var held: [String: [String]] = [:]
         for mapping in mappings {
             let missing = mapping.requiredVariables.filter { variables.value($0) == nil }

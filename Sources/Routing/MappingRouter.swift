@@ -33,9 +33,17 @@ public struct MappingRouter: EventRouter {
     /// The jobs of every enabled mapping whose `when` matches.
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         let mappings = registry.current
-        guard envelope.kind.isDocumented, let data = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
-        if envelope.kind == .companySignup, let snapshot = CompanySnapshot(signupData: data) {
-            companies.update(snapshot)
+        guard envelope.kind.isDocumented else { return [] }
+        let data: JSONValue
+        if envelope.kind == .companySignup {
+            // The directory keeps the whole signup: parsed in full.
+            guard let full = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
+            if let snapshot = CompanySnapshot(signupData: full) { companies.update(snapshot) }
+            data = full
+        } else {
+            // Only what the mappings read is built (the receiver validated the body).
+            guard !mappings.mappings.isEmpty, let read = (try? mappings.envelopeReader.read(body)) ?? nil else { return [] }
+            data = read.data
         }
         guard !mappings.mappings.isEmpty else { return [] }
         let now = MappingClock.iso8601(milliseconds: receivedAt.milliseconds)

@@ -82,10 +82,12 @@ struct Map: ParsableCommand {
         guard let ndjson, let handle = FileHandle(forReadingAtPath: ndjson) else { throw ValidationError("cannot read \(ndjson ?? "")") }
         var output = FileOutput()
         var lineNumber = 0
+        // Each line builds only what the mapping reads (validated whole all the same).
+        let reader = EnvelopeReader(file.dataPaths.union(EventFile.entityPaths))
         try LineReader(handle: handle).forEachLine { line in
             lineNumber += 1
             guard !line.isEmpty else { return }
-            let input = try EventFile.event(from: line, receivedAt: now, source: "\(ndjson):\(lineNumber)")
+            let input = try EventFile.event(from: line, reader: reader, receivedAt: now, source: "\(ndjson):\(lineNumber)")
             output.write(JSONWriter.bytes(MapOutput.result(file, input, file.plan(input, now: now), variables: variables, mask: true)))
             output.write([0x0A])
         }

@@ -94,7 +94,9 @@ struct ExpressionTests {
         }
         for _ in 0..<3000 {
             let text = (0..<Int.random(in: 1...12, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
-            #expect(outcome { () throws(FilterError) in try IBAN.normalise(text) } == outcome { () throws(FilterError) in try IBAN.normaliseCharacters(text) }, "\(text.debugDescription)")
+            #expect(
+                outcome { () throws(FilterError) in try IBAN.normalise(text) }
+                    == outcome { () throws(FilterError) in try IBAN.normaliseCharacters(text) }, "\(text.debugDescription)")
         }
         #expect(outcome { () throws(FilterError) in try IBAN.normalise("SE62\u{00A0}8132 3143 6118 9642 3859") } == "SE6281323143611896423859")
     }

@@ -23,6 +23,24 @@ public enum EventFile {
         return try event(from: value, receivedAt: receivedAt, source: source)
     }
 
+    /// What the entity key is made of, read besides a mapping's own paths.
+    public static let entityPaths = DataPaths(keyPaths: [["company", "id"], ["company_id"], ["candidate", "id"], ["job", "id"]])
+
+    /// As `event(from:receivedAt:source:)`, building only what `reader` reads of `data`
+    /// (give it `entityPaths` too).
+    public static func event(from bytes: [UInt8], reader: EnvelopeReader, receivedAt: String, source: String) throws(OperatorFailure)
+        -> MappingEvent
+    {
+        let envelope: EnvelopeForMappings?
+        do {
+            envelope = try reader.read(bytes, options: .payload)
+        } catch {
+            throw OperatorFailure("\(source):\(error)")
+        }
+        guard let envelope else { throw OperatorFailure("\(source): not a webhook envelope {event_type, action, data}") }
+        return event(type: envelope.type, action: envelope.action, data: envelope.data, receivedAt: receivedAt)
+    }
+
     /// The mapping scope of an envelope: type, action, data, and `company:subject` as its entity key.
     public static func event(from value: JSONValue, receivedAt: String, source: String) throws(OperatorFailure) -> MappingEvent {
         guard let type = value["event_type"]?.stringValue, let action = value["action"]?.stringValue, let data = value["data"],
@@ -30,6 +48,10 @@ public enum EventFile {
         else {
             throw OperatorFailure("\(source): not a webhook envelope {event_type, action, data}")
         }
+        return event(type: type, action: action, data: data, receivedAt: receivedAt)
+    }
+
+    static func event(type: String, action: String, data: JSONValue, receivedAt: String) -> MappingEvent {
         let company = data["company"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
         let subject = data["candidate"]?["id"]?.stringValue ?? data["job"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
         return MappingEvent(type: type, action: action, data: data, receivedAt: receivedAt, entityKey: "\(company):\(subject)")
