@@ -91,6 +91,7 @@ public struct EnvelopeReader: Sendable {
     /// pruned `data` exactly when present in the event (`job` with no `title`
     /// is not the same as no `job`: a wildcard after it gives `[]`, not null).
     let prefixes: [[String]]
+    let tree: PrunedTree
 
     /// The query is built here, once.
     public init(_ paths: DataPaths) {
@@ -103,6 +104,7 @@ public struct EnvelopeReader: Sendable {
         self.prefixes = prefixes.sorted { ($0.count, $0.joined(separator: ".")) < ($1.count, $1.joined(separator: ".")) }
         self.query = JSONFieldQuery(
             [["event_type"], ["action"]] + dataPaths.map { ["data"] + $0 }, kindsOf: [["data"]] + self.prefixes.map { ["data"] + $0 })
+        self.tree = PrunedTree(paths: dataPaths, prefixes: self.prefixes)
     }
 
     /// Validates all of `body` as `JSONParser` would (same errors) and builds what
@@ -117,27 +119,54 @@ public struct EnvelopeReader: Sendable {
         }
         let scan = try JSONFieldScanner(query).scan(body, options: options)
         guard let type = scan.values[0]?.stringValue, let action = scan.values[1]?.stringValue, scan.kinds[0] == .object else { return nil }
-        var data = JSONObject()
-        for (keys, kind) in zip(prefixes, scan.kinds.dropFirst()) {
-            // A non-object on the way answers every field with nothing, as null does.
-            if let kind { EnvelopeReader.insert(kind == .object ? .object(JSONObject()) : .null, at: keys[...], into: &data) }
-        }
-        for (keys, value) in zip(dataPaths, scan.values.dropFirst(2)) {
-            if let value { EnvelopeReader.insert(value, at: keys[...], into: &data) }
-        }
-        return EnvelopeForMappings(type: type, action: action, data: .object(data))
+        return EnvelopeForMappings(type: type, action: action, data: .object(tree.build(values: scan.values, kinds: scan.kinds)))
+    }
+}
+
+/// The shape of the pruned `data`, made once per reader: each node is a key,
+/// with the scan slot of its value (a read path) or of its kind (an object on
+/// the way). Built in one pass per event, without copying objects.
+struct PrunedTree: Sendable {
+    struct Node: Sendable {
+        var key: String
+        /// Index into the scan's values (offset past `event_type` and `action`).
+        var value: Int?
+        /// Index into the scan's kinds (offset past `data` itself).
+        var kind: Int?
+        var children: [Node] = []
     }
 
-    /// Puts `value` at `keys`, making the objects on the way (paths never nest).
-    static func insert(_ value: JSONValue, at keys: ArraySlice<String>, into object: inout JSONObject) {
+    var roots: [Node] = []
+
+    init(paths: [[String]], prefixes: [[String]]) {
+        for (index, keys) in prefixes.enumerated() { place(keys[...], in: &roots) { $0.kind = index + 1 } }
+        for (index, keys) in paths.enumerated() { place(keys[...], in: &roots) { $0.value = index + 2 } }
+    }
+
+    private func place(_ keys: ArraySlice<String>, in nodes: inout [Node], _ mark: (inout Node) -> Void) {
         guard let key = keys.first else { return }
-        if keys.count == 1 {
-            // A prefix already placed keeps what was put under it.
-            if !(value.objectValue?.isEmpty == true && object[key]?.objectValue != nil) { object[key] = value }
-            return
+        let position: Int
+        if let found = nodes.firstIndex(where: { $0.key == key }) {
+            position = found
+        } else {
+            nodes.append(Node(key: key))
+            position = nodes.count - 1
         }
-        var child = object[key]?.objectValue ?? JSONObject()
-        insert(value, at: keys.dropFirst(), into: &child)
-        object[key] = .object(child)
+        if keys.count == 1 {
+            mark(&nodes[position])
+        } else {
+            place(keys.dropFirst(), in: &nodes[position].children, mark)
+        }
+    }
+
+    func build(values: [JSONValue?], kinds: [JSONKind?]) -> JSONObject {
+        func value(of node: Node) -> JSONValue? {
+            if let slot = node.value { return values[slot] }
+            guard let slot = node.kind, let kind = kinds[slot] else { return nil }
+            // A non-object on the way answers every field with nothing, as null does.
+            guard kind == .object else { return .null }
+            return .object(JSONObject(node.children.compactMap { child in value(of: child).map { JSONObject.Member(key: child.key, value: $0) } }))
+        }
+        return JSONObject(roots.compactMap { root in value(of: root).map { JSONObject.Member(key: root.key, value: $0) } })
     }
 }
