@@ -234,14 +234,6 @@ public final class JobRunner: Service {
         return (completion, logger)
     }
 
-    /// One job from attempt to recorded outcome, on its own (outside the claim loop).
-    func run(_ job: ClaimedJob) async {
-        let (completion, logger) = await attemptAndDecide(job)
-        await record(completion, of: job, logger: logger)
-        executors[job.kind]?.recorded(completion, for: job, logger: logger)
-        jobsFinished?.increment()
-    }
-
     /// Runs the executor while a sibling task renews the job's lease every
     /// third of its duration; the renewal stops when the attempt ends (a
     /// failed renewal is tried again at the next interval, never ends the attempt).
