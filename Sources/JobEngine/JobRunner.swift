@@ -98,10 +98,7 @@ public final class JobRunner: Service {
             await withDiscardingTaskGroup { group in
                 var failedClaims = 0
                 while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                    let ended = finished.withLock { ended in
-                        defer { ended.removeAll() }
-                        return ended
-                    }
+                    let ended = takeFinished()
                     // Ended attempts still hold their slots until recorded, here.
                     let free = configuration.concurrency - inFlight.load(ordering: .acquiring) + ended.count
                     var claimed: [ClaimedJob] = []
@@ -134,12 +131,7 @@ public final class JobRunner: Service {
                             }
                         } catch {
                             if !ended.isEmpty {
-                                // Record them one by one (retried, else set aside), then claim again.
-                                for attempt in ended {
-                                    await record(attempt.completion, of: attempt.job, logger: attempt.logger)
-                                    recorded(attempt)
-                                }
-                                inFlight.subtract(ended.count, ordering: .acquiringAndReleasing)
+                                await recordOneByOne(ended)  // then claim again
                                 continue
                             }
                             failedClaims += 1
@@ -175,15 +167,8 @@ public final class JobRunner: Service {
                 }
                 // Leaving the group waits for in-flight attempts: a graceful stop lets them finish.
             }
-            // Attempts that ended after the last round are recorded one by one.
-            for attempt in finished.withLock({ ended in
-                defer { ended.removeAll() }
-                return ended
-            }) {
-                await record(attempt.completion, of: attempt.job, logger: attempt.logger)
-                recorded(attempt)
-                inFlight.subtract(1, ordering: .acquiringAndReleasing)
-            }
+            // Attempts that ended after the last round.
+            await recordOneByOne(takeFinished())
             do {
                 try await store.releaseLeases(owner: owner, now: clock.now())
             } catch {
@@ -199,6 +184,23 @@ public final class JobRunner: Service {
     func finish(_ job: ClaimedJob) async {
         let (completion, logger) = await attemptAndDecide(job)
         finished.withLock { $0.append(Finished(job: job, completion: completion, logger: logger)) }
+    }
+
+    /// The attempts that ended since the last call, in the order they ended.
+    private func takeFinished() -> [Finished] {
+        finished.withLock { ended in
+            defer { ended.removeAll() }
+            return ended
+        }
+    }
+
+    /// Records each on its own (retried, else set aside: `record`) and frees its slot.
+    private func recordOneByOne(_ ended: [Finished]) async {
+        for attempt in ended {
+            await record(attempt.completion, of: attempt.job, logger: attempt.logger)
+            recorded(attempt)
+        }
+        inFlight.subtract(ended.count, ordering: .acquiringAndReleasing)
     }
 
     /// After recording: the executor's own reaction and the counter.

@@ -86,25 +86,23 @@ public struct EnvelopeForMappings: Sendable {
 public struct EnvelopeReader: Sendable {
     let paths: DataPaths
     let query: JSONFieldQuery
-    let dataPaths: [[String]]
-    /// Every object on the way to a read path, shortest first: present in the
-    /// pruned `data` exactly when present in the event (`job` with no `title`
-    /// is not the same as no `job`: a wildcard after it gives `[]`, not null).
-    let prefixes: [[String]]
     let tree: PrunedTree
 
-    /// The query is built here, once.
+    /// The query is built here, once. Besides each read path, the scan reports
+    /// the kind of every object on the way: present in the pruned `data` exactly
+    /// when present in the event (`job` with no `title` is not the same as no
+    /// `job`: a wildcard after it gives `[]`, not null).
     public init(_ paths: DataPaths) {
         self.paths = paths
-        self.dataPaths = paths.paths.sorted { $0.lexicographicallyPrecedes($1) }
-        var prefixes = Set<[String]>()
+        let dataPaths = paths.paths.sorted { $0.lexicographicallyPrecedes($1) }
+        var prefixSet = Set<[String]>()
         for keys in dataPaths where keys.count > 1 {
-            for length in 1..<keys.count { prefixes.insert(Array(keys.prefix(length))) }
+            for length in 1..<keys.count { prefixSet.insert(Array(keys.prefix(length))) }
         }
-        self.prefixes = prefixes.sorted { ($0.count, $0.joined(separator: ".")) < ($1.count, $1.joined(separator: ".")) }
+        let prefixes = prefixSet.sorted { ($0.count, $0.joined(separator: ".")) < ($1.count, $1.joined(separator: ".")) }
         self.query = JSONFieldQuery(
-            [["event_type"], ["action"]] + dataPaths.map { ["data"] + $0 }, kindsOf: [["data"]] + self.prefixes.map { ["data"] + $0 })
-        self.tree = PrunedTree(paths: dataPaths, prefixes: self.prefixes)
+            [["event_type"], ["action"]] + dataPaths.map { ["data"] + $0 }, kindsOf: [["data"]] + prefixes.map { ["data"] + $0 })
+        self.tree = PrunedTree(paths: dataPaths, prefixes: prefixes)
     }
 
     /// Validates all of `body` as `JSONParser` would (same errors) and builds what

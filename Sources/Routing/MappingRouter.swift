@@ -34,18 +34,16 @@ public struct MappingRouter: EventRouter {
     public func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
         let mappings = registry.current
         guard envelope.kind.isDocumented else { return [] }
-        let data: JSONValue
+        var signup: JSONValue?
         if envelope.kind == .companySignup {
             // The directory keeps the whole signup: parsed in full.
             guard let full = (try? JSONParser.parse(body, options: .payload))?["data"] else { return [] }
             if let snapshot = CompanySnapshot(signupData: full) { companies.update(snapshot) }
-            data = full
-        } else {
-            // Only what the mappings read is built (the receiver validated the body).
-            guard !mappings.mappings.isEmpty, let read = (try? mappings.envelopeReader.read(body)) ?? nil else { return [] }
-            data = read.data
+            signup = full
         }
         guard !mappings.mappings.isEmpty else { return [] }
+        // Otherwise only what the mappings read is built (the receiver validated the body).
+        guard let data = signup ?? ((try? mappings.envelopeReader.read(body)) ?? nil)?.data else { return [] }
         let now = MappingClock.iso8601(milliseconds: receivedAt.milliseconds)
         let event = MappingEvent(
             type: envelope.eventType, action: envelope.action, data: data, receivedAt: now, id: eventID,

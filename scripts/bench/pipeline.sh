@@ -12,21 +12,14 @@
 #   scripts/bench/pipeline.sh [SECONDS_OF_POSTING] [CONNECTIONS]   (needs wrk, nginx, sqlite3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
 posting=${1:-5s}
 connections=${2:-32}
 out=$PWD/scripts/bench/out/pipeline
 rm -rf "$out" && mkdir -p "$out/nginx" && mkdir -m 700 "$out/data"
 [ -n "${SKIP_BUILD:-}" ] || swift build -c release --product jobylon-bridge >/dev/null
-cat > "$out/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $out/nginx/nginx.pid;
-error_log $out/nginx/error.log;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $out/nginx/body;
-  server { listen 127.0.0.1:18092; location / { client_max_body_size 2m; return 201 '{"employeeId":"E-1"}'; } } }
-NGINX
-nginx -c "$out/nginx/nginx.conf"
-trap 'nginx -c "$out/nginx/nginx.conf" -s stop 2>/dev/null || true; kill $daemon 2>/dev/null || true' EXIT
+answering_nginx "$out/nginx" 18092 201 '{"employeeId":"E-1"}'
+trap 'stop_nginx "$out/nginx"; kill $daemon 2>/dev/null || true' EXIT
 export TOKEN=bench-token-0123456789 BODY_FILE=$PWD/scripts/bench/out/body.json
 [ -f "$BODY_FILE" ] || python3 -c "import json; json.dump(json.load(open('Tests/JSONTests/Fixtures/candidate-new.json')), open('$BODY_FILE','w'), indent=2)"
 JOBYLON_BRIDGE_TOKEN=$TOKEN PAYROLL_URL=http://127.0.0.1:18092 PAYROLL_TOKEN=bench-payroll JOBYLON_API_URL=http://127.0.0.1:18092 \

@@ -4,6 +4,7 @@
 #   scripts/bench/receiver.sh [DURATION]        (needs wrk and nginx: apt-get install wrk nginx-light)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
 duration=${1:-15s}
 out=scripts/bench/out
 mkdir -p "$out"
@@ -22,19 +23,8 @@ ls -l "$out/body.json"
 export TOKEN=bench-token-0123456789
 export BODY_FILE="$out/body.json"
 
-cat > "$out/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $PWD/$out/nginx/nginx.pid;
-error_log $PWD/$out/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$out/nginx/body;
-  server { listen 127.0.0.1:18089; location / { client_max_body_size 2m; return 200 '{"status":"stored","id":1}'; } }
-}
-NGINX
-nginx -c "$PWD/$out/nginx/nginx.conf"
-trap 'nginx -c "$PWD/$out/nginx/nginx.conf" -s stop 2>/dev/null || true; kill $daemon 2>/dev/null || true' EXIT
+answering_nginx "$PWD/$out/nginx" 18089 200 '{"status":"stored","id":1}'
+trap 'stop_nginx "$PWD/$out/nginx"; kill $daemon 2>/dev/null || true' EXIT
 
 JOBYLON_BRIDGE_TOKEN=$TOKEN .build/release/jobylon-bridge serve --listen 127.0.0.1:18088 --data-dir "$out/receiver-data" --log-level error &
 daemon=$!

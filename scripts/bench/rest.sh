@@ -5,26 +5,19 @@
 #   scripts/bench/rest.sh [SECONDS_OF_POSTING]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/lib.sh
 posting=${1:-5s}
 out=$PWD/scripts/bench/out/rest
 rm -rf "$out" && mkdir -p "$out/maps" "$out/nginx" && mkdir -m 700 "$out/data"
-swift build -c release --product jobylon-bridge >/dev/null
-cat > "$out/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $out/nginx/nginx.pid;
-error_log $out/nginx/error.log;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $out/nginx/body;
-  server { listen 127.0.0.1:18090; location / { client_max_body_size 2m; return 201 '{"employeeId":"E-1"}'; } } }
-NGINX
+[ -n "${SKIP_BUILD:-}" ] || swift build -c release --product jobylon-bridge >/dev/null
 cat > "$out/maps/deliver.json" <<'JSON'
 {"name": "deliver", "when": {"event": "candidate/new"},
  "rest": {"url": "http://127.0.0.1:18090/v1/employees", "honours_idempotency_key": true,
           "body": {"id": "{{ candidate.id }}", "iban": "{{ candidate.data.iban | iban }}", "start": "{{ candidate.data.startingdate | date: 'yyyy-MM-dd' }}"},
           "capture": {"employee_id": "{{ response.body.employeeId }}"}}}
 JSON
-nginx -c "$out/nginx/nginx.conf"
-trap 'nginx -c "$out/nginx/nginx.conf" -s stop 2>/dev/null || true; kill $daemon 2>/dev/null || true' EXIT
+answering_nginx "$out/nginx" 18090 201 '{"employeeId":"E-1"}'
+trap 'stop_nginx "$out/nginx"; kill $daemon 2>/dev/null || true' EXIT
 export TOKEN=bench-token-0123456789 BODY_FILE=scripts/bench/out/body.json
 [ -f "$BODY_FILE" ] || python3 -c "import json; json.dump(json.load(open('Tests/JSONTests/Fixtures/candidate-new.json')), open('$BODY_FILE','w'), indent=2)"
 JOBYLON_BRIDGE_TOKEN=$TOKEN .build/release/jobylon-bridge serve --listen 127.0.0.1:18091 --data-dir "$out/data" --mappings "$out/maps" --log-level error &

@@ -192,12 +192,12 @@ public struct Redactor: Sendable {
 /// text; text with any other byte gets every flag set (case folding and
 /// grapheme clusters are `Regex`'s to judge).
 struct PatternHints {
-    private let text: String.UTF8View
+    private let bytes: [UInt8]
     private let ascii: Bool
 
     init(_ text: String) {
-        self.text = text.utf8
-        self.ascii = text.utf8.allSatisfy { $0 < 0x80 }
+        self.bytes = Array(text.utf8)
+        self.ascii = bytes.allSatisfy { $0 < 0x80 }
     }
 
     /// `bearer` or `basic`, any case.
@@ -206,14 +206,13 @@ struct PatternHints {
     /// A `:` or `=`, and a fragment every credential name contains.
     var mayHaveSecretAssignment: Bool {
         guard ascii else { return true }
-        guard text.contains(UInt8(ascii: ":")) || text.contains(UInt8(ascii: "=")) else { return false }
+        guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: "=")) else { return false }
         return ["token", "passw", "secret", "api"].contains { containsLowercased($0) }
     }
 
     /// Two letters followed by two digits.
     var mayHaveIBAN: Bool {
         guard ascii else { return true }
-        let bytes = Array(text)
         guard bytes.count >= 15 else { return false }
         for index in 0..<(bytes.count - 3)
         where PatternHints.isLetter(bytes[index]) && PatternHints.isLetter(bytes[index + 1]) && PatternHints.isDigit(bytes[index + 2])
@@ -225,12 +224,11 @@ struct PatternHints {
     }
 
     /// An `@`.
-    var mayHaveEmail: Bool { !ascii || text.contains(UInt8(ascii: "@")) }
+    var mayHaveEmail: Bool { !ascii || bytes.contains(UInt8(ascii: "@")) }
 
     /// Six digits, `-` or `+`, four digits.
     var mayHavePersonalNumber: Bool {
         guard ascii else { return true }
-        let bytes = Array(text)
         guard bytes.count >= 11 else { return false }
         for index in 6..<(bytes.count - 4) where bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
             if bytes[(index - 6)..<index].allSatisfy(PatternHints.isDigit) && bytes[(index + 1)...(index + 4)].allSatisfy(PatternHints.isDigit) {
@@ -244,7 +242,7 @@ struct PatternHints {
     var mayHaveOpaqueToken: Bool {
         guard ascii else { return true }
         var run = 0
-        for byte in text {
+        for byte in bytes {
             if PatternHints.isLetter(byte) || PatternHints.isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
                 || byte == UInt8(ascii: "-")
             {
@@ -259,7 +257,6 @@ struct PatternHints {
 
     private func containsLowercased(_ word: String) -> Bool {
         let needle = Array(word.utf8)
-        let bytes = Array(text)
         guard bytes.count >= needle.count else { return false }
         for start in 0...(bytes.count - needle.count) {
             var matches = true
