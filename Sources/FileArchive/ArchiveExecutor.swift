@@ -86,15 +86,26 @@ public struct ArchiveExecutor: JobExecutor {
     public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {
         switch completion {
         case .expired(let reason):
-            metrics?.downloads(outcome: "expired").increment()
-            metrics?.expired.increment()
-            // An alert: compliance expected this file and it is now out of reach.
-            logger.error("ALERT archive: signed URL expired before the file was archived", metadata: ["reason": "\(reason)"])
+            reportExpired(reason: reason, logger: logger)
         case .retry:
             metrics?.downloads(outcome: "retry").increment()
         default:
             break
         }
+    }
+
+    /// A job created `expired` (its URL had expired before the webhook
+    /// arrived) is counted and alerted like one that expired in the queue.
+    public func endedAtCreation(_ job: PlannedJob, logger: Logger) {
+        guard job.initialState == .expired else { return }
+        reportExpired(reason: job.reason ?? "expired", logger: logger)
+    }
+
+    /// An alert: compliance expected this file and it is now out of reach.
+    func reportExpired(reason: String, logger: Logger) {
+        metrics?.downloads(outcome: "expired").increment()
+        metrics?.expired.increment()
+        logger.error("ALERT archive: signed URL expired before the file was archived", metadata: ["reason": "\(reason)"])
     }
 
     /// One attempt: unsafe names and refused URLs are permanent, an expired URL
@@ -129,7 +140,7 @@ public struct ArchiveExecutor: JobExecutor {
         logger[metadataKey: "host"] = "\(host)"
         let now = clock.now()
         if now >= deadline {
-            return .expired(reason: "the signed URL expired at \(iso(deadline)) before it could be fetched (not requested)")
+            return .expired(reason: PlannedJob.expiredReason(deadline: deadline, before: "it could be fetched"))
         }
         metrics?.secondsToDeadline.record(Double(deadline.milliseconds - now.milliseconds) / 1000)
 
@@ -275,7 +286,6 @@ public struct ArchiveExecutor: JobExecutor {
         return result
     }
 
-    func iso(_ timestamp: Timestamp) -> String { MappingClock.iso8601(milliseconds: timestamp.milliseconds) }
 }
 
 /// The archive's metrics (Prometheus names under `jobylon_bridge_archive_`).

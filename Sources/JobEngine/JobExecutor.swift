@@ -13,6 +13,10 @@ public protocol JobExecutor: Sendable {
     func retryRules(for job: ClaimedJob) -> RetryRules
     /// Told how the attempt was recorded (for a target's own alerts and counters).
     func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger)
+    /// Told of a job of this kind created already ended (`expired`: its
+    /// deadline had passed when its event arrived), after its commit: the
+    /// same alerts and counters as `recorded`, for a job no attempt will see.
+    func endedAtCreation(_ job: PlannedJob, logger: Logger)
 }
 
 extension JobExecutor {
@@ -20,6 +24,8 @@ extension JobExecutor {
     public func retryRules(for job: ClaimedJob) -> RetryRules { .standard }
     /// Nothing to do after recording, by default.
     public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {}
+    /// Nothing to report, by default.
+    public func endedAtCreation(_ job: PlannedJob, logger: Logger) {}
 }
 
 /// The built-in `log` kind: records the event's arrival in the log (ids only,

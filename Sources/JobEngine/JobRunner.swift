@@ -108,7 +108,15 @@ public final class JobRunner: Service {
                         // crowd the writer (then this round records only, and the next
                         // one waits before it claims).
                         let limit = !ended.isEmpty && (pressure?.isHigh ?? false) ? 0 : free
-                        if ended.isEmpty { await configuration.yield.wait(for: pressure, on: clock) }
+                        if ended.isEmpty {
+                            await configuration.yield.wait(for: pressure, on: clock)
+                            // Nothing to record: write only if there may be something to claim.
+                            let now = clock.now()
+                            if !((try? await store.mayHaveWork(lane: configuration.lane, now: now)) ?? true) {
+                                await waitForWork(after: now)
+                                continue
+                            }
+                        }
                         do {
                             let now = clock.now()
                             claimedAt = now

@@ -31,13 +31,19 @@ public final class EventRoutingService: Service {
     /// Signalled when the store commits events that need routing.
     public let wakeup = Wakeup()
     let worker = BackgroundWorker(name: "event-router")
+    /// Told, after their commit, of the jobs created `expired` (their deadline
+    /// had passed when the event arrived), so their target counts and alerts
+    /// them as it would after an attempt.
+    let endedAtCreation: @Sendable (_ job: PlannedJob, _ eventID: Int64, _ logger: Logger) -> Void
 
     /// `batchSize` events per round; `idlePoll` is the safety net when no signal comes.
     public init(
         queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
         pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
-        clock: any WallClock = SystemWallClock()
+        clock: any WallClock = SystemWallClock(),
+        endedAtCreation: @escaping @Sendable (_ job: PlannedJob, _ eventID: Int64, _ logger: Logger) -> Void = { _, _, _ in }
     ) {
+        self.endedAtCreation = endedAtCreation
         self.queue = queue
         self.router = router
         self.logger = logger
@@ -104,6 +110,14 @@ public final class EventRoutingService: Service {
         do {
             let created = try await queue.recordRouting(routed)
             logger.debug("events routed", metadata: ["events": "\(events.count)", "jobs": "\(created)"])
+            for event in routed {
+                for job in event.jobs where job.initialState == .expired {
+                    var logger = logger
+                    logger[metadataKey: "event"] = "\(event.eventID)"
+                    logger[metadataKey: "mapping"] = "\(job.mapping)"
+                    endedAtCreation(job, event.eventID, logger)
+                }
+            }
         } catch {
             logger.error("recording routed jobs failed (retried)", metadata: ["error": "\(error)"])
             try? await clock.sleep(for: .milliseconds(200))

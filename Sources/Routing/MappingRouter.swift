@@ -78,7 +78,8 @@ public struct MappingRouter: EventRouter {
                 return PlannedJob(
                     mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
                     mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
-                    holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline)
+                    holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline
+                ).endingAtCreation(receivedAt: receivedAt)
             }
             switch plan {
             case .noMatch:

@@ -313,8 +313,10 @@ struct ArchiveEndToEndTests {
                     try candidate(id: "c0ffee00-0000-4000-8000-000000000002", cv: server.signedURL("/old/cv.pdf", expires: expired))
                 ).status == 200)
             #expect(try await daemon.waitFor { db in try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE kind = 'archive'") == "expired" })
-            let reason = try #require(try jobs(daemon).first?["last_error"] as String?)
-            #expect(reason.contains("expired") && reason.contains("not requested"))
+            let job = try #require(try jobs(daemon).first)
+            let reason = try #require(job["last_error"] as String?)
+            #expect(reason.contains("before the webhook arrived") && reason.contains("not requested"))
+            #expect(job["attempts"] as Int == 0, "created expired: never claimed, never attempted")
             #expect(server.served.withLock { $0 }.isEmpty && server.refused.withLock { $0 }.isEmpty, "nothing was fetched")
             let metrics = try await daemon.get("/metrics").text
             #expect(metrics.contains("jobylon_bridge_archive_expired_total 1"))

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import JSON
 import Logging
+import Synchronization
 import Testing
 
 @testable import Clocks
@@ -23,6 +24,44 @@ final class CountingRouter: EventRouter, @unchecked Sendable {
 
 @Suite("Routing acknowledged events after their commit")
 struct EventRoutingServiceTests {
+    /// Plans one archive job per event whose deadline (1 s) is long past at receipt.
+    struct ExpiredArchiveRouter: EventRouter {
+        func route(_ envelope: WebhookEnvelope, body: [UInt8], receivedAt: Timestamp, eventID: Int64?) -> [PlannedJob] {
+            [
+                PlannedJob(
+                    mapping: "archive", item: "cv", kind: "archive", effectKey: envelope.subjectID ?? "-", payload: ["url": "https://f.example/cv"],
+                    mappingHash: "h", crashPolicy: .rerun, deadline: Timestamp(seconds: 1)
+                ).endingAtCreation(receivedAt: receivedAt)
+            ]
+        }
+    }
+
+    @Test func jobsCreatedExpiredAreReportedAfterTheirCommitAndNeverClaimed() async throws {
+        let store = try TestStores.makeSQLiteStore()
+        guard case .stored(let id, _) = await Self.ingest(store, candidate: "p1") else {
+            Issue.record("not stored")
+            return
+        }
+        let reported = Mutex<[(String, Int64, Int)]>([])
+        let service = EventRoutingService(
+            queue: store, router: ExpiredArchiveRouter(), logger: Logger(label: "test"),
+            endedAtCreation: { job, eventID, _ in
+                let committed =
+                    (try? store.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'expired'") }) ?? 0
+                reported.withLock { $0.append((job.item, eventID, committed)) }
+            })
+        #expect(await service.routeOnce() == 1)
+        let seen = reported.withLock { $0 }
+        #expect(seen.map(\.0) == ["cv"] && seen.map(\.1) == [id])
+        #expect(seen.first?.2 == 1, "reported after the commit that created it")
+        let row = try #require(try store.database.read { db in try Row.fetchOne(db, sql: "SELECT state, attempts, last_error FROM jobs") })
+        #expect(row["state"] as String == "expired" && row["attempts"] as Int == 0)
+        #expect((row["last_error"] as String).hasSuffix("before the webhook arrived (not requested)"))
+        let claim = try await store.claimDueJobs(
+            owner: "t", now: Timestamp(seconds: 1_900_000_000), limit: 10, leaseUntil: Timestamp(seconds: 1_900_000_030), lane: .earliestDeadline)
+        #expect(claim.jobs.isEmpty, "nothing to claim")
+    }
+
     static func ingest(_ store: SQLiteStore, candidate: String) async -> IngestOutcome {
         let body = Array(#"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}}}"#.utf8)
         guard let envelope = try? WebhookEnvelope.read(body) else { return .unavailable(reason: "test") }

@@ -62,4 +62,26 @@ struct MappingRouterTests {
         #expect(byName["w"]?.initialState == .held)
         #expect(byName["w"]?.holdReason == .missingVariables(["NOT_SET_ANYWHERE"]))
     }
+
+    @Test func anArchiveJobWhoseURLHadExpiredBeforeTheWebhookIsCreatedExpired() throws {
+        let archive = try mapping(
+            #"{"name": "a", "when": {"event": "candidate/new"}, "archive": {"files": {"cv": "{{ candidate.files.cv }}", "cover_letter": "{{ candidate.files.cover_letter }}"}, "allowed_hosts": ["files.example"]}}"#
+        )
+        let body = Array(
+            #"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"p1","files":{"cv":"https://files.example/cv.pdf?Expires=1000&Signature=s","cover_letter":"https://files.example/cl.pdf?Expires=3000&Signature=s"}}}}"#
+                .utf8)
+        let router = MappingRouter(mappings: MappingSet(mappings: [archive], variables: VariableSource(environment: [:])))
+        // Received at 2000 s: the CV's URL expired at 1000 s, the cover letter's expires at 3000 s.
+        let jobs = router.route(try WebhookEnvelope.read(body), body: body, receivedAt: Timestamp(seconds: 2000))
+        let byItem = Dictionary(uniqueKeysWithValues: jobs.map { ($0.item, $0) })
+        #expect(byItem["cv"]?.initialState == .expired)
+        #expect(byItem["cv"]?.reason == "the signed URL expired at 1970-01-01T00:16:40.000Z before the webhook arrived (not requested)")
+        #expect(byItem["cv"]?.deadline == Timestamp(seconds: 1000))
+        #expect(byItem["cover_letter"]?.initialState == .pending)
+        #expect(byItem["cover_letter"]?.reason == nil)
+        #expect(byItem["cover_letter"]?.deadline == Timestamp(seconds: 3000))
+        // Exactly at the deadline counts as expired (the executor's rule: now >= deadline).
+        let atDeadline = router.route(try WebhookEnvelope.read(body), body: body, receivedAt: Timestamp(seconds: 3000))
+        #expect(atDeadline.allSatisfy { $0.initialState == .expired })
+    }
 }

@@ -124,6 +124,22 @@ struct JobQueueTests {
         #expect(try await fixture.store.nextWakeUp(after: t0.adding(.milliseconds(-1))) == t0, "due jobs count until the claim")
     }
 
+    /// A runner woken by a commit that gave its lane nothing writes nothing:
+    /// `mayHaveWork` answers from the reader, per lane, counting due jobs and
+    /// run-out leases only.
+    @Test func mayHaveWorkSeesDueJobsOfTheLaneAndRunOutLeasesOnly() async throws {
+        let fixture = try StoreFixture()
+        #expect(try await fixture.store.mayHaveWork(lane: .dueTime, now: t0) == false)
+        _ = await fixture.ingest(candidate: "p1", jobs: [("payroll", "c1:p1", .rerun)], at: t0)
+        #expect(try await fixture.store.mayHaveWork(lane: .dueTime, now: t0.adding(.milliseconds(-1))) == false, "not due yet")
+        #expect(try await fixture.store.mayHaveWork(lane: .dueTime, now: t0))
+        #expect(try await fixture.store.mayHaveWork(lane: .earliestDeadline, now: t0) == false, "another lane's job")
+        let claimed = try await fixture.store.claimDueJobs(owner: "A", now: t0, limit: 5, leaseUntil: t0.adding(.seconds(30)))
+        #expect(claimed.count == 1)
+        #expect(try await fixture.store.mayHaveWork(lane: .dueTime, now: t0.adding(.seconds(29))) == false, "running under a live lease")
+        #expect(try await fixture.store.mayHaveWork(lane: .earliestDeadline, now: t0.adding(.seconds(30))), "a run-out lease is work for any lane")
+    }
+
     @Test func anExpiredLeaseIsReclaimedOrParkedInDoubtByPolicy() async throws {
         let fixture = try StoreFixture()
         _ = await fixture.ingest(candidate: "p1", jobs: [("safe", "k1", .rerun), ("unsafe", "k2", .hold)], at: t0)

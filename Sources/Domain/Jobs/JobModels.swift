@@ -1,5 +1,6 @@
 import Clocks
 import JSON
+import Mapping
 
 /// What to do with a job whose lease ran out (its runner died mid-flight).
 public enum CrashPolicy: String, Sendable, Codable {
@@ -49,10 +50,11 @@ public struct PlannedJob: Sendable, Hashable {
     /// What happens if the runner dies mid-attempt.
     public var crashPolicy: CrashPolicy
     /// `pending` normally; `held` (a missing variable, a dependency: see
-    /// `holdReason`) or `dead` (the event could not be rendered: see `reason`),
-    /// so nothing is lost.
+    /// `holdReason`), `dead` (the event could not be rendered: see `reason`)
+    /// or `expired` (its deadline had passed when the event arrived: see
+    /// `endingAtCreation`), so nothing is lost.
     public var initialState: JobState
-    /// Why a `dead` job could not be rendered.
+    /// Why a `dead` job could not be rendered, or why an `expired` one ended at once.
     public var reason: String?
     /// What a `held` job waits for.
     public var holdReason: HoldReason?
@@ -83,6 +85,26 @@ public struct PlannedJob: Sendable, Hashable {
         self.crashPolicy = crashPolicy
         self.initialState = initialState
         self.reason = reason
+    }
+
+    /// The job as it is created when its deadline had passed before its event
+    /// arrived (a signed URL that had already expired): `expired` at once,
+    /// with the reason the executor would give, because an attempt could
+    /// only report the same. It never takes a claim, a slot or a completion
+    /// (on a replay of old events, or a re-send of old URLs, these are most
+    /// of the archive jobs). A job that could not be rendered stays `dead`.
+    public func endingAtCreation(receivedAt: Timestamp) -> PlannedJob {
+        guard let deadline, deadline <= receivedAt, initialState != .dead else { return self }
+        var job = self
+        job.initialState = .expired
+        job.holdReason = nil
+        job.reason = PlannedJob.expiredReason(deadline: deadline, before: "the webhook arrived")
+        return job
+    }
+
+    /// Why a job ended `expired`: the one wording for both ends (at creation and at an attempt).
+    public static func expiredReason(deadline: Timestamp, before moment: String) -> String {
+        "the signed URL expired at \(MappingClock.iso8601(milliseconds: deadline.milliseconds)) before \(moment) (not requested)"
     }
 }
 

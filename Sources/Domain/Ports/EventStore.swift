@@ -224,6 +224,11 @@ public protocol JobStore: Sendable {
     /// due job it could not take (its mapping at its limit, an older job of the
     /// same entity unfinished) must not wake it again at once.
     func nextWakeUp(lane: ClaimLane, after: Timestamp) async throws -> Timestamp?
+    /// Whether a claim of the lane at `now` could find anything: a job of the
+    /// lane due by then, or a lease run out. Read without the writer, so a
+    /// runner woken by a commit that created no work for it (another lane's
+    /// jobs, jobs created already ended) costs no write.
+    func mayHaveWork(lane: ClaimLane, now: Timestamp) async throws -> Bool
 }
 
 /// An attempt's recorded end: the job and how it ended.

@@ -462,6 +462,22 @@ extension SQLiteStore: JobStore {
     }
 }
 
+extension SQLiteStore {
+    /// On the reader connection; two index lookups (the lane's pending jobs by
+    /// due time, running jobs by lease expiry).
+    public func mayHaveWork(lane: ClaimLane, now: Timestamp) async throws -> Bool {
+        let laneFilter = SQLiteStore.laneSQL(lane, table: "jobs").filter
+        return try await reader.read { db in
+            try Bool.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM jobs WHERE state = \(SQL.literal(.pending)) \(laneFilter) AND run_at <= :now)
+                            OR EXISTS (SELECT 1 FROM jobs WHERE state = \(SQL.literal(.running)) AND lease_expires_at <= :now)
+                        """), arguments: ["now": now.milliseconds]) ?? true
+        }
+    }
+}
+
 /// Read-side queries for the CLI and metrics.
 extension SQLiteStore {
     /// One job row as `jobs` lists it.
