@@ -198,13 +198,14 @@ extension JSONParserCore {
             return
         }
         path.append(.index(0))
-        var keys = RawKeySet()
+        var keys = RawKeySet(base: scannedKeys.count)
+        defer { scannedKeys.removeSubrange(keys.base...) }
         while true {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw unexpected(expected: "a string key") }
             let keyOffset = i
             let literal = try scanStringLiteral()
             path[path.count - 1] = .key(start: literal.start, end: literal.end, escaped: literal.escaped)
-            if keys.insert(literal, in: self) == false {
+            if keys.insert(literal, in: &self) == false {
                 throw error(.duplicateKey(decodeString(start: literal.start, end: literal.end, escaped: literal.escaped)), at: keyOffset)
             }
             skipWhitespace()
@@ -231,19 +232,25 @@ extension JSONParserCore {
 }
 
 /// The keys seen in one object while skipping it, compared without decoding
-/// unless a key has escapes; hashed past 16 keys.
+/// unless a key has escapes; hashed past 16 keys. The ranges live on the
+/// parser's one `scannedKeys` stack (this object's from `base` on), so an
+/// object costs no allocation of its own.
 struct RawKeySet {
-    var ranges: [(start: Int, end: Int, escaped: Bool)] = []
+    let base: Int
     var decoded: Set<String>?
 
-    mutating func insert(_ key: (start: Int, end: Int, escaped: Bool), in core: JSONParserCore) -> Bool {
-        if decoded == nil, ranges.count < 16 {
-            for other in ranges where RawKeySet.equal(key, other, in: core) { return false }
-            ranges.append(key)
+    init(base: Int) {
+        self.base = base
+    }
+
+    mutating func insert(_ key: (start: Int, end: Int, escaped: Bool), in core: inout JSONParserCore) -> Bool {
+        if decoded == nil, core.scannedKeys.count - base < 16 {
+            for index in base..<core.scannedKeys.count where RawKeySet.equal(key, core.scannedKeys[index], in: core) { return false }
+            core.scannedKeys.append(key)
             return true
         }
         if decoded == nil {
-            decoded = Set(ranges.map { core.decodeString(start: $0.start, end: $0.end, escaped: $0.escaped) })
+            decoded = Set(core.scannedKeys[base...].map { core.decodeString(start: $0.start, end: $0.end, escaped: $0.escaped) })
         }
         return decoded?.insert(core.decodeString(start: key.start, end: key.end, escaped: key.escaped)).inserted ?? true
     }

@@ -98,11 +98,15 @@ struct JSONParserCore {
     var usedTrailingCommas = false
     var path: [PathComponent] = []
     var scratch: [UInt8] = []
+    /// The field scanner's key ranges of the objects it is inside (see `RawKeySet`).
+    var scannedKeys: [(start: Int, end: Int, escaped: Bool)] = []
     var sourceMap: JSONSourceMapBuilder?
 
     init(bytes: UnsafeBufferPointer<UInt8>, options: JSONParseOptions) {
         self.bytes = bytes
         self.options = options
+        // Grown once per document, not doubling from empty at every level.
+        path.reserveCapacity(16)
         if options.recordPositions {
             sourceMap = JSONSourceMapBuilder(source: Array(bytes))
         }

@@ -271,10 +271,28 @@ extension String {
     /// trim of the pure modules: by hand, because `CharacterSet` lookups cost
     /// more than the mapping hot path can spend.
     public func trimmingWhitespace() -> String {
+        // Most values start and end with a visible ASCII character: nothing to
+        // trim, known from two bytes (a cluster ending in such a byte is that
+        // character, or one led by a Prepend mark; neither is whitespace).
+        if let first = utf8.first, let last = utf8.last, first < 0x80, last < 0x80,
+            !String.isASCIIWhitespace(first), !String.isASCIIWhitespace(last)
+        {
+            return self
+        }
+        return trimmingWhitespaceByCharacter()
+    }
+
+    /// The character rule (Unicode White_Space at either end), for what the byte check cannot settle.
+    func trimmingWhitespaceByCharacter() -> String {
         var scalars = Substring(self)
         while let first = scalars.first, first.isWhitespace { scalars = scalars.dropFirst() }
         while let last = scalars.last, last.isWhitespace { scalars = scalars.dropLast() }
         return String(scalars)
+    }
+
+    /// The ASCII members of Unicode White_Space: tab, LF, VT, FF, CR, space.
+    static func isASCIIWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || (0x09...0x0D).contains(byte)
     }
 
     func replacingAll(_ target: String, with replacement: String) -> String {

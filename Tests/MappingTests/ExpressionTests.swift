@@ -85,6 +85,20 @@ struct ExpressionTests {
         }
     }
 
+    /// `trim`'s two-byte shortcut gives what the character rule gives, for
+    /// text with combining marks, Prepend marks, CR LF, NEL and no-break spaces.
+    @Test func trimShortcutEqualsTheCharacterRule() {
+        let pieces = [
+            "a", "Z", "1", " ", "\t", "\r\n", "\n", "\u{0B}", "\u{0C}", "\u{85}", "\u{A0}", "\u{2003}", "\u{301}", "\u{600}", "å", "ł",
+            "\u{1C}", "-", "\u{3000}", "e\u{301}",
+        ]
+        var generator = SeededGenerator(seed: 0x7819)
+        for _ in 0..<5000 {
+            let text = (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
+            #expect(text.trimmingWhitespace() == text.trimmingWhitespaceByCharacter(), "\(text.debugDescription)")
+        }
+    }
+
     /// The byte path for ASCII text gives what the character rules give, error or value.
     @Test func ibanBytePathEqualsTheCharacterRules() {
         let pieces = ["SE", "se", "62", "8132", "3143", "6118", "9642", "3859", " ", "-", "\t", "\r\n", "GB82", "WEST", "!", "0", "x", "  "]
