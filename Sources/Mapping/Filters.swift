@@ -449,16 +449,46 @@ enum IBAN {
 }
 
 enum Phone {
-    static let separatorBytes: Set<UInt8> = Set(" -()./".utf8)
-
     /// `+46 8-123 45 67` → `+4681234567`; `08-123 45 67` with default `46` →
     /// `+4681234567`; `0046…` → `+46…`. Needs 7–15 digits in the end (E.164).
+    /// ASCII text is done on bytes (Unicode property lookups and a hashed
+    /// separator set were 4% of `map`); the same rules on `Character`s for the rest.
     static func normalise(_ text: String, defaultCountry: String?) throws(FilterError) -> String {
-        // ASCII text: the separators dropped on bytes (the rest is short).
-        var s =
-            text.utf8.allSatisfy({ $0 < 0x80 })
-            ? String(decoding: text.utf8.filter { !Phone.separatorBytes.contains($0) }, as: UTF8.self)
-            : text.filter { !" -().\u{00A0}/".contains($0) }
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return try normaliseCharacters(text, defaultCountry: defaultCountry) }
+        let plus = UInt8(ascii: "+")
+        let zero = UInt8(ascii: "0")
+        var kept: [UInt8] = []
+        kept.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 where !isSeparator(byte) { kept.append(byte) }
+        var number: [UInt8]
+        if kept.count >= 2 && kept[0] == zero && kept[1] == zero {
+            number = [plus] + kept.dropFirst(2)
+        } else if kept.first != plus {
+            guard let country = defaultCountry?.filter(\.isNumber), !country.isEmpty else {
+                throw FilterError("phone number has no country code and no default was given")
+            }
+            number = [plus] + Array(country.utf8) + (kept.first == zero ? kept.dropFirst() : kept[...])
+        } else {
+            number = kept
+        }
+        let digits = number.dropFirst()
+        guard digits.allSatisfy({ (zero...UInt8(ascii: "9")).contains($0) }), (7...15).contains(digits.count) else {
+            throw FilterError("not a phone number")
+        }
+        return String(decoding: number, as: UTF8.self)
+    }
+
+    /// The separators a number may be written with: space, `-`, `(`, `)`, `.`, `/` (and, outside ASCII, a no-break space).
+    static func isSeparator(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "."), UInt8(ascii: "/"): return true
+        default: return false
+        }
+    }
+
+    /// The rules on `Character`s, for text that is not all ASCII.
+    static func normaliseCharacters(_ text: String, defaultCountry: String?) throws(FilterError) -> String {
+        var s = text.filter { !" -().\u{00A0}/".contains($0) }
         if s.hasPrefix("00") {
             s = "+" + s.dropFirst(2)
         } else if !s.hasPrefix("+") {

@@ -67,7 +67,7 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     /// Whether `text` holds `${`: a byte scan (Foundation's `contains` on
     /// strings goes through CFString search, and this runs for every string a
     /// dry run prints).
-    static func mayHavePlaceholder(_ text: String) -> Bool {
+    public static func mayHavePlaceholder(_ text: String) -> Bool {
         var previous: UInt8 = 0
         for byte in text.utf8 {
             if byte == UInt8(ascii: "{") && previous == UInt8(ascii: "$") { return true }

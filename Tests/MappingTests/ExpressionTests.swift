@@ -128,6 +128,24 @@ struct ExpressionTests {
         }
     }
 
+    /// The byte path for ASCII text gives what the character rules give, error or value.
+    @Test func phoneBytePathEqualsTheCharacterRules() {
+        let pieces = ["+", "00", "0", "46", "8", "123", "45", "67", " ", "-", "(", ")", ".", "/", "\t", "\r\n", "x", "9", "1234567", "+46"]
+        let countries: [String?] = [nil, "46", "", "4a6", "358"]
+        var generator = SeededGenerator(seed: 0x9E11)
+        func outcome(_ body: () throws(FilterError) -> String) -> String {
+            do { return try body() } catch { return "error: \(error)" }
+        }
+        for _ in 0..<4000 {
+            let text = (0..<Int.random(in: 0...8, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
+            let country = countries.randomElement(using: &generator) ?? nil
+            #expect(
+                outcome { () throws(FilterError) in try Phone.normalise(text, defaultCountry: country) }
+                    == outcome { () throws(FilterError) in try Phone.normaliseCharacters(text, defaultCountry: country) },
+                "\(text.debugDescription) \(country ?? "nil")")
+        }
+    }
+
     @Test func phoneNumbers() throws {
         #expect(try Phone.normalise("+46 8-123 45 67", defaultCountry: nil) == "+4681234567")
         #expect(try Phone.normalise("08-123 45 67", defaultCountry: "46") == "+4681234567")

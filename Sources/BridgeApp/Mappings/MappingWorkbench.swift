@@ -92,12 +92,26 @@ public enum MapOutput {
 
     /// Every string of `value` with its `${VARIABLES}` replaced.
     public static func substitute(_ value: JSONValue, _ variables: VariableSource, mask: Bool) -> JSONValue {
+        // Most results hold no placeholder: returned as they are, not rebuilt.
+        guard mayHavePlaceholder(value) else { return value }
         switch value {
         case .string(let s): return .string(variables.substitute(s, mask: mask))
         case .array(let items): return .array(items.map { substitute($0, variables, mask: mask) })
         case .object(let object):
             return .object(JSONObject(object.members.map { .init(key: $0.key, value: substitute($0.value, variables, mask: mask)) }))
         default: return value
+        }
+    }
+}
+
+extension MapOutput {
+    /// Whether any string in `value` may hold a `${` placeholder.
+    static func mayHavePlaceholder(_ value: JSONValue) -> Bool {
+        switch value {
+        case .string(let text): return VariableSource.mayHavePlaceholder(text)
+        case .array(let items): return items.contains(where: mayHavePlaceholder)
+        case .object(let object): return object.members.contains { mayHavePlaceholder($0.value) }
+        default: return false
         }
     }
 }
