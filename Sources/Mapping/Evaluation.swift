@@ -87,9 +87,49 @@ enum Evaluator {
 
     static func resolve(_ path: Expression.Path, in scope: EvaluationScope) throws(EvaluationError) -> JSONValue? {
         guard let root = scope.root(path.root) else { return nil }
-        var current: [JSONValue] = [root]
+        // Up to the first wildcard a path follows one value: walked without
+        // arrays (most paths, e.g. `candidate.first_name`, end here). From a
+        // wildcard or a missing value on, the general walk below takes over.
+        var single = root
+        var start = 0
+        let segments = path.segments
+        while start < segments.count {
+            var segment = segments[start]
+            if case .wildcard = segment { break }
+            if case .computed(let expression) = segment {
+                switch try evaluate(expression, in: scope) {
+                case .string(let key)?: segment = .field(key)
+                case .number(let n)?: segment = n.int64Value.flatMap { Int(exactly: $0) }.map(Expression.Path.Segment.index) ?? .field(n.lexeme)
+                default: return nil
+                }
+            }
+            let child: JSONValue?
+            switch segment {
+            case .field(let name): child = single[name]
+            case .index(let index):
+                if let array = single.arrayValue {
+                    let resolved = index < 0 ? array.count + index : index
+                    child = array.indices.contains(resolved) ? array[resolved] : nil
+                } else {
+                    child = nil
+                }
+            case .wildcard, .computed: child = nil
+            }
+            start += 1
+            guard let child else { return try resolveRest(segments[start...], from: [], in: scope) }
+            single = child
+        }
+        if start == segments.count { return single }
+        return try resolveRest(segments[start...], from: [single], in: scope)
+    }
+
+    /// The general walk: every value the path reaches, fanned out by wildcards.
+    static func resolveRest(_ segments: ArraySlice<Expression.Path.Segment>, from values: [JSONValue], in scope: EvaluationScope)
+        throws(EvaluationError) -> JSONValue?
+    {
+        var current = values
         var fannedOut = false
-        for var segment in path.segments {
+        for var segment in segments {
             if case .computed(let expression) = segment {
                 switch try evaluate(expression, in: scope) {
                 case .string(let key)?: segment = .field(key)

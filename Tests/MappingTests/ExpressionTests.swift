@@ -24,6 +24,39 @@ struct ExpressionTests {
         try Template.parse(text).render(in: scope())
     }
 
+    /// The single-value walk of a path gives what the general (fanned-out) walk
+    /// gives, on random paths with fields, indexes, negative indexes, wildcards,
+    /// computed keys and missing parts, including the errors a computed key throws.
+    @Test func singleValuePathWalkEqualsTheGeneralWalk() throws {
+        let roots = ["candidate", "job", "big", "data", "nope", "event"]
+        let segments = [
+            ".id", ".first_name", ".status", ".group", ".data", ".manager", ".answers", ".text", ".answer_type", ".locations",
+            ".location_json", ".city", ".departments", "[0]", "[1]", "[-1]", "[5]", "[*]", ".missing", "['status']",
+            "[candidate.id]", "[candidate.missing | required]", "[candidate.status.group]",
+        ]
+        var generator = SeededGenerator(seed: 0x5A7E)
+        let scope = scope()
+        func outcome(_ body: () throws(EvaluationError) -> JSONValue?) -> String {
+            do { return "\(String(describing: try body()))" } catch { return "error: \(error)" }
+        }
+        var checked = 0
+        for _ in 0..<3000 {
+            let text =
+                (roots.randomElement(using: &generator) ?? "candidate")
+                + (0..<Int.random(in: 0...5, using: &generator)).map { _ in segments.randomElement(using: &generator) ?? "" }.joined()
+            guard let template = try? Template.parse("{{ \(text) }}"), case .expression(.path(let path), _)? = template.parts.first else {
+                continue
+            }
+            checked += 1
+            let general = outcome { () throws(EvaluationError) in
+                guard let root = scope.root(path.root) else { return nil }
+                return try Evaluator.resolveRest(path.segments[...], from: [root], in: scope)
+            }
+            #expect(outcome { () throws(EvaluationError) in try Evaluator.resolve(path, in: scope) } == general, "\(text)")
+        }
+        #expect(checked > 2000)
+    }
+
     @Test func singleExpressionsKeepTheirType() throws {
         #expect(try eval("{{ candidate.status.group }}") == 20)
         #expect(try eval("{{ big }}") == .number(JSONNumber(lexeme: "12345678901234567890")!))  // safe: valid lexeme
