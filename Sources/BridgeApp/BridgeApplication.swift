@@ -220,10 +220,9 @@ public final class BridgeApplication: Sendable {
             archiveRunner.wakeup.signal()
         }
         store.setJobsCommittedHandler(wakeRunners)
-        let executorsByKind = Dictionary(executors.map { ($0.kind, $0) }, uniquingKeysWith: { first, _ in first })
         let routing = EventRoutingService(
             queue: store, router: router(registry: registry, companies: companies, configuration: config), logger: logger, pressure: store,
-            endedAtCreation: { job, _, logger in executorsByKind[job.kind]?.endedAtCreation(job, logger: logger) })
+            endedAtCreation: { job, logger in runner.reportEndedAtCreation(job, logger: logger) })
         store.setEventsQueuedHandler { routing.wakeup.signal() }
 
         var receiverConfiguration = WebhookReceiverConfiguration()

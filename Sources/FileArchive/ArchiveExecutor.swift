@@ -97,7 +97,6 @@ public struct ArchiveExecutor: JobExecutor {
     /// A job created `expired` (its URL had expired before the webhook
     /// arrived) is counted and alerted like one that expired in the queue.
     public func endedAtCreation(_ job: PlannedJob, logger: Logger) {
-        guard job.initialState == .expired else { return }
         reportExpired(reason: job.reason ?? "expired", logger: logger)
     }
 

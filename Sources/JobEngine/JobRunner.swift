@@ -188,6 +188,13 @@ public final class JobRunner: Service {
         }
     }
 
+    /// Hands a job that was created already ended (see
+    /// `JobExecutor.endedAtCreation`) to the executor of its kind, so its
+    /// target counts and alerts it as after an attempt.
+    public func reportEndedAtCreation(_ job: PlannedJob, logger: Logger) {
+        executors[job.kind]?.endedAtCreation(job, logger: logger)
+    }
+
     /// Runs the attempt and queues its end for the claim loop to record.
     func finish(_ job: ClaimedJob) async {
         let (completion, logger) = await attemptAndDecide(job)

@@ -91,32 +91,13 @@ enum Evaluator {
         // arrays (most paths, e.g. `candidate.first_name`, end here). From a
         // wildcard or a missing value on, the general walk below takes over.
         var single = root
-        var start = 0
         let segments = path.segments
+        var start = 0
         while start < segments.count {
-            var segment = segments[start]
-            if case .wildcard = segment { break }
-            if case .computed(let expression) = segment {
-                switch try evaluate(expression, in: scope) {
-                case .string(let key)?: segment = .field(key)
-                case .number(let n)?: segment = n.int64Value.flatMap { Int(exactly: $0) }.map(Expression.Path.Segment.index) ?? .field(n.lexeme)
-                default: return nil
-                }
-            }
-            let child: JSONValue?
-            switch segment {
-            case .field(let name): child = single[name]
-            case .index(let index):
-                if let array = single.arrayValue {
-                    let resolved = index < 0 ? array.count + index : index
-                    child = array.indices.contains(resolved) ? array[resolved] : nil
-                } else {
-                    child = nil
-                }
-            case .wildcard, .computed: child = nil
-            }
+            if case .wildcard = segments[start] { break }
+            guard let segment = try concrete(segments[start], in: scope) else { return nil }
             start += 1
-            guard let child else { return try resolveRest(segments[start...], from: [], in: scope) }
+            guard let child = child(of: single, at: segment) else { return try resolveRest(segments[start...], from: [], in: scope) }
             single = child
         }
         if start == segments.count { return single }
@@ -129,35 +110,42 @@ enum Evaluator {
     {
         var current = values
         var fannedOut = false
-        for var segment in segments {
-            if case .computed(let expression) = segment {
-                switch try evaluate(expression, in: scope) {
-                case .string(let key)?: segment = .field(key)
-                case .number(let n)?: segment = n.int64Value.flatMap { Int(exactly: $0) }.map(Expression.Path.Segment.index) ?? .field(n.lexeme)
-                default: return nil
-                }
+        for segment in segments {
+            guard let segment = try concrete(segment, in: scope) else { return nil }
+            if case .wildcard = segment {
+                fannedOut = true
+                current = current.flatMap { $0.arrayValue ?? [] }
+            } else {
+                current = current.compactMap { child(of: $0, at: segment) }
             }
-            var next: [JSONValue] = []
-            for value in current {
-                switch segment {
-                case .field(let name):
-                    if let child = value[name] { next.append(child) }
-                case .index(let index):
-                    if let array = value.arrayValue {
-                        let resolved = index < 0 ? array.count + index : index
-                        if array.indices.contains(resolved) { next.append(array[resolved]) }
-                    }
-                case .wildcard:
-                    if let array = value.arrayValue { next.append(contentsOf: array) }
-                case .computed:
-                    break
-                }
-            }
-            if case .wildcard = segment { fannedOut = true }
-            current = next
         }
         if fannedOut { return .array(current) }
         return current.first
+    }
+
+    /// A computed segment as the key (text) or index (number) it evaluates to;
+    /// nil when it evaluates to anything else (the path then reaches nothing).
+    /// Other segments as they are.
+    static func concrete(_ segment: Expression.Path.Segment, in scope: EvaluationScope) throws(EvaluationError) -> Expression.Path.Segment? {
+        guard case .computed(let expression) = segment else { return segment }
+        switch try evaluate(expression, in: scope) {
+        case .string(let key)?: return .field(key)
+        case .number(let n)?: return n.int64Value.flatMap { Int(exactly: $0) }.map(Expression.Path.Segment.index) ?? .field(n.lexeme)
+        default: return nil
+        }
+    }
+
+    /// The value a field or index segment reaches from `value` (negative
+    /// indexes count from the end); nil for a wildcard or computed segment.
+    static func child(of value: JSONValue, at segment: Expression.Path.Segment) -> JSONValue? {
+        switch segment {
+        case .field(let name): return value[name]
+        case .index(let index):
+            guard let array = value.arrayValue else { return nil }
+            let resolved = index < 0 ? array.count + index : index
+            return array.indices.contains(resolved) ? array[resolved] : nil
+        case .wildcard, .computed: return nil
+        }
     }
 
     /// Missing, null, false, "", 0, [] and {} are false.

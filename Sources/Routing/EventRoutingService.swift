@@ -33,15 +33,16 @@ public final class EventRoutingService: Service {
     let worker = BackgroundWorker(name: "event-router")
     /// Told, after their commit, of the jobs created `expired` (their deadline
     /// had passed when the event arrived), so their target counts and alerts
-    /// them as it would after an attempt.
-    let endedAtCreation: @Sendable (_ job: PlannedJob, _ eventID: Int64, _ logger: Logger) -> Void
+    /// them as it would after an attempt; the logger carries the event id and
+    /// the mapping.
+    let endedAtCreation: @Sendable (_ job: PlannedJob, _ logger: Logger) -> Void
 
     /// `batchSize` events per round; `idlePoll` is the safety net when no signal comes.
     public init(
         queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
         pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
         clock: any WallClock = SystemWallClock(),
-        endedAtCreation: @escaping @Sendable (_ job: PlannedJob, _ eventID: Int64, _ logger: Logger) -> Void = { _, _, _ in }
+        endedAtCreation: @escaping @Sendable (_ job: PlannedJob, _ logger: Logger) -> Void = { _, _ in }
     ) {
         self.endedAtCreation = endedAtCreation
         self.queue = queue
@@ -115,7 +116,7 @@ public final class EventRoutingService: Service {
                     var logger = logger
                     logger[metadataKey: "event"] = "\(event.eventID)"
                     logger[metadataKey: "mapping"] = "\(job.mapping)"
-                    endedAtCreation(job, event.eventID, logger)
+                    endedAtCreation(job, logger)
                 }
             }
         } catch {

@@ -45,7 +45,8 @@ struct EventRoutingServiceTests {
         let reported = Mutex<[(String, Int64, Int)]>([])
         let service = EventRoutingService(
             queue: store, router: ExpiredArchiveRouter(), logger: Logger(label: "test"),
-            endedAtCreation: { job, eventID, _ in
+            endedAtCreation: { job, logger in
+                let eventID = logger[metadataKey: "event"].flatMap { Int64("\($0)") } ?? -1
                 let committed =
                     (try? store.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE state = 'expired'") }) ?? 0
                 reported.withLock { $0.append((job.item, eventID, committed)) }
