@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages jobylon-bridge builds against, if missing.
 # Debian/Ubuntu with Swift already installed; runs apt-get as root (or via sudo).
+# --test adds the real peers the tests drive: LibreOffice Calc (imports the
+# payroll files as a clerk would) and an OpenSSH server and client (SFTP drops).
 set -euo pipefail
 needed=(libcurl4-openssl-dev libsqlite3-dev pkg-config)
+if [ "${1:-}" = "--test" ]; then
+  needed+=(libreoffice-calc-nogui openssh-server openssh-client)
+fi
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

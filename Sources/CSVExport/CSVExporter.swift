@@ -144,9 +144,9 @@ public struct CSVExporter: Sendable {
         do {
             defer { file.discard() }  // after publishing, the temporary name no longer exists
             var writer = CSVWriter(format: CSVExporter.format(of: csv))
-            func write(_ fields: [String], guards: [Bool], row: Int) throws {
+            func write(_ fields: [String], guards: [Bool], quotes: [Bool], row: Int) throws {
                 do throws(UnencodableCharacter) {
-                    for change in try writer.writeRow(fields, guardFormulas: guards) {
+                    for change in try writer.writeRow(fields, guardFormulas: guards, alwaysQuote: quotes) {
                         changed(row, csv.columns[change.column].name, change)
                     }
                 } catch {
@@ -155,11 +155,13 @@ public struct CSVExporter: Sendable {
                         mapping: mapping.name, row: row, column: column, character: error.character, encoding: error.encoding)
                 }
             }
-            try write(csv.columns.map(\.name), guards: [], row: 0)
+            // Headers are text, quoted like every text cell.
+            try write(csv.columns.map(\.name), guards: [], quotes: csv.columns.map { _ in true }, row: 0)
             let guards = csv.columns.map(\.formulaGuard)
+            let quotes = csv.columns.map { $0.type == .text }
             try store.forEachCSVRow(mapping: mapping.name, periodStart: period.start) { _, bytes in
                 let row = (try? JSONParser.parse(bytes, options: .strict)) ?? .null
-                try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, guards: guards, row: rows + 1)
+                try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, guards: guards, quotes: quotes, row: rows + 1)
                 rows += 1
                 if writer.buffer.count >= 1 << 16 { try writer.flush(file.append) }
                 if rows % 100_000 == 0 { progress(rows) }

@@ -39,16 +39,22 @@ public struct CSVWriter {
     }
 
     /// Writes one record. `guardFormulas[i]` neutralises cell i if it could run
-    /// as a spreadsheet formula (before encoding: the guard is ASCII). Returns
-    /// the characters the encoder changed; under `.fail` an unencodable
-    /// character throws and nothing of the row is written.
+    /// as a spreadsheet formula (before encoding: the guard is ASCII);
+    /// `alwaysQuote[i]` quotes cell i even when RFC 4180 does not need it (text
+    /// columns: a spreadsheet told to keep quoted fields as text then keeps
+    /// `+4670…` and `00123` as written). Returns the characters the encoder
+    /// changed; under `.fail` an unencodable character throws and nothing of
+    /// the row is written.
     @discardableResult
-    public mutating func writeRow(_ fields: [String], guardFormulas: [Bool] = []) throws(UnencodableCharacter) -> [EncodingChange] {
+    public mutating func writeRow(
+        _ fields: [String], guardFormulas: [Bool] = [], alwaysQuote: [Bool] = []
+    ) throws(UnencodableCharacter) -> [EncodingChange] {
         let start = buffer.count
         var changes: [EncodingChange] = []
         for (index, field) in fields.enumerated() {
             if index > 0 { buffer.append(format.delimiter) }
             let guarded = index < guardFormulas.count && guardFormulas[index] ? CSVWriter.neutralise(field) : field
+            let quote = index < alwaysQuote.count && alwaysQuote[index]
             if let encoder = format.encoder {
                 var bytes: [UInt8] = []
                 do throws(UnencodableCharacter) {
@@ -57,9 +63,9 @@ public struct CSVWriter {
                     buffer.removeSubrange(start...)
                     throw error
                 }
-                appendField(bytes: bytes)
+                appendField(bytes: bytes, quote: quote)
             } else {
-                appendField(bytes: guarded.utf8)
+                appendField(bytes: guarded.utf8, quote: quote)
             }
         }
         buffer.append(contentsOf: format.lineEnding)
@@ -72,10 +78,10 @@ public struct CSVWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Quotes when the field holds the delimiter, a quote or a line break
-    /// (all ASCII, so the test is the same in every encoding).
-    mutating func appendField<Bytes: Collection<UInt8>>(bytes: Bytes) {
-        let needsQuotes = bytes.contains { $0 == format.delimiter || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
+    /// Quotes when asked to, or when the field holds the delimiter, a quote or
+    /// a line break (all ASCII, so the test is the same in every encoding).
+    mutating func appendField<Bytes: Collection<UInt8>>(bytes: Bytes, quote: Bool) {
+        let needsQuotes = quote || bytes.contains { $0 == format.delimiter || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
         if !needsQuotes {
             buffer.append(contentsOf: bytes)
             return

@@ -497,8 +497,9 @@ public enum MappingCompiler {
                 let name = c.string("name", required: true)
                 let template = c.template("value", required: true)
                 let guardFormulas = c.bool("formula_guard") ?? true
+                let type = c.oneOf("type", CSVColumnType.allCases.map(\.rawValue)).flatMap(CSVColumnType.init(rawValue:)) ?? .text
                 c.finish()
-                if let name, let template { columns.append(.init(name: name, value: template, formulaGuard: guardFormulas)) }
+                if let name, let template { columns.append(.init(name: name, value: template, formulaGuard: guardFormulas, type: type)) }
             }
         } else {
             context.error("\"columns\" must be a non-empty list of {\"name\", \"value\"}", at: at)

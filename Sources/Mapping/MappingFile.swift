@@ -165,6 +165,8 @@ public struct CSVTarget: Sendable {
         /// Neutralise a cell a spreadsheet could run as a formula; on unless
         /// `formula_guard: false`.
         public var formulaGuard: Bool
+        /// `text` (default, always quoted), `number` or `date` (written bare).
+        public var type: CSVColumnType = .text
     }
 
     /// In mapping-file order, which is the column order of the CSV; at least one.

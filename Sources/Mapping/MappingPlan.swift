@@ -101,11 +101,16 @@ extension MappingFile {
             case .csv(let csv):
                 var row = JSONObject()
                 for column in csv.columns {
+                    let value: JSONValue
                     do {
-                        row[column.name] = try column.value.render(in: scope)
+                        value = try column.value.render(in: scope)
                     } catch {
                         throw EvaluationError("csv.columns[\(column.name)]: \(error.message)")
                     }
+                    if column.type != .text, let problem = column.type.problem(with: JSONValue.plainText(value), delimiter: csv.delimiter) {
+                        throw EvaluationError("csv.columns[\(column.name)]: \(problem)")
+                    }
+                    row[column.name] = value
                 }
                 var rowKey = key
                 if let template = csv.rowKey { rowKey = Evaluator.text(try template.render(in: scope)) }

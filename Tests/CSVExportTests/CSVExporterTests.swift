@@ -24,7 +24,7 @@ struct CSVExportTests {
 
     static func setup(
         onResend: String = "skip", emptyPeriod: String = "header", startUTC: (Int, Int, Int, Int) = (2026, 3, 27, 12),
-        share: String = "", doneMarker: Bool = false, encoding: String? = nil
+        share: String = "", doneMarker: Bool = false, encoding: String? = nil, columns: String? = nil
     ) throws -> Setup {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-csv-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
@@ -33,10 +33,10 @@ struct CSVExportTests {
             {"name": "hires", "when": {"event": "candidate/new"},
              "csv": {"file": "${EXPORT_DIR}/hires-{{ period.date }}.csv", "schedule": "0 2 * * *", "time_zone": "Europe/Stockholm",
                      "delimiter": ";", \(encoding ?? #""bom": true"#), "on_resend": "\(onResend)", "empty_period": "\(emptyPeriod)", "done_marker": \(doneMarker),
-                     "columns": [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
-                                 {"name": "note", "value": "{{ candidate.message }}"}]}}
+                     "columns": \(columns ?? defaultColumns)}}
             """
         let (mapping, diagnostics) = MappingCompiler.compile(file: "hires.json", bytes: Array(text.utf8))
+        if diagnostics.contains(where: { $0.severity == .error }) { throw SetupError(text: "\(diagnostics)") }
         guard let mapping else { throw SetupError(text: "\(diagnostics)") }
         let exportDir = root + share + "/exports"
         let variables = VariableSource(environment: ["EXPORT_DIR": exportDir], dataDirectory: root + "/data")
@@ -51,13 +51,20 @@ struct CSVExportTests {
             executor: CSVExecutor(registry: registry, store: store, clock: clock))
     }
 
+    static let defaultColumns = """
+        [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
+         {"name": "note", "value": "{{ candidate.message }}"}]
+        """
+
     struct SetupError: Error { var text: String }
 
     /// Runs the executor on a rendered row as the runner would.
     @discardableResult
-    static func stage(_ s: Setup, id: String, name: String, note: String = "", receivedAt: Timestamp? = nil) async -> AttemptOutcome {
+    static func stage(
+        _ s: Setup, id: String, name: String = "", note: String = "", receivedAt: Timestamp? = nil, row: JSONValue? = nil
+    ) async -> AttemptOutcome {
         let received = receivedAt ?? s.clock.now()
-        let row: JSONValue = ["id": .string(id), "name": .string(name), "note": .string(note)]
+        let row: JSONValue = row ?? ["id": .string(id), "name": .string(name), "note": .string(note)]
         let payload: JSONValue = .object(
             JSONObject([
                 .init(key: "row_key", value: .string(id)),
@@ -94,7 +101,9 @@ struct CSVExportTests {
         #expect(Self.files(s) == ["hires-2026-03-27.csv"])
         let bytes = FileManager.default.contents(atPath: s.exportDir + "/hires-2026-03-27.csv") ?? Data()
         #expect(Array(bytes.prefix(3)) == [0xEF, 0xBB, 0xBF])
-        #expect(Self.read(s, "hires-2026-03-27.csv").dropFirst() == "id;name;note\r\np1;Bruce Wayne;\r\np2;Åsa;\"'=HYPERLINK(\"\"x\"\")\"\r\n")
+        #expect(
+            Self.read(s, "hires-2026-03-27.csv").dropFirst()
+                == "\"id\";\"name\";\"note\"\r\n\"p1\";\"Bruce Wayne\";\"\"\r\n\"p2\";\"Åsa\";\"'=HYPERLINK(\"\"x\"\")\"\r\n")
         let mode = try FileManager.default.attributesOfItem(atPath: s.exportDir + "/hires-2026-03-27.csv")[.posixPermissions] as? Int
         #expect(mode == 0o640)
         _ = s.service.tick()
@@ -108,7 +117,7 @@ struct CSVExportTests {
         s.clock.advance(by: .seconds(Int64(4 * 86_400)))  // down over four nights, including 2026-03-29 (DST)
         _ = s.service.tick()
         #expect(Self.files(s) == ["hires-2026-03-27.csv", "hires-2026-03-28.csv", "hires-2026-03-29.csv", "hires-2026-03-30.csv"])
-        #expect(Self.read(s, "hires-2026-03-28.csv").dropFirst() == "id;name;note\r\n", "an empty period gets a header-only file")
+        #expect(Self.read(s, "hires-2026-03-28.csv").dropFirst() == "\"id\";\"name\";\"note\"\r\n", "an empty period gets a header-only file")
         _ = s.service.tick()
         #expect(Self.files(s).count == 4)
     }
@@ -127,14 +136,14 @@ struct CSVExportTests {
         s.clock.advance(by: .seconds(86_400))
         _ = s.service.tick()
         let second = Self.read(s, "hires-2026-03-28.csv")
-        let p1Rows = second.components(separatedBy: "\r\n").filter { $0.hasPrefix("p1;") }.count
+        let p1Rows = second.components(separatedBy: "\r\n").filter { $0.hasPrefix("\"p1\";") }.count
         #expect(p1Rows == expectedRows, "\(policy): \(second)")
         if policy == "include_if_changed" {
             // Unchanged content is not sent again.
             await Self.stage(s, id: "p1", name: "Bruce W.")
             s.clock.advance(by: .seconds(86_400))
             _ = s.service.tick()
-            #expect(!Self.read(s, "hires-2026-03-29.csv").contains("p1;"))
+            #expect(!Self.read(s, "hires-2026-03-29.csv").contains("\"p1\";"))
         }
     }
 
@@ -151,7 +160,7 @@ struct CSVExportTests {
         s.clock.advance(by: .seconds(60))
         _ = s.service.tick()
         #expect(Self.files(s) == ["hires-2026-03-27.csv"])
-        #expect(Self.read(s, "hires-2026-03-27.csv").contains("p1;Bruce"))
+        #expect(Self.read(s, "hires-2026-03-27.csv").contains("\"p1\";\"Bruce\""))
     }
 
     @Test func theFinalNameNeverShowsAPartialFile() async throws {
@@ -223,8 +232,7 @@ struct CSVExportTests {
             {"name": "hires", "when": {"event": "candidate/new"},
              "csv": {"file": "${EXPORT_DIR}/hires-{{ period.date }}.csv", "schedule": "0 2 * * *", "time_zone": "Europe/Stockholm",
                      "delimiter": ";", "encoding": "iso-8859-1",
-                     "columns": [{"name": "id", "value": "{{ candidate.id }}"}, {"name": "name", "value": "{{ candidate.first_name }}"},
-                                 {"name": "note", "value": "{{ candidate.message }}"}]}}
+                     "columns": \(Self.defaultColumns)}}
             """
         let fixed = try #require(MappingCompiler.compile(file: "hires.json", bytes: Array(fixedText.utf8)).0)
         s.registry.replace(with: MappingSet(mappings: [fixed], variables: current.variables))
@@ -232,7 +240,8 @@ struct CSVExportTests {
         #expect(Self.files(s) == ["hires-2026-03-27.csv"])
         let bytes = [UInt8](FileManager.default.contents(atPath: s.exportDir + "/hires-2026-03-27.csv") ?? Data())
         #expect(
-            bytes == Array("id;name;note\r\np1;".utf8) + [0xC5] + Array("sa;\r\np2;S".utf8) + [0xFC] + Array("kr".utf8) + [0xFC] + Array(";\r\n".utf8)
+            bytes == Array("\"id\";\"name\";\"note\"\r\n\"p1\";\"".utf8) + [0xC5] + Array("sa\";\"\"\r\n\"p2\";\"S".utf8) + [0xFC] + Array("kr".utf8)
+                + [0xFC] + Array("\";\"\"\r\n".utf8)
         )
         _ = s.service.tick()
         #expect(Self.files(s) == ["hires-2026-03-27.csv"], "written once")

@@ -170,10 +170,14 @@ struct OperatorEndToEndTests {
         let bytes = try #require(FileManager.default.contents(atPath: exports + "/" + partial))
         #expect(Array(bytes.prefix(3)) == [0xEF, 0xBB, 0xBF])
         let text = String(decoding: bytes.dropFirst(3), as: UTF8.self)
-        #expect(text.hasPrefix("Anställnings-ID;Förnamn;Efternamn;E-post;Telefon;IBAN;Startdatum;Chef;Befattning;Avdelning\r\n"))
+        // Text cells quoted (the phone keeps its + in a spreadsheet), the typed start date bare.
+        #expect(
+            text.hasPrefix(
+                #""Anställnings-ID";"Förnamn";"Efternamn";"E-post";"Telefon";"IBAN";"Startdatum";"Chef";"Befattning";"Avdelning"\#r\#n"#))
         #expect(
             text.contains(
-                "5903582;Bruce;Wayne;bruce@wayneenterprises.com;+468165621;SE6281323143611896423859;2025-01-01;Selina Kyle;Superhero;Engineering\r\n")
+                #""5903582";"Bruce";"Wayne";"bruce@wayneenterprises.com";"+468165621";"SE6281323143611896423859";2025-01-01;"#
+                    + #""Selina Kyle";"Superhero";"Engineering"\#r\#n"#)
         )
         let open = try daemon.cli(["export", "--mapping", "hired-nightly-csv", "--period", String(MappingClockText.today())])
         #expect(open.status != 0 && open.output.contains("has not ended yet"), "\(open.output)")

@@ -1,0 +1,86 @@
+import Foundation
+import JSON
+import Testing
+
+@testable import Mapping
+@testable import TestSupport
+
+@Suite("CSV column types")
+struct CSVColumnTypeTests {
+    static func compile(_ columns: String, delimiter: String = ";") -> (MappingFile?, [MappingDiagnostic]) {
+        let text = """
+            {"name": "m", "when": {"event": "candidate/new"},
+             "csv": {"file": "/tmp/x-{{ period.date }}.csv", "delimiter": "\(delimiter)", "columns": \(columns)}}
+            """
+        return MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8))
+    }
+
+    static func plan(_ mapping: MappingFile, _ data: String) throws -> MappingResult {
+        let event = MappingEvent(type: "candidate", action: "new", data: try JSONParser.parse(Array(data.utf8)), receivedAt: "", entityKey: "k")
+        return mapping.plan(event, now: "2026-01-01T00:00:00.000Z")
+    }
+
+    @Test func typedValuesAreCheckedWhenTheEventIsPlanned() throws {
+        let columns = #"""
+            [{"name": "Lön", "value": "{{ candidate.data.salary }}", "type": "number"},
+             {"name": "Start", "value": "{{ candidate.data.start }}", "type": "date"},
+             {"name": "Telefon", "value": "{{ candidate.phone_number }}"}]
+            """#
+        let mapping = try #require(Self.compile(columns).0)
+        guard case .csv(let csv) = mapping.target else {
+            Issue.record("a csv mapping")
+            return
+        }
+        #expect(csv.columns.map(\.type) == [.number, .date, .text])
+        guard case .planned = try Self.plan(mapping, #"{"candidate": {"data": {"salary": 12500.5, "start": "2026-04-01"}, "phone_number": "+4670"}}"#)
+        else {
+            Issue.record("a number and an ISO date plan")
+            return
+        }
+        // An empty value is an empty cell, not an error.
+        guard case .planned = try Self.plan(mapping, #"{"candidate": {"data": {"salary": null, "start": ""}}}"#) else {
+            Issue.record("empty typed cells plan")
+            return
+        }
+        let notANumber = try Self.plan(mapping, #"{"candidate": {"data": {"salary": "12 500 kr", "start": "2026-04-01"}}}"#)
+        #expect(
+            notANumber
+                == .failed("m: csv.columns[Lön]: type number: the value is not a number (an optional -, digits, at most one decimal mark . or ,)"))
+        let notADate = try Self.plan(mapping, #"{"candidate": {"data": {"salary": 1, "start": "01/04/2026"}}}"#)
+        #expect(notADate == .failed("m: csv.columns[Start]: type date: the value is not a yyyy-MM-dd date (use the date filter)"))
+        // The messages name the rule, never the value.
+        #expect(!"\(notANumber)\(notADate)".contains("12 500") && !"\(notADate)".contains("01/04"))
+    }
+
+    @Test func aCommaDecimalIsRefusedInACommaSeparatedFile() {
+        #expect(CSVColumnType.number.problem(with: "1234,50", delimiter: ";") == nil)
+        #expect(CSVColumnType.number.problem(with: "1234,50", delimiter: ",") != nil)
+        #expect(CSVColumnType.number.problem(with: "1234.50", delimiter: ",") == nil)
+    }
+
+    @Test func anUnknownTypeStopsTheCompilerAtItsPath() {
+        let diagnostics = Self.compile(#"[{"name": "a", "value": "x", "type": "integer"}]"#).1
+        #expect(diagnostics.contains { $0.severity == .error && $0.pointer == "/csv/columns/0/type" }, "\(diagnostics)")
+    }
+
+    @Test func datesFollowTheCalendar() {
+        for valid in ["2024-02-29", "2026-12-31", "2000-02-29", "0001-01-01"] { #expect(CSVColumnType.isISODate(valid), "\(valid)") }
+        for invalid in ["2025-02-29", "1900-02-29", "2026-13-01", "2026-04-31", "2026-4-01", "2026-04-01T00:00", "２０２６-04-01", "2026-00-10"] {
+            #expect(!CSVColumnType.isISODate(invalid), "\(invalid)")
+        }
+    }
+
+    /// The number rule by hand equals the regular expression it states, on
+    /// random strings over the characters that matter.
+    @Test("the number check equals its regular expression", arguments: [true, false])
+    func numberCheckEqualsTheRegularExpression(commaAllowed: Bool) throws {
+        let pattern = try NSRegularExpression(pattern: commaAllowed ? #"^-?[0-9]+([.,][0-9]+)?$"# : #"^-?[0-9]+(\.[0-9]+)?$"#)
+        var rng = SeededGenerator(seed: commaAllowed ? 71 : 72)
+        let alphabet = Array("0123456789-.,+ e٣")
+        for _ in 0..<5000 {
+            let text = String((0..<Int.random(in: 0...7, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? "0" })
+            let expected = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            #expect(CSVColumnType.isNumber(text, commaAllowed: commaAllowed) == expected, "\(text)")
+        }
+    }
+}
