@@ -54,7 +54,9 @@ let package = Package(
         .target(name: "DurableFiles", dependencies: [.product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "CurlClient", dependencies: ["CCurlShim", logging]),
         .target(name: "RESTDelivery", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", logging]),
-        .target(name: "CSVExport", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", logging, lifecycle]),
+        .target(
+            name: "CSVExport",
+            dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", "CurlClient", crypto, logging, metrics, lifecycle]),
         .target(
             name: "FileArchive",
             dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", "DurableFiles", crypto, logging, metrics, lifecycle]
@@ -133,7 +135,11 @@ let package = Package(
         .testTarget(name: "RESTDeliveryTests", dependencies: ["RESTDelivery", "Domain", "Mapping", "JSON", "Clocks"]),
         .testTarget(
             name: "CSVExportTests",
-            dependencies: ["CSVExport", "JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", "StoreSQLite", "TestSupport", lifecycle]
+            dependencies: [
+                "CSVExport", "JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", "StoreSQLite", "CurlClient", "TestSupport",
+                "TestServers",
+                lifecycle,
+            ]
         ),
         .testTarget(name: "FileArchiveTests", dependencies: ["FileArchive", "Domain", "Mapping", "JSON", "Clocks", "TestSupport"]),
         .testTarget(

@@ -254,7 +254,10 @@ public final class BridgeApplication: Sendable {
             directory: config.mappingsDir, variables: { variables(for: config) }, registry: registry, store: store, clock: clock,
             wake: wakeRunners, logger: logger)
         let csvExports = CSVExportService(
-            registry: registry, exporter: CSVExporter(store: store, registry: registry), io: io, clock: clock, owner: owner, logger: logger)
+            registry: registry,
+            exporter: CSVExporter(store: store, registry: registry, outbox: (config.dataDir as NSString).appendingPathComponent("outbox")),
+            uploader: CSVUploader(store: store, registry: registry, client: curl, io: io, clock: clock, logger: logger),
+            io: io, clock: clock, owner: owner, logger: logger)
         let maintenance = StoreMaintenance(
             store: store, clock: clock, retention: RetentionPolicy(inboxBodyDays: config.retentionDays, quarantineDays: config.retentionDays),
             walPolicy: WALPolicy(maxWALBytes: max(16, config.sqliteWALMaxMB) << 20), metricsFactory: metricsFactory, logger: logger)

@@ -92,3 +92,5 @@ int jb_sockaddr_ip(const struct curl_sockaddr *address, unsigned char out[16]) {
 curl_socket_t jb_open_socket(const struct curl_sockaddr *address) {
     return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
+
+size_t jb_readfunc_abort(void) { return CURL_READFUNC_ABORT; }

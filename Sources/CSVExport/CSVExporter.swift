@@ -1,3 +1,4 @@
+import Crypto
 import DurableFiles
 import Foundation
 import JSON
@@ -25,6 +26,8 @@ public enum CSVExportError: Error, CustomStringConvertible {
     case writeFailed(String, String)
     /// (mapping, why): the mapping's cron `schedule` or its time zone did not parse.
     case badSchedule(String, String)
+    /// An `sftp://` file needs a local copy first, in the data directory's `outbox`.
+    case noOutbox(mapping: String)
     /// `unencodable: fail` met a character the file's encoding lacks: the
     /// period's file is held back whole (retried each tick, so a fixed mapping
     /// writes it once, complete).
@@ -36,6 +39,7 @@ public enum CSVExportError: Error, CustomStringConvertible {
         case .directoryUnavailable(let dir, let why): return "export folder \(dir) unavailable: \(why)"
         case .writeFailed(let file, let why): return "writing \(file) failed: \(why)"
         case .badSchedule(let mapping, let why): return "\(mapping): schedule: \(why)"
+        case .noOutbox(let mapping): return "\(mapping): an sftp:// file needs the data directory (for its outbox); none is configured"
         case .unencodable(let mapping, let row, let column, let character, let encoding):
             let code = character.unicodeScalars.map { String(format: "U+%04X", $0.value) }.joined(separator: " ")
             return "ALERT \(mapping): data row \(row), column \(column): \(code) cannot be written in \(encoding.rawValue) "
@@ -51,12 +55,16 @@ public struct CSVExporter: Sendable {
     let store: any CSVExportStore
     let registry: MappingRegistry
     let fileMode: mode_t
+    /// Where files for an `sftp://` folder are written before their upload
+    /// (`<data dir>/outbox`, 0700; each file 0600 until uploaded and removed).
+    let outbox: String?
 
     /// File names take their `${VARIABLES}` from the registry's current set.
-    public init(store: any CSVExportStore, registry: MappingRegistry, fileMode: mode_t = 0o640) {
+    public init(store: any CSVExportStore, registry: MappingRegistry, fileMode: mode_t = 0o640, outbox: String? = nil) {
         self.store = store
         self.registry = registry
         self.fileMode = fileMode
+        self.outbox = outbox
     }
 
     /// The mapping's schedule in its own time zone; a failure names the mapping.
@@ -101,7 +109,7 @@ public struct CSVExporter: Sendable {
     /// This exporter with `mappings`' variables for every file name it
     /// renders, however often the registry is replaced meanwhile.
     public func pinned(to mappings: MappingSet) -> CSVExporter {
-        CSVExporter(store: store, registry: MappingRegistry(mappings), fileMode: fileMode)
+        CSVExporter(store: store, registry: MappingRegistry(mappings), fileMode: fileMode, outbox: outbox)
     }
 
     /// The file's dialect and encoding, from the mapping.
@@ -111,14 +119,27 @@ public struct CSVExporter: Sendable {
         return CSVWriter.Format(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom, encoder: encoder)
     }
 
-    /// Writes the rows of `period` to `path`. Returns the number of rows, or nil when nothing was written (empty period, `none`).
+    /// What `write` put on disk.
+    public struct Written: Sendable, Hashable {
+        /// Data rows (the header not counted).
+        public var rows: Int
+        /// The file's size and SHA-256 (hex), as recorded for an upload.
+        public var size: Int64
+        /// Lower-case hex.
+        public var sha256: String
+    }
+
+    /// Writes the rows of `period` to `path` (mode `mode`, or the exporter's).
+    /// Returns what was written, or nil when nothing was (empty period, `none`).
     /// `progress` is called every 100,000 rows; `changed` sees every character
     /// the encoding made the export change (data row from 1, column name).
+    /// `marker: false` leaves the `.done` marker to the upload.
     public func write(
-        _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String,
+        _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String, mode: mode_t? = nil, marker: Bool = true,
         progress: (Int) -> Void = { _ in }, changed: (_ row: Int, _ column: String, EncodingChange) -> Void = { _, _, _ in }
-    ) throws -> Int? {
+    ) throws -> Written? {
         var rows = 0
+        var hasher = SHA256()
         let directory = (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
@@ -144,6 +165,10 @@ public struct CSVExporter: Sendable {
         do {
             defer { file.discard() }  // after publishing, the temporary name no longer exists
             var writer = CSVWriter(format: CSVExporter.format(of: csv))
+            func sink(_ bytes: [UInt8]) throws {
+                hasher.update(data: bytes)
+                try file.append(bytes)
+            }
             func write(_ fields: [String], guards: [Bool], quotes: [Bool], row: Int) throws {
                 do throws(UnencodableCharacter) {
                     for change in try writer.writeRow(fields, guardFormulas: guards, alwaysQuote: quotes) {
@@ -163,21 +188,35 @@ public struct CSVExporter: Sendable {
                 let row = (try? JSONParser.parse(bytes, options: .strict)) ?? .null
                 try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, guards: guards, quotes: quotes, row: rows + 1)
                 rows += 1
-                if writer.buffer.count >= 1 << 16 { try writer.flush(file.append) }
+                if writer.buffer.count >= 1 << 16 { try writer.flush(sink) }
                 if rows % 100_000 == 0 { progress(rows) }
             }
             if rows == 0 && csv.emptyPeriod == "none" { return nil }
-            try writer.flush(file.append)
+            try writer.flush(sink)
             // Readable by the payroll group only once complete.
-            try file.finish(mode: fileMode)
+            try file.finish(mode: mode ?? fileMode)
             try DurableFiles.publish(file.temporaryPath, as: path)
             // The file is delivered: a marker that cannot be written must not
             // make the period export (and deliver) again; its absence shows.
-            if csv.doneMarker { try? DurableFiles.write([], to: path + ".done", mode: 0o600) }
+            if csv.doneMarker && marker { try? DurableFiles.write([], to: path + ".done", mode: 0o600) }
         } catch let failure as IOFailure {
             throw CSVExportError.writeFailed(path, failure.message)
         }
-        return rows
+        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Written(rows: rows, size: file.size, sha256: hex)
+    }
+
+    /// The local copy of an `sftp://` file: `<outbox>/<mapping>/<period start>-<name>`.
+    func outboxPath(_ mapping: MappingFile, remote: String, period: CSVPeriod) throws -> String {
+        guard let outbox else { throw CSVExportError.noOutbox(mapping: mapping.name) }
+        do throws(IOFailure) {
+            if !FileManager.default.fileExists(atPath: outbox) { try DurableFiles.makeDirectory(outbox, mode: 0o700) }
+            let folder = outbox + "/" + mapping.name
+            if !FileManager.default.fileExists(atPath: folder) { try DurableFiles.makeDirectory(folder, mode: 0o700) }
+            return folder + "/\(period.start)-" + (remote as NSString).lastPathComponent
+        } catch {
+            throw CSVExportError.directoryUnavailable(outbox, error.message)
+        }
     }
 
     /// Exports one period if it can claim it; returns the file written.
@@ -192,7 +231,10 @@ public struct CSVExporter: Sendable {
             let path = try fileName(mapping, csv, period: period, zone: zone, now: now)
             var changes: [String] = []
             var changeCount = 0
-            let rows = try write(mapping, csv, period: period, to: path, progress: progress) { row, column, change in
+            let remote = csv.sftp != nil
+            let local = remote ? try outboxPath(mapping, remote: path, period: period) : path
+            let written = try write(mapping, csv, period: period, to: local, mode: remote ? 0o600 : nil, marker: !remote, progress: progress) {
+                row, column, change in
                 changeCount += 1
                 // The characters only, never the value around them (names are personal data).
                 if changes.count < 50 { changes.append("data row \(row), column \(column): \(change)") }
@@ -205,7 +247,15 @@ public struct CSVExporter: Sendable {
                         "changes": "\(changeCount)", "details": "\(changes.joined(separator: "; "))\(changeCount > changes.count ? "; …" : "")",
                     ])
             }
-            try store.completeCSVExport(mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now)
+            let upload = written.flatMap { written in
+                remote
+                    ? FileUpload(
+                        mapping: mapping.name, periodStart: period.start, localPath: local, remoteURL: path, size: written.size,
+                        sha256: written.sha256, now: now) : nil
+            }
+            let rows = written?.rows
+            try store.completeCSVExport(
+                mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now, upload: upload)
             logger.notice(
                 "csv exported",
                 metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])
@@ -295,17 +345,23 @@ public struct CSVExecutor: JobExecutor {
 public struct CSVExportService: Service {
     let registry: MappingRegistry
     let exporter: CSVExporter
+    let uploader: CSVUploader?
     let io: BlockingIOPool
     let clock: any WallClock
     let owner: String
     let logger: Logger
 
     /// `owner` names this process in period claims (a claim older than ten
-    /// minutes may be taken over); exports run on `io`.
-    public init(registry: MappingRegistry, exporter: CSVExporter, io: BlockingIOPool, clock: any WallClock, owner: String, logger: Logger) {
+    /// minutes may be taken over); exports run on `io`; `uploader` delivers
+    /// the files of `sftp://` mappings.
+    public init(
+        registry: MappingRegistry, exporter: CSVExporter, uploader: CSVUploader? = nil, io: BlockingIOPool, clock: any WallClock, owner: String,
+        logger: Logger
+    ) {
         self.registry = registry
         self.io = io
         self.exporter = exporter
+        self.uploader = uploader
         self.clock = clock
         self.owner = owner
         self.logger = logger
@@ -324,8 +380,10 @@ public struct CSVExportService: Service {
                 } catch {
                     return
                 }
+                // Files for sftp:// folders go out right after their export, and failed ones when due.
+                let nextUpload = await uploader?.processDue()
                 let cap = clock.now().adding(.seconds(60))
-                let wake = next.map { min($0, cap) } ?? cap
+                let wake = [next, nextUpload].compactMap { $0 }.reduce(cap) { min($0, $1) }
                 do {
                     try await clock.sleep(until: wake)
                 } catch {

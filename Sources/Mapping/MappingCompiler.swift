@@ -539,18 +539,65 @@ public enum MappingCompiler {
         if replacement != nil && unencodable != "replace" {
             context.error("\"replacement\" applies only with \"unencodable\": \"replace\"", at: at.appending("replacement"))
         }
+        let sftp = compileSFTP(r.value("sftp"), file: file, at: at, context: context)
         r.finish()
         guard let file else { return nil }
         var target = CSVTarget(
             columns: columns, rowKey: rowKey, file: file, schedule: schedule, timeZone: timeZone, delimiter: delimiter,
             bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
         target.encoding = encoding
+        target.sftp = sftp
         switch unencodable {
         case "fail": target.unencodable = .fail
         case "replace": target.unencodable = .replace(replacement?.utf8.first ?? UInt8(ascii: "?"))
         default: target.unencodable = .transliterate
         }
         return target
+    }
+
+    /// The `sftp` block, required exactly when `file` is an `sftp://` URL.
+    static func compileSFTP(_ value: JSONValue?, file: Template?, at: JSONPointer, context: CompileContext) -> SFTPSettings? {
+        let remote = file?.source.lowercased().hasPrefix("sftp://") ?? false
+        guard value != nil else {
+            if remote {
+                context.error(
+                    "an sftp:// \"file\" needs an \"sftp\" block: {\"user\", \"private_key_file\", \"host_key_sha256\" or \"known_hosts\"}",
+                    at: at.appending("file"))
+            }
+            return nil
+        }
+        let pointer = at.appending("sftp")
+        guard var r = ObjectReader(value, at: pointer, context: context, what: "\"sftp\"") else { return nil }
+        if !remote { context.error("\"sftp\" applies only when \"file\" is an sftp://host/path URL", at: pointer) }
+        // Credentials are text with ${VARIABLES} only: no event data may reach them.
+        func setting(_ key: String, required: Bool = false) -> String? {
+            guard let text = r.string(key, required: required) else { return nil }
+            if let template = context.template(text, at: pointer.appending(key)), template.hasExpressions {
+                context.error("\"\(key)\" may use ${VARIABLES} only, no {{ expressions }}", at: pointer.appending(key))
+            }
+            return text
+        }
+        let user = setting("user", required: true)
+        let key = setting("private_key_file", required: true)
+        let passphrase = setting("passphrase")
+        let fingerprint = setting("host_key_sha256")
+        let knownHosts = setting("known_hosts")
+        if (fingerprint == nil) == (knownHosts == nil) {
+            context.error(
+                "the server's host key must be pinned: exactly one of \"host_key_sha256\" (ssh-keygen -lf) or \"known_hosts\" (a file)",
+                at: pointer)
+        }
+        let mode = r.string("file_mode").map { text -> Int in
+            guard let mode = Int(text, radix: 8), (0...0o777).contains(mode) else {
+                context.error("\"file_mode\" must be octal, e.g. \"0640\"", at: pointer.appending("file_mode"))
+                return 0o640
+            }
+            return mode
+        }
+        r.finish()
+        guard let user, let key else { return nil }
+        return SFTPSettings(
+            user: user, privateKeyFile: key, passphrase: passphrase, hostKeySHA256: fingerprint, knownHosts: knownHosts, fileMode: mode ?? 0o640)
     }
 
     static func compileArchive(_ value: JSONValue?, context: CompileContext) -> ArchiveTarget? {

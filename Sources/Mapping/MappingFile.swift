@@ -199,6 +199,26 @@ public struct CSVTarget: Sendable {
     public var encoding: TextEncoding = .utf8
     /// What a character the encoding lacks becomes (`unencodable`, with `replacement`).
     public var unencodable: UnencodablePolicy = .transliterate
+    /// Login and host key when `file` is an `sftp://` URL; `nil` for a local folder.
+    public var sftp: SFTPSettings?
+}
+
+/// How to log in to the SFTP server a CSV file is dropped on. Text with
+/// `${VARIABLES}` only (no event data), resolved at upload time and never stored.
+public struct SFTPSettings: Sendable, Hashable {
+    /// The account on the server.
+    public var user: String
+    /// Path of the private key file, e.g. `${SECRETS_DIR}/sftp_ed25519`.
+    public var privateKeyFile: String
+    /// The key's passphrase, if it has one.
+    public var passphrase: String?
+    /// The server's host key, pinned: its SHA-256 (as `ssh-keygen -lf` prints
+    /// it) or a known_hosts file. Exactly one is set.
+    public var hostKeySHA256: String?
+    /// A known_hosts file path (the other way to pin the host key).
+    public var knownHosts: String?
+    /// Mode of the uploaded file on the server (0640 unless set).
+    public var fileMode: Int = 0o640
 }
 
 /// A compiled `archive` block: one download job per URL that `files` gives.

@@ -28,6 +28,8 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     public private(set) var secrets: [String: String]
     /// The only source of `${DATA_DIR}`: the environment cannot override it.
     public var dataDirectory: String?
+    /// The only source of `${SECRETS_DIR}` (e.g. a key file's folder); `nil` without one.
+    public var secretsDirectory: String?
 
     /// Reads the secrets directory now, on the calling thread; a missing or
     /// unreadable directory gives no secrets, not an error.
@@ -36,6 +38,7 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     ) {
         self.environment = environment
         self.dataDirectory = dataDirectory
+        self.secretsDirectory = secretsDirectory
         self.secrets = secretsDirectory.map(VariableSource.readSecrets) ?? [:]
     }
 
@@ -54,6 +57,7 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     /// What `${name}` resolves to, or `nil` when unset.
     public func value(_ name: String) -> String? {
         if name == "DATA_DIR" { return dataDirectory }
+        if name == "SECRETS_DIR" { return secretsDirectory }
         if let value = environment[name], !value.isEmpty { return value }
         return secrets[name]
     }

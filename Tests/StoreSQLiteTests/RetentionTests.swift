@@ -73,7 +73,7 @@ struct CSVRetentionTests {
             mapping: "m", period: open, openPeriod: open, rowKey: "k2", receivedAt: Timestamp(seconds: t0 + 40 * day + 10), jobID: 2,
             row: ["iban": "SE63"], policy: .skip, companyID: "c", subjectID: "p2")
         #expect(try fixture.store.claimCSVExport(mapping: "m", period: old, owner: "a", now: t0 + day, staleAfter: 600, redo: false))
-        try fixture.store.completeCSVExport(mapping: "m", period: old, file: "/x.csv", rows: 1, now: t0 + day)
+        try fixture.store.completeCSVExport(mapping: "m", period: old, file: "/x.csv", rows: 1, now: t0 + day, upload: nil)
         try await fixture.store.purgeExpiredBodies(now: Timestamp(seconds: t0 + 20 * day), policy: RetentionPolicy())
         #expect(try fixture.store.csvRowCount(mapping: "m", periodStart: old.start) == 1, "not yet 30 days")
         try await fixture.store.purgeExpiredBodies(now: Timestamp(seconds: t0 + 40 * day), policy: RetentionPolicy())

@@ -204,7 +204,8 @@ public final class OperatorSession {
         guard let mapping = mappings.mapping(named: mappingName), case .csv(let csv) = mapping.target else {
             throw OperatorFailure("no csv mapping named \(mappingName)")
         }
-        let exporter = CSVExporter(store: store, registry: MappingRegistry(mappings))
+        let exporter = CSVExporter(
+            store: store, registry: MappingRegistry(mappings), outbox: (configuration.dataDir as NSString).appendingPathComponent("outbox"))
         let schedule = try CSVExporter.schedule(of: csv, mapping: mappingName)
         let zone = schedule.zone
         let nowSeconds = now.milliseconds / 1000
@@ -214,12 +215,16 @@ public final class OperatorSession {
             guard let open = schedule.period(containing: nowSeconds) else { throw OperatorFailure("the schedule never fires") }
             let period = CSVPeriod(start: open.start, end: open.end)
             let name = try exporter.fileName(mapping, csv, period: period, zone: zone, now: nowSeconds)
+            if csv.sftp != nil {
+                throw OperatorFailure(
+                    "\(mappingName) delivers to an sftp:// folder; --now writes local partial files only (try `map` on an event to see its row)")
+            }
             let stamp = MappingClock.iso8601(milliseconds: nowSeconds * 1000).replacingOccurrences(of: ":", with: "")
                 .replacingOccurrences(of: ".000", with: "")
             let ext = (name as NSString).pathExtension
             let partial = ((name as NSString).deletingPathExtension) + "-partial-\(stamp)" + (ext.isEmpty ? "" : "." + ext)
             let rows = try exporter.write(mapping, csv, period: period, to: partial, progress: progress)
-            return [ExportedFile(path: partial, rows: rows ?? 0)]
+            return [ExportedFile(path: partial, rows: rows?.rows ?? 0)]
         case .period(let text):
             let probe: Int64
             if let ms = MappingClock.milliseconds(fromISO8601: text), text.count > 10 {

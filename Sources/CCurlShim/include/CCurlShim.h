@@ -40,6 +40,8 @@ const char *jb_version_string(void);
 size_t jb_writefunc_pause(void);
 /// The numeric version (e.g. 0x075801 for 7.88.1), to gate features.
 unsigned int jb_version_num(void);
+/// `CURL_READFUNC_ABORT`, for read callbacks whose source failed.
+size_t jb_readfunc_abort(void);
 /// `CURLPAUSE_CONT` (a macro of macros): resumes a paused transfer.
 int jb_pause_cont(void);
 

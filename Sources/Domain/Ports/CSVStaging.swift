@@ -61,7 +61,7 @@ public protocol CSVStaging: Sendable {
 /// Times are Unix seconds. Synchronous: the calls block their thread until
 /// read or committed, so callers run them on a thread allowed to block (the
 /// blocking-I/O pool, the CLI's main thread), never on the cooperative pool.
-public protocol CSVExportStore: CSVStaging {
+public protocol CSVExportStore: CSVStaging, CSVUploadStore {
     /// Since when `mapping`'s periods are exported; the first call records `now`,
     /// so periods that ended before a mapping was first seen are never exported.
     func csvScheduleSince(mapping: String, now: Int64) throws -> Int64
@@ -74,8 +74,23 @@ public protocol CSVExportStore: CSVStaging {
     func claimCSVExport(mapping: String, period: CSVPeriod, owner: String, now: Int64, staleAfter: Int64, redo: Bool) throws -> Bool
     /// The period's staged rows ordered by row key, read as a stream.
     func forEachCSVRow(mapping: String, periodStart: Int64, _ body: (_ rowKey: String, _ row: [UInt8]) throws -> Void) throws
-    /// Marks the period `done` with its file and remembers each exported row key (for re-send policies).
-    func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws
+    /// Marks the period `done` with its file and remembers each exported row key
+    /// (for re-send policies); `upload`, for a remote folder, is recorded in
+    /// the same commit (a redo starts its upload over).
+    func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64, upload: FileUpload?) throws
     /// Gives a claim up after a failed export: open again, or `done` again if it was a redo.
     func releaseCSVExport(mapping: String, period: CSVPeriod) throws
+}
+
+/// The upload bookkeeping of CSV files delivered to a remote folder (SFTP).
+/// Synchronous like `CSVExportStore`: callers run on a thread allowed to block.
+public protocol CSVUploadStore: Sendable {
+    /// Uploads due at `now` (pending or staged), and uploaded ones whose local
+    /// copy is still to be removed, oldest period first.
+    func csvUploadsToProcess(now: Int64) throws -> [FileUpload]
+    /// Records the upload's new state; blocks until committed (a `staged`
+    /// must be durable before the rename it allows).
+    func recordCSVUpload(_ upload: FileUpload) throws
+    /// Every recorded upload of `mapping`, newest period first (for `jobs`-style output and tests).
+    func csvUploads(mapping: String) throws -> [FileUpload]
 }

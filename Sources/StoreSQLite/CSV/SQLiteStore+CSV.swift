@@ -134,8 +134,9 @@ extension SQLiteStore: CSVExportStore {
     }
 
     /// Marks a period exported and remembers what each row key looked like.
-    public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64) throws {
+    public func completeCSVExport(mapping: String, period: CSVPeriod, file: String, rows: Int, now: Int64, upload: FileUpload?) throws {
         try writer.performAndWait { db, _ in
+            if let upload { try SQLiteStore.write(upload, db: db) }
             try db.execute(
                 sql: """
                     UPDATE csv_exports SET state = ?, file = ?, rows = ?, exported_at = ?, claimed_by = NULL WHERE mapping = ? AND period_start = ?
@@ -165,6 +166,64 @@ extension SQLiteStore: CSVExportStore {
     public func csvRowCount(mapping: String, periodStart: Int64) throws -> Int {
         try reader.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM csv_rows WHERE mapping = ? AND period_start = ?", arguments: [mapping, periodStart]) ?? 0
+        }
+    }
+}
+
+extension SQLiteStore: CSVUploadStore {
+    static let uploadColumns =
+        "mapping, period_start, local_path, remote_url, size, sha256, state, attempts, next_attempt_at, last_error, uploaded_at"
+
+    static func write(_ upload: FileUpload, db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO csv_uploads(\(uploadColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                upload.mapping, upload.periodStart, upload.localPath, upload.remoteURL, upload.size, upload.sha256, upload.state.rawValue,
+                upload.attempts, upload.nextAttemptAt, upload.lastError, upload.uploadedAt,
+            ])
+    }
+
+    static func upload(_ row: Row) -> FileUpload {
+        var upload = FileUpload(
+            mapping: row["mapping"], periodStart: row["period_start"], localPath: row["local_path"] ?? "", remoteURL: row["remote_url"],
+            size: row["size"], sha256: row["sha256"], now: row["next_attempt_at"])
+        upload.localPath = row["local_path"]
+        upload.state = FileUploadState(rawValue: row["state"]) ?? .pending
+        upload.attempts = row["attempts"]
+        upload.lastError = row["last_error"]
+        upload.uploadedAt = row["uploaded_at"]
+        return upload
+    }
+
+    /// On the reader connection: committed state only.
+    public func csvUploadsToProcess(now: Int64) throws -> [FileUpload] {
+        try reader.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(SQLiteStore.uploadColumns) FROM csv_uploads
+                    WHERE (state != ? AND next_attempt_at <= ?) OR (state = ? AND local_path IS NOT NULL)
+                    ORDER BY period_start, mapping
+                    """,
+                arguments: [FileUploadState.uploaded.rawValue, now, FileUploadState.uploaded.rawValue]
+            ).map(SQLiteStore.upload)
+        }
+    }
+
+    /// Through the writer; returns once committed.
+    public func recordCSVUpload(_ upload: FileUpload) throws {
+        try writer.performAndWait { db, _ in try SQLiteStore.write(upload, db: db) }
+    }
+
+    /// On the reader connection.
+    public func csvUploads(mapping: String) throws -> [FileUpload] {
+        try reader.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(SQLiteStore.uploadColumns) FROM csv_uploads WHERE mapping = ? ORDER BY period_start DESC",
+                arguments: [mapping]
+            ).map(SQLiteStore.upload)
         }
     }
 }

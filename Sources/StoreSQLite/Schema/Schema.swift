@@ -276,6 +276,26 @@ enum Schema {
                     CREATE INDEX jobs_state ON jobs(state) WHERE state IN ('pending', 'running', 'held', 'in_doubt', 'dead', 'expired', 'set_aside');
                     """)
         }
+        migrator.registerMigration("v13-csv-uploads") { db in
+            try db.execute(
+                sql: """
+                    -- A CSV period's file on its way to a remote folder (FileUpload in Domain): one per (mapping, period).
+                    CREATE TABLE csv_uploads (
+                        mapping TEXT NOT NULL,
+                        period_start INTEGER NOT NULL,
+                        local_path TEXT,                 -- NULL once the local copy is removed
+                        remote_url TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        state TEXT NOT NULL,             -- FileUploadState
+                        attempts INTEGER NOT NULL,
+                        next_attempt_at INTEGER NOT NULL,
+                        last_error TEXT,
+                        uploaded_at INTEGER,
+                        PRIMARY KEY (mapping, period_start)
+                    );
+                    """)
+        }
         return migrator
     }
 }

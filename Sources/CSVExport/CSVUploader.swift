@@ -1,0 +1,261 @@
+import Clocks
+import Crypto
+import CurlClient
+import Domain
+import DurableFiles
+import Foundation
+import Logging
+import Mapping
+import Metrics
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Delivers finished CSV files to their `sftp://` folders through libcurl,
+/// following `FileUpload`'s states: upload under a hidden temporary name,
+/// record `staged`, rename into place (never over an existing file), write
+/// the `.done` marker, record `uploaded` with size and SHA-256, remove the
+/// local copy. A failure is retried with backoff and never re-exports the
+/// period; host-key, login and permission failures are logged as `ALERT`s.
+public struct CSVUploader: Sendable {
+    let store: any CSVUploadStore
+    let registry: MappingRegistry
+    let client: CurlClient
+    let io: BlockingIOPool
+    let clock: any WallClock
+    let logger: Logger
+
+    /// Store calls run on `io` (they block until committed); transfers on `client`'s curl thread.
+    public init(store: any CSVUploadStore, registry: MappingRegistry, client: CurlClient, io: BlockingIOPool, clock: any WallClock, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.client = client
+        self.io = io
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Works through every upload that is due; returns when the next failed one is due again.
+    @discardableResult
+    public func processDue() async -> Timestamp? {
+        let now = clock.now().milliseconds / 1000
+        let due: [FileUpload]
+        do {
+            due = try await blocking { [store] in try store.csvUploadsToProcess(now: now) }
+        } catch {
+            logger.error("csv uploads: reading the queue failed", metadata: ["error": "\(error)"])
+            return nil
+        }
+        var next: Int64?
+        for upload in due {
+            if Task.isCancelled { break }
+            let after = await process(upload)
+            if after.state != .uploaded { next = min(next ?? after.nextAttemptAt, after.nextAttemptAt) }
+        }
+        return next.map { Timestamp(seconds: $0) }
+    }
+
+    /// Why an attempt stopped, worded for the operator (no credentials, no file contents).
+    struct AttemptFailure: Error {
+        var reason: String
+        /// Needs a person (host key, login, permissions, a name already taken): logged as an ALERT.
+        var alert: Bool
+
+        init(_ reason: String, alert: Bool = false) {
+            self.reason = reason
+            self.alert = alert
+        }
+
+        init(_ failure: SFTPFailure) {
+            switch failure {
+            case .hostKeyRejected, .loginDenied, .permissionDenied, .notFound: self.init("\(failure)", alert: true)
+            default: self.init("\(failure)")
+            }
+        }
+    }
+
+    /// One upload, as far as it goes now; returns its recorded state.
+    func process(_ upload: FileUpload) async -> FileUpload {
+        var current = upload
+        let now = clock.now().milliseconds / 1000
+        if current.state == .uploaded {
+            await removeLocalCopy(&current)
+            return current
+        }
+        do {
+            let (login, mode, marker) = try settings(for: current)
+            let remote = try RemoteName(current.remoteURL)
+            if current.state == .pending {
+                guard let local = current.localPath, try await localCopyMatches(local, current) else {
+                    throw AttemptFailure("the local copy is missing or changed since the export (redo the period's export)", alert: true)
+                }
+                try await sftp(SFTPRequest(url: remote.temporaryURL, login: login, operation: .uploadFile(path: local)), mode: mode)
+                current.state = .staged
+                // Durable before the rename: a crash after it must read "renamed" from a missing temp file.
+                try await record(current)
+            }
+            do {
+                try await sftp(
+                    SFTPRequest(url: remote.url, login: login, operation: .rename(from: remote.temporaryPath, to: remote.path)), mode: mode)
+            } catch let failure as AttemptFailure {
+                // A refused rename: either it already happened (a crash after it), or the name is taken.
+                guard try await exists(remote.temporaryURL, login) else { return try await finish(&current, remote, login, mode, marker, now) }
+                if try await exists(remote.url, login) {
+                    throw AttemptFailure("\(remote.path) already exists on the server and is never overwritten; move it away", alert: true)
+                }
+                throw failure
+            }
+            return try await finish(&current, remote, login, mode, marker, now)
+        } catch {
+            let failure = (error as? AttemptFailure) ?? AttemptFailure("\(error)")
+            current = current.failed(failure.reason, now: now)
+            Counter(label: "jobylon_bridge_csv_uploads_total", dimensions: [("mapping", current.mapping), ("outcome", "failed")]).increment()
+            let metadata: Logger.Metadata = [
+                "mapping": "\(current.mapping)", "remote": "\(RemoteName.redacted(current.remoteURL))", "attempts": "\(current.attempts)",
+                "retry_in_seconds": "\(current.nextAttemptAt - now)", "error": "\(failure.reason)",
+            ]
+            if failure.alert {
+                logger.error("ALERT csv upload needs attention; retried with backoff", metadata: metadata)
+            } else {
+                logger.warning("csv upload failed; retried with backoff", metadata: metadata)
+            }
+            try? await record(current)
+            return current
+        }
+    }
+
+    /// After the rename: the marker, the record, the local copy removed.
+    private func finish(
+        _ current: inout FileUpload, _ remote: RemoteName, _ login: SFTPLogin, _ mode: Int, _ marker: Bool, _ now: Int64
+    ) async throws -> FileUpload {
+        if marker {
+            try await sftp(SFTPRequest(url: remote.url + ".done", login: login, operation: .uploadBytes([])), mode: mode)
+        }
+        current.state = .uploaded
+        current.uploadedAt = now
+        current.lastError = nil
+        try await record(current)
+        Counter(label: "jobylon_bridge_csv_uploads_total", dimensions: [("mapping", current.mapping), ("outcome", "uploaded")]).increment()
+        logger.notice(
+            "csv uploaded",
+            metadata: [
+                "mapping": "\(current.mapping)", "remote": "\(RemoteName.redacted(current.remoteURL))", "bytes": "\(current.size)",
+                "sha256": "\(current.sha256)",
+            ])
+        await removeLocalCopy(&current)
+        return current
+    }
+
+    /// The mapping's login, with its variables filled in now (never stored).
+    func settings(for upload: FileUpload) throws -> (SFTPLogin, Int, Bool) {
+        let mappings = registry.current
+        guard let mapping = mappings.mapping(named: upload.mapping), case .csv(let csv) = mapping.target, let sftp = csv.sftp else {
+            throw AttemptFailure("mapping \(upload.mapping) is no longer a loaded sftp csv mapping", alert: true)
+        }
+        var unset = false
+        func fill(_ text: String) -> String {
+            let value = mappings.variables.substitute(text, mask: false)
+            if value.contains("${") { unset = true }
+            return value
+        }
+        let user = fill(sftp.user)
+        let key = fill(sftp.privateKeyFile)
+        let passphrase = sftp.passphrase.map(fill)
+        let hostKey: SFTPHostKey = sftp.hostKeySHA256.map { .sha256(fill($0)) } ?? .knownHosts(path: fill(sftp.knownHosts ?? ""))
+        if unset {
+            let names = mappings.held[upload.mapping] ?? []
+            throw AttemptFailure("unset variables in the sftp block: \(names.isEmpty ? "see check" : names.joined(separator: ", "))", alert: true)
+        }
+        return (SFTPLogin(user: user, privateKeyFile: key, passphrase: passphrase, hostKey: hostKey), sftp.fileMode, csv.doneMarker)
+    }
+
+    private func sftp(_ request: SFTPRequest, mode: Int) async throws {
+        var request = request
+        request.fileMode = mode
+        do throws(SFTPFailure) {
+            try await client.sftp(request)
+        } catch {
+            throw AttemptFailure(error)
+        }
+    }
+
+    private func exists(_ url: String, _ login: SFTPLogin) async throws -> Bool {
+        do throws(SFTPFailure) {
+            return try await client.sftp(SFTPRequest(url: url, login: login, operation: .exists))
+        } catch {
+            throw AttemptFailure(error)
+        }
+    }
+
+    private func localCopyMatches(_ path: String, _ upload: FileUpload) async throws -> Bool {
+        try await blocking { FileHasher.sha256(path: path) == upload.sha256 }
+    }
+
+    private func record(_ upload: FileUpload) async throws {
+        try await blocking { [store] in try store.recordCSVUpload(upload) }
+    }
+
+    private func removeLocalCopy(_ upload: inout FileUpload) async {
+        guard let path = upload.localPath else { return }
+        if unlink(path) != 0 && errno != ENOENT {
+            logger.error("csv upload: the local copy could not be removed", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            return
+        }
+        upload.localPath = nil
+        let cleared = upload
+        try? await record(cleared)
+    }
+
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let result: Result<T, any Error> = try await io.run {
+            do { return .success(try body()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// An `sftp://host[:port]/path` split into what the transfers need.
+struct RemoteName {
+    /// The whole URL, and its path (`/abs/name.csv`, or `~/name.csv` for `/~/`).
+    var url: String
+    var path: String
+    /// The hidden temporary file beside it.
+    var temporaryURL: String
+    var temporaryPath: String
+
+    init(_ url: String) throws {
+        guard url.lowercased().hasPrefix("sftp://"), let slash = url.dropFirst(7).firstIndex(of: "/") else {
+            throw CSVUploader.AttemptFailure("\(RemoteName.redacted(url)) is not an sftp://host/path URL", alert: true)
+        }
+        let prefix = String(url[..<slash])
+        if prefix.contains("@") { throw CSVUploader.AttemptFailure("the sftp:// URL must not hold a user (use the sftp block)", alert: true) }
+        let urlPath = String(url[slash...])
+        let temporary = FileUpload.temporaryPath(for: urlPath)
+        self.url = url
+        self.temporaryURL = prefix + temporary
+        // curl's quote commands take server paths: `/~/x` in a URL is `x` in the login's home.
+        func serverPath(_ path: String) -> String {
+            path.hasPrefix("/~/") ? String(path.dropFirst(3)) : (path.removingPercentEncoding ?? path)
+        }
+        self.path = serverPath(urlPath)
+        self.temporaryPath = serverPath(temporary)
+    }
+
+    /// The URL without anything after `@` in its authority (a user there is refused anyway).
+    static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
+        return String(url[..<scheme.upperBound]) + "…" + String(url[at...])
+    }
+}
+
+/// SHA-256 of a file, read in pieces.
+enum FileHasher {
+    static func sha256(path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
