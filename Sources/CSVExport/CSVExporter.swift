@@ -28,6 +28,8 @@ public enum CSVExportError: Error, CustomStringConvertible {
     case badSchedule(String, String)
     /// An `sftp://` file needs a local copy first, in the data directory's `outbox`.
     case noOutbox(mapping: String)
+    /// The rendered file name is an `sftp://` URL without an `sftp` block, or the other way round.
+    case sftpMismatch(mapping: String, hasSFTPBlock: Bool)
     /// `unencodable: fail` met a character the file's encoding lacks: the
     /// period's file is held back whole (retried each tick, so a fixed mapping
     /// writes it once, complete).
@@ -39,6 +41,10 @@ public enum CSVExportError: Error, CustomStringConvertible {
         case .directoryUnavailable(let dir, let why): return "export folder \(dir) unavailable: \(why)"
         case .writeFailed(let file, let why): return "writing \(file) failed: \(why)"
         case .badSchedule(let mapping, let why): return "\(mapping): schedule: \(why)"
+        case .sftpMismatch(let mapping, let block):
+            return block
+                ? "\(mapping): the mapping has an \"sftp\" block but its file name is not an sftp://host/path URL"
+                : "\(mapping): the file name is an sftp:// URL but the mapping has no \"sftp\" block (login and host key)"
         case .noOutbox(let mapping): return "\(mapping): an sftp:// file needs the data directory (for its outbox); none is configured"
         case .unencodable(let mapping, let row, let column, let character, let encoding):
             let code = character.unicodeScalars.map { String(format: "U+%04X", $0.value) }.joined(separator: " ")
@@ -232,6 +238,7 @@ public struct CSVExporter: Sendable {
             var changes: [String] = []
             var changeCount = 0
             let remote = csv.sftp != nil
+            if remote != path.lowercased().hasPrefix("sftp://") { throw CSVExportError.sftpMismatch(mapping: mapping.name, hasSFTPBlock: remote) }
             let local = remote ? try outboxPath(mapping, remote: path, period: period) : path
             let written = try write(mapping, csv, period: period, to: local, mode: remote ? 0o600 : nil, marker: !remote, progress: progress) {
                 row, column, change in

@@ -568,7 +568,10 @@ public enum MappingCompiler {
         }
         let pointer = at.appending("sftp")
         guard var r = ObjectReader(value, at: pointer, context: context, what: "\"sftp\"") else { return nil }
-        if !remote { context.error("\"sftp\" applies only when \"file\" is an sftp://host/path URL", at: pointer) }
+        // `${SFTP_URL}/…` is checked when the name is rendered; a local path is wrong here already.
+        if !remote && !(file?.source.hasPrefix("${") ?? true) {
+            context.error("\"sftp\" applies only when \"file\" is an sftp://host/path URL", at: pointer)
+        }
         // Credentials are text with ${VARIABLES} only: no event data may reach them.
         func setting(_ key: String, required: Bool = false) -> String? {
             guard let text = r.string(key, required: required) else { return nil }

@@ -1,4 +1,5 @@
 import Foundation
+import TestServers
 import Testing
 
 @testable import CSVExport
@@ -52,22 +53,15 @@ struct CSVWriterTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("csv-\(UUID().uuidString).csv").path
         _ = FileManager.default.createFile(atPath: file, contents: Data(writer.buffer))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let finished = try ChildProcess.run([
             "python3", "-c",
             """
             import csv, json, sys
             with open(sys.argv[1], newline='', encoding='utf-8') as f:
                 print(json.dumps(list(csv.reader(f, delimiter=sys.argv[2]))))
             """, file, delimiter,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let parsed = try JSONDecoder().decode([[String]].self, from: data)
+        ])
+        let parsed = try JSONDecoder().decode([[String]].self, from: Data(finished.output))
         #expect(parsed == (guarded ? rows.map { $0.map(CSVWriter.neutralise) } : rows))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import TestServers
 import Testing
 
 @testable import CSVExport
@@ -31,24 +32,16 @@ struct SpreadsheetImportTests {
             Issue.record("LibreOffice Calc is missing: scripts/install-deps.sh --test installs libreoffice-calc-nogui")
             return []
         }
-        let convert = Process()
-        convert.executableURL = URL(fileURLWithPath: soffice)
         // Tokens: separator, text delimiter, charset, first line, column formats (none),
         // language (en-US), quoted field as text, detect special numbers.
         let options = "CSV:\(separator.asciiValue ?? 44),34,\(charset),1,,1033,true,true"
-        convert.arguments = [
-            "--headless", "--norestore", "-env:UserInstallation=file://\(work)/profile", "--infilter=\(options)",
+        let convert = try ChildProcess.run([
+            soffice, "--headless", "--norestore", "-env:UserInstallation=file://\(work)/profile", "--infilter=\(options)",
             "--convert-to", "fods", "--outdir", work, file,
-        ]
-        convert.standardOutput = FileHandle.nullDevice
-        convert.standardError = FileHandle.nullDevice
-        try convert.run()
-        convert.waitUntilExit()
+        ])
         let fods = work + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".fods"
-        #expect(convert.terminationStatus == 0 && FileManager.default.fileExists(atPath: fods), "soffice could not import \(file)")
-        let read = Process()
-        read.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        read.arguments = [
+        #expect(convert.status == 0 && FileManager.default.fileExists(atPath: fods), "soffice could not import \(file)")
+        let read = try ChildProcess.run([
             "python3", "-c",
             """
             import sys, json, xml.etree.ElementTree as ET
@@ -67,13 +60,8 @@ struct SpreadsheetImportTests {
             print(json.dumps(rows))
             """,
             fods,
-        ]
-        let output = Pipe()
-        read.standardOutput = output
-        try read.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        read.waitUntilExit()
-        return try JSONDecoder().decode([[Cell]].self, from: data)
+        ])
+        return try JSONDecoder().decode([[Cell]].self, from: Data(read.output))
     }
 
     static let typedColumns = """

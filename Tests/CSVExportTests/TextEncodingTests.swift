@@ -1,5 +1,6 @@
 import Foundation
 import Mapping
+import TestServers
 import Testing
 
 @testable import CSVExport
@@ -22,20 +23,13 @@ struct TextEncodingTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("enc-\(UUID().uuidString).csv").path
         _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let finished = try ChildProcess.run([
             "python3", "-c",
             "import sys, json; print(json.dumps(open(sys.argv[1], 'rb').read().decode(sys.argv[2], errors='strict')))",
             file, codec,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "python could not decode the file as \(codec)")
-        return try JSONDecoder().decode(String.self, from: data)
+        ])
+        #expect(finished.status == 0, "python could not decode the file as \(codec)")
+        return try JSONDecoder().decode(String.self, from: Data(finished.output))
     }
 
     @Test("transliterated files decode with Python's codecs", arguments: [(TextEncoding.latin1, "latin-1"), (.windows1252, "cp1252")])

@@ -84,3 +84,51 @@ struct CSVColumnTypeTests {
         }
     }
 }
+
+@Suite("The csv target's sftp block")
+struct SFTPBlockTests {
+    static func compile(file: String, sftp: String?) -> (MappingFile?, [MappingDiagnostic]) {
+        let text = """
+            {"name": "m", "when": {"event": "candidate/new"},
+             "csv": {"file": "\(file)", \(sftp.map { "\"sftp\": \($0)," } ?? "") "columns": [{"name": "a", "value": "x"}]}}
+            """
+        return MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8))
+    }
+
+    static func errors(_ result: (MappingFile?, [MappingDiagnostic])) -> [String] {
+        result.1.filter { $0.severity == .error }.map { "\($0.pointer): \($0.message)" }
+    }
+
+    @Test func aPinnedLoginCompiles() throws {
+        let result = Self.compile(
+            file: "sftp://files.example.com:2222/in/hires-{{ period.date }}.csv",
+            sftp:
+                #"{"user": "${SFTP_USER}", "private_key_file": "${SECRETS_DIR}/sftp_key", "host_key_sha256": "${SFTP_HOST_KEY}", "file_mode": "0600"}"#
+        )
+        #expect(Self.errors(result).isEmpty, "\(result.1)")
+        guard case .csv(let csv)? = result.0?.target, let sftp = csv.sftp else {
+            Issue.record("an sftp csv target")
+            return
+        }
+        #expect(sftp.user == "${SFTP_USER}" && sftp.fileMode == 0o600 && sftp.knownHosts == nil)
+        #expect(result.0?.requiredVariables.contains("SFTP_HOST_KEY") == true, "check reports unset credentials")
+    }
+
+    @Test func mistakesStopTheCompilerAtTheirPath() {
+        let noBlock = Self.errors(Self.compile(file: "sftp://h/in/x.csv", sftp: nil))
+        #expect(noBlock.contains { $0.hasPrefix("/csv/file: an sftp:// \"file\" needs an \"sftp\" block") }, "\(noBlock)")
+        let unpinned = Self.errors(Self.compile(file: "sftp://h/in/x.csv", sftp: #"{"user": "u", "private_key_file": "/k"}"#))
+        #expect(unpinned.contains { $0.hasPrefix("/csv/sftp: the server's host key must be pinned") }, "\(unpinned)")
+        let both = Self.errors(
+            Self.compile(file: "sftp://h/in/x.csv", sftp: #"{"user": "u", "private_key_file": "/k", "host_key_sha256": "x", "known_hosts": "/kh"}"#))
+        #expect(both.contains { $0.hasPrefix("/csv/sftp: the server's host key must be pinned") }, "\(both)")
+        let fromEvent = Self.errors(
+            Self.compile(file: "sftp://h/in/x.csv", sftp: #"{"user": "{{ candidate.email }}", "private_key_file": "/k", "known_hosts": "/kh"}"#))
+        #expect(fromEvent.contains { $0.hasPrefix("/csv/sftp/user: \"user\" may use ${VARIABLES} only") }, "\(fromEvent)")
+        let local = Self.errors(Self.compile(file: "/exports/x.csv", sftp: #"{"user": "u", "private_key_file": "/k", "known_hosts": "/kh"}"#))
+        #expect(local.contains { $0.hasPrefix("/csv/sftp: \"sftp\" applies only when") }, "\(local)")
+        let mode = Self.errors(
+            Self.compile(file: "sftp://h/x.csv", sftp: #"{"user": "u", "private_key_file": "/k", "known_hosts": "/kh", "file_mode": "rw"}"#))
+        #expect(mode.contains { $0.hasPrefix("/csv/sftp/file_mode:") }, "\(mode)")
+    }
+}

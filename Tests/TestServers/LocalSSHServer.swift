@@ -31,7 +31,7 @@ public final class LocalSSHServer: @unchecked Sendable {
     public var wrongKnownHosts: String { directory + "/known_hosts_wrong" }
     /// The account the tests log in as (whoever runs them).
     public let user: String
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Generates the keys and configuration and starts the server.
     public init() throws {
@@ -85,15 +85,11 @@ public final class LocalSSHServer: @unchecked Sendable {
     /// Starts sshd in the foreground of a child process and waits until it accepts connections.
     public func start() throws {
         guard process == nil else { return }
-        let sshd = Process()
-        sshd.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
-        sshd.arguments = ["-D", "-e", "-f", directory + "/sshd_config"]
-        sshd.standardOutput = FileHandle.nullDevice
-        sshd.standardError = FileHandle(forWritingAtPath: "/dev/null")
         let log = directory + "/sshd.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        sshd.standardError = FileHandle(forWritingAtPath: log)
-        try sshd.run()
+        let logFile = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        defer { close(logFile) }
+        // sshd re-executes itself and so must be started by its absolute path.
+        let sshd = try ChildProcess.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", directory + "/sshd_config"], output: logFile)
         process = sshd
         for _ in 0..<200 {
             if LocalSSHServer.accepts(port) && LocalSSHServer.accepts(readOnlyPort) { return }
@@ -109,8 +105,7 @@ public final class LocalSSHServer: @unchecked Sendable {
     public func stop() {
         guard let sshd = process else { return }
         process = nil
-        if sshd.isRunning { sshd.terminate() }
-        sshd.waitUntilExit()
+        sshd.terminate()
     }
 
     /// The server's log so far, for failure messages.
@@ -128,18 +123,9 @@ public final class LocalSSHServer: @unchecked Sendable {
 
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw SSHServerError(message: "\(executable) failed: \(text)") }
-        return text
+        let finished = try ChildProcess.run([executable] + arguments)
+        guard finished.status == 0 else { throw SSHServerError(message: "\(executable) failed: \(finished.text)") }
+        return finished.text
     }
 
     static func freePort() throws -> Int {
