@@ -30,6 +30,9 @@ public enum CSVExportError: Error, CustomStringConvertible {
     case noOutbox(mapping: String)
     /// The rendered file name is an `sftp://` URL without an `sftp` block, or the other way round.
     case sftpMismatch(mapping: String, hasSFTPBlock: Bool)
+    /// A fixed-width value longer than its column under `overflow: fail`: the
+    /// period's file is held back whole, like an unencodable character.
+    case overflow(mapping: String, row: Int, column: String, width: Int, length: Int)
     /// `unencodable: fail` met a character the file's encoding lacks: the
     /// period's file is held back whole (retried each tick, so a fixed mapping
     /// writes it once, complete).
@@ -46,6 +49,9 @@ public enum CSVExportError: Error, CustomStringConvertible {
                 ? "\(mapping): the mapping has an \"sftp\" block but its file name is not an sftp://host/path URL"
                 : "\(mapping): the file name is an sftp:// URL but the mapping has no \"sftp\" block (login and host key)"
         case .noOutbox(let mapping): return "\(mapping): an sftp:// file needs the data directory (for its outbox); none is configured"
+        case .overflow(let mapping, let row, let column, let width, let length):
+            return "ALERT \(mapping): data row \(row), column \(column): \(length) characters do not fit its width \(width) "
+                + "(overflow: fail); the period's file is held back until the mapping allows it"
         case .unencodable(let mapping, let row, let column, let character, let encoding):
             let code = character.unicodeScalars.map { String(format: "U+%04X", $0.value) }.joined(separator: " ")
             return "ALERT \(mapping): data row \(row), column \(column): \(code) cannot be written in \(encoding.rawValue) "
@@ -121,8 +127,11 @@ public struct CSVExporter: Sendable {
     /// The file's dialect and encoding, from the mapping.
     static func format(of csv: CSVTarget) -> CSVWriter.Format {
         let delimiter = csv.delimiter.utf8.first ?? UInt8(ascii: ",")
-        let encoder = csv.encoding == .utf8 ? nil : TextEncoder(encoding: csv.encoding, policy: csv.unencodable)
-        return CSVWriter.Format(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom, encoder: encoder)
+        return CSVWriter.Format(delimiter: delimiter, crlf: csv.lineEnding == "crlf", byteOrderMark: csv.bom, encoder: encoder(of: csv))
+    }
+
+    static func encoder(of csv: CSVTarget) -> TextEncoder? {
+        csv.encoding == .utf8 ? nil : TextEncoder(encoding: csv.encoding, policy: csv.unencodable)
     }
 
     /// What `write` put on disk.
@@ -137,12 +146,14 @@ public struct CSVExporter: Sendable {
 
     /// Writes the rows of `period` to `path` (mode `mode`, or the exporter's).
     /// Returns what was written, or nil when nothing was (empty period, `none`).
-    /// `progress` is called every 100,000 rows; `changed` sees every character
-    /// the encoding made the export change (data row from 1, column name).
-    /// `marker: false` leaves the `.done` marker to the upload.
+    /// `progress` is called every 100,000 rows; `changed` sees every change
+    /// the export made to a value (data row from 1, column name, the change
+    /// worded without the value): characters the encoding lacks, fixed-width
+    /// cuts and control characters. `marker: false` leaves the `.done` marker
+    /// to the upload.
     public func write(
         _ mapping: MappingFile, _ csv: CSVTarget, period: CSVPeriod, to path: String, mode: mode_t? = nil, marker: Bool = true,
-        progress: (Int) -> Void = { _ in }, changed: (_ row: Int, _ column: String, EncodingChange) -> Void = { _, _, _ in }
+        progress: (Int) -> Void = { _ in }, changed: (_ row: Int, _ column: String, _ change: String) -> Void = { _, _, _ in }
     ) throws -> Written? {
         var rows = 0
         var hasher = SHA256()
@@ -170,31 +181,32 @@ public struct CSVExporter: Sendable {
         }
         do {
             defer { file.discard() }  // after publishing, the temporary name no longer exists
-            var writer = CSVWriter(format: CSVExporter.format(of: csv))
+            var writer = RecordWriter(csv)
             func sink(_ bytes: [UInt8]) throws {
                 hasher.update(data: bytes)
                 try file.append(bytes)
             }
-            func write(_ fields: [String], guards: [Bool], quotes: [Bool], row: Int) throws {
-                do throws(UnencodableCharacter) {
-                    for change in try writer.writeRow(fields, guardFormulas: guards, alwaysQuote: quotes) {
-                        changed(row, csv.columns[change.column].name, change)
-                    }
+            func write(_ fields: [String], row: Int, header: Bool = false) throws {
+                func name(_ column: Int) -> String { column < csv.columns.count ? csv.columns[column].name : "\(column + 1)" }
+                do throws(FixedWidthWriter.Problem) {
+                    for (column, change) in try writer.write(fields, header: header) { changed(row, name(column), change) }
                 } catch {
-                    let column = error.column < csv.columns.count ? csv.columns[error.column].name : "\(error.column + 1)"
-                    throw CSVExportError.unencodable(
-                        mapping: mapping.name, row: row, column: column, character: error.character, encoding: error.encoding)
+                    switch error {
+                    case .unencodable(let refused):
+                        throw CSVExportError.unencodable(
+                            mapping: mapping.name, row: row, column: name(refused.column), character: refused.character, encoding: refused.encoding)
+                    case .overflow(let overflow):
+                        throw CSVExportError.overflow(
+                            mapping: mapping.name, row: row, column: name(overflow.column), width: overflow.width, length: overflow.length)
+                    }
                 }
             }
-            // Headers are text, quoted like every text cell.
-            try write(csv.columns.map(\.name), guards: [], quotes: csv.columns.map { _ in true }, row: 0)
-            let guards = csv.columns.map(\.formulaGuard)
-            let quotes = csv.columns.map { $0.type == .text }
+            if csv.header { try write(csv.columns.map(\.name), row: 0, header: true) }
             try store.forEachCSVRow(mapping: mapping.name, periodStart: period.start) { _, bytes in
                 let row = (try? JSONParser.parse(bytes, options: .strict)) ?? .null
-                try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, guards: guards, quotes: quotes, row: rows + 1)
+                try write(csv.columns.map { CSVWriter.text(row[$0.name]) }, row: rows + 1)
                 rows += 1
-                if writer.buffer.count >= 1 << 16 { try writer.flush(sink) }
+                if writer.bufferedBytes >= 1 << 16 { try writer.flush(sink) }
                 if rows % 100_000 == 0 { progress(rows) }
             }
             if rows == 0 && csv.emptyPeriod == "none" { return nil }
@@ -440,5 +452,50 @@ final class PeriodCache: Sendable {
             cache[schedule] = Array(list.prefix(4))
         }
         return computed
+    }
+}
+
+/// The one record writer a file uses: CSV or fixed-width.
+struct RecordWriter {
+    var csv: CSVWriter?
+    var fixed: FixedWidthWriter?
+    let guards: [Bool]
+    let quotes: [Bool]
+
+    init(_ target: CSVTarget) {
+        guards = target.columns.map(\.formulaGuard)
+        quotes = target.columns.map { $0.type == .text }
+        switch target.format {
+        case .csv:
+            csv = CSVWriter(format: CSVExporter.format(of: target))
+        case .fixedWidth:
+            let terminator: [UInt8] = target.lineEnding == "crlf" ? [0x0D, 0x0A] : target.lineEnding == "lf" ? [0x0A] : []
+            fixed = FixedWidthWriter(
+                fields: target.columns.map { $0.fixed ?? FixedWidthField(width: 1, alignRight: false, pad: 0x20, cut: true) },
+                terminator: terminator, encoder: CSVExporter.encoder(of: target))
+        }
+    }
+
+    var bufferedBytes: Int { csv?.buffer.count ?? fixed?.buffer.count ?? 0 }
+
+    /// One record; returns (column, change) for the report. A CSV header is quoted like text cells, never guarded.
+    mutating func write(_ fields: [String], header: Bool) throws(FixedWidthWriter.Problem) -> [(Int, String)] {
+        // Mutated in place through the optional (a copy would copy the buffer per row).
+        if csv != nil {
+            do throws(UnencodableCharacter) {
+                let changes =
+                    try csv?.writeRow(fields, guardFormulas: header ? [] : guards, alwaysQuote: header ? fields.map { _ in true } : quotes) ?? []
+                return changes.map { ($0.column, "\($0)") }
+            } catch {
+                throw .unencodable(error)
+            }
+        }
+        guard let (encoding, layout) = try fixed?.writeRow(fields) else { return [] }
+        return encoding.map { ($0.column, "\($0)") } + layout.map { ($0.column, $0.what) }
+    }
+
+    mutating func flush(_ sink: ([UInt8]) throws -> Void) rethrows {
+        try csv?.flush(sink)
+        try fixed?.flush(sink)
     }
 }

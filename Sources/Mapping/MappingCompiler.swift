@@ -491,6 +491,7 @@ public enum MappingCompiler {
         let at = JSONPointer(tokens: ["csv"])
         guard var r = ObjectReader(value, at: at, context: context, what: "\"csv\"") else { return nil }
         var columns: [CSVTarget.Column] = []
+        let format = r.oneOf("format", ["csv", "fixed_width"]).flatMap(PayrollFileFormat.init(rawValue:)) ?? .csv
         if case .array(let items)? = r.value("columns"), !items.isEmpty {
             for (index, item) in items.enumerated() {
                 guard var c = ObjectReader(item, at: at.appending("columns").appending(index), context: context, what: "a column") else { continue }
@@ -498,8 +499,11 @@ public enum MappingCompiler {
                 let template = c.template("value", required: true)
                 let guardFormulas = c.bool("formula_guard") ?? true
                 let type = c.oneOf("type", CSVColumnType.allCases.map(\.rawValue)).flatMap(CSVColumnType.init(rawValue:)) ?? .text
+                let fixed = compileFixedWidthField(&c, type: type, format: format, context: context)
                 c.finish()
-                if let name, let template { columns.append(.init(name: name, value: template, formulaGuard: guardFormulas, type: type)) }
+                if let name, let template {
+                    columns.append(.init(name: name, value: template, formulaGuard: guardFormulas, type: type, fixed: fixed))
+                }
             }
         } else {
             context.error("\"columns\" must be a non-empty list of {\"name\", \"value\"}", at: at)
@@ -514,9 +518,18 @@ public enum MappingCompiler {
         if (try? DateText.timeZone(timeZone)) == nil {
             context.error("unknown time zone \"\(timeZone)\" (use an IANA name such as Europe/Stockholm)", at: at.appending("time_zone"))
         }
+        if format == .fixedWidth {
+            for key in ["delimiter", "bom"] where r.value(key) != nil {
+                context.error("\"\(key)\" does not apply to fixed_width files", at: at.appending(key))
+            }
+        }
         let delimiter = r.oneOf("delimiter", [",", ";", "\t"]) ?? ","
         let bom = r.bool("bom") ?? false
-        let lineEnding = r.oneOf("line_ending", ["crlf", "lf"]) ?? "crlf"
+        let lineEnding = r.oneOf("line_ending", format == .fixedWidth ? ["crlf", "lf", "none"] : ["crlf", "lf"]) ?? "crlf"
+        let header = r.bool("header")
+        if header != nil && format == .csv {
+            context.error("\"header\" applies to fixed_width files (a CSV file always has one)", at: at.appending("header"))
+        }
         let onResend = r.oneOf("on_resend", ["skip", "include_if_changed", "always"]) ?? "skip"
         let emptyPeriod = r.oneOf("empty_period", ["header", "none"]) ?? "header"
         let doneMarker = r.bool("done_marker") ?? false
@@ -547,12 +560,38 @@ public enum MappingCompiler {
             bom: bom, lineEnding: lineEnding, onResend: onResend, emptyPeriod: emptyPeriod, doneMarker: doneMarker)
         target.encoding = encoding
         target.sftp = sftp
+        target.format = format
+        target.header = format == .csv || header == true
         switch unencodable {
         case "fail": target.unencodable = .fail
         case "replace": target.unencodable = .replace(replacement?.utf8.first ?? UInt8(ascii: "?"))
         default: target.unencodable = .transliterate
         }
         return target
+    }
+
+    /// A column's `width`, `align`, `pad` and `overflow`: required width in a
+    /// fixed_width file, none of them in a CSV file.
+    static func compileFixedWidthField(
+        _ c: inout ObjectReader, type: CSVColumnType, format: PayrollFileFormat, context: CompileContext
+    ) -> FixedWidthField? {
+        let width = c.int("width", range: 1...10_000)
+        let align = c.oneOf("align", ["left", "right"])
+        let pad = c.string("pad")
+        let overflow = c.oneOf("overflow", ["fail", "cut"])
+        guard format == .fixedWidth else {
+            for (key, value) in [("width", width as Any?), ("align", align), ("pad", pad), ("overflow", overflow)] where value != nil {
+                context.error("\"\(key)\" applies to fixed_width files (\"format\": \"fixed_width\")", at: c.pointer.appending(key))
+            }
+            return nil
+        }
+        if c.value("width") == nil { context.error("a fixed_width column needs a \"width\"", at: c.pointer) }
+        if let pad, pad.unicodeScalars.count != 1 || !(0x20...0x7E).contains(pad.unicodeScalars.first?.value ?? 0) {
+            context.error("\"pad\" must be one printable ASCII character", at: c.pointer.appending("pad"))
+        }
+        return FixedWidthField(
+            width: width ?? 1, alignRight: align.map { $0 == "right" } ?? (type == .number), pad: pad?.utf8.first ?? UInt8(ascii: " "),
+            cut: overflow == "cut")
     }
 
     /// The `sftp` block, required exactly when `file` is an `sftp://` URL.

@@ -167,6 +167,8 @@ public struct CSVTarget: Sendable {
         public var formulaGuard: Bool
         /// `text` (default, always quoted), `number` or `date` (written bare).
         public var type: CSVColumnType = .text
+        /// The field's layout in a `fixed_width` file; `nil` in a CSV file.
+        public var fixed: FixedWidthField?
     }
 
     /// In mapping-file order, which is the column order of the CSV; at least one.
@@ -201,6 +203,42 @@ public struct CSVTarget: Sendable {
     public var unencodable: UnencodablePolicy = .transliterate
     /// Login and host key when `file` is an `sftp://` URL; `nil` for a local folder.
     public var sftp: SFTPSettings?
+    /// `csv` (RFC 4180) or `fixed_width` records (every column has a `FixedWidthField`).
+    public var format: PayrollFileFormat = .csv
+    /// A header record first: always in CSV, only when asked for in fixed-width files.
+    public var header = true
+}
+
+/// The file formats one set of rows can be written in.
+public enum PayrollFileFormat: String, Sendable, Hashable {
+    /// RFC 4180 CSV.
+    case csv
+    /// One record per row, each field padded or cut to its width, no delimiters or quotes.
+    case fixedWidth = "fixed_width"
+}
+
+/// One field of a fixed-width record. The width counts characters as
+/// written: bytes in ISO-8859-1 and Windows-1252, Unicode scalars in UTF-8,
+/// after transliteration.
+public struct FixedWidthField: Sendable, Hashable {
+    /// Characters the field always takes (1–10,000).
+    public var width: Int
+    /// Right-aligned (padding on the left); default for `number` columns.
+    public var alignRight: Bool
+    /// The padding character (printable ASCII; `" "` unless set). With `"0"`
+    /// on the left a leading `-` stays first (`-0012`).
+    public var pad: UInt8
+    /// A longer value is cut to the width (`cut`, reported) or holds the
+    /// period's file back whole with an ALERT (`fail`, the default).
+    public var cut: Bool
+
+    /// Left-aligned, space-padded, failing on overflow unless told otherwise.
+    public init(width: Int, alignRight: Bool = false, pad: UInt8 = 0x20, cut: Bool = false) {
+        self.width = width
+        self.alignRight = alignRight
+        self.pad = pad
+        self.cut = cut
+    }
 }
 
 /// How to log in to the SFTP server a CSV file is dropped on. Text with

@@ -107,7 +107,9 @@ extension MappingFile {
                     } catch {
                         throw EvaluationError("csv.columns[\(column.name)]: \(error.message)")
                     }
-                    if column.type != .text, let problem = column.type.problem(with: JSONValue.plainText(value), delimiter: csv.delimiter) {
+                    if column.type != .text,
+                        let problem = column.type.problem(with: JSONValue.plainText(value), delimiter: csv.format == .csv ? csv.delimiter : "")
+                    {
                         throw EvaluationError("csv.columns[\(column.name)]: \(problem)")
                     }
                     row[column.name] = value

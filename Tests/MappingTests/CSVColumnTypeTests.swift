@@ -132,3 +132,45 @@ struct SFTPBlockTests {
         #expect(mode.contains { $0.hasPrefix("/csv/sftp/file_mode:") }, "\(mode)")
     }
 }
+
+@Suite("The fixed_width format")
+struct FixedWidthFormatTests {
+    static func errors(_ csv: String) -> [String] {
+        let text = #"{"name": "m", "when": {"event": "candidate/new"}, "csv": {"file": "/x/{{ period.date }}.txt", \#(csv)}}"#
+        return MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).1.filter { $0.severity == .error }.map {
+            "\($0.pointer): \($0.message)"
+        }
+    }
+
+    @Test func aLayoutCompiles() throws {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"},
+             "csv": {"file": "/x/{{ period.date }}.txt", "format": "fixed_width", "line_ending": "none", "header": true,
+                     "columns": [{"name": "n", "value": "{{ candidate.id }}", "width": 6, "type": "number", "pad": "0"},
+                                 {"name": "s", "value": "x", "width": 3, "align": "right", "overflow": "cut"}]}}
+            """#
+        let mapping = try #require(MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).0)
+        guard case .csv(let csv) = mapping.target else {
+            Issue.record("a csv target")
+            return
+        }
+        #expect(csv.format == .fixedWidth && csv.header && csv.lineEnding == "none")
+        #expect(
+            csv.columns.map(\.fixed) == [
+                FixedWidthField(width: 6, alignRight: true, pad: 0x30), FixedWidthField(width: 3, alignRight: true, cut: true),
+            ])
+    }
+
+    @Test func mistakesNameTheirPath() {
+        let missingWidth = Self.errors(#""format": "fixed_width", "columns": [{"name": "a", "value": "x"}]"#)
+        #expect(missingWidth.contains("/csv/columns/0: a fixed_width column needs a \"width\""), "\(missingWidth)")
+        let widthInCSV = Self.errors(#""columns": [{"name": "a", "value": "x", "width": 3}]"#)
+        #expect(widthInCSV.contains { $0.hasPrefix("/csv/columns/0/width: \"width\" applies to fixed_width files") }, "\(widthInCSV)")
+        let delimiter = Self.errors(#""format": "fixed_width", "delimiter": ";", "columns": [{"name": "a", "value": "x", "width": 3}]"#)
+        #expect(delimiter.contains("/csv/delimiter: \"delimiter\" does not apply to fixed_width files"), "\(delimiter)")
+        let pad = Self.errors(#""format": "fixed_width", "columns": [{"name": "a", "value": "x", "width": 3, "pad": "ab"}]"#)
+        #expect(pad.contains { $0.hasPrefix("/csv/columns/0/pad:") }, "\(pad)")
+        let none = Self.errors(#""line_ending": "none", "columns": [{"name": "a", "value": "x"}]"#)
+        #expect(none.contains { $0.hasPrefix("/csv/line_ending:") }, "a CSV file needs record ends: \(none)")
+    }
+}
