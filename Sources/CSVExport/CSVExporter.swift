@@ -28,6 +28,8 @@ public enum CSVExportError: Error, CustomStringConvertible {
     case badSchedule(String, String)
     /// An `sftp://` file needs a local copy first, in the data directory's `outbox`.
     case noOutbox(mapping: String)
+    /// (mapping, why): the rendered `sftp://` URL could never be uploaded to.
+    case badRemoteName(mapping: String, String)
     /// The rendered file name is an `sftp://` URL without an `sftp` block, or the other way round.
     case sftpMismatch(mapping: String, hasSFTPBlock: Bool)
     /// A fixed-width value longer than its column under `overflow: fail`: the
@@ -44,6 +46,7 @@ public enum CSVExportError: Error, CustomStringConvertible {
         case .directoryUnavailable(let dir, let why): return "export folder \(dir) unavailable: \(why)"
         case .writeFailed(let file, let why): return "writing \(file) failed: \(why)"
         case .badSchedule(let mapping, let why): return "\(mapping): schedule: \(why)"
+        case .badRemoteName(let mapping, let why): return "\(mapping): file: \(why)"
         case .sftpMismatch(let mapping, let block):
             return block
                 ? "\(mapping): the mapping has an \"sftp\" block but its file name is not an sftp://host/path URL"
@@ -231,7 +234,9 @@ public struct CSVExporter: Sendable {
             if !FileManager.default.fileExists(atPath: outbox) { try DurableFiles.makeDirectory(outbox, mode: 0o700) }
             let folder = outbox + "/" + mapping.name
             if !FileManager.default.fileExists(atPath: folder) { try DurableFiles.makeDirectory(folder, mode: 0o700) }
-            return folder + "/\(period.start)-" + (remote as NSString).lastPathComponent
+            // One name per export: a redo never rewrites the copy an upload may be reading.
+            let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            return folder + "/\(period.start)-\(tag)-" + (remote as NSString).lastPathComponent
         } catch {
             throw CSVExportError.directoryUnavailable(outbox, error.message)
         }
@@ -251,6 +256,16 @@ public struct CSVExporter: Sendable {
             var changeCount = 0
             let remote = csv.sftp != nil
             if remote != path.lowercased().hasPrefix("sftp://") { throw CSVExportError.sftpMismatch(mapping: mapping.name, hasSFTPBlock: remote) }
+            if remote {
+                // A URL the upload could never use is refused now, before it is recorded with the period.
+                do throws(CSVUploader.AttemptFailure) {
+                    _ = try RemoteName(path)
+                } catch {
+                    throw CSVExportError.badRemoteName(mapping: mapping.name, error.reason)
+                }
+            }
+            // A redo replaces the period's upload; its older local copy goes once the new one is recorded.
+            let replaced = remote ? try store.csvUploads(mapping: mapping.name).first { $0.periodStart == period.start }?.localPath : nil
             let local = remote ? try outboxPath(mapping, remote: path, period: period) : path
             let written = try write(mapping, csv, period: period, to: local, mode: remote ? 0o600 : nil, marker: !remote, progress: progress) {
                 row, column, change in
@@ -275,6 +290,7 @@ public struct CSVExporter: Sendable {
             let rows = written?.rows
             try store.completeCSVExport(
                 mapping: mapping.name, period: period, file: rows == nil ? "" : path, rows: rows ?? 0, now: now, upload: upload)
+            if let replaced, replaced != local { unlink(replaced) }
             logger.notice(
                 "csv exported",
                 metadata: ["mapping": "\(mapping.name)", "period": "\(CivilCalendar.local(period.start, in: zone).dateText)", "rows": "\(rows ?? 0)"])

@@ -56,6 +56,9 @@ public struct CSVUploader: Sendable {
         return next.map { Timestamp(seconds: $0) }
     }
 
+    /// A redo of the period replaced the record meanwhile: this file is not the period's any more.
+    struct Superseded: Error {}
+
     /// Why an attempt stopped, worded for the operator (no credentials, no file contents).
     struct AttemptFailure: Error {
         var reason: String
@@ -75,10 +78,12 @@ public struct CSVUploader: Sendable {
         }
     }
 
+    /// Failures in a row after which any failure is an ALERT (a server that stays away needs a person too).
+    static let alertAfterFailures = 5
+
     /// One upload, as far as it goes now; returns its recorded state.
     func process(_ upload: FileUpload) async -> FileUpload {
         var current = upload
-        let now = clock.now().milliseconds / 1000
         if current.state == .uploaded {
             await removeLocalCopy(&current)
             return current
@@ -95,21 +100,28 @@ public struct CSVUploader: Sendable {
                 // Durable before the rename: a crash after it must read "renamed" from a missing temp file.
                 try await record(current)
             }
-            do {
-                try await sftp(
-                    SFTPRequest(url: remote.url, login: login, operation: .rename(from: remote.temporaryPath, to: remote.path)), mode: mode)
-            } catch let failure as AttemptFailure {
-                // A refused rename: either it already happened (a crash after it), or the name is taken.
-                guard try await exists(remote.temporaryURL, login) else { return try await finish(&current, remote, login, mode, marker, now) }
+            // Staged: a temporary file that is gone was renamed already (a crash after the
+            // rename; the importer may even have taken the file). Otherwise the final name must
+            // be free: a rename never replaces a file (OpenSSH refuses anyway; servers speaking
+            // SFTP 5+ would overwrite, hence the check).
+            if try await exists(remote.temporaryURL, login) {
                 if try await exists(remote.url, login) {
                     throw AttemptFailure("\(remote.path) already exists on the server and is never overwritten; move it away", alert: true)
                 }
-                throw failure
+                try await sftp(
+                    SFTPRequest(url: remote.url, login: login, operation: .rename(from: remote.temporaryPath, to: remote.path)), mode: mode)
             }
-            return try await finish(&current, remote, login, mode, marker, now)
+            return try await finish(&current, remote, login, mode, marker)
+        } catch is Superseded {
+            logger.notice("csv upload: a redo of the period replaced this file; its upload starts over", metadata: ["mapping": "\(current.mapping)"])
+            return current
         } catch {
-            let failure = (error as? AttemptFailure) ?? AttemptFailure("\(error)")
+            // Shutdown is not a failed attempt: the next start carries on from the record.
+            if Task.isCancelled { return current }
+            var failure = (error as? AttemptFailure) ?? AttemptFailure("\(error)")
+            let now = clock.now().milliseconds / 1000  // the wait counts from the failure, not from the attempt's start
             current = current.failed(failure.reason, now: now)
+            if current.attempts >= CSVUploader.alertAfterFailures { failure.alert = true }
             Counter(label: "jobylon_bridge_csv_uploads_total", dimensions: [("mapping", current.mapping), ("outcome", "failed")]).increment()
             let metadata: Logger.Metadata = [
                 "mapping": "\(current.mapping)", "remote": "\(RemoteName.redacted(current.remoteURL))", "attempts": "\(current.attempts)",
@@ -126,14 +138,13 @@ public struct CSVUploader: Sendable {
     }
 
     /// After the rename: the marker, the record, the local copy removed.
-    private func finish(
-        _ current: inout FileUpload, _ remote: RemoteName, _ login: SFTPLogin, _ mode: Int, _ marker: Bool, _ now: Int64
-    ) async throws -> FileUpload {
+    private func finish(_ current: inout FileUpload, _ remote: RemoteName, _ login: SFTPLogin, _ mode: Int, _ marker: Bool) async throws -> FileUpload
+    {
         if marker {
             try await sftp(SFTPRequest(url: remote.url + ".done", login: login, operation: .uploadBytes([])), mode: mode)
         }
         current.state = .uploaded
-        current.uploadedAt = now
+        current.uploadedAt = clock.now().milliseconds / 1000
         current.lastError = nil
         try await record(current)
         Counter(label: "jobylon_bridge_csv_uploads_total", dimensions: [("mapping", current.mapping), ("outcome", "uploaded")]).increment()
@@ -153,19 +164,14 @@ public struct CSVUploader: Sendable {
         guard let mapping = mappings.mapping(named: upload.mapping), case .csv(let csv) = mapping.target, let sftp = csv.sftp else {
             throw AttemptFailure("mapping \(upload.mapping) is no longer a loaded sftp csv mapping", alert: true)
         }
-        var unset = false
-        func fill(_ text: String) -> String {
-            let value = mappings.variables.substitute(text, mask: false)
-            if value.contains("${") { unset = true }
-            return value
-        }
+        func fill(_ text: String) -> String { mappings.variables.substitute(text, mask: false) }
         let user = fill(sftp.user)
         let key = fill(sftp.privateKeyFile)
         let passphrase = sftp.passphrase.map(fill)
         let hostKey: SFTPHostKey = sftp.hostKeySHA256.map { .sha256(fill($0)) } ?? .knownHosts(path: fill(sftp.knownHosts ?? ""))
-        if unset {
-            let names = mappings.held[upload.mapping] ?? []
-            throw AttemptFailure("unset variables in the sftp block: \(names.isEmpty ? "see check" : names.joined(separator: ", "))", alert: true)
+        // Judged by the variables, not by the text (a passphrase may well contain "${").
+        if let unset = mappings.held[upload.mapping], !unset.isEmpty {
+            throw AttemptFailure("unset variables: \(unset.joined(separator: ", "))", alert: true)
         }
         return (SFTPLogin(user: user, privateKeyFile: key, passphrase: passphrase, hostKey: hostKey), sftp.fileMode, csv.doneMarker)
     }
@@ -192,14 +198,16 @@ public struct CSVUploader: Sendable {
         try await blocking { FileHasher.sha256(path: path) == upload.sha256 }
     }
 
+    /// Throws `Superseded` when a redo replaced the record.
     private func record(_ upload: FileUpload) async throws {
-        try await blocking { [store] in try store.recordCSVUpload(upload) }
+        guard try await blocking({ [store] in try store.recordCSVUpload(upload) }) else { throw Superseded() }
     }
 
     private func removeLocalCopy(_ upload: inout FileUpload) async {
         guard let path = upload.localPath else { return }
-        if unlink(path) != 0 && errno != ENOENT {
-            logger.error("csv upload: the local copy could not be removed", metadata: ["path": "\(path)", "errno": "\(errno)"])
+        let failure: Int32? = try? await blocking { unlink(path) != 0 && errno != ENOENT ? errno : nil }
+        if let failure {
+            logger.error("csv upload: the local copy could not be removed", metadata: ["path": "\(path)", "errno": "\(failure)"])
             return
         }
         upload.localPath = nil
@@ -224,28 +232,36 @@ struct RemoteName {
     var temporaryURL: String
     var temporaryPath: String
 
-    init(_ url: String) throws {
-        guard url.lowercased().hasPrefix("sftp://"), let slash = url.dropFirst(7).firstIndex(of: "/") else {
+    init(_ url: String) throws(CSVUploader.AttemptFailure) {
+        guard url.lowercased().hasPrefix("sftp://"), let slash = url.dropFirst(7).firstIndex(of: "/"), url[slash...].count > 1 else {
             throw CSVUploader.AttemptFailure("\(RemoteName.redacted(url)) is not an sftp://host/path URL", alert: true)
         }
         let prefix = String(url[..<slash])
         if prefix.contains("@") { throw CSVUploader.AttemptFailure("the sftp:// URL must not hold a user (use the sftp block)", alert: true) }
+        // The URL is passed to curl as it is; what curl would read differently from the server path is refused.
+        if url.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0 == "\"" || $0.asciiValue.map { $0 < 0x20 } ?? false }) {
+            throw CSVUploader.AttemptFailure("the sftp:// file name must not contain spaces, ?, #, quotes or control characters", alert: true)
+        }
         let urlPath = String(url[slash...])
         let temporary = FileUpload.temporaryPath(for: urlPath)
         self.url = url
         self.temporaryURL = prefix + temporary
         // curl's quote commands take server paths: `/~/x` in a URL is `x` in the login's home.
         func serverPath(_ path: String) -> String {
-            path.hasPrefix("/~/") ? String(path.dropFirst(3)) : (path.removingPercentEncoding ?? path)
+            let decoded = path.removingPercentEncoding ?? path
+            return decoded.hasPrefix("/~/") ? String(decoded.dropFirst(3)) : decoded
         }
         self.path = serverPath(urlPath)
         self.temporaryPath = serverPath(temporary)
     }
 
-    /// The URL without anything after `@` in its authority (a user there is refused anyway).
+    /// The URL with any user part of its authority (before an `@`) replaced by `…`, for logs.
     static func redacted(_ url: String) -> String {
-        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
-        return String(url[..<scheme.upperBound]) + "…" + String(url[at...])
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
+        return String(url[..<scheme.upperBound]) + "…" + String(rest[at...])
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Mapping
 
 /// A field longer than its width under `overflow: fail`: which column.
@@ -57,9 +58,10 @@ public struct FixedWidthWriter {
         var layoutChanges: [Change] = []
         var record: [UInt8] = []
         for (index, field) in fields.enumerated() {
-            var text = index < values.count ? values[index] : ""
-            if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-                text = String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+            // Composed first (NFC): a decomposed Å (A + ring) takes one place, and a cut cannot strip an accent.
+            var text = (index < values.count ? values[index] : "").precomposedStringWithCanonicalMapping
+            if text.unicodeScalars.contains(where: FixedWidthWriter.breaksRecord) {
+                text = String(String.UnicodeScalarView(text.unicodeScalars.map { FixedWidthWriter.breaksRecord($0) ? " " : $0 }))
                 layoutChanges.append(Change(column: index, what: "a line break or control character became a space"))
             }
             // The encoded characters, one byte array each, so cutting never splits one.
@@ -93,6 +95,11 @@ public struct FixedWidthWriter {
         buffer += record
         buffer += terminator
         return (encodingChanges, layoutChanges)
+    }
+
+    /// Control characters, and the line and paragraph separators readers split on.
+    static func breaksRecord(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 
     /// Hands the bytes written so far to `sink` and empties the buffer.

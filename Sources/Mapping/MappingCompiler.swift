@@ -562,6 +562,15 @@ public enum MappingCompiler {
         target.sftp = sftp
         target.format = format
         target.header = format == .csv || header == true
+        if format == .fixedWidth && header == true {
+            for (index, column) in columns.enumerated() {
+                if let fixed = column.fixed, !fixed.cut, column.name.unicodeScalars.count > fixed.width {
+                    context.error(
+                        "the header \"\(column.name)\" is longer than the column's width \(fixed.width) (overflow: fail would hold back every file)",
+                        at: at.appending("columns").appending(index).appending("name"))
+                }
+            }
+        }
         switch unencodable {
         case "fail": target.unencodable = .fail
         case "replace": target.unencodable = .replace(replacement?.utf8.first ?? UInt8(ascii: "?"))
@@ -589,9 +598,16 @@ public enum MappingCompiler {
         if let pad, pad.unicodeScalars.count != 1 || !(0x20...0x7E).contains(pad.unicodeScalars.first?.value ?? 0) {
             context.error("\"pad\" must be one printable ASCII character", at: c.pointer.appending("pad"))
         }
-        return FixedWidthField(
-            width: width ?? 1, alignRight: align.map { $0 == "right" } ?? (type == .number), pad: pad?.utf8.first ?? UInt8(ascii: " "),
-            cut: overflow == "cut")
+        let alignRight = align.map { $0 == "right" } ?? (type == .number)
+        // Rules that keep amounts and dates what they are: a cut number is another number, and zeros after one multiply it.
+        if overflow == "cut" && type != .text {
+            context.error(
+                "a \(type.rawValue) column cannot be cut (12345 would become 123): use \"overflow\": \"fail\"", at: c.pointer.appending("overflow"))
+        }
+        if pad == "0" && !alignRight {
+            context.error("\"pad\": \"0\" needs \"align\": \"right\" (zeros after a number change it)", at: c.pointer.appending("pad"))
+        }
+        return FixedWidthField(width: width ?? 1, alignRight: alignRight, pad: pad?.utf8.first ?? UInt8(ascii: " "), cut: overflow == "cut")
     }
 
     /// The `sftp` block, required exactly when `file` is an `sftp://` URL.
@@ -622,6 +638,9 @@ public enum MappingCompiler {
         let user = setting("user", required: true)
         let key = setting("private_key_file", required: true)
         let passphrase = setting("passphrase")
+        if let passphrase, !(passphrase.hasPrefix("${") && passphrase.hasSuffix("}") && passphrase.dropFirst(2).allSatisfy { $0 != "$" }) {
+            context.error("\"passphrase\" must be one ${VARIABLE} (a secret never sits in a mapping file)", at: pointer.appending("passphrase"))
+        }
         let fingerprint = setting("host_key_sha256")
         let knownHosts = setting("known_hosts")
         if (fingerprint == nil) == (knownHosts == nil) {

@@ -220,4 +220,58 @@ struct CSVUploaderTests {
         #expect(try s.store.csvUploads(mapping: "hires").first?.state == .uploaded)
         await s.engine.shutdown()
     }
+
+    /// A redo of the period while its old file is on the way: the old
+    /// upload's records no longer apply (compare-and-set on the file's
+    /// SHA-256), the redo's file is the one delivered, the old copy is removed.
+    @Test func aRedoMeanwhileWinsOverTheOldUpload() async throws {
+        let s = try Self.setup()
+        let first = try await Self.export(s)
+        // The operator fixes a row and redoes the period before the daemon uploaded it.
+        _ = try await s.store.stage(
+            mapping: "hires", period: CSVPeriod(start: first.periodStart, end: first.periodStart + 86_400),
+            openPeriod: CSVPeriod(start: first.periodStart, end: first.periodStart + 86_400), rowKey: "p3",
+            receivedAt: Timestamp(milliseconds: 0), jobID: 99, row: ["id": "p3", "name": "Zoë"], policy: .always, companyID: "c", subjectID: "p3")
+        let outbox = ((first.localPath ?? "") as NSString).deletingLastPathComponent
+        let exporter = CSVExporter(store: s.store, registry: s.registry, outbox: (outbox as NSString).deletingLastPathComponent)
+        try exporter.export(
+            s.mapping, try Self.csvTarget(s), period: CSVPeriod(start: first.periodStart, end: first.periodStart + 86_400), owner: "cli",
+            now: s.clock.now().milliseconds / 1000, redo: true, logger: Logger(label: "test"))
+        let redone = try #require(try s.store.csvUploads(mapping: "hires").first)
+        #expect(redone.sha256 != first.sha256 && redone.localPath != first.localPath)
+        #expect(!FileManager.default.fileExists(atPath: first.localPath ?? ""), "the replaced local copy is removed")
+        // The old upload's records are refused: nothing it did can overwrite the redo's record.
+        var stale = first
+        stale.state = .uploaded
+        #expect(try s.store.recordCSVUpload(stale) == false)
+        await s.uploader.processDue()
+        let delivered = try #require(Self.remote(s, "hires-2026-03-27.csv"))
+        #expect(Self.sha256(delivered) == redone.sha256 && String(decoding: delivered, as: UTF8.self).contains("\"p3\""))
+        await s.engine.shutdown()
+    }
+
+    static func csvTarget(_ s: Setup) throws -> CSVTarget {
+        guard case .csv(let csv) = s.mapping.target else { throw CSVExportError.noOutbox(mapping: "not a csv mapping") }
+        return csv
+    }
+
+    @Test func aFileNameTheUploadCouldNeverUseIsRefusedAtExport() async throws {
+        let s = try Self.setup()
+        var variables = s.registry.current.variables
+        variables.environment["SFTP_URL"] = "sftp://127.0.0.1:\(s.server.port)\(s.server.files)/pay roll"
+        s.registry.replace(with: MappingSet(mappings: [s.mapping], variables: variables))
+        _ = s.service.tick()
+        s.clock.advance(by: .seconds(18 * 3600))
+        _ = s.service.tick()
+        #expect(try s.store.csvUploads(mapping: "hires").isEmpty, "nothing recorded for a URL with a space")
+        #expect(
+            try !s.store.csvPeriodExported(mapping: "hires", periodStart: try Self.periodStart(s)), "the period stays open to be exported after a fix"
+        )
+        await s.engine.shutdown()
+    }
+
+    static func periodStart(_ s: Setup) throws -> Int64 {
+        let schedule = try CronSchedule("0 2 * * *", timeZone: "Europe/Stockholm")
+        return schedule.previous(before: s.clock.now().milliseconds / 1000).map { schedule.previous(before: $0) ?? $0 } ?? 0
+    }
 }

@@ -114,4 +114,11 @@ struct FixedWidthWriterTests {
         _ = service.tick()
         #expect(FileManager.default.contents(atPath: file).map { [UInt8]($0) } == Array("0007Bo   \r\n0008Alexa\r\n".utf8))
     }
+
+    @Test func decomposedLettersTakeOnePlaceAndSeparatorsNeverBreakARecord() throws {
+        var writer = FixedWidthWriter(fields: [FixedWidthField(width: 3, cut: true), FixedWidthField(width: 3)], terminator: [0x0A], encoder: nil)
+        // "Åsa" written as A + combining ring: three places once composed; a cut never strips the ring.
+        try writer.writeRow(["A\u{030A}sa\u{030A}", "a\u{2028}b"])
+        #expect(String(decoding: writer.buffer, as: UTF8.self) == "Åsåa b\n")
+    }
 }

@@ -174,3 +174,40 @@ struct FixedWidthFormatTests {
         #expect(none.contains { $0.hasPrefix("/csv/line_ending:") }, "a CSV file needs record ends: \(none)")
     }
 }
+
+@Suite("Fixed-width rules that keep amounts intact")
+struct FixedWidthSafetyTests {
+    static func errors(_ columns: String, header: Bool = false) -> [String] {
+        let text = """
+            {"name": "m", "when": {"event": "candidate/new"}, "csv": {"file": "/x/{{ period.date }}.txt", "format": "fixed_width",
+             "header": \(header), "columns": \(columns)}}
+            """
+        return MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).1.filter { $0.severity == .error }.map {
+            "\($0.pointer): \($0.message)"
+        }
+    }
+
+    @Test func numbersAreNeverCutOrZeroPaddedOnTheRight() {
+        let cut = Self.errors(#"[{"name": "a", "value": "x", "type": "number", "width": 3, "overflow": "cut"}]"#)
+        #expect(cut.contains { $0.hasPrefix("/csv/columns/0/overflow: a number column cannot be cut") }, "\(cut)")
+        let zeros = Self.errors(#"[{"name": "a", "value": "x", "width": 3, "pad": "0"}]"#)
+        #expect(zeros.contains { $0.hasPrefix("/csv/columns/0/pad: \"pad\": \"0\" needs \"align\": \"right\"") }, "\(zeros)")
+        #expect(Self.errors(#"[{"name": "a", "value": "x", "type": "number", "width": 3, "pad": "0"}]"#).isEmpty, "numbers align right by default")
+    }
+
+    @Test func aHeaderLongerThanItsColumnIsRefused() {
+        let long = Self.errors(#"[{"name": "Anställningsnummer", "value": "x", "width": 6}]"#, header: true)
+        #expect(long.contains { $0.hasPrefix("/csv/columns/0/name: the header") }, "\(long)")
+        #expect(Self.errors(#"[{"name": "Anställningsnummer", "value": "x", "width": 6}]"#).isEmpty, "no header, no problem")
+    }
+
+    @Test func aPassphraseIsAVariableNeverALiteral() {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"}, "csv": {"file": "sftp://h/x/{{ period.date }}.csv",
+             "sftp": {"user": "u", "private_key_file": "/k", "passphrase": "hunter2", "known_hosts": "/kh"}, "columns": [{"name": "a", "value": "x"}]}}
+            """#
+        let diagnostics = MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).1
+        #expect(diagnostics.contains { $0.pointer == "/csv/sftp/passphrase" && $0.severity == .error })
+        #expect(!diagnostics.contains { $0.message.contains("hunter2") }, "the error does not quote it")
+    }
+}

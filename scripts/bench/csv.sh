@@ -32,6 +32,18 @@ ls -l "$out/data/bridge.sqlite"
 echo "== jobylon-bridge export --period 2026-01-10 (RFC 4180, BOM, ';', formula guard, streaming)"
 EXPORT_DIR="$out/exports" /usr/bin/time -f "export %e s, %M KB max RSS" $bin export --data-dir "$out/data" --mappings mappings --mapping hired-nightly-csv --period 2026-01-10
 ls -l "$out/exports"
+echo "== the same period again in ISO-8859-1 (Visma Lön's import encoding; transliterate, every change reported)"
+mkdir -p "$out/mappings-latin1" "$out/exports-latin1"
+python3 - mappings/hired-nightly-csv.json "$out/mappings-latin1/hired-nightly-csv.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["csv"].pop("bom", None)
+m["csv"]["encoding"] = "iso-8859-1"
+m.pop("$schema", None)
+json.dump(m, open(sys.argv[2], "w"), ensure_ascii=False, indent=2)
+PY
+EXPORT_DIR="$out/exports-latin1" /usr/bin/time -f "export latin1 %e s, %M KB max RSS" $bin export --data-dir "$out/data" --mappings "$out/mappings-latin1" --mapping hired-nightly-csv --period 2026-01-10
+ls -l "$out/exports-latin1"
 echo "== sqlite3 -csv, the same columns from the same rows"
 cols=$(python3 -c "print(','.join(\"json_extract(row,'$.\\\"%s\\\"')\" % c for c in ['Anställnings-ID','Förnamn','Efternamn','E-post','Telefon','IBAN','Startdatum','Chef','Befattning','Avdelning']))")
 /usr/bin/time -f "sqlite3 -csv %e s, %M KB max RSS" sqlite3 -csv "$out/data/bridge.sqlite" "SELECT $cols FROM csv_rows WHERE mapping = 'hired-nightly-csv' ORDER BY row_key" > "$out/sqlite3.csv"

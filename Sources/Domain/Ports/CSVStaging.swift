@@ -88,9 +88,13 @@ public protocol CSVUploadStore: Sendable {
     /// Uploads due at `now` (pending or staged), and uploaded ones whose local
     /// copy is still to be removed, oldest period first.
     func csvUploadsToProcess(now: Int64) throws -> [FileUpload]
-    /// Records the upload's new state; blocks until committed (a `staged`
-    /// must be durable before the rename it allows).
-    func recordCSVUpload(_ upload: FileUpload) throws
+    /// Records the upload's new state if the stored record is still about the
+    /// same file (same SHA-256): a redo of the period meanwhile replaced it,
+    /// and then nothing is written and false comes back (the uploader stops
+    /// working on the old file). Blocks until committed (a `staged` must be
+    /// durable before the rename it allows).
+    @discardableResult
+    func recordCSVUpload(_ upload: FileUpload) throws -> Bool
     /// Every recorded upload of `mapping`, newest period first (for `jobs`-style output and tests).
     func csvUploads(mapping: String) throws -> [FileUpload]
 }

@@ -67,6 +67,13 @@ public struct FileUpload: Sendable, Hashable {
         return next
     }
 
+    /// Whether the uploader has work on it at `now`: an unfinished upload whose
+    /// wait is over, or an uploaded one whose local copy is still to be removed.
+    /// (`CSVUploadStore.csvUploadsToProcess` selects the same rows in SQL.)
+    public func isDue(now: Int64) -> Bool {
+        state == .uploaded ? localPath != nil : nextAttemptAt <= now
+    }
+
     /// Seconds before the attempt after `failures` failed ones.
     public static func retryDelay(afterFailures failures: Int) -> Int64 {
         let exponent = min(max(failures - 1, 0), 6)

@@ -185,12 +185,15 @@ extension SQLiteStore: CSVUploadStore {
             ])
     }
 
-    static func upload(_ row: Row) -> FileUpload {
+    /// `nil` for a state this version does not know (never read as `pending`:
+    /// that would upload the file again).
+    static func upload(_ row: Row) -> FileUpload? {
+        guard let state = FileUploadState(rawValue: row["state"]) else { return nil }
         var upload = FileUpload(
             mapping: row["mapping"], periodStart: row["period_start"], localPath: row["local_path"] ?? "", remoteURL: row["remote_url"],
             size: row["size"], sha256: row["sha256"], now: row["next_attempt_at"])
         upload.localPath = row["local_path"]
-        upload.state = FileUploadState(rawValue: row["state"]) ?? .pending
+        upload.state = state
         upload.attempts = row["attempts"]
         upload.lastError = row["last_error"]
         upload.uploadedAt = row["uploaded_at"]
@@ -208,13 +211,26 @@ extension SQLiteStore: CSVUploadStore {
                     ORDER BY period_start, mapping
                     """,
                 arguments: [FileUploadState.uploaded.rawValue, now, FileUploadState.uploaded.rawValue]
-            ).map(SQLiteStore.upload)
+            ).compactMap(SQLiteStore.upload).filter { $0.isDue(now: now) }
         }
     }
 
     /// Through the writer; returns once committed.
-    public func recordCSVUpload(_ upload: FileUpload) throws {
-        try writer.performAndWait { db, _ in try SQLiteStore.write(upload, db: db) }
+    @discardableResult
+    public func recordCSVUpload(_ upload: FileUpload) throws -> Bool {
+        try writer.performAndWait { db, _ in
+            try db.execute(
+                sql: """
+                    UPDATE csv_uploads SET local_path = ?, remote_url = ?, size = ?, state = ?, attempts = ?, next_attempt_at = ?,
+                        last_error = ?, uploaded_at = ?
+                    WHERE mapping = ? AND period_start = ? AND sha256 = ?
+                    """,
+                arguments: [
+                    upload.localPath, upload.remoteURL, upload.size, upload.state.rawValue, upload.attempts, upload.nextAttemptAt,
+                    upload.lastError, upload.uploadedAt, upload.mapping, upload.periodStart, upload.sha256,
+                ])
+            return db.changesCount == 1
+        }
     }
 
     /// On the reader connection.
@@ -223,7 +239,7 @@ extension SQLiteStore: CSVUploadStore {
             try Row.fetchAll(
                 db, sql: "SELECT \(SQLiteStore.uploadColumns) FROM csv_uploads WHERE mapping = ? ORDER BY period_start DESC",
                 arguments: [mapping]
-            ).map(SQLiteStore.upload)
+            ).compactMap(SQLiteStore.upload)
         }
     }
 }
