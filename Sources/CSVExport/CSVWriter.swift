@@ -29,6 +29,8 @@ public struct CSVWriter {
     /// Fixed for the writer's life: every row of a file uses the same dialect.
     public let format: Format
     public private(set) var buffer: [UInt8] = []
+    /// One field's encoded bytes, reused from field to field.
+    private var scratch: [UInt8] = []
 
     /// Writes the byte order mark at once when `format` asks for it; `capacity`
     /// only reserves memory, flushing is the caller's call.
@@ -56,13 +58,14 @@ public struct CSVWriter {
             let guarded = index < guardFormulas.count && guardFormulas[index] ? CSVWriter.neutralise(field) : field
             let quote = index < alwaysQuote.count && alwaysQuote[index]
             if let encoder = format.encoder {
-                var bytes: [UInt8] = []
+                scratch.removeAll(keepingCapacity: true)
                 do throws(UnencodableCharacter) {
-                    changes += try encoder.append(guarded, column: index, to: &bytes)
+                    changes += try encoder.append(guarded, column: index, to: &scratch)
                 } catch {
                     buffer.removeSubrange(start...)
                     throw error
                 }
+                let bytes = scratch
                 appendField(bytes: bytes, quote: quote)
             } else {
                 appendField(bytes: guarded.utf8, quote: quote)

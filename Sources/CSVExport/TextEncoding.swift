@@ -53,6 +53,21 @@ public struct TextEncoder: Sendable, Hashable {
     public func append(
         _ text: String, column: Int, to bytes: inout [UInt8]
     ) throws(UnencodableCharacter) -> [EncodingChange] {
+        // Nearly every value has a byte for each of its scalars: written in one pass,
+        // with no Character or String made (the per-character rules below only
+        // ever change text that has a scalar without a byte).
+        let start = bytes.count
+        bytes.reserveCapacity(start + text.utf8.count)
+        var allEncodable = true
+        for scalar in text.unicodeScalars {
+            guard let byte = encoding.byte(for: scalar) else {
+                allEncodable = false
+                break
+            }
+            bytes.append(byte)
+        }
+        if allEncodable { return [] }
+        bytes.removeSubrange(start...)
         var changes: [EncodingChange] = []
         for character in text {
             if let encoded = encodeExactly(String(character)) {
