@@ -514,6 +514,18 @@ public enum MappingCompiler {
         if schedule.split(separator: " ").count != 5 {
             context.error("\"schedule\" must be a 5-field cron expression, e.g. \"0 2 * * *\"", at: at.appending("schedule"))
         }
+        // Two periods must not share a file name: a local file would be replaced, an
+        // SFTP upload would meet the earlier file. period.date repeats when the
+        // schedule fires more than once a day.
+        let cronFields = schedule.split(separator: " ")
+        if let file, cronFields.count == 5, !(cronFields[0].allSatisfy(\.isNumber) && cronFields[1].allSatisfy(\.isNumber)),
+            !file.source.contains("period.start"), !file.source.contains("period.end")
+        {
+            context.report(
+                .warning,
+                "\"schedule\" fires more than once a day but \"file\" names periods by {{ period.date }} only: two periods of a day "
+                    + "would share a name (use {{ period.start }} in the name)", at: at.appending("file"))
+        }
         let timeZone = r.string("time_zone") ?? "UTC"
         if (try? DateText.timeZone(timeZone)) == nil {
             context.error("unknown time zone \"\(timeZone)\" (use an IANA name such as Europe/Stockholm)", at: at.appending("time_zone"))

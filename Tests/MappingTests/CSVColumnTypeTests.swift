@@ -211,3 +211,20 @@ struct FixedWidthSafetyTests {
         #expect(!diagnostics.contains { $0.message.contains("hunter2") }, "the error does not quote it")
     }
 }
+
+@Suite("File names that two periods would share")
+struct PeriodFileNameTests {
+    static func warnings(file: String, schedule: String) -> [String] {
+        let text = """
+            {"name": "m", "when": {"event": "candidate/new"}, "csv": {"file": "\(file)", "schedule": "\(schedule)", "columns": [{"name": "a", "value": "x"}]}}
+            """
+        return MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).1.filter { $0.severity == .warning }.map(\.message)
+    }
+
+    @Test func aScheduleThatFiresTwiceADayNeedsMoreThanTheDateInTheName() {
+        #expect(Self.warnings(file: "/x/h-{{ period.date }}.csv", schedule: "0 */6 * * *").contains { $0.contains("two periods of a day") })
+        #expect(Self.warnings(file: "/x/h-{{ period.date }}.csv", schedule: "*/15 8 * * *").contains { $0.contains("two periods of a day") })
+        #expect(Self.warnings(file: "/x/h-{{ period.start }}.csv", schedule: "0 */6 * * *").isEmpty)
+        #expect(Self.warnings(file: "/x/h-{{ period.date }}.csv", schedule: "0 2 * * *").isEmpty, "once a day: the date is unique")
+    }
+}
