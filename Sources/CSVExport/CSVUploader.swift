@@ -72,7 +72,7 @@ public struct CSVUploader: Sendable {
 
         init(_ failure: SFTPFailure) {
             switch failure {
-            case .hostKeyRejected, .loginDenied, .permissionDenied, .notFound: self.init("\(failure)", alert: true)
+            case .hostKeyRejected, .loginDenied, .permissionDenied, .notFound, .serverRefused: self.init("\(failure)", alert: true)
             default: self.init("\(failure)")
             }
         }

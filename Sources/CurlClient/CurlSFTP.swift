@@ -91,6 +91,8 @@ public enum SFTPFailure: Error, Sendable, Hashable, CustomStringConvertible {
     case permissionDenied
     /// The remote path, or its folder, does not exist (curl 78).
     case notFound
+    /// The server could not store the file: disk full or over quota (curl 70), or the upload was refused (curl 25).
+    case serverRefused(String)
     /// A quote command (rename) failed: the target exists, the source is missing, or the server said no (curl 21).
     case renameFailed(String)
     /// No connection, a timeout, a dropped session: worth a retry (curl 6, 7, 28, 55, 56, 79 …).
@@ -106,6 +108,7 @@ public enum SFTPFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .loginDenied: return "login refused: the server did not accept the key (or the key file or passphrase is wrong)"
         case .permissionDenied: return "permission denied by the server"
         case .notFound: return "no such file or folder on the server"
+        case .serverRefused(let why): return "the server could not store the file: \(why)"
         case .renameFailed(let why): return "rename refused by the server: \(why)"
         case .unreachable(let why): return "server unreachable: \(why)"
         case .localFile(let why): return "local file unreadable: \(why)"
@@ -120,6 +123,7 @@ public enum SFTPFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case Int(CURLE_REMOTE_ACCESS_DENIED.rawValue): self = .permissionDenied
         case Int(CURLE_REMOTE_FILE_NOT_FOUND.rawValue): self = .notFound
         case Int(CURLE_QUOTE_ERROR.rawValue): self = .renameFailed(error.message)
+        case Int(CURLE_REMOTE_DISK_FULL.rawValue), Int(CURLE_UPLOAD_FAILED.rawValue): self = .serverRefused(error.message)
         case Int(CURLE_COULDNT_RESOLVE_HOST.rawValue), Int(CURLE_COULDNT_CONNECT.rawValue), Int(CURLE_OPERATION_TIMEDOUT.rawValue),
             Int(CURLE_SEND_ERROR.rawValue), Int(CURLE_RECV_ERROR.rawValue), Int(CURLE_SSH.rawValue), Int(CURLE_GOT_NOTHING.rawValue):
             self = .unreachable(error.message)

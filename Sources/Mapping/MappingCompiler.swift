@@ -497,7 +497,13 @@ public enum MappingCompiler {
                 guard var c = ObjectReader(item, at: at.appending("columns").appending(index), context: context, what: "a column") else { continue }
                 let name = c.string("name", required: true)
                 let template = c.template("value", required: true)
-                let guardFormulas = c.bool("formula_guard") ?? true
+                let guardSetting = c.bool("formula_guard")
+                if guardSetting != nil && format == .fixedWidth {
+                    context.error(
+                        "\"formula_guard\" does not apply to fixed_width files (import programs, not spreadsheets, read them)",
+                        at: at.appending("columns").appending(index).appending("formula_guard"))
+                }
+                let guardFormulas = guardSetting ?? true
                 let type = c.oneOf("type", CSVColumnType.allCases.map(\.rawValue)).flatMap(CSVColumnType.init(rawValue:)) ?? .text
                 let fixed = compileFixedWidthField(&c, type: type, format: format, context: context)
                 c.finish()

@@ -170,6 +170,8 @@ struct FixedWidthFormatTests {
         #expect(delimiter.contains("/csv/delimiter: \"delimiter\" does not apply to fixed_width files"), "\(delimiter)")
         let pad = Self.errors(#""format": "fixed_width", "columns": [{"name": "a", "value": "x", "width": 3, "pad": "ab"}]"#)
         #expect(pad.contains { $0.hasPrefix("/csv/columns/0/pad:") }, "\(pad)")
+        let guardSet = Self.errors(#""format": "fixed_width", "columns": [{"name": "a", "value": "x", "width": 3, "formula_guard": false}]"#)
+        #expect(guardSet.contains { $0.hasPrefix("/csv/columns/0/formula_guard:") }, "\(guardSet)")
         let none = Self.errors(#""line_ending": "none", "columns": [{"name": "a", "value": "x"}]"#)
         #expect(none.contains { $0.hasPrefix("/csv/line_ending:") }, "a CSV file needs record ends: \(none)")
     }
