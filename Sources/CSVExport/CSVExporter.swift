@@ -223,8 +223,7 @@ public struct CSVExporter: Sendable {
         } catch let failure as IOFailure {
             throw CSVExportError.writeFailed(path, failure.message)
         }
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return Written(rows: rows, size: file.size, sha256: hex)
+        return Written(rows: rows, size: file.size, sha256: FileHasher.hex(hasher.finalize()))
     }
 
     /// The local copy of an `sftp://` file: `<outbox>/<mapping>/<period start>-<name>`.
@@ -265,7 +264,7 @@ public struct CSVExporter: Sendable {
                 }
             }
             // A redo replaces the period's upload; its older local copy goes once the new one is recorded.
-            let replaced = remote ? try store.csvUploads(mapping: mapping.name).first { $0.periodStart == period.start }?.localPath : nil
+            let replaced = remote ? try store.csvUpload(mapping: mapping.name, periodStart: period.start)?.localPath : nil
             let local = remote ? try outboxPath(mapping, remote: path, period: period) : path
             let written = try write(mapping, csv, period: period, to: local, mode: remote ? 0o600 : nil, marker: !remote, progress: progress) {
                 row, column, change in

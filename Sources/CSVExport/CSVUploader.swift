@@ -265,13 +265,16 @@ struct RemoteName {
     }
 }
 
-/// SHA-256 of a file, read in pieces.
+/// SHA-256 as the uploads record it: 64 lowercase hex digits.
 enum FileHasher {
+    /// A file's, read in pieces; `nil` when it cannot be opened.
     static func sha256(path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         var hasher = SHA256()
         while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(hasher.finalize())
     }
+
+    static func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }
 }

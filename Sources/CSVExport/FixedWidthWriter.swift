@@ -64,26 +64,31 @@ public struct FixedWidthWriter {
                 text = String(String.UnicodeScalarView(text.unicodeScalars.map { FixedWidthWriter.breaksRecord($0) ? " " : $0 }))
                 layoutChanges.append(Change(column: index, what: "a line break or control character became a space"))
             }
-            // The encoded characters, one byte array each, so cutting never splits one.
-            var characters: [[UInt8]] = []
+            // Characters as written: a byte each in the single-byte encodings, a scalar in UTF-8.
+            var value: [UInt8] = []
+            let length: Int
             if let encoder {
-                var bytes: [UInt8] = []
                 do throws(UnencodableCharacter) {
-                    encodingChanges += try encoder.append(text, column: index, to: &bytes)
+                    encodingChanges += try encoder.append(text, column: index, to: &value)
                 } catch {
                     throw .unencodable(error)
                 }
-                characters = bytes.map { [$0] }
+                length = value.count
             } else {
-                characters = text.unicodeScalars.map { Array(String($0).utf8) }
+                length = text.unicodeScalars.count
             }
-            if characters.count > field.width {
-                guard field.cut else { throw .overflow(FixedWidthOverflow(column: index, width: field.width, length: characters.count)) }
-                layoutChanges.append(Change(column: index, what: "cut from \(characters.count) to \(field.width) characters"))
-                characters.removeLast(characters.count - field.width)
+            if length > field.width {
+                guard field.cut else { throw .overflow(FixedWidthOverflow(column: index, width: field.width, length: length)) }
+                layoutChanges.append(Change(column: index, what: "cut from \(length) to \(field.width) characters"))
+                // On a character boundary: never inside a UTF-8 sequence.
+                if encoder == nil {
+                    text = String(String.UnicodeScalarView(text.unicodeScalars.prefix(field.width)))
+                } else {
+                    value.removeLast(length - field.width)
+                }
             }
-            let padding = [UInt8](repeating: field.pad, count: field.width - characters.count)
-            let value = characters.flatMap { $0 }
+            if encoder == nil { value = Array(text.utf8) }
+            let padding = [UInt8](repeating: field.pad, count: field.width - min(length, field.width))
             if !field.alignRight {
                 record += value + padding
             } else if field.pad == UInt8(ascii: "0") && value.first == UInt8(ascii: "-") && !padding.isEmpty {

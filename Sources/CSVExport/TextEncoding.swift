@@ -56,18 +56,7 @@ public struct TextEncoder: Sendable, Hashable {
         // Nearly every value has a byte for each of its scalars: written in one pass,
         // with no Character or String made (the per-character rules below only
         // ever change text that has a scalar without a byte).
-        let start = bytes.count
-        bytes.reserveCapacity(start + text.utf8.count)
-        var allEncodable = true
-        for scalar in text.unicodeScalars {
-            guard let byte = encoding.byte(for: scalar) else {
-                allEncodable = false
-                break
-            }
-            bytes.append(byte)
-        }
-        if allEncodable { return [] }
-        bytes.removeSubrange(start...)
+        if appendScalars(text, to: &bytes) { return [] }
         var changes: [EncodingChange] = []
         for character in text {
             if let encoded = encodeExactly(String(character)) {
@@ -89,21 +78,29 @@ public struct TextEncoder: Sendable, Hashable {
         return changes
     }
 
-    /// The bytes of `text` when every scalar has one.
-    func encodeExactly(_ text: String) -> [UInt8]? {
-        var bytes: [UInt8] = []
+    /// Appends a byte per scalar of `text` and answers true, or appends nothing
+    /// and answers false when a scalar has no byte.
+    func appendScalars(_ text: String, to bytes: inout [UInt8]) -> Bool {
+        let start = bytes.count
+        bytes.reserveCapacity(start + text.utf8.count)
         for scalar in text.unicodeScalars {
             guard let byte = encoding.byte(for: scalar) else {
-                // A precomposed form may exist where the decomposed one does not (e + ◌̊ → å).
-                let composed = text.precomposedStringWithCanonicalMapping
-                if composed != text, composed.unicodeScalars.allSatisfy({ encoding.byte(for: $0) != nil }) {
-                    return composed.unicodeScalars.compactMap { encoding.byte(for: $0) }
-                }
-                return nil
+                bytes.removeSubrange(start...)
+                return false
             }
             bytes.append(byte)
         }
-        return bytes
+        return true
+    }
+
+    /// The bytes of `text` when every scalar has one, or those of its
+    /// precomposed form (e + ◌̊ → å where only å exists).
+    func encodeExactly(_ text: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        if appendScalars(text, to: &bytes) { return bytes }
+        let composed = text.precomposedStringWithCanonicalMapping
+        if composed != text, appendScalars(composed, to: &bytes) { return bytes }
+        return nil
     }
 
     /// The nearest text the encoding holds, `?` if none.

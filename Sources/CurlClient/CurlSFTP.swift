@@ -177,15 +177,13 @@ final class SFTPTransfer: EngineTransfer {
         self.continuation = continuation
         let pointer = Unmanaged.passRetained(self)
         selfPointer = pointer
-        var code = CURLE_OK
+        // The settings every transfer shares (no environment proxy, no signals), sftp only.
+        var code = CurlOptions.common(
+            handle, url: request.url, proxy: nil, verifyPeer: true, caBundle: nil,
+            connectTimeoutMilliseconds: request.connectTimeoutMilliseconds, protocols: "sftp")
         func set(_ result: CURLcode) {
             if code == CURLE_OK { code = result }
         }
-        set(jb_easy_setopt_string(handle, CURLOPT_URL, request.url))
-        set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "sftp"))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROXY, ""))
-        set(jb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds))
         set(jb_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024))
         set(jb_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, request.lowSpeedSeconds))
         set(jb_easy_setopt_string(handle, CURLOPT_USERNAME, request.login.user))

@@ -110,7 +110,7 @@ private let writeHeader: jb_curl_data_callback = { buffer, size, count, userdata
 enum CurlOptions {
     static func common(
         _ handle: UnsafeMutableRawPointer, url: String, proxy: String?, verifyPeer: Bool, caBundle: String?,
-        connectTimeoutMilliseconds: Int
+        connectTimeoutMilliseconds: Int, protocols: String = "http,https"
     ) -> CURLcode {
         var code = CURLE_OK
         func set(_ result: CURLcode) {
@@ -118,7 +118,7 @@ enum CurlOptions {
         }
         set(jb_easy_setopt_string(handle, CURLOPT_URL, url))
         set(jb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set(jb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, protocols))
         // No proxy unless configured: libcurl would otherwise honour http_proxy
         // from the environment and route personal data through it.
         set(jb_easy_setopt_string(handle, CURLOPT_PROXY, proxy ?? ""))

@@ -1,3 +1,5 @@
+import Clocks
+
 /// What a payroll file's column holds, so a spreadsheet reads it as that.
 ///
 /// A spreadsheet guesses a cell's type from its text: `+46701234567` becomes
@@ -71,8 +73,6 @@ public enum CSVColumnType: String, Sendable, Hashable, CaseIterable {
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), (1...12).contains(month), day >= 1 else {
             return false
         }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        return day <= days[month - 1]
+        return day <= CivilCalendar.daysIn(month: month, year: year)
     }
 }

@@ -97,4 +97,6 @@ public protocol CSVUploadStore: Sendable {
     func recordCSVUpload(_ upload: FileUpload) throws -> Bool
     /// Every recorded upload of `mapping`, newest period first (for `jobs`-style output and tests).
     func csvUploads(mapping: String) throws -> [FileUpload]
+    /// The upload of one period, if it has one (a redo replaces it).
+    func csvUpload(mapping: String, periodStart: Int64) throws -> FileUpload?
 }

@@ -234,6 +234,16 @@ extension SQLiteStore: CSVUploadStore {
     }
 
     /// On the reader connection.
+    public func csvUpload(mapping: String, periodStart: Int64) throws -> FileUpload? {
+        try reader.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT \(SQLiteStore.uploadColumns) FROM csv_uploads WHERE mapping = ? AND period_start = ?",
+                arguments: [mapping, periodStart]
+            ).flatMap(SQLiteStore.upload)
+        }
+    }
+
+    /// On the reader connection.
     public func csvUploads(mapping: String) throws -> [FileUpload] {
         try reader.read { db in
             try Row.fetchAll(
