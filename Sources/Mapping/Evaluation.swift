@@ -14,6 +14,14 @@ public struct EvaluationScope: Sendable {
     public var lookups: [String: JSONObject]
     /// The injected clock's "now", as ISO-8601 UTC text.
     public var now: String
+    /// Set while a `rest` request is rendered: every `$` that is not a
+    /// template's own `${VARIABLE}` comes out doubled, so event data can never
+    /// become a placeholder that send time fills with a secret (`StoredText`).
+    public var escapesPlaceholders = false
+    /// Root names whose values exist only later (`response` of an `after`
+    /// mapping while its job is planned): a template that reads one is not
+    /// evaluated now (it renders `null`) instead of failing the job.
+    public var deferred: Set<String> = []
 
     /// `extra` is applied last, so it may replace a standard name; `now` is expected
     /// as ISO-8601 UTC text, as `MappingClock.iso8601` writes it.
@@ -40,10 +48,19 @@ public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertibl
     /// Names the field, path or filter at fault, never the value: it ends up in a
     /// job's stored reason.
     public var message: String
+    /// Set when the expression read a root name that is deferred in its scope
+    /// (`EvaluationScope.deferred`): not a failure, the value comes later.
+    public var deferredRoot: String?
 
     /// The message must not quote event data (see the type).
     public init(_ message: String) {
         self.message = message
+    }
+
+    /// The expression read `root`, which has no value yet.
+    init(deferred root: String) {
+        self.message = "'\(root)' is known only when the job is sent"
+        self.deferredRoot = root
     }
 
     public var description: String { message }
@@ -86,6 +103,7 @@ enum Evaluator {
     }
 
     static func resolve(_ path: Expression.Path, in scope: EvaluationScope) throws(EvaluationError) -> JSONValue? {
+        if !scope.deferred.isEmpty, scope.deferred.contains(path.root) { throw EvaluationError(deferred: path.root) }
         guard let root = scope.root(path.root) else { return nil }
         // Up to the first wildcard a path follows one value: walked without
         // arrays (most paths, e.g. `candidate.first_name`, end here). From a
@@ -213,17 +231,32 @@ enum Evaluator {
 }
 
 extension Template {
+    /// Renders for one event, or `null` when it reads a deferred name (see
+    /// `EvaluationScope.deferred`); other errors are thrown.
+    public func renderUnlessDeferred(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        do {
+            return try render(in: scope)
+        } catch {
+            if error.deferredRoot != nil { return .null }
+            throw error
+        }
+    }
+
     /// Renders for one event. Placeholders stay as written (`${NAME}`).
     public func render(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        let escapes = scope.escapesPlaceholders
         if isSingleExpression, case .expression(let expression, _) = parts[0] {
-            return try Evaluator.evaluate(expression, in: scope) ?? .null
+            let value = try Evaluator.evaluate(expression, in: scope) ?? .null
+            return escapes ? StoredText.escape(value) : value
         }
         var out = ""
         for part in parts {
             switch part {
-            case .text(let text): out += text
+            case .text(let text): out += escapes ? StoredText.escape(text) : text
             case .variable(let name, let fallback): out += "${\(name)\(fallback.map { ":-" + $0 } ?? "")}"
-            case .expression(let expression, _): out += Evaluator.text(try Evaluator.evaluate(expression, in: scope))
+            case .expression(let expression, _):
+                let text = Evaluator.text(try Evaluator.evaluate(expression, in: scope))
+                out += escapes ? StoredText.escape(text) : text
             }
         }
         return .string(out)

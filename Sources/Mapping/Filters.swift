@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import JSON
 
 /// Why a filter refused its input. Messages say what was expected, never the
@@ -230,6 +231,16 @@ enum Filters {
             let bytes = value.stringValue.map { Array($0.utf8) } ?? JSONWriter.bytes(value)
             let hex = Array("0123456789abcdef")
             return .string(String(SHA256.hash(data: bytes).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0xF)]] }))
+        },
+        Filter(
+            name: "base64", arity: 0...1,
+            summary: "Base64 of the text's UTF-8 (or of compact JSON); 'url' for the URL-safe alphabet without padding"
+        ) { value, args, _ throws(FilterError) in
+            guard let value, !value.isNull else { return value }
+            let alphabet = args.isEmpty ? "standard" : try argumentString(args, 0, "'url' or 'standard'")
+            guard alphabet == "standard" || alphabet == "url" else { throw FilterError("expects 'url' or 'standard' as argument 1") }
+            let bytes = value.stringValue.map { Array($0.utf8) } ?? JSONWriter.bytes(value)
+            return .string(Base64.encode(bytes, urlSafe: alphabet == "url"))
         },
         Filter(name: "json", arity: 0...0, summary: "the value as compact JSON text") { value, _, _ in
             .string(JSONWriter.string(value ?? .null))
@@ -502,5 +513,16 @@ enum Phone {
             throw FilterError("not a phone number")
         }
         return s
+    }
+}
+
+/// RFC 4648 Base64: section 4 (standard, padded) through Foundation, or
+/// section 5 (URL-safe, without padding, as search APIs that take an encoded
+/// query in a URL expect) derived from it.
+enum Base64 {
+    static func encode(_ bytes: [UInt8], urlSafe: Bool) -> String {
+        let standard = Data(bytes).base64EncodedString()
+        guard urlSafe else { return standard }
+        return String(standard.compactMap { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 == "=" ? nil : $0 })
     }
 }

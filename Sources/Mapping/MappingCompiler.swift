@@ -55,6 +55,13 @@ final class CompileContext {
         report(.error, message, at: pointer, key: key, scalar: scalar)
     }
 
+    /// Where a diagnostic about `pointer` (at `scalar` inside its string) would point.
+    func location(_ pointer: JSONPointer, scalar: Int?) -> MappingSourceLocation {
+        var position = sourceMap?.position(of: pointer)
+        if let scalar, let inner = sourceMap?.position(ofScalar: scalar, inStringAt: pointer) { position = inner }
+        return MappingSourceLocation(file: file, line: position?.line ?? 1, column: position?.column ?? 1, pointer: pointer.description)
+    }
+
     /// Parses a template string, reporting a syntax error at its exact column.
     func template(_ text: String, at pointer: JSONPointer) -> Template? {
         do {
@@ -287,6 +294,11 @@ public enum MappingCompiler {
         "name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema",
     ]
 
+    /// The events a mapping can name in `when.event`: the Partner API's four
+    /// that the router routes (`job/create` arrives as `job/new`; other events
+    /// are stored, never routed). Anything else is a typo that would match nothing.
+    public static let knownEvents = ["company/signup", "job/new", "job/update", "candidate/new"]
+
     /// Compiles one file. Returns the mapping when it has no errors.
     public static func compile(file: String, bytes: [UInt8]) -> (MappingFile?, [MappingDiagnostic]) {
         let document: JSONDocument
@@ -325,11 +337,12 @@ public enum MappingCompiler {
             case .array(let items)?: when.events = items.compactMap(\.stringValue)
             default: context.error("\"event\" must name an event like \"candidate/new\", or a list of them", at: reader.pointer)
             }
-            let documented = ["company/signup", "job/new", "job/update", "candidate/new"]
-            for (index, event) in when.events.enumerated() where !documented.contains(event) && !event.contains("/") {
+            let pointer = reader.pointer.appending("event")
+            for (index, event) in when.events.enumerated() where !MappingCompiler.knownEvents.contains(event) {
+                let hint = event == "job/create" ? " (Jobylon's other name for job/new: write job/new)" : ""
                 context.error(
-                    "unknown event \"\(event)\": use type/action, e.g. \(documented.joined(separator: ", "))",
-                    at: reader.pointer.appending("event").appending(index))
+                    "unknown event \"\(event)\"\(hint); known: \(MappingCompiler.knownEvents.joined(separator: ", "))",
+                    at: reader.value("event")?.arrayValue == nil ? pointer : pointer.appending(index))
             }
             if let condition = reader.string("if") {
                 when.condition = context.expression(condition, at: reader.pointer.appending("if"))
@@ -384,6 +397,7 @@ public enum MappingCompiler {
         for key in targets.dropFirst() { _ = root.value(key) }
         root.finish()
         checkPaths(context: context, lookups: lookups)
+        let responseReads = checkResponsePaths(context: context, after: after)
 
         let hash = SHA256.hash(data: bytes).map { UInt8($0) }
         let hex = Array("0123456789abcdef")
@@ -396,7 +410,7 @@ public enum MappingCompiler {
         let mapping = MappingFile(
             name: name, description: description, enabled: enabled, file: file, when: when, effectKey: effectKey,
             onRepeat: onRepeat, after: after, lookups: lookups, target: target, contentHash: contentHash,
-            requiredVariables: required, dataPaths: DataPaths(expressionPaths: context.paths.map(\.0)))
+            requiredVariables: required, dataPaths: DataPaths(expressionPaths: context.paths.map(\.0)), responseReads: responseReads)
         return (mapping, context.diagnostics)
     }
 
@@ -706,6 +720,36 @@ public enum MappingCompiler {
         return ArchiveTarget(
             files: files.map { (kind: $0.name, value: $0.value) }, directory: directory, allowedHosts: hosts, maxBytes: maxBytes,
             retentionDays: retention, fileName: fileName)
+    }
+
+    /// `response` is the answer in `rest.capture`, and in the request of a
+    /// mapping with `after` the other mapping's capture; anywhere else (a
+    /// condition, an effect key, a CSV cell) it has no value when the event is
+    /// planned. Returns the capture names an `after` request reads, for the
+    /// cross-check against what the other mapping captures.
+    static func checkResponsePaths(context: CompileContext, after: String?) -> [MappingFile.ResponseRead] {
+        var reads: [MappingFile.ResponseRead] = []
+        for (path, pointer, offset) in context.paths where path.root == "response" {
+            let tokens = pointer.tokens
+            guard tokens.count >= 2, tokens[0] == "rest" else {
+                context.error(
+                    "'response' has no value here: it is known in rest.capture, and in the request of a mapping with \"after\"", at: pointer,
+                    scalar: offset)
+                continue
+            }
+            if tokens[1] == "capture" { continue }
+            guard after != nil else {
+                context.error(
+                    "'response' in a request needs \"after\": it is the capture of the mapping named there", at: pointer, scalar: offset)
+                continue
+            }
+            guard case .field(let name)? = path.segments.first else {
+                context.error("read one captured value: response.<capture name>", at: pointer, scalar: offset)
+                continue
+            }
+            reads.append(MappingFile.ResponseRead(name: name, location: context.location(pointer, scalar: offset)))
+        }
+        return reads
     }
 
     /// Paths are open-ended (payloads grow): names outside the documented

@@ -52,9 +52,32 @@ public struct MappingFile: Sendable {
     public var requiredVariables: [String]
     /// What of an event's `data` its expressions read (everything unless the compiler says less).
     public var dataPaths: DataPaths = .everything
+    /// The captured values the request of an `after` mapping reads
+    /// (`response.<name>`), checked against what that mapping captures.
+    public var responseReads: [ResponseRead] = []
+
+    /// One `response.<name>` in an `after` mapping's request, and where it is written.
+    public struct ResponseRead: Sendable, Hashable {
+        /// The capture name read.
+        public var name: String
+        /// For the diagnostic when no capture of that name exists.
+        public var location: MappingSourceLocation
+    }
 
     /// The target's kind name, which picks the executor that runs its jobs.
     public var kind: String { target.kind }
+}
+
+/// A place in a mapping file, as diagnostics name it.
+public struct MappingSourceLocation: Sendable, Hashable {
+    /// The file as given to the compiler.
+    public var file: String
+    /// 1-based line.
+    public var line: Int
+    /// 1-based column, in Unicode scalars.
+    public var column: Int
+    /// RFC 6901 pointer into the file's JSON.
+    public var pointer: String
 }
 
 /// Where a mapping's jobs go; each kind has its own executor.
@@ -85,8 +108,8 @@ public indirect enum JSONTemplate: Sendable {
     /// and one failing leaf fails the whole structure.
     public func render(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
         switch self {
-        case .literal(let value): return value
-        case .template(let template): return try template.render(in: scope)
+        case .literal(let value): return scope.escapesPlaceholders ? StoredText.escape(value) : value
+        case .template(let template): return try template.renderUnlessDeferred(in: scope)
         case .array(let items):
             var out: [JSONValue] = []
             for item in items { out.append(try item.render(in: scope)) }

@@ -80,7 +80,10 @@ extension MappingFile {
         guard when.events.contains(event.name) else {
             return .noMatch(reason: "event \(event.name) is not in when.event (\(when.events.joined(separator: ", ")))")
         }
-        let scope = self.scope(for: event, now: now, extra: extra)
+        var scope = self.scope(for: event, now: now, extra: extra)
+        // Planned before `after`'s job answered: what reads `response` renders
+        // when the job is sent (the compiler keeps it out of `when` and the key).
+        if after != nil, extra["response"] == nil { scope.deferred = ["response"] }
         if let condition = when.condition {
             do {
                 guard Evaluator.truthy(try Evaluator.evaluate(condition, in: scope)) else {
@@ -160,10 +163,15 @@ extension MappingFile {
         }
     }
 
-    func renderRest(_ rest: RestTarget, key: String, eventID scopeEventID: Int64?, scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+    func renderRest(_ rest: RestTarget, key: String, eventID scopeEventID: Int64?, scope eventScope: EvaluationScope) throws(EvaluationError)
+        -> JSONValue
+    {
+        // Placeholders stay for send time; event data's `$` is escaped (`StoredText`).
+        var scope = eventScope
+        scope.escapesPlaceholders = true
         func field(_ label: String, _ template: Template) throws(EvaluationError) -> JSONValue {
             do {
-                return try template.render(in: scope)
+                return try template.renderUnlessDeferred(in: scope)
             } catch {
                 throw EvaluationError("rest.\(label): \(error.message)")
             }
@@ -183,7 +191,7 @@ extension MappingFile {
         // Each mapping's default key is its own (a create and an update of one
         // entity must not share one); with `on_repeat: send` every event is a
         // delivery of its own, so its key names the event.
-        var idempotencyKey = "\(name):\(key)"
+        var idempotencyKey = StoredText.escape("\(name):\(key)")
         if case .send = onRepeat { idempotencyKey += ":event-\(scopeEventID.map(String.init) ?? "0")" }
         if let template = rest.idempotencyKey { idempotencyKey = Evaluator.text(try field("idempotency_key", template)) }
         return .object(

@@ -197,13 +197,61 @@ public struct MappingSet: Sendable {
                 diagnostics.append(at(mapping, "duplicate mapping name \"\(mapping.name)\" (also in \(other))"))
             }
             seen[mapping.name] = mapping.file
-            if let after = mapping.after, !names.contains(after) {
+            if let after = mapping.after, after == mapping.name {
+                diagnostics.append(at(mapping, "\"after\" names the mapping itself: its jobs would wait for themselves forever"))
+            } else if let after = mapping.after, !names.contains(after) {
                 diagnostics.append(at(mapping, "\"after\" names an unknown mapping \"\(after)\""))
             }
             if case .mapping(let other) = mapping.onRepeat, !names.contains(other) {
                 diagnostics.append(at(mapping, "\"on_repeat\" must be \"skip\", \"send\" or the name of a mapping; \"\(other)\" is none"))
             }
         }
+        for mapping in mappings where !mapping.responseReads.isEmpty {
+            // `response` of an `after` request is the other mapping's capture: a name it does not capture is always null.
+            guard let after = mapping.after, let other = mappings.first(where: { $0.name == after }) else { continue }
+            let captured: [String]
+            if case .rest(let rest) = other.target { captured = rest.capture.map(\.name) } else { captured = [] }
+            for read in mapping.responseReads where !captured.contains(read.name) {
+                let offer =
+                    captured.isEmpty
+                    ? "it captures nothing (a \"capture\" block in its rest target)" : "it captures \(captured.joined(separator: ", "))"
+                diagnostics.append(
+                    MappingDiagnostic(
+                        severity: .error, file: read.location.file, line: read.location.line, column: read.location.column,
+                        pointer: read.location.pointer, message: "response.\(read.name): \(after) captures no \"\(read.name)\"; \(offer)"))
+            }
+        }
+        for cycle in afterCycles(mappings) {
+            guard let first = mappings.first(where: { $0.name == cycle[0] }) else { continue }
+            diagnostics.append(
+                at(first, "\"after\" goes round in a cycle: \((cycle + [cycle[0]]).joined(separator: " → ")); every job in it would wait forever"))
+        }
         return diagnostics
+    }
+
+    /// Each cycle of `after` links between different mappings once, named from
+    /// its alphabetically first mapping (a mapping `after` itself is reported on its own).
+    static func afterCycles(_ mappings: [MappingFile]) -> [[String]] {
+        var next: [String: String] = [:]
+        for mapping in mappings { if let after = mapping.after, after != mapping.name { next[mapping.name] = after } }
+        var cycles: [[String]] = []
+        var reported = Set<String>()
+        for start in next.keys.sorted() where !reported.contains(start) {
+            var path: [String] = []
+            var current: String? = start
+            var seen: [String: Int] = [:]
+            while let name = current, seen[name] == nil, !reported.contains(name) {
+                seen[name] = path.count
+                path.append(name)
+                current = next[name]
+            }
+            if let name = current, let index = seen[name] {
+                var cycle = Array(path[index...])
+                if let smallest = cycle.indices.min(by: { cycle[$0] < cycle[$1] }) { cycle = Array(cycle[smallest...] + cycle[..<smallest]) }
+                cycles.append(cycle)
+            }
+            reported.formUnion(path)
+        }
+        return cycles
     }
 }

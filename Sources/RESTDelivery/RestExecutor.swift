@@ -165,15 +165,19 @@ public enum RestRequestBuilder {
         case invalid(String)
     }
 
-    /// Injects `${VARIABLES}` into the URL, query, headers and auth (never the
-    /// body), percent-encodes the query, adds the idempotency header unless the
+    /// Injects the template's `${VARIABLES}` into the URL, query, headers, body
+    /// and auth (never placeholders that came from event data: `StoredText`),
+    /// percent-encodes the query, adds the idempotency header unless the
     /// request sets it, and caps the answer at 1 MiB; `timeoutMilliseconds`
     /// bounds the whole exchange, 10 s of it for connecting.
     public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<
         CurlRequest, Problem
     > {
         var missing: [String] = []
-        func resolve(_ text: String) -> String {
+        // Stored request text: only the template's own placeholders are filled (`StoredText`).
+        func resolve(_ text: String) -> String { variables.fill(text, mask: false, missing: &missing) }
+        // Credentials are mapping text, never rendered: placeholders as written.
+        func credential(_ text: String) -> String {
             let resolved = variables.substitute(text, mask: false)
             if let template = try? Template.parse(resolved) {
                 for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
@@ -199,9 +203,9 @@ public enum RestRequestBuilder {
         }
         switch rest.auth {
         case .bearer(let token)?:
-            headers.append(("Authorization", "Bearer " + resolve(token)))
+            headers.append(("Authorization", "Bearer " + credential(token)))
         case .basic(let user, let password)?:
-            let credentials = Data((resolve(user) + ":" + resolve(password)).utf8).base64EncodedString()
+            let credentials = Data((credential(user) + ":" + credential(password)).utf8).base64EncodedString()
             headers.append(("Authorization", "Basic " + credentials))
         case nil:
             break
@@ -209,11 +213,11 @@ public enum RestRequestBuilder {
         if let key = payload["idempotency_key"]?.stringValue,
             !headers.contains(where: { $0.name.lowercased() == rest.idempotencyHeader.lowercased() })
         {
-            headers.append((rest.idempotencyHeader, key))
+            headers.append((rest.idempotencyHeader, resolve(key)))
         }
         var body: [UInt8]? = nil
         if let value = payload["body"], !value.isNull {
-            body = JSONWriter.bytes(value)
+            body = JSONWriter.bytes(variables.fill(value, mask: false, missing: &missing))
             if !headers.contains(where: { $0.name.lowercased() == "content-type" }) { headers.append(("Content-Type", "application/json")) }
         }
         guard missing.isEmpty else { return .failure(.missingVariables(missing)) }

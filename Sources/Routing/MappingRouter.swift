@@ -121,7 +121,7 @@ public struct MappingRouter: EventRouter {
             // honours keys neither answers 409 nor replays an earlier update.
             var payload = first.payload
             if case .rest(let rest) = other.target, rest.idempotencyKey == nil, case .object(var object) = payload {
-                object["idempotency_key"] = .string("\(other.name):\(first.effectKey):event-\(event.id.map(String.init) ?? "0")")
+                object["idempotency_key"] = .string(StoredText.escape("\(other.name):\(first.effectKey):event-\(event.id.map(String.init) ?? "0")"))
                 payload = .object(object)
             }
             return .alternative(mapping: other.name, kind: other.kind, payload: payload, mappingHash: other.contentHash)

@@ -90,7 +90,11 @@ struct Jobs: AsyncParsableCommand {
             defer { session.close() }
             let sqlite = session.store
             let ids = try id.map { [$0] } ?? sqlite.jobIDs(state: "dead", mapping: mapping)
-            print("\(try await sqlite.retry(jobIDs: ids, now: session.now)) job(s) queued again")
+            let queued = try await sqlite.retry(jobIDs: ids, now: session.now)
+            print("\(queued) job(s) queued again")
+            if queued < ids.count {
+                print("\(ids.count - queued) job(s) wait for the job they run after to succeed (`jobs show` says which)")
+            }
         }
     }
 
@@ -101,16 +105,37 @@ struct Jobs: AsyncParsableCommand {
         @Argument(help: "Job id.") var id: Int64
         @Flag(help: "The downstream has it: record it as delivered.") var delivered = false
         @Flag(help: "The downstream does not have it: send it again.") var notDelivered = false
+        @Option(
+            name: .customLong("capture"),
+            help: ArgumentHelp(
+                "With --delivered: a value the downstream created, as its mapping's capture would have taken it (e.g. employee_id=E-42); "
+                    + "repeat for several. The jobs that run after this one read them as response.NAME.", valueName: "name=value"))
+        var captures: [String] = []
 
         func validate() throws {
             guard delivered != notDelivered else { throw ValidationError("give exactly one of --delivered or --not-delivered") }
+            guard captures.isEmpty || delivered else { throw ValidationError("--capture goes with --delivered") }
+            _ = try capture()
+        }
+
+        /// `--capture` pairs as the capture object (text values; the name as a mapping's capture names it).
+        func capture() throws -> JSONValue? {
+            guard !captures.isEmpty else { return nil }
+            var object = JSONObject()
+            for pair in captures {
+                guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                    throw ValidationError("--capture takes name=value, e.g. employee_id=E-42")
+                }
+                object[String(pair[..<equals])] = .string(String(pair[pair.index(after: equals)...]))
+            }
+            return .object(object)
         }
 
         func run() async throws {
             let session = try store.session()
             defer { session.close() }
             let sqlite = session.store
-            try await sqlite.resolve(jobID: id, delivered: delivered, now: session.now)
+            try await sqlite.resolve(jobID: id, delivered: delivered, capture: try capture(), now: session.now)
             print("job \(id) resolved: \(delivered ? "delivered" : "to be sent again")")
         }
     }

@@ -37,7 +37,8 @@ struct Map: ParsableCommand {
         discussion: """
             Personal data is shown in clear (this is the operator's own tool); variables whose names \
             look like credentials (TOKEN, KEY, SECRET, PASSWORD) are masked; unset variables are shown \
-            as ${NAME}. Never fails on unset variables.
+            as ${NAME}. Never fails on unset variables; exits 1 when a result is an error \
+            (with --ndjson, after every line is printed).
             """
     )
 
@@ -53,8 +54,21 @@ struct Map: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Mappings directory.", valueName: "dir"))
     var mappings: String = "mappings"
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "For a mapping with \"after\": the other mapping's capture as JSON (what `response` reads), e.g. {\"employee_id\": \"E-42\"}.",
+            valueName: "file"))
+    var response: String?
+
     func validate() throws {
         guard (event == nil) != (ndjson == nil) else { throw ValidationError("give exactly one of --event FILE or --ndjson FILE") }
+    }
+
+    /// A result of `error` makes the command fail (exit 1) after every result is printed.
+    static func isError(_ result: MappingResult) -> Bool {
+        if case .failed = result { return true }
+        return false
     }
 
     func run() throws {
@@ -74,24 +88,43 @@ struct Map: ParsableCommand {
             file = found
         }
         let now = MappingClock.iso8601(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        var extra: [String: JSONValue] = [:]
+        if let response {
+            do {
+                extra["response"] = try JSONParser.parse(try EventFile.read(response), options: .strict)
+            } catch let error as JSONError {
+                throw ValidationError("--response \(response): \(error)")
+            }
+        }
         if let event {
             let input = try EventFile.event(from: try EventFile.read(event), receivedAt: now, source: event)
-            print(JSONWriter.prettyString(MapOutput.result(file, input, file.plan(input, now: now), variables: variables, mask: true)))
+            let result = file.plan(input, now: now, extra: extra)
+            print(JSONWriter.prettyString(MapOutput.result(file, input, result, variables: variables, mask: true)))
+            if Map.isError(result) { throw ExitCode(1) }
             return
         }
         guard let ndjson, let handle = FileHandle(forReadingAtPath: ndjson) else { throw ValidationError("cannot read \(ndjson ?? "")") }
         var output = FileOutput()
         var lineNumber = 0
+        var errors = 0
+        var events = 0
         // Each line builds only what the mapping reads (validated whole all the same).
         let reader = EnvelopeReader(file.dataPaths.union(EventFile.entityPaths))
         try LineReader(handle: handle).forEachLine { line in
             lineNumber += 1
             guard !line.isEmpty else { return }
             let input = try EventFile.event(from: line, reader: reader, receivedAt: now, source: "\(ndjson):\(lineNumber)")
-            output.write(JSONWriter.bytes(MapOutput.result(file, input, file.plan(input, now: now), variables: variables, mask: true)))
+            let result = file.plan(input, now: now, extra: extra)
+            events += 1
+            if Map.isError(result) { errors += 1 }
+            output.write(JSONWriter.bytes(MapOutput.result(file, input, result, variables: variables, mask: true)))
             output.write([0x0A])
         }
         output.flush()
+        if errors > 0 {
+            FileHandle.standardError.write(Data("\(errors) of \(events) event(s) gave a result of \"error\"\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -40,6 +40,39 @@ struct MappingTestRunnerTests {
         #expect(failure.text.contains(#""8""#) && failure.text.contains(#""7""#))
     }
 
+    @Test func aCaseGivesTheResponseThatAnAfterMappingReads() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("jb-cases-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root + "/tests", withIntermediateDirectories: true)
+        try Data(
+            #"""
+            {"name": "hire", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}",
+             "rest": {"url": "http://x/e", "capture": {"employee_id": "{{ response.body.id }}"}}}
+            """#.utf8
+        ).write(to: URL(fileURLWithPath: root + "/hire.json"))
+        try Data(
+            #"""
+            {"name": "card", "when": {"event": "candidate/new"}, "after": "hire", "effect_key": "{{ candidate.id }}",
+             "rest": {"url": "http://x/card", "body": {"employee": "{{ response.employee_id | required }}"}}}
+            """#.utf8
+        ).write(to: URL(fileURLWithPath: root + "/card.json"))
+        let event = #"{"event_type": "candidate", "action": "new", "data": {"candidate": {"id": "7"}}}"#
+        let payload =
+            #"{"method": "POST", "url": "http://x/card", "headers": {}, "query": {}, "body": {"employee": "E-1"}, "idempotency_key": "card:7"}"#
+        try Data(
+            """
+            {"mapping": "card", "cases": [
+              {"name": "sent with the capture", "event": \(event), "response": {"employee_id": "E-1"},
+               "expect": [{"effect_key": "7", "payload": \(payload)}]},
+              {"name": "no capture", "event": \(event), "response": {}, "expect_error": "response.employee_id"}
+            ]}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: root + "/tests/card.json"))
+        var outcomes: [MappingTestRunner.Outcome] = []
+        let counts = try MappingTestRunner(directory: root).run(diagnostics: { _ in }) { outcomes.append($0) }
+        #expect(counts.passed == 2, "\(outcomes.map(\.result))")
+        #expect(counts.failed == 0)
+    }
+
     @Test func aLineDiffKeepsCommonLinesAndMarksTheRest() {
         #expect(Diff.lines(expected: "a\nb\nc", actual: "a\nx\nc") == "--- expected\n+++ actual\n  a\n+ x\n- b\n  c")
     }

@@ -7,7 +7,7 @@ import Testing
 struct JobLifecycleTests {
     static let transitions: [JobTransition] = [
         .claim, .skipAsDelivered, .succeed, .retryLater, .fail, .hold, .expire, .leaseLost(.rerun), .leaseLost(.hold), .giveBack,
-        .release, .setAside, .operatorRetry, .resolve(delivered: true), .resolve(delivered: false), .cancel, .erase,
+        .release, .setAside, .operatorRetry, .operatorRetryWaiting, .resolve(delivered: true), .resolve(delivered: false), .cancel, .erase,
         .rerender(into: .pending), .rerender(into: .held), .forceResend,
     ]
 
@@ -36,6 +36,21 @@ struct JobLifecycleTests {
         #expect(throws: JobTransitionError.self) { try JobState.expired.after(.claim) }
         let error = JobTransitionError(jobID: 7, state: .running, transition: .cancel)
         #expect(error.description == "job 7 is running; this needs pending, held, in_doubt, dead, set_aside")
+    }
+
+    @Test func theEndOfAJobDecidesWhatHappensToTheJobsAfterIt() throws {
+        #expect(DependencyOutcome.after(.done, jobID: 1, mapping: "p") == .release)
+        #expect(DependencyOutcome.after(.skipped, jobID: 1, mapping: "p") == .release)
+        #expect(DependencyOutcome.after(.cancelled, jobID: 1, mapping: "p") == .cancel)
+        for ended in [JobState.dead, .expired, .setAside] {
+            guard case .keepWaiting(let because)? = DependencyOutcome.after(ended, jobID: 4, mapping: "payroll") else {
+                Issue.record("\(ended) does not keep the jobs after it waiting")
+                continue
+            }
+            #expect(because.contains("payroll") && because.contains("jobs retry 4") && because.contains(ended.rawValue))
+        }
+        for open in [JobState.pending, .running, .held, .inDoubt] { #expect(DependencyOutcome.after(open, jobID: 1, mapping: "p") == nil) }
+        #expect(try JobState.dead.after(.operatorRetryWaiting) == .held)
     }
 
     @Test func stateSetsAgreeWithTerminality() {

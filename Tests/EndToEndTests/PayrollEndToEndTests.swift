@@ -294,10 +294,13 @@ struct RestSemanticsEndToEndTests {
             #expect(try await daemon.post(try Fixtures.bytes("job-new")).status == 200)
             #expect(try await daemon.waitFor { db in try String.fetchOne(db, sql: "SELECT state FROM jobs") == "done" })
             let attempts = try daemon.query { db in try Row.fetchAll(db, sql: "SELECT outcome, detail FROM job_attempts ORDER BY attempt") }
-            #expect(attempts.map { $0["outcome"] as String } == ["retry", "done"])
+            // The first attempt times out; a later one succeeds (on a loaded machine
+            // a second attempt may time out too: order matters here, not timing).
+            let outcomes = attempts.map { $0["outcome"] as String }
+            #expect(outcomes.first == "retry" && outcomes.last == "done" && outcomes.dropLast().allSatisfy { $0 == "retry" }, "\(outcomes)")
             let firstDetail: String = attempts.first?["detail"] ?? ""
             #expect(firstDetail.contains("network:"))
-            #expect(server.requests.count == 2)
+            #expect(server.requests.count == attempts.count)
         }
     }
 

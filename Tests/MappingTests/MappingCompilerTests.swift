@@ -150,6 +150,90 @@ struct MappingCompilerTests {
         #expect(diagnostics.contains { $0.message.contains("\"on_repeat\"") })
     }
 
+    @Test func unknownEventNamesAreErrorsWithTheKnownOnes() {
+        let (mapping, diagnostics) = compile(
+            #"{"name": "m", "when": {"event": ["candidate/new", "candidate/hired"]}, "rest": {"url": "https://x/y"}}"#)
+        #expect(mapping == nil)
+        let error = diagnostics.first { $0.severity == .error }
+        #expect(error?.message.contains("unknown event \"candidate/hired\"") == true, "\(diagnostics)")
+        #expect(error?.message.contains("candidate/new") == true)
+        #expect(error?.pointer == "/when/event/1")
+    }
+
+    @Test func afterMayNotNameItselfNorGoRoundInACycle() throws {
+        func mapping(_ name: String, after: String) throws -> MappingFile {
+            try #require(
+                compile(
+                    #"{"name": "\#(name)", "when": {"event": "job/new"}, "after": "\#(after)", "rest": {"url": "https://x/y"}}"#, file: "\(name).json"
+                ).0)
+        }
+        let selfish = MappingSet.crossCheck([try mapping("a", after: "a")])
+        #expect(selfish.map(\.message) == ["\"after\" names the mapping itself: its jobs would wait for themselves forever"])
+        let cycle = MappingSet.crossCheck([try mapping("b", after: "c"), try mapping("c", after: "d"), try mapping("d", after: "b")])
+        #expect(cycle.map(\.message) == ["\"after\" goes round in a cycle: b → c → d → b; every job in it would wait forever"])
+        #expect(cycle.first?.file == "b.json")
+    }
+
+    @Test func responseIsReadOnlyWhereItHasAValueAndOnlyWhatTheOtherMappingCaptures() throws {
+        let condition = compile(
+            #"{"name": "m", "when": {"event": "job/new", "if": "response.id"}, "after": "p", "rest": {"url": "https://x/y"}}"#)
+        #expect(condition.1.contains { $0.severity == .error && $0.message.hasPrefix("'response' has no value here") && $0.pointer == "/when/if" })
+        let noAfter = compile(#"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"e": "{{ response.id }}"}}}"#)
+        #expect(noAfter.1.contains { $0.severity == .error && $0.message.contains("needs \"after\"") && $0.pointer == "/rest/body/e" })
+        let payroll = try #require(
+            compile(
+                #"{"name": "p", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "capture": {"employee_id": "{{ response.body.id }}"}}}"#,
+                file: "p.json"
+            ).0)
+        let card = try #require(
+            compile(
+                #"{"name": "card", "when": {"event": "job/new"}, "after": "p", "rest": {"url": "https://x/{{ response.employee_id }}", "body": {"e": "{{ response.employe_id }}"}}}"#,
+                file: "card.json"
+            ).0)
+        let diagnostics = MappingSet.crossCheck([payroll, card])
+        #expect(diagnostics.count == 1, "\(diagnostics)")
+        #expect(diagnostics.first?.message == "response.employe_id: p captures no \"employe_id\"; it captures employee_id")
+        #expect(diagnostics.first?.pointer == "/rest/body/e")
+        #expect(diagnostics.first?.file == "card.json")
+    }
+
+    @Test func anAfterRequestThatRequiresTheResponsePlansAndRendersOnceTheResponseIsThere() throws {
+        let card = try #require(
+            compile(
+                #"{"name": "card", "when": {"event": "job/new"}, "after": "p", "effect_key": "{{ job.id }}", "rest": {"url": "https://x/{{ response.employee_id | required }}"}}"#,
+                file: "card.json"
+            ).0)
+        let event = MappingEvent(type: "job", action: "new", data: ["job": ["id": 3]], receivedAt: "", entityKey: "k")
+        guard case .planned(let planned) = card.plan(event, now: "") else {
+            Issue.record("an after mapping that reads the response failed when planned")
+            return
+        }
+        #expect(planned.first?.effectKey == "3")
+        guard case .planned(let sent) = card.plan(event, now: "", extra: ["response": ["employee_id": "E-7"]]) else {
+            Issue.record("not rendered with the response")
+            return
+        }
+        #expect(sent.first?.payload["url"] == "https://x/E-7")
+        guard case .failed(let message) = card.plan(event, now: "", extra: ["response": [:]]) else {
+            Issue.record("a missing required response value did not fail")
+            return
+        }
+        #expect(message.hasPrefix("card: rest.url: ") && message.contains("response.employee_id"), "\(message)")
+    }
+
+    @Test func base64EncodesTextStandardOrURLSafe() throws {
+        let m = try #require(
+            compile(
+                #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"s": "{{ job.q | base64 }}", "u": "{{ job.q | base64: 'url' }}"}}}"#
+            ).0)
+        let event = MappingEvent(type: "job", action: "new", data: ["job": ["q": "name eq 'Åsa'?>"]], receivedAt: "", entityKey: "k")
+        guard case .planned(let jobs) = m.plan(event, now: "") else {
+            Issue.record("no plan")
+            return
+        }
+        #expect(jobs.first?.payload["body"] == ["s": "bmFtZSBlcSAnw4VzYSc/Pg==", "u": "bmFtZSBlcSAnw4VzYSc_Pg"])
+    }
+
     @Test func renderingErrorsNameMappingFieldAndPathButNoValue() throws {
         let text =
             #"{"name": "m", "when": {"event": "candidate/new"}, "rest": {"url": "https://x/y", "body": {"iban": "{{ candidate.data.iban | iban | required }}"}}}"#

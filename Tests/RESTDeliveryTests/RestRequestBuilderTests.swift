@@ -36,6 +36,31 @@ struct RestRequestBuilderTests {
         #expect(missing.problem == .missingVariables(["BASE", "TOKEN"]))
     }
 
+    @Test func variablesInTheBodyAreFilledButPlaceholdersInEventDataAreSentAsWritten() throws {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}",
+             "rest": {"url": "${BASE}/e/{{ candidate.id }}", "headers": {"X-Name": "{{ candidate.first_name }}"},
+                      "body": {"company": "${COMPANY_CODE}", "name": "{{ candidate.first_name }}", "note": "$5 ${COMPANY_CODE}"}}}
+            """#
+        let mapping = try #require(MappingCompiler.compile(file: "m.json", bytes: Array(text.utf8)).0)
+        guard case .rest(let rest) = mapping.target else { throw Failure() }
+        let data: JSONValue = ["candidate": ["id": "$${TOKEN}", "first_name": "${TOKEN}"]]
+        let event = MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "2026-01-01T00:00:00.000Z", entityKey: "k")
+        guard case .planned(let jobs) = mapping.plan(event, now: "2026-01-01T00:00:00.000Z"), let payload = jobs.first?.payload else {
+            throw Failure()
+        }
+        let variables = VariableSource(environment: ["BASE": "https://p.example", "TOKEN": "t0ps3cret", "COMPANY_CODE": "ACME"])
+        guard case .success(let request) = RestRequestBuilder.build(payload, rest: rest, variables: variables, timeoutMilliseconds: 1000) else {
+            throw Failure()
+        }
+        let body = try JSONParser.parse(request.body ?? [])
+        #expect(body == ["company": "ACME", "name": "${TOKEN}", "note": "$5 ACME"])
+        #expect(request.headers.contains { $0.name == "X-Name" && $0.value == "${TOKEN}" })
+        #expect(request.url == "https://p.example/e/$${TOKEN}")
+        #expect(!request.url.contains("t0ps3cret"))
+        #expect(!(request.headers.contains { $0.value.contains("t0ps3cret") }))
+    }
+
     @Test func onlyHTTPAfterInjection() throws {
         let rest = try target(#"{"url": "${BASE}/e"}"#)
         let payload: JSONValue = ["method": "GET", "url": "${BASE}/e"]

@@ -186,6 +186,68 @@ struct StoreContractTests {
     }
 
     @Test(arguments: StoreFactory.all)
+    func anInDoubtJobResolvedWithACaptureHandsItToTheJobsAfterIt(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(
+            store, candidate: "p1",
+            jobs: [
+                Self.job("payroll", key: "c1:p1", crash: .hold),
+                Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
+            ], at: t0)
+        let payroll = try #require(try await claim(store, at: t0, owner: "dead").first)
+        #expect(try await claim(store, at: t0.adding(.seconds(31))).isEmpty, "in doubt: neither job runs")
+        try await store.resolve(jobID: payroll.id, delivered: true, capture: ["employee_id": "E-9"], now: t0.adding(.seconds(40)))
+        let released = try await claim(store, at: t0.adding(.seconds(40)))
+        #expect(released.map(\.mapping) == ["card"])
+        #expect(released.first.flatMap { $0.afterCapture }.flatMap { try? JSONParser.parse($0) }?["employee_id"] == "E-9")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func jobsAfterADeadJobWaitUntilItIsRetriedAndSucceeds(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(
+            store, candidate: "p1",
+            jobs: [
+                Self.job("payroll", key: "c1:p1"),
+                Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
+            ], at: t0)
+        let payroll = try #require(try await claim(store, at: t0).first)
+        try await store.complete(jobID: payroll.id, owner: "A", completion: .dead(reason: "HTTP 400"), now: t0)
+        let cardID = payroll.id + 1
+        // Retrying the waiting job does not skip the wait: it is held again, not counted.
+        #expect(try await store.retry(jobIDs: [cardID], now: t0) == 0)
+        #expect(try await claim(store, at: t0.adding(.seconds(1))).isEmpty)
+        #expect(try await store.retry(jobIDs: [payroll.id], now: t0.adding(.seconds(2))) == 1)
+        let again = try await claim(store, at: t0.adding(.seconds(2)))
+        #expect(again.map(\.mapping) == ["payroll"])
+        try await store.complete(jobID: payroll.id, owner: "A", completion: .done(capture: ["employee_id": "E-2"]), now: t0.adding(.seconds(3)))
+        let card = try await claim(store, at: t0.adding(.seconds(3)))
+        #expect(card.map(\.id) == [cardID])
+        #expect(card.first.flatMap { $0.afterCapture }.flatMap { try? JSONParser.parse($0) }?["employee_id"] == "E-2")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func cancellingAJobCancelsTheChainWaitingForIt(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(
+            store, candidate: "p1",
+            jobs: [
+                Self.job("payroll", key: "c1:p1"),
+                Self.job("card", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "payroll"), after: "payroll"),
+                Self.job("audit", key: "c1:p1", state: .held, hold: .waitingFor(mapping: "card"), after: "card"),
+            ], at: t0)
+        let payroll = try #require(try await claim(store, at: t0).first)
+        try await store.complete(jobID: payroll.id, owner: "A", completion: .dead(reason: "HTTP 400"), now: t0)
+        try await store.cancel(jobID: payroll.id, now: t0)
+        // Retried once cancelled, the payroll job runs and succeeds, but nothing waits for it any more.
+        #expect(try await store.retry(jobIDs: [payroll.id], now: t0) == 1)
+        let again = try #require(try await claim(store, at: t0).first)
+        try await store.complete(jobID: again.id, owner: "A", completion: .done(capture: nil), now: t0)
+        #expect(try await claim(store, at: t0.adding(.seconds(60))).isEmpty, "card and audit were cancelled with payroll")
+        await #expect(throws: (any Error).self, "a cancelled job is not cancelled twice") { try await store.cancel(jobID: payroll.id + 2, now: t0) }
+    }
+
+    @Test(arguments: StoreFactory.all)
     func aGracefulStopGivesUnfinishedAttemptsBackUncounted(_ factory: StoreFactory) async throws {
         let store = try factory.make()
         try await Self.deliver(store, candidate: "p1", jobs: [Self.job("payroll", key: "k")], at: t0)

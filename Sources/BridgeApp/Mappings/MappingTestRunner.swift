@@ -5,7 +5,9 @@ import Mapping
 /// Runs the mapping test cases of `DIR/tests/*.json`.
 ///
 /// A test file: `{"mapping": NAME, "cases": [{"name", "event" | "event_file",
-/// "env", "now", "expect" | "expect_no_match" | "expect_error"}]}`. `expect`
+/// "env", "now", "response", "expect" | "expect_no_match" | "expect_error"}]}`.
+/// `response` is, for a mapping with `after`, the capture of the mapping
+/// named there (without it, what reads `response` renders `null`). `expect`
 /// is compared with the `jobs` array `map` would print (with the case's `env`
 /// substituted and nothing masked); `expect_error` is a substring of the error.
 public struct MappingTestRunner: Sendable {
@@ -92,7 +94,9 @@ public struct MappingTestRunner: Sendable {
         } catch {
             return .failure(Failure(text: error.message))
         }
-        let result = mapping.plan(event, now: now)
+        // An `after` mapping's request as it is sent: with the other job's capture as `response`.
+        let extra: [String: JSONValue] = testCase["response"].map { ["response": $0] } ?? [:]
+        let result = mapping.plan(event, now: now, extra: extra)
         let actual = MapOutput.result(mapping, event, result, variables: variables, mask: false)
         if testCase["expect_no_match"]?.boolValue == true {
             if case .noMatch = result { return .success(()) }

@@ -83,11 +83,20 @@ public enum MapOutput {
                     var item = JSONObject()
                     if !job.item.isEmpty { item["item"] = .string(job.item) }
                     item["effect_key"] = .string(job.effectKey)
-                    item["payload"] = variables.map { substitute(job.payload, $0, mask: mask) } ?? job.payload
+                    item["payload"] = variables.map { shown(job.payload, kind: mapping.kind, $0, mask: mask) } ?? job.payload
                     return .object(item)
                 })
         }
         return .object(object)
+    }
+
+    /// A payload as its executor uses it: a `rest` request filled in as it
+    /// is sent (`VariableSource.fill`), other kinds with their placeholders
+    /// replaced.
+    static func shown(_ payload: JSONValue, kind: String, _ variables: VariableSource, mask: Bool) -> JSONValue {
+        guard kind == "rest" else { return substitute(payload, variables, mask: mask) }
+        var missing: [String] = []
+        return variables.fill(payload, mask: mask, missing: &missing)
     }
 
     /// Every string of `value` with its `${VARIABLES}` replaced.

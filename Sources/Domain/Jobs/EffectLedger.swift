@@ -1,4 +1,6 @@
+import Clocks
 import JSON
+import Mapping
 
 /// The effect ledger's rules: one delivered effect per (mapping, effect key).
 /// The store records deliveries and asks `decide` when it claims a job whose
@@ -27,6 +29,13 @@ public enum EffectLedger {
     /// `on_resend` decides.
     public static func consultsLedger(kind: String) -> Bool {
         kind != "csv"
+    }
+
+    /// The idempotency key of a forced replay (`replay --force`): a new one, so
+    /// a downstream that deduplicates by key takes the resend as a new
+    /// delivery. Stored request text (`StoredText`): event data's `$` doubled.
+    public static func forcedResendKey(mapping: String, effectKey: String, at now: Timestamp) -> String {
+        StoredText.escape("\(mapping):\(effectKey):replay-\(now.milliseconds)")
     }
 
     /// `deliveredBy`: the job recorded in the ledger for the claimed job's

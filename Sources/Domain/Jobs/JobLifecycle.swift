@@ -80,6 +80,9 @@ public enum JobTransition: Sendable, Hashable {
     case setAside
     /// `jobs retry`.
     case operatorRetry
+    /// `jobs retry` of a job of an `after` mapping whose dependency has not
+    /// delivered its effect: it goes (back) to waiting for it, never past it.
+    case operatorRetryWaiting
     /// `jobs resolve --delivered` / `--not-delivered` of an `in_doubt` job.
     case resolve(delivered: Bool)
     /// `jobs cancel`.
@@ -100,7 +103,7 @@ public enum JobTransition: Sendable, Hashable {
         case .hold, .expire: return [.running, .pending]
         case .release: return [.held]
         case .setAside: return [.pending, .running]
-        case .operatorRetry: return [.dead, .held, .cancelled, .inDoubt, .setAside]
+        case .operatorRetry, .operatorRetryWaiting: return [.dead, .held, .cancelled, .inDoubt, .setAside]
         case .resolve: return [.inDoubt]
         case .cancel: return [.pending, .held, .inDoubt, .dead, .setAside]
         case .erase: return JobState.open
@@ -117,7 +120,7 @@ public enum JobTransition: Sendable, Hashable {
         case .succeed: return .done
         case .retryLater, .giveBack, .release, .operatorRetry, .forceResend: return .pending
         case .fail: return .dead
-        case .hold: return .held
+        case .hold, .operatorRetryWaiting: return .held
         case .expire: return .expired
         case .leaseLost(let policy): return policy == .rerun ? .pending : .inDoubt
         case .setAside: return .setAside
@@ -242,5 +245,39 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case .crashedDuringAttempt: return "the runner stopped during an attempt; the downstream may have received it: resolve it"
         case .storeFault(let text): return "set aside: \(text)"
         }
+    }
+}
+
+/// What the end of a job means for the jobs of `after` mappings that wait for
+/// it (same company and subject): the one rule the store applies when a job
+/// ends and when an operator retries a waiting job.
+public enum DependencyOutcome: Sendable, Hashable {
+    /// The effect exists (done, or skipped because another job delivered it):
+    /// the waiting jobs run, with the capture of the job that delivered it.
+    case release
+    /// An operator (or erasure) stopped the chain: the waiting jobs are cancelled with it.
+    case cancel
+    /// It ended without its effect (dead, expired, set aside): the waiting jobs
+    /// keep waiting, and say why, so an operator can retry the failed job (the
+    /// chain then goes on) or cancel them.
+    case keepWaiting(because: String)
+
+    /// `nil` when the state is not an end that concerns the waiting jobs
+    /// (still pending, running, held or in doubt: they simply wait on).
+    public static func after(_ state: JobState, jobID: Int64, mapping: String) -> DependencyOutcome? {
+        switch state {
+        case .done, .skipped: return .release
+        case .cancelled: return .cancel
+        case .dead, .expired, .setAside:
+            return .keepWaiting(
+                because: "after: waits for \(mapping), whose job \(jobID) is \(state.rawValue): `jobs retry \(jobID)` lets this one run "
+                    + "once it succeeds, `jobs cancel` stops this one")
+        case .pending, .running, .held, .inDoubt: return nil
+        }
+    }
+
+    /// Why a cancelled waiting job was cancelled.
+    public static func cancelledWith(jobID: Int64, mapping: String) -> String {
+        "cancelled with job \(jobID) of \(mapping), which it waited for"
     }
 }

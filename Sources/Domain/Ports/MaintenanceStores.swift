@@ -1,4 +1,5 @@
 import Clocks
+import JSON
 
 /// The store's upkeep and operator side, as protocols, so the store contract
 /// suite covers them for every store (SQLite now, PostgreSQL later).
@@ -52,9 +53,20 @@ public protocol ErasureStore: Sendable {
 
 /// What operators do by hand; each is allowed only where `JobTransition` allows it.
 public protocol OperatorJobStore: Sendable {
-    /// `dead`, `held`, `cancelled`, `in_doubt` or `set_aside` → `pending` now; returns how many.
+    /// `dead`, `held`, `cancelled`, `in_doubt` or `set_aside` → `pending` now;
+    /// returns how many. A job of an `after` mapping runs only once its
+    /// dependency delivered (`DependencyOutcome`); until then it waits again, uncounted.
     func retry(jobIDs: [Int64], now: Timestamp) async throws -> Int
-    /// An `in_doubt` job: delivered (done + ledger) or not (pending, sent again with the same key).
-    func resolve(jobID: Int64, delivered: Bool, now: Timestamp) async throws
+    /// An `in_doubt` job: delivered (done + ledger, with `capture` as the job's
+    /// capture, handed to the jobs `after` it) or not (pending, sent again with the same key).
+    func resolve(jobID: Int64, delivered: Bool, capture: JSONValue?, now: Timestamp) async throws
+    /// Also cancels the jobs of `after` mappings waiting for it (`DependencyOutcome.cancel`).
     func cancel(jobID: Int64, now: Timestamp) async throws
+}
+
+extension OperatorJobStore {
+    /// Resolves without captured values.
+    public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) async throws {
+        try await resolve(jobID: jobID, delivered: delivered, capture: nil, now: now)
+    }
 }

@@ -50,7 +50,10 @@ public struct Redactor: Sendable {
         var leaves: [String] = []
         func collect(_ value: JSONValue) {
             switch value {
-            case .string(let text): leaves.append(text)
+            case .string(let text):
+                leaves.append(text)
+                // A stored request doubles `$` (StoredText): the downstream quotes it single.
+                if text.utf8.contains(UInt8(ascii: "$")) { leaves.append(StoredText.unescape(text)) }
             case .number(let number): leaves.append(number.lexeme)
             case .array(let items):
                 for item in items { collect(item) }

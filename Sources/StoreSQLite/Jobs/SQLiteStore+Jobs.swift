@@ -339,6 +339,55 @@ extension SQLiteStore: JobStore {
         }
     }
 
+    /// Applies `DependencyOutcome` to the jobs of `after` mappings waiting for
+    /// `mapping`'s job `jobID` of this entity, now that it is in `state`:
+    /// released with `capture`, cancelled with it (and what waits for them), or
+    /// told why they still wait.
+    func settleDependents(
+        db: Database, jobID: Int64, state: JobState, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?,
+        now: Timestamp
+    ) throws {
+        switch DependencyOutcome.after(state, jobID: jobID, mapping: mapping) {
+        case .release?:
+            try releaseDependents(db: db, mapping: mapping, companyID: companyID, subjectID: subjectID, capture: capture, now: now)
+        case .cancel?:
+            try cancelDependents(db: db, jobID: jobID, mapping: mapping, companyID: companyID, subjectID: subjectID, now: now)
+        case .keepWaiting(let reason)?:
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs INDEXED BY jobs_after SET last_error = ?, updated_at = ?
+                    WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = ? AND hold_reason = ?
+                    """
+            ).execute(arguments: [
+                reason, now.milliseconds, mapping, companyID, subjectID, JobState.held.rawValue, HoldReason.Code.waitingFor.rawValue,
+            ])
+        case nil:
+            break
+        }
+    }
+
+    /// Cancels what waits for a cancelled job, and what waits for those in turn
+    /// (`after` chains are acyclic: the mapping check refuses cycles; the depth is capped all the same).
+    func cancelDependents(db: Database, jobID: Int64, mapping: String, companyID: String?, subjectID: String?, now: Timestamp, depth: Int = 0)
+        throws
+    {
+        guard depth < 32 else { return }
+        let waiting = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT id, mapping FROM jobs INDEXED BY jobs_after
+                    WHERE after_mapping = ? AND company_id IS ? AND subject_id IS ? AND state = ? AND hold_reason = ?
+                    """),
+            arguments: [mapping, companyID, subjectID, JobState.held.rawValue, HoldReason.Code.waitingFor.rawValue])
+        for row in waiting {
+            let id: Int64 = row["id"]
+            let target = try JobState.held.after(.cancel, jobID: id)
+            try db.cachedStatement(sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = ? WHERE id = ?")
+                .execute(arguments: [target.rawValue, now.milliseconds, DependencyOutcome.cancelledWith(jobID: jobID, mapping: mapping), id])
+            try cancelDependents(db: db, jobID: id, mapping: row["mapping"], companyID: companyID, subjectID: subjectID, now: now, depth: depth + 1)
+        }
+    }
+
     /// Jobs of `after` mappings waiting for `mapping`'s job of this entity become due,
     /// with the capture that the executor puts in scope as `response`.
     func releaseDependents(db: Database, mapping: String, companyID: String?, subjectID: String?, capture: JSONValue?, now: Timestamp) throws {
@@ -392,10 +441,11 @@ extension SQLiteStore: JobStore {
                 """
         }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments) else { return }
-        if case .done(let capture) = completion {
-            try releaseDependents(
-                db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
-                capture: capture, now: now)
+        let capture: JSONValue? = if case .done(let captured) = completion { captured } else { nil }
+        try settleDependents(
+            db: db, jobID: jobID, state: target, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+            capture: capture, now: now)
+        if case .done = completion {
             try recordEffect(
                 db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
                 companyID: row["company_id"], subjectID: row["subject_id"])

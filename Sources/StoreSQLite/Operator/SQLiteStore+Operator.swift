@@ -80,13 +80,22 @@ extension SQLiteStore: OperatorJobStore {
 
     /// `dead`, `held`, `cancelled`, `in_doubt` or `set_aside` → `pending` now, same
     /// rendered request and key; the retry window starts again (`first_attempt_at`
-    /// cleared). All or nothing: one job in another state fails the whole call.
+    /// cleared). A job of an `after` mapping whose dependency has not delivered
+    /// waits for it instead (not counted). All or nothing: one job in another
+    /// state fails the whole call. Returns how many were queued.
     @discardableResult
     public func retry(jobIDs: [Int64], now: Timestamp) async throws -> Int {
         try await writer.perform { [self] db, _ in
             var count = 0
             for id in jobIDs {
                 let (_, target) = try transition(.operatorRetry, jobID: id, db: db)
+                switch try retryAfterJob(jobID: id, db: db, now: now) {
+                case .released?:
+                    count += 1
+                    continue
+                case .waits?: continue
+                case nil: break
+                }
                 try db.execute(
                     sql: """
                         UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
@@ -98,6 +107,56 @@ extension SQLiteStore: OperatorJobStore {
         }
     }
 
+    /// What `jobs retry` did to a job of an `after` mapping.
+    enum RetryOfAfterJob {
+        /// Its dependency's effect exists: queued with that job's capture.
+        case released
+        /// It does not: the job waits for it (again).
+        case waits
+    }
+
+    /// A job of an `after` mapping that an operator retries runs only once its
+    /// dependency's effect exists: if it does (done, or skipped as delivered),
+    /// the job is queued with that job's capture; if not, it waits for it.
+    /// `nil` for a job of any other mapping.
+    func retryAfterJob(jobID: Int64, db: Database, now: Timestamp) throws -> RetryOfAfterJob? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT after_mapping, company_id, subject_id, hold_reason FROM jobs WHERE id = ? AND after_mapping IS NOT NULL",
+                arguments: [jobID]),
+            let after: String = row["after_mapping"]
+        else { return nil }
+        let delivered = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COALESCE(d.capture, (SELECT f.capture FROM jobs f WHERE f.id = d.skipped_for)) AS capture, d.id
+                FROM jobs d WHERE d.mapping = ? AND d.company_id IS ? AND d.subject_id IS ? AND d.state IN (?, ?)
+                ORDER BY d.id DESC LIMIT 1
+                """,
+            arguments: [after, row["company_id"], row["subject_id"], JobState.done.rawValue, JobState.skipped.rawValue])
+        if let delivered {
+            let (_, target) = try transition(.operatorRetry, jobID: jobID, db: db)
+            let capture = (delivered["capture"] as Data?).flatMap { try? JSONParser.parse([UInt8]($0), options: .strict) }
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
+                        after_capture = ?, last_error = 'retried by an operator' WHERE id = ?
+                    """,
+                arguments: [
+                    target.rawValue, now.milliseconds, now.milliseconds, Data(JSONWriter.bytes(capture ?? .object(JSONObject()))), jobID,
+                ])
+            return .released
+        }
+        let (_, target) = try transition(.operatorRetryWaiting, jobID: jobID, db: db)
+        let waiting = HoldReason.waitingFor(mapping: after)
+        try db.execute(
+            sql: """
+                UPDATE jobs SET state = ?, hold_reason = ?, hold_detail = ?, updated_at = ?, first_attempt_at = NULL,
+                    last_error = 'retried by an operator: still waits for ' || ? || ' to succeed for this entity' WHERE id = ?
+                """, arguments: [target.rawValue, waiting.code.rawValue, waiting.detail, now.milliseconds, after, jobID])
+        return .waits
+    }
+
     /// Ids of jobs in a raw `state` (of one mapping, or all), in id order: what `jobs retry --dead` takes.
     public func jobIDs(state: String, mapping: String?) throws -> [Int64] {
         try reader.read { db in
@@ -107,7 +166,10 @@ extension SQLiteStore: OperatorJobStore {
     }
 
     /// An operator decides an `in_doubt` job: delivered (done + ledger) or not (pending, resent with the same key).
-    public func resolve(jobID: Int64, delivered: Bool, now: Timestamp) async throws {
+    /// With `delivered`, `capture` holds the values the downstream created (its
+    /// ids: what the mapping's capture would have taken from the answer the
+    /// bridge never saw), stored as the job's capture and handed to the jobs `after` it.
+    public func resolve(jobID: Int64, delivered: Bool, capture: JSONValue?, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.resolve(delivered: delivered), jobID: jobID, db: db)
             guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID])
@@ -117,14 +179,15 @@ extension SQLiteStore: OperatorJobStore {
             if delivered {
                 try db.execute(
                     sql: """
-                        UPDATE jobs SET state = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL,
+                        UPDATE jobs SET state = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, capture = ?,
                             last_error = 'resolved by an operator: delivered' WHERE id = ?
-                        """, arguments: [target.rawValue, now.milliseconds, jobID])
+                        """, arguments: [target.rawValue, now.milliseconds, capture.map { Data(JSONWriter.bytes($0)) }, jobID])
                 try recordEffect(
                     db: db, mapping: row["mapping"], effectKey: row["effect_key"], jobID: jobID, now: now,
                     companyID: row["company_id"], subjectID: row["subject_id"])
-                try releaseDependents(
-                    db: db, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"], capture: nil, now: now)
+                try settleDependents(
+                    db: db, jobID: jobID, state: target, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                    capture: capture, now: now)
             } else {
                 try db.execute(
                     sql: """
@@ -143,6 +206,11 @@ extension SQLiteStore: OperatorJobStore {
             try db.execute(
                 sql: "UPDATE jobs SET state = ?, updated_at = ?, last_error = 'cancelled by an operator' WHERE id = ?",
                 arguments: [target.rawValue, now.milliseconds, jobID])
+            if let row = try Row.fetchOne(db, sql: "SELECT mapping, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID]) {
+                try settleDependents(
+                    db: db, jobID: jobID, state: target, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
+                    capture: nil, now: now)
+            }
         }
     }
 
@@ -233,7 +301,7 @@ extension SQLiteStore: OperatorJobStore {
                         continue
                     }
                     if case .object(var object) = payload, object["idempotency_key"] != nil {
-                        object["idempotency_key"] = .string("\(job.mapping):\(job.effectKey):replay-\(now.milliseconds)")
+                        object["idempotency_key"] = .string(EffectLedger.forcedResendKey(mapping: job.mapping, effectKey: job.effectKey, at: now))
                         payload = .object(object)
                     }
                     try db.execute(
