@@ -193,11 +193,12 @@ public final class BridgeApplication: Sendable {
         archiveConfiguration.downloader.verifyPeer = !config.tlsInsecureSkipVerify
         archiveConfiguration.downloader.guardedPaths = [config.resolvedArchiveDir, config.dataDir]
         archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
+        let tls = RestExecutor.TLSSettings(
+            caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify, proxy: config.outboundProxy)
         let executors: [any JobExecutor] = [
             LogExecutor(),
-            RestExecutor(
-                registry: registry, client: curl, clock: clock,
-                tls: .init(caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify, proxy: config.outboundProxy)),
+            RestExecutor(registry: registry, client: curl, clock: clock, tls: tls, store: store),
+            FlowExecutor(registry: registry, store: store, client: curl, clock: clock, tls: tls),
             CSVExecutor(registry: registry, store: store, clock: clock),
             ArchiveExecutor(
                 registry: registry, store: store, clock: clock, configuration: archiveConfiguration, client: curl, io: io,

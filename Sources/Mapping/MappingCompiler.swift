@@ -291,7 +291,7 @@ enum Durations {
 /// `MappingSet.load` does that and adds the checks across files.
 public enum MappingCompiler {
     static let topLevelKeys = [
-        "name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "$schema",
+        "name", "description", "enabled", "when", "effect_key", "on_repeat", "after", "lookups", "rest", "csv", "archive", "flow", "$schema",
     ]
 
     /// The events a mapping can name in `when.event`: the Partner API's four
@@ -379,18 +379,19 @@ public enum MappingCompiler {
             }
         }
 
-        let targets = ["rest", "csv", "archive"].filter { root.object[$0] != nil }
+        let targets = ["rest", "csv", "archive", "flow"].filter { root.object[$0] != nil }
         var target: MappingTarget?
         if targets.count != 1 {
             context.error(
                 targets.isEmpty
-                    ? "a mapping needs exactly one target: \"rest\", \"csv\" or \"archive\""
+                    ? "a mapping needs exactly one target: \"rest\", \"flow\", \"csv\" or \"archive\""
                     : "a mapping has exactly one target, found \(targets.joined(separator: " and "))", at: .root)
         }
         if let kind = targets.first {
             switch kind {
             case "rest": target = compileRest(root.value("rest"), context: context).map(MappingTarget.rest)
             case "csv": target = compileCSV(root.value("csv"), context: context).map(MappingTarget.csv)
+            case "flow": target = compileFlow(root.value("flow"), context: context).map(MappingTarget.flow)
             default: target = compileArchive(root.value("archive"), context: context).map(MappingTarget.archive)
             }
         }
@@ -398,6 +399,11 @@ public enum MappingCompiler {
         root.finish()
         checkPaths(context: context, lookups: lookups)
         let responseReads = checkResponsePaths(context: context, after: after)
+        if case .flow(let flow)? = target { checkStepPaths(context: context, flow: flow) }
+        if target != nil, after != nil, case .flow? = target {
+            context.error(
+                "a flow cannot wait \"after\" another mapping yet: make the other request a step of the flow", at: JSONPointer(tokens: ["after"]))
+        }
 
         let hash = SHA256.hash(data: bytes).map { UInt8($0) }
         let hex = Array("0123456789abcdef")
@@ -410,7 +416,8 @@ public enum MappingCompiler {
         let mapping = MappingFile(
             name: name, description: description, enabled: enabled, file: file, when: when, effectKey: effectKey,
             onRepeat: onRepeat, after: after, lookups: lookups, target: target, contentHash: contentHash,
-            requiredVariables: required, dataPaths: DataPaths(expressionPaths: context.paths.map(\.0)), responseReads: responseReads)
+            requiredVariables: required, dataPaths: DataPaths(expressionPaths: context.paths.map(\.0)), responseReads: responseReads,
+            source: bytes)
         return (mapping, context.diagnostics)
     }
 
@@ -432,6 +439,21 @@ public enum MappingCompiler {
     static func compileRest(_ value: JSONValue?, context: CompileContext) -> RestTarget? {
         let at = JSONPointer(tokens: ["rest"])
         guard var r = ObjectReader(value, at: at, context: context, what: "\"rest\"") else { return nil }
+        let target = compileRequest(&r, at: at, context: context, inherited: nil)
+        r.finish()
+        return target
+    }
+
+    /// What a flow's steps inherit unless they set it themselves.
+    struct StepDefaults {
+        var headers: [(name: String, value: Template)]
+        var auth: RestAuth?
+        var timeoutSeconds: Int?
+        var idempotencyHeader: String?
+    }
+
+    /// The request keys of a `rest` target or a flow step (the caller finishes the reader).
+    static func compileRequest(_ r: inout ObjectReader, at: JSONPointer, context: CompileContext, inherited: StepDefaults?) -> RestTarget? {
         let method = (r.oneOf("method", ["GET", "POST", "PUT", "PATCH", "DELETE"]) ?? "POST")
         let url = r.template("url", required: true)
         if let url {
@@ -449,7 +471,13 @@ public enum MappingCompiler {
                     at: at.appending("url"))
             }
         }
-        let headers = r.templateMap("headers")
+        var headers = r.templateMap("headers")
+        // A step with its own Authorization header (often another host: the
+        // result card in Jobylon) never gets the flow's credentials too.
+        let ownAuthorization = headers.contains { $0.name.lowercased() == "authorization" }
+        if let inherited {
+            headers = inherited.headers.filter { shared in !headers.contains { $0.name.lowercased() == shared.name.lowercased() } } + headers
+        }
         let query = r.templateMap("query")
         let body = r.value("body").map { jsonTemplate($0, at: at.appending("body"), context: context) }
         var success = [200, 201, 202, 204]
@@ -460,6 +488,26 @@ public enum MappingCompiler {
                 context.error("\"success\" must be a list of HTTP status codes", at: at.appending("success"))
             }
         }
+        // A flow's retry limits are the flow's (one job): steps have none of their own.
+        let retry = inherited == nil ? compileRetry(&r, at: at, context: context) : RetrySettings()
+        let idempotencyKey = r.template("idempotency_key")
+        let idempotencyHeader = r.string("idempotency_header") ?? inherited?.idempotencyHeader ?? "Idempotency-Key"
+        let honours = r.bool("honours_idempotency_key") ?? false
+        let capture = r.templateMap("capture")
+        let outcomes = compileOutcomes(r.value("outcomes"), at: at.appending("outcomes"), context: context)
+        let timeout = r.duration("timeout") ?? inherited?.timeoutSeconds
+        let auth = compileAuth(r.value("auth"), at: at.appending("auth"), context: context) ?? (ownAuthorization ? nil : inherited?.auth)
+        guard let url else { return nil }
+        var target = RestTarget(
+            method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
+            idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
+            auth: auth)
+        target.outcomes = outcomes
+        if let timeout { target.timeoutSeconds = max(1, timeout) }
+        return target
+    }
+
+    static func compileRetry(_ r: inout ObjectReader, at: JSONPointer, context: CompileContext) -> RetrySettings {
         var retry = RetrySettings()
         if var reader = ObjectReader(r.value("retry"), at: at.appending("retry"), context: context, what: "\"retry\"") {
             retry.maxDelaySeconds = reader.duration("max_delay") ?? retry.maxDelaySeconds
@@ -467,13 +515,32 @@ public enum MappingCompiler {
             retry.maxAttempts = reader.int("max_attempts", range: 1...1000) ?? retry.maxAttempts
             reader.finish()
         }
-        let idempotencyKey = r.template("idempotency_key")
-        let idempotencyHeader = r.string("idempotency_header") ?? "Idempotency-Key"
-        let honours = r.bool("honours_idempotency_key") ?? false
-        let capture = r.templateMap("capture")
-        let timeout = r.duration("timeout")
+        return retry
+    }
+
+    /// `[{"if": condition over response, "then": outcome}]`, in order.
+    static func compileOutcomes(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> [ResponseRule] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else {
+            context.error("\"outcomes\" must be a list of {\"if\": condition, \"then\": outcome}", at: at)
+            return []
+        }
+        var rules: [ResponseRule] = []
+        for index in items.indices {
+            guard var reader = ObjectReader(items[index], at: at.appending(index), context: context, what: "an outcome") else { continue }
+            let source = reader.string("if", required: true)
+            let condition = source.flatMap { context.expression($0, at: reader.pointer.appending("if")) }
+            let then = reader.oneOf("then", ResponseOutcome.allCases.map(\.rawValue)).flatMap(ResponseOutcome.init(rawValue:))
+            if reader.object["then"] == nil { context.error("missing required key \"then\"", at: reader.pointer) }
+            reader.finish()
+            if let condition, let source, let then { rules.append(ResponseRule(condition: condition, source: source, outcome: then)) }
+        }
+        return rules
+    }
+
+    static func compileAuth(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> RestAuth? {
         var auth: RestAuth?
-        if var a = ObjectReader(r.value("auth"), at: at.appending("auth"), context: context, what: "\"auth\"") {
+        if var a = ObjectReader(value, at: at, context: context, what: "\"auth\"") {
             // Credentials are text with ${VARIABLES} only: no event data may reach them.
             func secret(_ key: String) -> String? {
                 guard let text = a.string(key) else { return nil }
@@ -491,14 +558,96 @@ public enum MappingCompiler {
             }
             a.finish()
         }
+        return auth
+    }
+
+    /// `flow`: shared `headers`, `auth`, `timeout`, `idempotency_header` and
+    /// `retry`, then `steps` (each a request with `name` and an optional
+    /// `if`) and an optional `on_failure` request.
+    static func compileFlow(_ value: JSONValue?, context: CompileContext) -> FlowTarget? {
+        let at = JSONPointer(tokens: ["flow"])
+        guard var r = ObjectReader(value, at: at, context: context, what: "\"flow\"") else { return nil }
+        let defaults = StepDefaults(
+            headers: r.templateMap("headers"), auth: compileAuth(r.value("auth"), at: at.appending("auth"), context: context),
+            timeoutSeconds: r.duration("timeout"), idempotencyHeader: r.string("idempotency_header"))
+        let retry = compileRetry(&r, at: at, context: context)
+        var steps: [FlowStep] = []
+        var names = Set<String>()
+        func step(_ value: JSONValue, at pointer: JSONPointer, fixedName: String?) -> FlowStep? {
+            guard var s = ObjectReader(value, at: pointer, context: context, what: "a step") else { return nil }
+            let name = fixedName ?? s.string("name", required: true) ?? ""
+            if fixedName == nil, !name.isEmpty {
+                if !name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) {
+                    context.error("a step name may contain lower-case letters, digits and '_' only", at: pointer.appending("name"))
+                } else if !names.insert(name).inserted {
+                    context.error("duplicate step name \"\(name)\"", at: pointer.appending("name"))
+                }
+            }
+            let conditionSource = s.string("if")
+            let condition = conditionSource.flatMap { context.expression($0, at: pointer.appending("if")) }
+            let request = compileRequest(&s, at: pointer, context: context, inherited: defaults)
+            s.finish()
+            guard let request else { return nil }
+            return FlowStep(name: name, condition: condition, conditionSource: conditionSource, request: request)
+        }
+        switch r.value("steps") {
+        case .array(let items)? where !items.isEmpty:
+            for index in items.indices {
+                if let compiled = step(items[index], at: at.appending("steps").appending(index), fixedName: nil) { steps.append(compiled) }
+            }
+        default:
+            context.error("\"steps\" must be a non-empty list of requests", at: r.object["steps"] == nil ? at : at.appending("steps"))
+        }
+        let onFailure = r.value("on_failure").flatMap { step($0, at: at.appending("on_failure"), fixedName: "on_failure") }
         r.finish()
-        guard let url else { return nil }
-        var target = RestTarget(
-            method: method, url: url, headers: headers, query: query, body: body, success: success, retry: retry,
-            idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
-            auth: auth)
-        if let timeout { target.timeoutSeconds = max(1, timeout) }
-        return target
+        guard !steps.isEmpty else { return nil }
+        return FlowTarget(steps: steps, onFailure: onFailure, retry: retry)
+    }
+
+    /// In a flow, `steps.<step>.<capture>` reads an earlier step's capture
+    /// (or `.outcome`), `failure` exists in `on_failure` only, and `response`
+    /// in a step's `capture` and `outcomes` only.
+    static func checkStepPaths(context: CompileContext, flow: FlowTarget) {
+        for (path, pointer, offset) in context.paths where ["steps", "failure"].contains(path.root) {
+            let tokens = pointer.tokens
+            let index: Int?
+            if tokens.count >= 3, tokens[0] == "flow", tokens[1] == "steps" {
+                index = Int(tokens[2])
+            } else if tokens.count >= 2, tokens[0] == "flow", tokens[1] == "on_failure" {
+                index = flow.steps.count
+            } else {
+                index = nil
+            }
+            guard let index else {
+                context.error(
+                    "'\(path.root)' has no value here: it is known inside a flow's steps", at: pointer, scalar: offset)
+                continue
+            }
+            if path.root == "failure" {
+                if index != flow.steps.count { context.error("'failure' is known in on_failure only", at: pointer, scalar: offset) }
+                continue
+            }
+            guard case .field(let stepName)? = path.segments.first else {
+                context.error("read an earlier step's capture: steps.<step>.<capture>", at: pointer, scalar: offset)
+                continue
+            }
+            let earlier = flow.steps.prefix(index)
+            guard let step = earlier.first(where: { $0.name == stepName }) else {
+                let offer = earlier.isEmpty ? "no step runs before this one" : "earlier steps: \(earlier.map(\.name).joined(separator: ", "))"
+                context.error("steps.\(stepName): no earlier step is named \"\(stepName)\"; \(offer)", at: pointer, scalar: offset)
+                continue
+            }
+            guard path.segments.count >= 2, case .field(let capture) = path.segments[1] else {
+                context.error("read one value of step \(stepName): steps.\(stepName).<capture>", at: pointer, scalar: offset)
+                continue
+            }
+            let provided = step.request.capture.map(\.name) + ["outcome"]
+            if !provided.contains(capture) {
+                context.error(
+                    "steps.\(stepName).\(capture): step \(stepName) captures no \"\(capture)\"; it provides \(provided.joined(separator: ", "))",
+                    at: pointer, scalar: offset)
+            }
+        }
     }
 
     static func compileCSV(_ value: JSONValue?, context: CompileContext) -> CSVTarget? {
@@ -731,9 +880,11 @@ public enum MappingCompiler {
         var reads: [MappingFile.ResponseRead] = []
         for (path, pointer, offset) in context.paths where path.root == "response" {
             let tokens = pointer.tokens
+            if tokens.first == "flow" || tokens.first == "rest", tokens.contains("outcomes") || tokens.contains("capture") { continue }
             guard tokens.count >= 2, tokens[0] == "rest" else {
                 context.error(
-                    "'response' has no value here: it is known in rest.capture, and in the request of a mapping with \"after\"", at: pointer,
+                    "'response' has no value here: it is known in a request's capture and outcomes, and in the request of a mapping with \"after\"",
+                    at: pointer,
                     scalar: offset)
                 continue
             }
@@ -772,7 +923,7 @@ public enum MappingCompiler {
 /// The documented shape of Jobylon's payloads (shared/jobylon/README.md), for warnings.
 enum DocumentedSchema {
     static let roots: Set<String> = [
-        "candidate", "job", "company", "data", "event", "companies", "now", "period", "response",
+        "candidate", "job", "company", "data", "event", "companies", "now", "period", "response", "steps", "failure",
         "company_id", "internal_id", "company_name", "has_config", "dt_created", "settings",
     ]
     static let fields: [String: Set<String>] = [

@@ -55,6 +55,9 @@ public struct MappingFile: Sendable {
     /// The captured values the request of an `after` mapping reads
     /// (`response.<name>`), checked against what that mapping captures.
     public var responseReads: [ResponseRead] = []
+    /// The file's bytes as compiled: stored with a flow's job (by
+    /// `contentHash`) so a flow finishes with the version it started with.
+    public var source: [UInt8] = []
 
     /// One `response.<name>` in an `after` mapping's request, and where it is written.
     public struct ResponseRead: Sendable, Hashable {
@@ -85,12 +88,14 @@ public enum MappingTarget: Sendable {
     case rest(RestTarget)
     case csv(CSVTarget)
     case archive(ArchiveTarget)
+    case flow(FlowTarget)
 
-    /// `rest`, `csv` or `archive`: stored with each job and matched against the
-    /// executors present.
+    /// `rest`, `csv`, `archive` or `flow`: stored with each job and matched
+    /// against the executors present.
     public var kind: String {
         switch self {
         case .rest: return "rest"
+        case .flow: return "flow"
         case .csv: return "csv"
         case .archive: return "archive"
         }
@@ -167,6 +172,9 @@ public struct RestTarget: Sendable {
     public var auth: RestAuth?
     /// Total time one attempt may take (connect, send, answer).
     public var timeoutSeconds: Int = 30
+    /// Rules over the answer tried before the status decides (a JSON-RPC 200
+    /// with an `error` object fails; a "must be unique" 400 is already done).
+    public var outcomes: [ResponseRule] = []
 }
 
 /// Credentials as `${VARIABLE}` text only (the compiler refuses expressions),

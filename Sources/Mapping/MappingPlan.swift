@@ -94,11 +94,27 @@ extension MappingFile {
             }
         }
         do throws(EvaluationError) {
-            var key = event.entityKey
-            if let effectKey {
-                key = Evaluator.text(try effectKey.render(in: scope))
-            }
+            let key = try effectKeyText(in: scope, event: event)
             switch target {
+            case .flow(let flow):
+                // Rendered now only to find what the event cannot give (a
+                // `required` field, an invalid IBAN) before any step creates
+                // something; what reads earlier steps renders when sent.
+                var deferred = scope
+                deferred.deferred.formUnion(["steps", "response", "failure"])
+                for step in flow.steps {
+                    if let condition = step.condition {
+                        do {
+                            _ = try Evaluator.evaluate(condition, in: deferred)
+                        } catch {
+                            if error.deferredRoot == nil { throw EvaluationError("flow.steps[\(step.name)].if: \(error.message)") }
+                        }
+                    }
+                    _ = try renderRest(
+                        step.request, key: key + ":" + step.name, eventID: event.id, scope: deferred, label: "flow.steps[\(step.name)]")
+                }
+                let names: [JSONValue] = flow.steps.map { .string($0.name) }
+                return .planned([RenderedJob(item: "", effectKey: key, payload: ["flow": .string(name), "steps": .array(names)])])
             case .rest(let rest):
                 return .planned([RenderedJob(item: "", effectKey: key, payload: try renderRest(rest, key: key, eventID: event.id, scope: scope))])
             case .csv(let csv):
@@ -163,17 +179,23 @@ extension MappingFile {
         }
     }
 
-    func renderRest(_ rest: RestTarget, key: String, eventID scopeEventID: Int64?, scope eventScope: EvaluationScope) throws(EvaluationError)
-        -> JSONValue
-    {
+    /// The effect key for one event: the template's text, or the entity key.
+    func effectKeyText(in scope: EvaluationScope, event: MappingEvent) throws(EvaluationError) -> String {
+        guard let effectKey else { return event.entityKey }
+        return Evaluator.text(try effectKey.render(in: scope))
+    }
+
+    func renderRest(
+        _ rest: RestTarget, key: String, eventID scopeEventID: Int64?, scope eventScope: EvaluationScope, label: String = "rest"
+    ) throws(EvaluationError) -> JSONValue {
         // Placeholders stay for send time; event data's `$` is escaped (`StoredText`).
         var scope = eventScope
         scope.escapesPlaceholders = true
-        func field(_ label: String, _ template: Template) throws(EvaluationError) -> JSONValue {
+        func field(_ field: String, _ template: Template) throws(EvaluationError) -> JSONValue {
             do {
                 return try template.renderUnlessDeferred(in: scope)
             } catch {
-                throw EvaluationError("rest.\(label): \(error.message)")
+                throw EvaluationError("\(label).\(field): \(error.message)")
             }
         }
         var headers = JSONObject()
@@ -185,7 +207,7 @@ extension MappingFile {
             do {
                 body = try template.render(in: scope)
             } catch {
-                throw EvaluationError("rest.body: \(error.message)")
+                throw EvaluationError("\(label).body: \(error.message)")
             }
         }
         // Each mapping's default key is its own (a create and an update of one

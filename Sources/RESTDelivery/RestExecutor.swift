@@ -23,6 +23,7 @@ public struct RestExecutor: JobExecutor {
     let client: CurlClient
     let clock: any WallClock
     let tls: TLSSettings
+    let store: (any RunningJobStore)?
 
     /// Outbound TLS: verification is on unless an operator turns it off explicitly.
     public struct TLSSettings: Sendable {
@@ -44,7 +45,12 @@ public struct RestExecutor: JobExecutor {
 
     /// Variables come from the registry's current set (replaced with the
     /// mappings on SIGHUP), never from disk per send.
-    public init(registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings()) {
+    /// With `store`, an `after` job's send-time request replaces its stored
+    /// one before it is sent (what `jobs show` prints is what went out).
+    public init(
+        registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings(), store: (any RunningJobStore)? = nil
+    ) {
+        self.store = store
         self.registry = registry
         self.client = client
         self.clock = clock
@@ -76,7 +82,13 @@ public struct RestExecutor: JobExecutor {
         if mapping.after != nil {
             // Rendered again now, with the other job's captured response in scope.
             switch renderAfter(job, mapping: mapping) {
-            case .success(let rendered): payload = rendered
+            case .success(let rendered):
+                if rendered != payload, let store {
+                    // Under the lease: a runner that lost it sends nothing.
+                    guard (try? await store.recordSentRequest(jobID: job.id, owner: job.leaseOwner, payload: rendered, now: clock.now())) == true
+                    else { return .transient(reason: "the job's lease was lost before sending", retryAfter: nil) }
+                }
+                payload = rendered
             case .failure(let reason): return .permanent(reason: reason.text)
             }
         }
@@ -104,26 +116,37 @@ public struct RestExecutor: JobExecutor {
         // The answer's text may quote what was sent (an IBAN, a name): the
         // runner redacts it by value and pattern before it is stored or logged.
         // Only a failure's body becomes a reason (a success's is never read as text).
-        switch DownstreamAnswers.rest(status: response.status, success: rest.success) {
-        case .success:
-            return .succeeded(capture: capture(response, rest: rest, mapping: mapping))
-        case .transient:
+        let answer = RestTarget.responseValue(status: response.status, headers: response.headers, body: response.body)
+        let (outcome, rule) = DownstreamAnswers.rest(answer, status: response.status, target: rest)
+        let because = rule.map { " (outcomes: \($0))" } ?? ""
+        switch outcome {
+        case .success, .alreadyDone, .finish:
+            // Only a success's captures are read (never its text).
+            return .succeeded(capture: rest.capture.isEmpty ? nil : .object(rest.captures(from: answer)))
+        case .retry:
             let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: clock.now()) }
-            return .transient(reason: "HTTP \(response.status): \(RestRequestBuilder.excerpt(response.body))", retryAfter: after)
-        case .permanent:
-            return .permanent(reason: "HTTP \(response.status): \(RestRequestBuilder.excerpt(response.body))")
+            return .transient(reason: "HTTP \(response.status)\(because): \(RestRequestBuilder.excerpt(response.body))", retryAfter: after)
+        case .fail:
+            return .permanent(reason: "HTTP \(response.status)\(because): \(RestRequestBuilder.excerpt(response.body))")
         }
+    }
+
+    /// The event a job was planned for, from its stored body (`nil` once retention purged it).
+    static func event(of job: ClaimedJob, now: Timestamp) -> MappingEvent? {
+        guard let body = job.eventBody, let envelope = try? JSONParser.parse(body, options: .payload),
+            let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
+        else { return nil }
+        let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? now.milliseconds)
+        return MappingEvent(type: type, action: action, data: data, receivedAt: received, id: job.eventID, entityKey: job.effectKey)
     }
 
     struct RenderFailure: Error { var text: String }
 
     func renderAfter(_ job: ClaimedJob, mapping: MappingFile) -> Result<JSONValue, RenderFailure> {
-        guard let body = job.eventBody, let envelope = try? JSONParser.parse(body, options: .payload),
-            let type = envelope["event_type"]?.stringValue, let action = envelope["action"]?.stringValue, let data = envelope["data"]
-        else { return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)")) }
+        guard let event = RestExecutor.event(of: job, now: clock.now()) else {
+            return .failure(RenderFailure(text: "the event body is no longer stored (retention): cannot render \(mapping.name)"))
+        }
         let response = job.afterCapture.flatMap { try? JSONParser.parse($0, options: .strict) } ?? .object(JSONObject())
-        let received = MappingClock.iso8601(milliseconds: job.createdAt?.milliseconds ?? clock.now().milliseconds)
-        let event = MappingEvent(type: type, action: action, data: data, receivedAt: received, id: job.eventID, entityKey: job.effectKey)
         switch mapping.plan(event, now: MappingClock.iso8601(milliseconds: clock.now().milliseconds), extra: ["response": response]) {
         case .planned(let jobs):
             guard let rendered = jobs.first(where: { $0.item == job.item }) ?? jobs.first else {
@@ -133,26 +156,6 @@ public struct RestExecutor: JobExecutor {
         case .noMatch(let reason): return .failure(RenderFailure(text: "\(mapping.name) no longer matches: \(reason)"))
         case .failed(let message): return .failure(RenderFailure(text: message))
         }
-    }
-
-    /// The mapping's `capture` templates over `response` (status, headers, parsed body).
-    func capture(_ response: CurlResponse, rest: RestTarget, mapping: MappingFile) -> JSONValue? {
-        guard !rest.capture.isEmpty else { return nil }
-        var headers = JSONObject()
-        for header in response.headers { headers[header.name.lowercased()] = .string(header.value) }
-        let body = (try? JSONParser.parse(response.body, options: .payload)) ?? .string(String(decoding: response.body.prefix(4096), as: UTF8.self))
-        let responseValue: JSONValue = .object(
-            JSONObject([
-                .init(key: "status", value: .number(JSONNumber(response.status))),
-                .init(key: "headers", value: .object(headers)),
-                .init(key: "body", value: body),
-            ]))
-        let scope = EvaluationScope(data: .object(JSONObject()), event: .null, now: "", extra: ["response": responseValue])
-        var captured = JSONObject()
-        for item in rest.capture {
-            captured[item.name] = (try? item.value.render(in: scope)) ?? .null
-        }
-        return .object(captured)
     }
 }
 

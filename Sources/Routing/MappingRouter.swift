@@ -67,6 +67,8 @@ public struct MappingRouter: EventRouter {
             switch mapping.target {
             case .rest(let rest): crashPolicy = rest.honoursIdempotencyKey ? .rerun : .hold
             case .csv, .archive: crashPolicy = .rerun  // staging upserts and downloads are idempotent
+            // The first step's; the flow executor moves it to each step's before sending that step.
+            case .flow(let flow): crashPolicy = flow.steps.first?.isSafeToResend == true ? .rerun : .hold
             }
             let onRepeat = repeatPolicy(mapping, event: event, now: now)
             func job(item: String, key: String, payload: JSONValue, state: JobState, reason: String? = nil, hold: HoldReason? = nil) -> PlannedJob {
@@ -75,11 +77,14 @@ public struct MappingRouter: EventRouter {
                     // Signed file URLs stop working at their expiry (else 24 h after the webhook).
                     deadline = SignedURL(url).deadline(receivedAt: receivedAt)
                 }
-                return PlannedJob(
+                var planned = PlannedJob(
                     mapping: mapping.name, item: item, kind: mapping.kind, effectKey: key, payload: payload,
                     mappingHash: mapping.contentHash, crashPolicy: crashPolicy, initialState: state, reason: reason,
                     holdReason: hold, onRepeat: onRepeat, after: mapping.after, deadline: deadline
                 ).endingAtCreation(receivedAt: receivedAt)
+                // A flow renders each step when it is sent, with this version of the mapping.
+                if case .flow = mapping.target { planned.mappingSource = mapping.source }
+                return planned
             }
             switch plan {
             case .noMatch:

@@ -66,6 +66,22 @@ struct Jobs: AsyncParsableCommand {
             let pretty = parsed.map { JSONWriter.prettyString($0) } ?? job.payload
             print(redactor.redact(pretty))
             if let capture = job.capture { print("capture: \(Redactor.redactPatterns(capture))") }
+            if let flow = job.flowProgress {
+                // Ids the steps created, never personal data (masked by value and pattern all the same).
+                print("steps:")
+                for step in flow.steps {
+                    let status = step.status.map { " HTTP \($0)" } ?? ""
+                    let captured = step.captures.members.map { "\($0.key)=\(redactor.redact(JSONValue.plainText($0.value)))" }
+                    print("  \(step.name): \(step.outcome.rawValue)\(status)\(captured.isEmpty ? "" : " · " + captured.joined(separator: ", "))")
+                }
+                if let failure = flow.failure {
+                    print("  \(failure.step): failed — \(redactor.redact(failure.reason))\(failure.noticeSent ? " (on_failure sent)" : "")")
+                } else if let next = flow.next {
+                    print(
+                        "  \(next): \(job.summary.state == "running" ? "in flight" : job.summary.state == "in_doubt" ? "in doubt (was in flight)" : "next")"
+                    )
+                }
+            }
             for attempt in job.attempts {
                 let detail = attempt.detail.map { " — " + redactor.redact($0) } ?? ""
                 print("attempt \(attempt.attempt) at \(MappingClock.iso8601(milliseconds: attempt.finishedAt)): \(attempt.outcome)\(detail)")

@@ -61,6 +61,13 @@ struct Map: ParsableCommand {
             valueName: "file"))
     var response: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "For a flow: simulated answers by step name, e.g. {\"create_person\": {\"status\": 201, \"body\": {\"id\": \"P-1\"}}}.",
+            valueName: "file"))
+    var responses: String?
+
     func validate() throws {
         guard (event == nil) != (ndjson == nil) else { throw ValidationError("give exactly one of --event FILE or --ndjson FILE") }
     }
@@ -96,11 +103,22 @@ struct Map: ParsableCommand {
                 throw ValidationError("--response \(response): \(error)")
             }
         }
+        var simulated: [String: JSONValue] = [:]
+        if let responses {
+            do {
+                let object = try JSONParser.parse(try EventFile.read(responses), options: .strict)
+                guard case .object(let members) = object else { throw ValidationError("--responses \(responses): an object of step name → answer") }
+                for member in members { simulated[member.key] = member.value }
+            } catch let error as JSONError {
+                throw ValidationError("--responses \(responses): \(error)")
+            }
+        }
         if let event {
             let input = try EventFile.event(from: try EventFile.read(event), receivedAt: now, source: event)
             let result = file.plan(input, now: now, extra: extra)
-            print(JSONWriter.prettyString(MapOutput.result(file, input, result, variables: variables, mask: true)))
-            if Map.isError(result) { throw ExitCode(1) }
+            let output = MapOutput.result(file, input, result, variables: variables, mask: true, responses: simulated, now: now)
+            print(JSONWriter.prettyString(output))
+            if Map.isError(result) || MapOutput.flowFailed(output) { throw ExitCode(1) }
             return
         }
         guard let ndjson, let handle = FileHandle(forReadingAtPath: ndjson) else { throw ValidationError("cannot read \(ndjson ?? "")") }

@@ -5,9 +5,12 @@ import Mapping
 /// Runs the mapping test cases of `DIR/tests/*.json`.
 ///
 /// A test file: `{"mapping": NAME, "cases": [{"name", "event" | "event_file",
-/// "env", "now", "response", "expect" | "expect_no_match" | "expect_error"}]}`.
+/// "env", "now", "response", "responses", "expect" | "expect_steps" |
+/// "expect_no_match" | "expect_error"}]}`.
 /// `response` is, for a mapping with `after`, the capture of the mapping
-/// named there (without it, what reads `response` renders `null`). `expect`
+/// named there (without it, what reads `response` renders `null`);
+/// `responses` the simulated answers of a flow's steps by name, and
+/// `expect_steps` the `steps` array `map` prints for them. `expect`
 /// is compared with the `jobs` array `map` would print (with the case's `env`
 /// substituted and nothing masked); `expect_error` is a substring of the error.
 public struct MappingTestRunner: Sendable {
@@ -96,8 +99,16 @@ public struct MappingTestRunner: Sendable {
         }
         // An `after` mapping's request as it is sent: with the other job's capture as `response`.
         let extra: [String: JSONValue] = testCase["response"].map { ["response": $0] } ?? [:]
+        // A flow's steps, each with the answer the case simulates for it.
+        var responses: [String: JSONValue] = [:]
+        for member in testCase["responses"]?.objectValue ?? JSONObject() { responses[member.key] = member.value }
         let result = mapping.plan(event, now: now, extra: extra)
-        let actual = MapOutput.result(mapping, event, result, variables: variables, mask: false)
+        let actual = MapOutput.result(mapping, event, result, variables: variables, mask: false, responses: responses, now: now)
+        if let expected = testCase["expect_steps"] {
+            let steps = actual["steps"] ?? .null
+            if steps == expected { return .success(()) }
+            return .failure(Failure(text: Diff.lines(expected: JSONWriter.prettyString(expected), actual: JSONWriter.prettyString(steps))))
+        }
         if testCase["expect_no_match"]?.boolValue == true {
             if case .noMatch = result { return .success(()) }
             return .failure(Failure(text: "expected no match, got:\n" + JSONWriter.prettyString(actual)))
@@ -107,7 +118,7 @@ public struct MappingTestRunner: Sendable {
             return .failure(Failure(text: "expected an error containing \"\(expected)\", got:\n" + JSONWriter.prettyString(actual)))
         }
         guard let expected = testCase["expect"] else {
-            return .failure(Failure(text: "the case needs \"expect\", \"expect_no_match\" or \"expect_error\""))
+            return .failure(Failure(text: "the case needs \"expect\", \"expect_steps\", \"expect_no_match\" or \"expect_error\""))
         }
         let jobs = actual["jobs"] ?? actual
         if jobs == expected { return .success(()) }

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import JSON
 import Mapping
@@ -62,9 +63,13 @@ public enum EventFile {
 public enum MapOutput {
     /// `mapping`, `event`, `result` and, when planned, each job's item, effect key and payload
     /// (variables substituted; credential-like names masked when `mask`).
-    public static func result(_ mapping: MappingFile, _ event: MappingEvent, _ result: MappingResult, variables: VariableSource?, mask: Bool)
-        -> JSONValue
-    {
+    /// A flow also gets `steps`: each step rendered in turn with the answers
+    /// `responses` simulates (step name → `{status, headers, body}`), up to the
+    /// first step without one.
+    public static func result(
+        _ mapping: MappingFile, _ event: MappingEvent, _ result: MappingResult, variables: VariableSource?, mask: Bool,
+        responses: [String: JSONValue] = [:], now: String = ""
+    ) -> JSONValue {
         var object = JSONObject()
         object["mapping"] = .string(mapping.name)
         object["event"] = .string(event.name)
@@ -86,8 +91,78 @@ public enum MapOutput {
                     item["payload"] = variables.map { shown(job.payload, kind: mapping.kind, $0, mask: mask) } ?? job.payload
                     return .object(item)
                 })
+            if case .flow(let flow) = mapping.target {
+                object["steps"] = steps(
+                    of: flow, mapping, event, responses: responses, variables: variables ?? VariableSource(environment: [:]), mask: mask,
+                    now: now)
+            }
         }
         return .object(object)
+    }
+
+    /// Whether a simulated flow stopped on an error or a failed step (`map` exits 1).
+    public static func flowFailed(_ output: JSONValue) -> Bool {
+        guard case .array(let steps)? = output["steps"] else { return false }
+        return steps.contains { $0["error"] != nil || $0["outcome"]?.stringValue == ResponseOutcome.fail.rawValue }
+    }
+
+    /// A flow run offline: what each step would send, how the simulated
+    /// answer is read, what it captures; it stops where a real run would
+    /// (a failure, a retry, `finish`) or at the first step without an answer.
+    static func steps(
+        of flow: FlowTarget, _ mapping: MappingFile, _ event: MappingEvent, responses: [String: JSONValue], variables: VariableSource,
+        mask: Bool, now: String
+    ) -> JSONValue {
+        var progress = FlowProgress()
+        var out: [JSONValue] = []
+        for step in flow.steps {
+            guard !progress.isFinished else { break }
+            var entry = JSONObject()
+            entry["step"] = .string(step.name)
+            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error):
+                entry["error"] = .string(error.message)
+                out.append(.object(entry))
+                return .array(out)
+            case .success(false):
+                entry["skipped"] = .string("if is false: \(step.conditionSource ?? "")")
+                progress.steps.append(.init(name: step.name, outcome: .skipped, at: 0))
+                out.append(.object(entry))
+                continue
+            case .success(true):
+                break
+            }
+            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error):
+                entry["error"] = .string(error.message)
+                out.append(.object(entry))
+                return .array(out)
+            case .success(let request):
+                entry["request"] = shown(request, kind: "rest", variables, mask: mask)
+            }
+            guard let given = responses[step.name] else {
+                entry["response"] = "not given: later steps are not rendered"
+                out.append(.object(entry))
+                return .array(out)
+            }
+            let status = Int(given["status"]?.numberValue?.int64Value ?? 200)
+            let headers = (given["headers"]?.objectValue ?? JSONObject()).members.map { (name: $0.key, value: JSONValue.plainText($0.value)) }
+            let answer = RestTarget.responseValue(status: status, headers: headers, body: JSONWriter.bytes(given["body"] ?? .null))
+            let (outcome, rule) = DownstreamAnswers.rest(answer, status: status, target: step.request)
+            entry["status"] = .number(JSONNumber(Int64(status)))
+            entry["outcome"] = .string(outcome.rawValue)
+            if let rule { entry["rule"] = .string(rule) }
+            let captures = step.request.captures(from: answer)
+            if !captures.isEmpty { entry["captures"] = .object(captures) }
+            out.append(.object(entry))
+            switch outcome {
+            case .retry, .fail: return .array(out)
+            case .success, .alreadyDone, .finish:
+                let ended: FlowProgress.StepOutcome = outcome == .success ? .succeeded : outcome == .alreadyDone ? .alreadyDone : .finished
+                progress.steps.append(.init(name: step.name, outcome: ended, status: status, captures: captures, at: 0))
+            }
+        }
+        return .array(out)
     }
 
     /// A payload as its executor uses it: a `rest` request filled in as it

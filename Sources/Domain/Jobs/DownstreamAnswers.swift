@@ -1,4 +1,6 @@
 import Foundation
+import JSON
+import Mapping
 
 /// How the bridge reads a downstream's answer, one table per target kind, in
 /// one place. Executors do the I/O and report the answer here; what it means
@@ -25,6 +27,17 @@ public enum DownstreamAnswers {
     public static func rest(status: Int, success: [Int]) -> RestAnswer {
         if success.contains(status) { return .success }
         return isRetryableStatus(status) ? .transient : .permanent
+    }
+
+    /// An answer of a `rest` target or flow step: the mapping's first matching
+    /// `outcomes` rule, else the status (`rest(status:success:)`).
+    public static func rest(_ response: JSONValue, status: Int, target: RestTarget) -> (outcome: ResponseOutcome, rule: String?) {
+        if let rule = target.matchingRule(response) { return (rule.outcome, rule.source) }
+        switch rest(status: status, success: target.success) {
+        case .success: return (.success, nil)
+        case .transient: return (.retry, nil)
+        case .permanent: return (.fail, nil)
+        }
     }
 
     /// A signed file URL's answer (the CV archive).

@@ -85,6 +85,9 @@ public enum JobTransition: Sendable, Hashable {
     case operatorRetryWaiting
     /// `jobs resolve --delivered` / `--not-delivered` of an `in_doubt` job.
     case resolve(delivered: Bool)
+    /// `jobs resolve` of an `in_doubt` flow: the step in flight is ended (or
+    /// sent again) and the flow goes on from there.
+    case resumeFlow
     /// `jobs cancel`.
     case cancel
     /// Erasure of a candidate: every open job is cancelled, a running one too
@@ -104,7 +107,7 @@ public enum JobTransition: Sendable, Hashable {
         case .release: return [.held]
         case .setAside: return [.pending, .running]
         case .operatorRetry, .operatorRetryWaiting: return [.dead, .held, .cancelled, .inDoubt, .setAside]
-        case .resolve: return [.inDoubt]
+        case .resolve, .resumeFlow: return [.inDoubt]
         case .cancel: return [.pending, .held, .inDoubt, .dead, .setAside]
         case .erase: return JobState.open
         case .rerender: return [.dead, .cancelled]
@@ -118,7 +121,7 @@ public enum JobTransition: Sendable, Hashable {
         case .claim: return .running
         case .skipAsDelivered: return .skipped
         case .succeed: return .done
-        case .retryLater, .giveBack, .release, .operatorRetry, .forceResend: return .pending
+        case .retryLater, .giveBack, .release, .operatorRetry, .forceResend, .resumeFlow: return .pending
         case .fail: return .dead
         case .hold, .operatorRetryWaiting: return .held
         case .expire: return .expired

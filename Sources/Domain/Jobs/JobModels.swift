@@ -65,6 +65,9 @@ public struct PlannedJob: Sendable, Hashable {
     /// When the effect stops being possible (a signed URL's expiry). Jobs with
     /// a deadline run in their own lane, earliest deadline first.
     public var deadline: Timestamp?
+    /// For a flow: its mapping file as compiled, stored once per content hash,
+    /// so the flow finishes with the version it started with across reloads.
+    public var mappingSource: [UInt8]?
 
     /// Defaults: a single job, `pending`, skipped as a repeat, no dependency, no deadline.
     public init(
@@ -144,6 +147,14 @@ public struct ClaimedJob: Sendable, Hashable {
     public var afterCapture: [UInt8]?
     /// See `PlannedJob.deadline`.
     public var deadline: Timestamp?
+    /// Which version of the mapping rendered the job (its content hash).
+    public var mappingHash: String = ""
+    /// The runner that holds the lease (a flow's checkpoints name it).
+    public var leaseOwner: String = ""
+    /// What a crash during this attempt would do, as stored now.
+    public var crashPolicy: CrashPolicy = .hold
+    /// A flow's progress so far (`FlowProgress`, JSON bytes); `nil` before its first step.
+    public var flowProgress: [UInt8]?
 
     /// Built by the store when it claims the job; the optional fields default to absent.
     public init(

@@ -133,6 +133,11 @@ extension SQLiteStore: EventStore {
                     receivedAt.milliseconds,
                 ] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
             created += db.changesCount
+            if let source = job.mappingSource {
+                try db.cachedStatement(
+                    sql: "INSERT INTO mapping_versions(content_hash, mapping, source, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                ).execute(arguments: [job.mappingHash, job.mapping, Data(source), receivedAt.milliseconds])
+            }
         }
         return created
     }

@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import JSON
 
-extension SQLiteStore: JobStore {
+extension SQLiteStore: JobStore, RunningJobStore {
     /// A write through the writer (claims share job commits). The `dueTime`
     /// lane caps each mapping at `SQLiteStoreOptions.maxRunningPerMapping`
     /// running jobs; a fault of the whole store (full disk, I/O error) throws
@@ -171,8 +171,10 @@ extension SQLiteStore: JobStore {
                         sql: """
                             SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
                                    j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
-                                   CASE WHEN j.after_mapping IS NOT NULL THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END AS event_body,
-                                   j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline
+                                   CASE WHEN j.after_mapping IS NOT NULL OR j.kind = 'flow' THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END
+                                       AS event_body,
+                                   j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline, j.mapping_hash,
+                                   j.crash_policy, j.flow_state
                             FROM jobs j WHERE j.id = ? AND j.state = \(SQL.literal(.pending))
                             """), arguments: [id])
             else { continue }
@@ -220,14 +222,15 @@ extension SQLiteStore: JobStore {
                         lease_owner = :owner, lease_expires_at = :until, updated_at = :now
                     WHERE id IN (SELECT value FROM json_each(:ids)) AND state = \(SQL.literal(.pending))
                     RETURNING id, event_id, mapping, runs_mapping, item, kind, effect_key, payload, attempts, company_id, subject_id,
-                        created_at, first_attempt_at, after_mapping, after_capture, deadline
+                        created_at, first_attempt_at, after_mapping, after_capture, deadline, mapping_hash, crash_policy, flow_state
                     """),
             arguments: [
                 "target": try JobState.pending.after(.claim).rawValue, "now": now.milliseconds, "owner": owner,
                 "until": leaseUntil.milliseconds, "ids": idList,
             ])
         var bodies: [Int64: [UInt8]] = [:]
-        let waiting = rows.filter { ($0["after_mapping"] as String?) != nil }.map { $0["event_id"] as Int64 }
+        // `after` jobs and flows render at send time: they need their event's body.
+        let waiting = rows.filter { ($0["after_mapping"] as String?) != nil || ($0["kind"] as String) == "flow" }.map { $0["event_id"] as Int64 }
         if !waiting.isEmpty {
             for row in try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT id, body FROM inbox WHERE id IN (SELECT value FROM json_each(?)) AND body IS NOT NULL"),
@@ -240,15 +243,17 @@ extension SQLiteStore: JobStore {
         return rows.map { row -> ClaimedJob in
             let mapping: String = row["mapping"]
             let eventID: Int64 = row["event_id"]
-            return ClaimedJob(
+            var job = ClaimedJob(
                 id: row["id"], eventID: eventID, mapping: row["runs_mapping"] ?? mapping, item: row["item"], kind: row["kind"],
                 effectKey: row["effect_key"], payload: [UInt8](row["payload"] as Data), attempt: row["attempts"],
                 companyID: row["company_id"], subjectID: row["subject_id"],
                 createdAt: Timestamp(milliseconds: row["created_at"]),
                 firstAttemptAt: (row["first_attempt_at"] as Int64?).map(Timestamp.init(milliseconds:)),
-                eventBody: (row["after_mapping"] as String?) == nil ? nil : bodies[eventID],
+                eventBody: bodies[eventID],
                 afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
                 deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:)))
+            SQLiteStore.addRunState(row, owner: owner, to: &job)
+            return job
         }.sorted { order[$0.id, default: 0] < order[$1.id, default: 0] }
     }
 
@@ -306,7 +311,7 @@ extension SQLiteStore: JobStore {
                 WHERE id = ?
                 """
         ).execute(arguments: [target.rawValue, attempt, firstAttempt, owner, leaseUntil.milliseconds, now.milliseconds, id])
-        return ClaimedJob(
+        var job = ClaimedJob(
             id: id, eventID: row["event_id"], mapping: runMapping, item: row["item"], kind: kind,
             effectKey: effectKey, payload: [UInt8](payload), attempt: attempt,
             companyID: row["company_id"], subjectID: row["subject_id"],
@@ -314,6 +319,49 @@ extension SQLiteStore: JobStore {
             eventBody: (row["event_body"] as Data?).map { [UInt8]($0) },
             afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
             deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:)))
+        SQLiteStore.addRunState(row, owner: owner, to: &job)
+        return job
+    }
+
+    /// The version, lease owner, crash policy and flow progress of a claimed row.
+    static func addRunState(_ row: Row, owner: String, to job: inout ClaimedJob) {
+        job.mappingHash = row["mapping_hash"] ?? ""
+        job.leaseOwner = owner
+        job.crashPolicy = (row["crash_policy"] as String?).flatMap(CrashPolicy.init(rawValue:)) ?? .hold
+        job.flowProgress = (row["flow_state"] as Data?).map { [UInt8]($0) }
+    }
+
+    /// A flow's checkpoint: its progress and the crash policy of the step it
+    /// sends next, committed before that step is sent; only under the lease.
+    public func checkpointFlow(jobID: Int64, owner: String, progress: FlowProgress, crashPolicy: CrashPolicy, now: Timestamp) async throws
+        -> Bool
+    {
+        try await writer.perform { db, _ in
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET flow_state = ?, crash_policy = ?, updated_at = ?
+                    WHERE id = ? AND lease_owner = ? AND state = \(SQL.literal(.running))
+                    """
+            ).execute(arguments: [Data(JSONWriter.bytes(progress.json)), crashPolicy.rawValue, now.milliseconds, jobID, owner])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The request an `after` job sends, rendered at send time.
+    public func recordSentRequest(jobID: Int64, owner: String, payload: JSONValue, now: Timestamp) async throws -> Bool {
+        try await writer.perform { db, _ in
+            try db.cachedStatement(
+                sql: "UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = \(SQL.literal(.running))"
+            ).execute(arguments: [Data(JSONWriter.bytes(payload)), now.milliseconds, jobID, owner])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The mapping file a flow was planned with.
+    public func mappingSource(contentHash: String) async throws -> [UInt8]? {
+        try await reader.read { db in
+            try Data.fetchOne(db, sql: "SELECT source FROM mapping_versions WHERE content_hash = ?", arguments: [contentHash]).map { [UInt8]($0) }
+        }
     }
 
     static func storedPolicy(_ row: Row) -> EffectLedger.StoredPolicy {

@@ -19,6 +19,8 @@ extension SQLiteStore: OperatorJobStore {
         public var payload: String
         /// The captured response of a `done` job, if any.
         public var capture: String?
+        /// A flow's progress at its last checkpoint.
+        public var flowProgress: FlowProgress?
         /// The row's creation (for routed jobs, the event's receipt time).
         public var createdAt: Int64
         /// The last write to the row.
@@ -74,6 +76,7 @@ extension SQLiteStore: OperatorJobStore {
                 summary: summary, kind: row["kind"], item: row["item"],
                 payload: String(decoding: (row["payload"] as Data), as: UTF8.self),
                 capture: (row["capture"] as Data?).map { String(decoding: $0, as: UTF8.self) },
+                flowProgress: (row["flow_state"] as Data?).map { FlowProgress(stored: [UInt8]($0)) },
                 createdAt: row["created_at"], updatedAt: row["updated_at"], runAt: row["run_at"], attempts: attempts)
         }
     }
@@ -101,10 +104,20 @@ extension SQLiteStore: OperatorJobStore {
                         UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, first_attempt_at = NULL,
                             last_error = 'retried by an operator' WHERE id = ?
                         """, arguments: [target.rawValue, now.milliseconds, now.milliseconds, id])
+                try retryFlow(jobID: id, db: db)
                 count += 1
             }
             return count
         }
+    }
+
+    /// A retried flow resumes at the step that failed (`FlowProgress.retried`).
+    func retryFlow(jobID: Int64, db: Database) throws {
+        guard let stored = try Data.fetchOne(db, sql: "SELECT flow_state FROM jobs WHERE id = ? AND kind = 'flow'", arguments: [jobID]) else {
+            return
+        }
+        let progress = FlowProgress(stored: [UInt8](stored)).retried()
+        try db.execute(sql: "UPDATE jobs SET flow_state = ? WHERE id = ?", arguments: [Data(JSONWriter.bytes(progress.json)), jobID])
     }
 
     /// What `jobs retry` did to a job of an `after` mapping.
@@ -172,9 +185,29 @@ extension SQLiteStore: OperatorJobStore {
     public func resolve(jobID: Int64, delivered: Bool, capture: JSONValue?, now: Timestamp) async throws {
         try await writer.perform { [self] db, _ in
             let (_, target) = try transition(.resolve(delivered: delivered), jobID: jobID, db: db)
-            guard let row = try Row.fetchOne(db, sql: "SELECT mapping, effect_key, company_id, subject_id FROM jobs WHERE id = ?", arguments: [jobID])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT mapping, effect_key, company_id, subject_id, kind, flow_state FROM jobs WHERE id = ?", arguments: [jobID])
             else {
                 throw OperatorError.noSuchJob(jobID)
+            }
+            if (row["kind"] as String) == "flow" {
+                // A flow goes on: the step in flight is ended with the operator's
+                // captures (delivered) or sent again (not delivered).
+                let progress = FlowProgress(stored: (row["flow_state"] as Data?).map { [UInt8]($0) })
+                let resumed = progress.resolvingStepInFlight(delivered: delivered, captures: capture?.objectValue ?? JSONObject(), now: now)
+                let (_, pending) = try transition(.resumeFlow, jobID: jobID, db: db)
+                let step = progress.next ?? "none"
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET state = ?, run_at = ?, updated_at = ?, hold_reason = NULL, hold_detail = NULL, flow_state = ?,
+                            last_error = ? WHERE id = ?
+                        """,
+                    arguments: [
+                        pending.rawValue, now.milliseconds, now.milliseconds, Data(JSONWriter.bytes((resumed ?? progress).json)),
+                        "resolved by an operator: step \(step) \(delivered ? "delivered" : "not delivered, resend"); the flow goes on", jobID,
+                    ])
+                return
             }
             if delivered {
                 try db.execute(

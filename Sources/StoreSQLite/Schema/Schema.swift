@@ -296,6 +296,19 @@ enum Schema {
                     );
                     """)
         }
+        migrator.registerMigration("v14-flows") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN flow_state BLOB;   -- FlowProgress (Domain) of a flow's job, at its last checkpoint
+                    -- The mapping files flows were planned with, by content hash: a flow finishes with its version.
+                    CREATE TABLE mapping_versions (
+                        content_hash TEXT PRIMARY KEY,
+                        mapping TEXT NOT NULL,
+                        source BLOB NOT NULL,
+                        recorded_at INTEGER NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,273 @@
+import Clocks
+import CurlClient
+import Domain
+import Foundation
+import JSON
+import JobEngine
+import Logging
+import Mapping
+import Synchronization
+
+/// Runs `flow` jobs: a hire handed to a downstream as several requests (find
+/// the manager, create the person, then the employee with both ids).
+///
+/// Each step is rendered when it is sent, from the event and what the ended
+/// steps captured, with the mapping version the flow was planned with (kept
+/// by content hash in the store across reloads). Before a step is sent the
+/// job's checkpoint names it and carries its crash policy; after it answers,
+/// its captures are committed before the next step goes out. So a crash
+/// resumes at the step in flight: re-sent when that is safe (a read, or a
+/// downstream that honours the idempotency key), else the flow is `in_doubt`
+/// naming the step; a finished step is never sent again.
+public struct FlowExecutor: JobExecutor {
+    /// Claims the jobs of `flow` mappings.
+    public let kind = "flow"
+    let registry: MappingRegistry
+    let store: any RunningJobStore
+    let client: CurlClient
+    let clock: any WallClock
+    let tls: RestExecutor.TLSSettings
+    let versions = FlowVersions()
+
+    /// Variables come from the registry's current set; mapping versions that
+    /// are no longer loaded come from the store.
+    public init(
+        registry: MappingRegistry, store: any RunningJobStore, client: CurlClient, clock: any WallClock,
+        tls: RestExecutor.TLSSettings = RestExecutor.TLSSettings()
+    ) {
+        self.registry = registry
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.tls = tls
+    }
+
+    /// The flow's `retry` (all its steps share one job and one retry window).
+    public func retryRules(for job: ClaimedJob) -> RetryRules {
+        guard let mapping = versions.cached(job.mappingHash) ?? registry.current.mapping(named: job.mapping), case .flow(let flow) = mapping.target
+        else { return .standard }
+        return RetryRules(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(flow.retry.maxDelaySeconds))),
+            maxAttempts: flow.retry.maxAttempts, giveUpAfter: .seconds(Int64(flow.retry.giveUpAfterSeconds)))
+    }
+
+    /// One attempt: the steps from the one in flight to the end, or to the
+    /// first that cannot go on now.
+    public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
+        guard let mapping = await version(of: job, logger: logger) else { return .held(.mappingNotLoaded(mapping: job.mapping)) }
+        guard case .flow(let flow) = mapping.target else { return .permanent(reason: "mapping \(mapping.name) is not a flow") }
+        guard let event = RestExecutor.event(of: job, now: clock.now()) else {
+            return .permanent(reason: "the event body is no longer stored (retention): cannot render \(mapping.name)")
+        }
+        var run = FlowRun(
+            executor: self, job: job, mapping: mapping, flow: flow, event: event, progress: FlowProgress(stored: job.flowProgress),
+            storedPolicy: job.crashPolicy, logger: logger)
+        return await run.go()
+    }
+
+    /// The version the job was planned with: the loaded one if it is the
+    /// same, else the one the store kept (compiled once per process).
+    func version(of job: ClaimedJob, logger: Logger) async -> MappingFile? {
+        if let loaded = registry.current.mapping(named: job.mapping), loaded.contentHash == job.mappingHash || job.mappingHash.isEmpty {
+            return loaded
+        }
+        if let cached = versions.cached(job.mappingHash) { return cached }
+        guard let source = try? await store.mappingSource(contentHash: job.mappingHash) else { return nil }
+        let (compiled, _) = MappingCompiler.compile(file: "\(job.mapping).json", bytes: source)
+        guard let compiled else {
+            logger.error("a stored flow version does not compile", metadata: ["mapping": "\(job.mapping)"])
+            return nil
+        }
+        versions.store(compiled)
+        return compiled
+    }
+
+    /// Sends one rendered request; `nil` request with the outcome when it cannot be sent.
+    func send(_ payload: JSONValue, step: FlowStep, variables: VariableSource) async -> Result<CurlResponse, SendProblem> {
+        var request: CurlRequest
+        switch RestRequestBuilder.build(payload, rest: step.request, variables: variables, timeoutMilliseconds: step.request.timeoutSeconds * 1000) {
+        case .success(let built):
+            request = built
+            request.caBundle = tls.caBundle
+            request.verifyPeer = !tls.insecureSkipVerify
+            request.proxy = tls.proxy
+        case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
+        case .failure(.invalid(let message)): return .failure(.permanent(message))
+        }
+        do {
+            return .success(try await client.perform(request))
+        } catch {
+            return .failure(.transient("network: \(error)"))
+        }
+    }
+
+    enum SendProblem: Error {
+        case held(HoldReason)
+        case permanent(String)
+        case transient(String)
+    }
+}
+
+/// The compiled mapping versions of flows planned before a reload.
+final class FlowVersions: Sendable {
+    let byHash = Mutex<[String: MappingFile]>([:])
+
+    func cached(_ hash: String) -> MappingFile? { byHash.withLock { $0[hash] } }
+
+    func store(_ mapping: MappingFile) { byHash.withLock { $0[mapping.contentHash] = mapping } }
+}
+
+/// One attempt of one flow: its progress and checkpoints.
+struct FlowRun {
+    let executor: FlowExecutor
+    let job: ClaimedJob
+    let mapping: MappingFile
+    let flow: FlowTarget
+    let event: MappingEvent
+    var progress: FlowProgress
+    var storedPolicy: CrashPolicy
+    let logger: Logger
+
+    var now: String { MappingClock.iso8601(milliseconds: executor.clock.now().milliseconds) }
+
+    /// Commits the progress and the policy of what is sent next; false when the lease is gone.
+    mutating func checkpoint(policy: CrashPolicy) async -> Bool {
+        do {
+            guard
+                try await executor.store.checkpointFlow(
+                    jobID: job.id, owner: job.leaseOwner, progress: progress, crashPolicy: policy, now: executor.clock.now())
+            else { return false }
+            storedPolicy = policy
+            return true
+        } catch {
+            logger.error("a flow checkpoint failed", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
+            return false
+        }
+    }
+
+    /// The next step to send, recording skipped ones; `nil` at the end.
+    mutating func advance() -> Result<FlowStep?, EvaluationError> {
+        guard !progress.isFinished else { return .success(nil) }
+        for step in flow.steps where !progress.hasEnded(step.name) {
+            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error): return .failure(error)
+            case .success(true): return .success(step)
+            case .success(false):
+                progress.steps.append(.init(name: step.name, outcome: .skipped, at: executor.clock.now().milliseconds))
+            }
+        }
+        return .success(nil)
+    }
+
+    static func policy(_ step: FlowStep) -> CrashPolicy { step.isSafeToResend ? .rerun : .hold }
+
+    mutating func go() async -> AttemptOutcome {
+        if progress.failure != nil { return await sendFailureNotice() }
+        var current: FlowStep?
+        switch advance() {
+        case .success(let step): current = step
+        case .failure(let error): return await failed(step: progress.next ?? "flow", reason: "\(mapping.name): \(error.message)")
+        }
+        if let step = current, progress.next != step.name || storedPolicy != FlowRun.policy(step) {
+            progress.next = step.name
+            guard await checkpoint(policy: FlowRun.policy(step)) else { return .transient(reason: "lease lost before a step", retryAfter: nil) }
+        }
+        let variables = executor.registry.current.variables
+        while let step = current {
+            let payload: JSONValue
+            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
+            case .success(let rendered): payload = rendered
+            case .failure(let error): return await failed(step: step.name, reason: "\(mapping.name): \(error.message)")
+            }
+            let response: CurlResponse
+            switch await executor.send(payload, step: step, variables: variables) {
+            case .success(let answer): response = answer
+            case .failure(.held(let reason)): return .held(reason)
+            case .failure(.permanent(let message)): return await failed(step: step.name, reason: "step \(step.name): \(message)")
+            case .failure(.transient(let message)): return await transient(step: step.name, reason: "step \(step.name): \(message)", retryAfter: nil)
+            }
+            logger.info("flow step answered", metadata: ["step": "\(step.name)", "status": "\(response.status)"])
+            let answer = RestTarget.responseValue(status: response.status, headers: response.headers, body: response.body)
+            let (outcome, rule) = DownstreamAnswers.rest(answer, status: response.status, target: step.request)
+            let because = rule.map { " (outcomes: \($0))" } ?? ""
+            switch outcome {
+            case .retry:
+                let after = response.header("Retry-After").flatMap { RetryAfter.delay($0, now: executor.clock.now()) }
+                return await transient(
+                    step: step.name, reason: "step \(step.name): HTTP \(response.status)\(because): \(RestRequestBuilder.excerpt(response.body))",
+                    retryAfter: after)
+            case .fail:
+                return await failed(
+                    step: step.name,
+                    reason: "step \(step.name) failed: HTTP \(response.status)\(because): \(RestRequestBuilder.excerpt(response.body))")
+            case .success, .alreadyDone, .finish:
+                let ended: FlowProgress.StepOutcome = outcome == .success ? .succeeded : outcome == .alreadyDone ? .alreadyDone : .finished
+                progress.steps.append(
+                    .init(
+                        name: step.name, outcome: ended, status: response.status, captures: step.request.captures(from: answer),
+                        at: executor.clock.now().milliseconds))
+                switch advance() {
+                case .success(let next): current = next
+                case .failure(let error):
+                    progress.next = nil
+                    return await failed(step: "flow", reason: "\(mapping.name): \(error.message)")
+                }
+                progress.next = current?.name
+                let policy = current.map(FlowRun.policy) ?? storedPolicy
+                guard await checkpoint(policy: policy) else { return .transient(reason: "lease lost after step \(step.name)", retryAfter: nil) }
+            }
+        }
+        return .succeeded(capture: progress.scopeValue)
+    }
+
+    /// A transient failure; on the attempt that uses up the flow's retries it
+    /// is the flow's failure (and `on_failure` is sent).
+    mutating func transient(step: String, reason: String, retryAfter: Duration?) async -> AttemptOutcome {
+        let outcome = AttemptOutcome.transient(reason: reason, retryAfter: retryAfter)
+        let decided = RetryDecision.decide(
+            outcome, rules: executor.retryRules(for: job), attempt: job.attempt, firstAttemptAt: job.firstAttemptAt ?? executor.clock.now(),
+            now: executor.clock.now(), jitter: 0)
+        guard case .dead(let final) = decided, flow.onFailure != nil else { return outcome }
+        return await failed(step: step, reason: final)
+    }
+
+    /// The flow ends failed: the reason says what it had done before, and
+    /// `on_failure` (if any) is sent once.
+    mutating func failed(step: String, reason: String) async -> AttemptOutcome {
+        let full = progress.doneBefore.map { "\(reason); done before: \($0)" } ?? "\(reason); nothing was done before it"
+        guard flow.onFailure != nil else { return .permanent(reason: full) }
+        progress.failure = FlowProgress.Failure(step: step, reason: full)
+        guard await checkpoint(policy: storedPolicy) else { return .permanent(reason: full) }
+        return await sendFailureNotice()
+    }
+
+    /// Sends `on_failure` once, then ends the flow with its failure.
+    mutating func sendFailureNotice() async -> AttemptOutcome {
+        guard let failure = progress.failure else { return .permanent(reason: "flow failed") }
+        guard let notice = flow.onFailure, !failure.noticeSent else { return .permanent(reason: failure.reason) }
+        let payload: JSONValue
+        switch mapping.renderFlowStep(notice, event: event, steps: progress.scopeValue, failure: progress.failureValue, now: now) {
+        case .success(let rendered): payload = rendered
+        case .failure(let error): return .permanent(reason: "\(failure.reason); on_failure not sent: \(error.message)")
+        }
+        switch await executor.send(payload, step: notice, variables: executor.registry.current.variables) {
+        case .success(let response):
+            let answer = RestTarget.responseValue(status: response.status, headers: response.headers, body: response.body)
+            switch DownstreamAnswers.rest(answer, status: response.status, target: notice.request).outcome {
+            case .success, .alreadyDone, .finish:
+                progress.failure?.noticeSent = true
+                _ = await checkpoint(policy: storedPolicy)
+                return .permanent(reason: "\(failure.reason); on_failure sent")
+            case .retry:
+                return .transient(reason: "\(failure.reason); on_failure: HTTP \(response.status), retried", retryAfter: nil)
+            case .fail:
+                return .permanent(
+                    reason: "\(failure.reason); on_failure failed: HTTP \(response.status): \(RestRequestBuilder.excerpt(response.body))")
+            }
+        case .failure(.transient(let message)):
+            return .transient(reason: "\(failure.reason); on_failure: \(message), retried", retryAfter: nil)
+        case .failure(.held(let reason)): return .held(reason)
+        case .failure(.permanent(let message)): return .permanent(reason: "\(failure.reason); on_failure not sent: \(message)")
+        }
+    }
+}
