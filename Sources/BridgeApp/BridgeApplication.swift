@@ -26,7 +26,7 @@ import UnixSignals
 /// in-process on port 0 and stop it with `shutdown()`.
 public final class BridgeApplication: Sendable {
     /// The executor kinds this build runs; jobs of other kinds are held.
-    public static let executorKinds: Set<String> = ["log", "rest", "csv", "archive"]
+    public static let executorKinds: Set<String> = ["log", "rest", "flow", "csv", "archive"]
 
     /// The configuration the services were built from.
     public let configuration: BridgeConfiguration

@@ -102,6 +102,11 @@ extension MappingFile {
                 // something; what reads earlier steps renders when sent.
                 var deferred = scope
                 deferred.deferred.formUnion(["steps", "response", "failure"])
+                // The steps' bodies and query values as far as the event gives
+                // them: what the job will send of its personal data, so the
+                // runner masks it by value in anything a downstream quotes back.
+                var bodies: [JSONValue] = []
+                var query = JSONObject()
                 for step in flow.steps {
                     if let condition = step.condition {
                         do {
@@ -110,11 +115,17 @@ extension MappingFile {
                             if error.deferredRoot == nil { throw EvaluationError("flow.steps[\(step.name)].if: \(error.message)") }
                         }
                     }
-                    _ = try renderRest(
+                    let request = try renderRest(
                         step.request, key: key + ":" + step.name, eventID: event.id, scope: deferred, label: "flow.steps[\(step.name)]")
+                    bodies.append(request["body"] ?? .null)
+                    for member in request["query"]?.objectValue ?? JSONObject() { query["\(step.name).\(member.key)"] = member.value }
                 }
                 let names: [JSONValue] = flow.steps.map { .string($0.name) }
-                return .planned([RenderedJob(item: "", effectKey: key, payload: ["flow": .string(name), "steps": .array(names)])])
+                return .planned([
+                    RenderedJob(
+                        item: "", effectKey: key,
+                        payload: ["flow": .string(name), "steps": .array(names), "body": .array(bodies), "query": .object(query)])
+                ])
             case .rest(let rest):
                 return .planned([RenderedJob(item: "", effectKey: key, payload: try renderRest(rest, key: key, eventID: event.id, scope: scope))])
             case .csv(let csv):

@@ -71,7 +71,9 @@ struct Jobs: AsyncParsableCommand {
                 print("steps:")
                 for step in flow.steps {
                     let status = step.status.map { " HTTP \($0)" } ?? ""
-                    let captured = step.captures.members.map { "\($0.key)=\(redactor.redact(JSONValue.plainText($0.value)))" }
+                    let captured = step.captures.members.filter { !$0.value.isNull }.map {
+                        "\($0.key)=\(redactor.redact(JSONValue.plainText($0.value)))"
+                    }
                     print("  \(step.name): \(step.outcome.rawValue)\(status)\(captured.isEmpty ? "" : " · " + captured.joined(separator: ", "))")
                 }
                 if let failure = flow.failure {

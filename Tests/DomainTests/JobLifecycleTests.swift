@@ -7,7 +7,8 @@ import Testing
 struct JobLifecycleTests {
     static let transitions: [JobTransition] = [
         .claim, .skipAsDelivered, .succeed, .retryLater, .fail, .hold, .expire, .leaseLost(.rerun), .leaseLost(.hold), .giveBack,
-        .release, .setAside, .operatorRetry, .operatorRetryWaiting, .resolve(delivered: true), .resolve(delivered: false), .cancel, .erase,
+        .release, .setAside, .operatorRetry, .operatorRetryWaiting, .resumeFlow, .resolve(delivered: true), .resolve(delivered: false), .cancel,
+        .erase,
         .rerender(into: .pending), .rerender(into: .held), .forceResend,
     ]
 

@@ -221,6 +221,58 @@ struct MappingCompilerTests {
         #expect(message.hasPrefix("card: rest.url: ") && message.contains("response.employee_id"), "\(message)")
     }
 
+    @Test func aFlowsStepsReadOnlyWhatEarlierStepsCapture() {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}", "flow": {"steps": [
+              {"name": "person", "url": "https://hr/p", "body": {"m": "{{ steps.employee.employee_id }}"},
+               "capture": {"person_id": "{{ response.body.id }}"}, "outcomes": [{"if": "response.status == 409", "then": "already_done"}]},
+              {"name": "employee", "if": "steps.person.outcome == 'already_done'", "url": "https://hr/e/{{ steps.person.persn_id }}",
+               "body": {"r": "{{ response.status }}"}, "capture": {"employee_id": "{{ response.body.id }}"}},
+              {"name": "employee", "url": "https://hr/x", "outcomes": [{"if": "response.status == 200", "then": "maybe"}]}
+            ], "on_failure": {"url": "https://jobylon/card", "body": {"s": "{{ failure.step }}"}}}}
+            """#
+        let (mapping, diagnostics) = compile(text)
+        #expect(mapping == nil)
+        let messages = diagnostics.filter { $0.severity == .error }.map(\.message)
+        #expect(messages.contains("steps.employee: no earlier step is named \"employee\"; no step runs before this one"), "\(messages)")
+        #expect(messages.contains("steps.person.persn_id: step person captures no \"persn_id\"; it provides person_id, outcome"))
+        #expect(messages.contains { $0.hasPrefix("'response' has no value here") })
+        #expect(messages.contains("duplicate step name \"employee\""))
+        #expect(messages.contains { $0.hasPrefix("\"then\" must be one of \"success\", \"retry\", \"fail\", \"already_done\", \"finish\"") })
+        #expect(!messages.contains { $0.contains("failure") }, "failure is known in on_failure")
+    }
+
+    @Test func aFlowPlansOneJobAndFailsAtPlanningOnWhatTheEventCannotGive() throws {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}", "flow": {"steps": [
+              {"name": "person", "url": "https://hr/p", "query": {"email": "{{ candidate.email }}"}, "capture": {"id": "{{ response.body.id }}"}},
+              {"name": "employee", "url": "https://hr/e", "body": {"p": "{{ steps.person.id | required }}", "iban": "{{ candidate.iban | iban }}"}}
+            ]}}
+            """#
+        let m = try #require(compile(text).0)
+        #expect(m.kind == "flow")
+        let good = MappingEvent(
+            type: "candidate", action: "new", data: ["candidate": ["id": "c1", "email": "a@b.se", "iban": "SE6281323143611896423859"]],
+            receivedAt: "",
+            entityKey: "k")
+        guard case .planned(let jobs) = m.plan(good, now: "") else {
+            Issue.record("a step reading an earlier step's capture failed at planning")
+            return
+        }
+        #expect(jobs.count == 1)
+        #expect(jobs.first?.payload["steps"] == ["person", "employee"])
+        #expect(jobs.first?.payload["query"] == ["person.email": "a@b.se"], "what the runner masks by value")
+        var bad = good
+        bad.data = ["candidate": ["id": "c1", "iban": "SE6281323143611896423858"]]
+        #expect(m.plan(bad, now: "") == .failed("m: flow.steps[employee].body: iban: invalid IBAN: checksum does not match"))
+        guard case .flow(let flow) = m.target, let employee = flow.step(named: "employee") else { throw Failure() }
+        let rendered = m.renderFlowStep(employee, event: good, steps: ["person": ["id": "P-1"]], now: "")
+        #expect((try? rendered.get())?["body"]?["p"] == "P-1")
+        #expect((try? rendered.get())?["idempotency_key"] == "m:c1:employee")
+    }
+
+    struct Failure: Error {}
+
     @Test func base64EncodesTextStandardOrURLSafe() throws {
         let m = try #require(
             compile(

@@ -127,7 +127,9 @@ public struct FlowProgress: Sendable, Hashable {
     /// they are masked by pattern all the same.
     public var summary: String {
         var parts: [String] = steps.map { step in
-            let captured = step.captures.members.map { "\($0.key) \(Redactor.redactPatterns(JSONValue.plainText($0.value)))" }
+            let captured = step.captures.members.filter { !$0.value.isNull }.map {
+                "\($0.key) \(Redactor.redactPatterns(JSONValue.plainText($0.value)))"
+            }
             let what = step.outcome == .succeeded ? "done" : step.outcome.rawValue.replacingOccurrences(of: "_", with: " ")
             return captured.isEmpty ? "\(step.name) \(what)" : "\(step.name) \(what) (\(captured.joined(separator: ", ")))"
         }
@@ -145,7 +147,9 @@ public struct FlowProgress: Sendable, Hashable {
         let done = steps.filter { $0.outcome != .skipped }
         guard !done.isEmpty else { return nil }
         return done.map { step in
-            let captured = step.captures.members.map { "\($0.key) \(Redactor.redactPatterns(JSONValue.plainText($0.value)))" }
+            let captured = step.captures.members.filter { !$0.value.isNull }.map {
+                "\($0.key) \(Redactor.redactPatterns(JSONValue.plainText($0.value)))"
+            }
             return captured.isEmpty ? step.name : "\(step.name) (\(captured.joined(separator: ", ")))"
         }.joined(separator: ", ")
     }
