@@ -16,6 +16,19 @@ public struct FlowTarget: Sendable {
     /// Backoff and give-up limits of the flow's job (all steps together).
     public var retry: RetrySettings
 
+    /// `steps` in order (names unique, as the compiler checks).
+    public init(steps: [FlowStep], onFailure: FlowStep?, retry: RetrySettings) {
+        self.steps = steps
+        self.onFailure = onFailure
+        self.retry = retry
+    }
+
+    /// A `rest` target as a flow of one step named after its mapping (what
+    /// `try` sends for a single request).
+    public init(singleRequest rest: RestTarget, named name: String) {
+        self.init(steps: [FlowStep(name: name, condition: nil, conditionSource: nil, request: rest)], onFailure: nil, retry: rest.retry)
+    }
+
     /// The step named `name` (also `on_failure`).
     public func step(named name: String) -> FlowStep? {
         steps.first { $0.name == name } ?? (onFailure?.name == name ? onFailure : nil)
@@ -32,6 +45,14 @@ public struct FlowStep: Sendable {
     public var conditionSource: String?
     /// The request, its success codes, outcomes and captures.
     public var request: RestTarget
+
+    /// A step as the compiler builds it.
+    public init(name: String, condition: Expression?, conditionSource: String?, request: RestTarget) {
+        self.name = name
+        self.condition = condition
+        self.conditionSource = conditionSource
+        self.request = request
+    }
 
     /// Whether sending it twice is harmless: a read (GET, HEAD) or a write to
     /// a downstream that deduplicates on the idempotency key. A crash while

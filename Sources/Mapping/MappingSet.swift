@@ -210,7 +210,12 @@ public struct MappingSet: Sendable {
             // `response` of an `after` request is the other mapping's capture: a name it does not capture is always null.
             guard let after = mapping.after, let other = mappings.first(where: { $0.name == after }) else { continue }
             let captured: [String]
-            if case .rest(let rest) = other.target { captured = rest.capture.map(\.name) } else { captured = [] }
+            switch other.target {
+            case .rest(let rest): captured = rest.capture.map(\.name)
+            // A flow's capture is its steps' (`response.<step>.<capture>`).
+            case .flow(let flow): captured = flow.steps.map(\.name)
+            case .csv, .archive: captured = []
+            }
             for read in mapping.responseReads where !captured.contains(read.name) {
                 let offer =
                     captured.isEmpty

@@ -201,7 +201,7 @@ struct FlowRun {
                     step: step.name,
                     reason: "step \(step.name) failed: HTTP \(response.status)\(because): \(RestRequestBuilder.excerpt(response.body))")
             case .success, .alreadyDone, .finish:
-                let ended: FlowProgress.StepOutcome = outcome == .success ? .succeeded : outcome == .alreadyDone ? .alreadyDone : .finished
+                let ended = FlowProgress.StepOutcome(answered: outcome) ?? .succeeded
                 progress.steps.append(
                     .init(
                         name: step.name, outcome: ended, status: response.status, captures: step.request.captures(from: answer),

@@ -80,20 +80,7 @@ struct Map: ParsableCommand {
 
     func run() throws {
         let variables = VariableSource()
-        let file: MappingFile
-        if mapping.hasSuffix(".json") || mapping.contains("/") {
-            let (compiled, diagnostics) = MappingCompiler.compile(file: mapping, bytes: try EventFile.read(mapping))
-            for diagnostic in diagnostics { FileHandle.standardError.write(Data((diagnostic.description + "\n").utf8)) }
-            guard let compiled else { throw ExitCode(1) }
-            file = compiled
-        } else {
-            let (set, errors, _) = MappingLoader.load(directory: mappings, variables: variables, strict: false) {
-                FileHandle.standardError.write(Data(($0 + "\n").utf8))
-            }
-            guard errors == 0 else { throw ExitCode(1) }
-            guard let found = set.mapping(named: mapping) else { throw ValidationError("no mapping named \(mapping) in \(mappings)") }
-            file = found
-        }
+        let file = try MappingArgument.load(mapping, directory: mappings, variables: variables)
         let now = MappingClock.iso8601(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         var extra: [String: JSONValue] = [:]
         if let response {
@@ -166,5 +153,24 @@ struct FileOutput {
             }
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// `--mapping NAME|FILE` of `map` and `try`: a file is compiled on its own,
+/// a name is looked up in the mappings directory (loaded and cross-checked whole).
+enum MappingArgument {
+    static func load(_ mapping: String, directory mappings: String, variables: VariableSource) throws -> MappingFile {
+        if mapping.hasSuffix(".json") || mapping.contains("/") {
+            let (compiled, diagnostics) = MappingCompiler.compile(file: mapping, bytes: try EventFile.read(mapping))
+            for diagnostic in diagnostics { FileHandle.standardError.write(Data((diagnostic.description + "\n").utf8)) }
+            guard let compiled else { throw ExitCode(1) }
+            return compiled
+        }
+        let (set, errors, _) = MappingLoader.load(directory: mappings, variables: variables, strict: false) {
+            FileHandle.standardError.write(Data(($0 + "\n").utf8))
+        }
+        guard errors == 0 else { throw ExitCode(1) }
+        guard let found = set.mapping(named: mapping) else { throw ValidationError("no mapping named \(mapping) in \(mappings)") }
+        return found
     }
 }

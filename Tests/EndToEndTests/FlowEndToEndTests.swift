@@ -281,4 +281,38 @@ struct FlowEndToEndTests {
             #expect(bodies.allSatisfy { $0.contains("jobylon:aed6532d") }, "the retry sends what the started flow's version renders")
         }
     }
+
+    @Test func tryRunsTheFlowAgainstASandboxMaskedAndStoresNothing() async throws {
+        let hr = HRServer()
+        try await hr.run { base in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Daemon.binary)
+            process.arguments = [
+                "try", "--mapping", Self.example, "--event", MappingsEndToEndTests.bundledMappings + "/tests/events/candidate-new.json",
+                "--set", "HR_URL=\(base)",
+            ]
+            var environment = ProcessInfo.processInfo.environment
+            environment["HR_TOKEN"] = "hr-secret-token"
+            process.environment = environment
+            process.currentDirectoryURL = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let text = String(decoding: data, as: UTF8.self)
+            #expect(process.terminationStatus == 0, "\(text)")
+            #expect(text.contains("── step create_person: POST \(base)/v1/persons"))
+            #expect(text.contains("answer: HTTP 201 → success"))
+            #expect(text.contains(#"captures: {"person_id":"P-1"}"#))
+            #expect(text.contains("── step find_person: skipped"))
+            for secret in ["SE6281323143611896423859", "bruce@wayneenterprises.com", "hr-secret-token", "Selina Kyle", "Wayne"] {
+                #expect(!text.contains(secret), "\(secret) shown")
+            }
+            #expect(hr.requests.map(\.route) == ["GET /v1/employees", "GET /v1/persons", "POST /v1/persons", "POST /v1/employees"])
+            #expect(hr.requests.last?.headers["authorization"] == "Bearer hr-secret-token")
+            #expect(!FileManager.default.fileExists(atPath: FileManager.default.temporaryDirectory.path + "/var/bridge.sqlite"))
+        }
+    }
 }

@@ -98,6 +98,11 @@ struct PayrollEndToEndTests {
             #expect(card.headers["authorization"] == "Token jobylon-key")
             let cardBody = try JSONParser.parse(card.body)
             #expect(cardBody["result"]?["subtitle"] == "Employee E-1")
+            // `jobs show` of the card shows what was sent (rendered with the capture), not the plan-time request.
+            let cardID = try #require(
+                try daemon.query { db in try Int64.fetchOne(db, sql: "SELECT id FROM jobs WHERE mapping = 'jobylon-result-card'") })
+            let shownCard = try daemon.cli(["jobs", "show", String(cardID)])
+            #expect(shownCard.output.contains(#""value": "E-1""#), "\(shownCard.output)")
             let capture = try daemon.query { db in try Data.fetchOne(db, sql: "SELECT capture FROM jobs WHERE mapping = 'payroll-new-hire'") }
             #expect(capture.map { String(decoding: $0, as: UTF8.self) } == #"{"employee_id":"E-1"}"#)
             let attempts = try daemon.query { db in

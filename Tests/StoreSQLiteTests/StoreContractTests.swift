@@ -8,9 +8,9 @@ import Testing
 
 /// What every store of the bridge must do, written against the store
 /// protocols only (`EventStore`, `RoutingQueue`, `JobStore`, `OperatorJobStore`,
-/// `RetentionStore`, `ErasureStore`): the SQLite store
+/// `RetentionStore`, `ErasureStore`, `RunningJobStore`): the SQLite store
 /// runs it now, and a PostgreSQL store must pass it unchanged.
-typealias ContractStore = EventStore & RoutingQueue & JobStore & OperatorJobStore & RetentionStore & ErasureStore
+typealias ContractStore = EventStore & RoutingQueue & JobStore & OperatorJobStore & RetentionStore & ErasureStore & RunningJobStore
 
 /// Makes a fresh, empty store of one implementation.
 struct StoreFactory: Sendable, CustomTestStringConvertible {
@@ -245,6 +245,55 @@ struct StoreContractTests {
         try await store.complete(jobID: again.id, owner: "A", completion: .done(capture: nil), now: t0)
         #expect(try await claim(store, at: t0.adding(.seconds(60))).isEmpty, "card and audit were cancelled with payroll")
         await #expect(throws: (any Error).self, "a cancelled job is not cancelled twice") { try await store.cancel(jobID: payroll.id + 2, now: t0) }
+    }
+
+    static func flowJob(key: String, crash: CrashPolicy = .rerun) -> PlannedJob {
+        var job = PlannedJob(mapping: "hire", kind: "flow", effectKey: key, payload: ["flow": "hire"], mappingHash: "v1", crashPolicy: crash)
+        job.mappingSource = Array(#"{"name": "hire"}"#.utf8)
+        return job
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aFlowsCheckpointsAreKeptUnderItsLeaseAndItsVersionIsStored(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.flowJob(key: "c1:p1")], at: t0)
+        let job = try #require(try await claim(store, at: t0, owner: "A").first)
+        #expect(job.eventBody != nil, "a flow renders its steps from the event")
+        #expect(job.mappingHash == "v1" && job.leaseOwner == "A" && job.flowProgress == nil)
+        #expect(try await store.mappingSource(contentHash: "v1") == Array(#"{"name": "hire"}"#.utf8))
+        #expect(try await store.mappingSource(contentHash: "v2") == nil)
+        var progress = FlowProgress(next: "create_person")
+        progress.steps = [
+            .init(name: "find_manager", outcome: .succeeded, status: 200, captures: (["m": "M-7"] as JSONValue).objectValue ?? JSONObject(), at: 1)
+        ]
+        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", progress: progress, crashPolicy: .hold, now: t0))
+        #expect(try await !store.checkpointFlow(jobID: job.id, owner: "B", progress: FlowProgress(), crashPolicy: .rerun, now: t0))
+        // The runner dies during create_person: its policy (hold) applies, not the one the flow was planned with.
+        #expect(try await claim(store, at: t0.adding(.seconds(31))).isEmpty, "in doubt")
+        try await store.resolve(jobID: job.id, delivered: true, capture: ["person_id": "P-9"], now: t0.adding(.seconds(40)))
+        let resumed = try #require(try await claim(store, at: t0.adding(.seconds(40))).first)
+        let after = FlowProgress(stored: resumed.flowProgress)
+        #expect(after.steps.map(\.name) == ["find_manager", "create_person"])
+        #expect(after.steps.last?.outcome == .resolvedByOperator)
+        #expect(after.steps.last?.captures["person_id"] == "P-9")
+        #expect(after.next == nil)
+        try await store.complete(jobID: resumed.id, owner: "A", completion: .done(capture: nil), now: t0.adding(.seconds(41)))
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aRetriedFlowKeepsItsStepsAndForgetsItsFailure(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.flowJob(key: "c1:p1")], at: t0)
+        let job = try #require(try await claim(store, at: t0).first)
+        var progress = FlowProgress(
+            steps: [.init(name: "create_person", outcome: .succeeded, at: 1)], next: "create_employee",
+            failure: .init(step: "create_employee", reason: "HTTP 400", noticeSent: true))
+        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", progress: progress, crashPolicy: .hold, now: t0))
+        try await store.complete(jobID: job.id, owner: "A", completion: .dead(reason: "HTTP 400"), now: t0)
+        #expect(try await store.retry(jobIDs: [job.id], now: t0) == 1)
+        let again = try #require(try await claim(store, at: t0).first)
+        progress.failure = nil
+        #expect(FlowProgress(stored: again.flowProgress) == progress)
     }
 
     @Test(arguments: StoreFactory.all)

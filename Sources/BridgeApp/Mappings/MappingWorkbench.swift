@@ -113,56 +113,18 @@ public enum MapOutput {
         of flow: FlowTarget, _ mapping: MappingFile, _ event: MappingEvent, responses: [String: JSONValue], variables: VariableSource,
         mask: Bool, now: String
     ) -> JSONValue {
-        var progress = FlowProgress()
-        var out: [JSONValue] = []
-        for step in flow.steps {
-            guard !progress.isFinished else { break }
-            var entry = JSONObject()
-            entry["step"] = .string(step.name)
-            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
-            case .failure(let error):
-                entry["error"] = .string(error.message)
-                out.append(.object(entry))
-                return .array(out)
-            case .success(false):
-                entry["skipped"] = .string("if is false: \(step.conditionSource ?? "")")
-                progress.steps.append(.init(name: step.name, outcome: .skipped, at: 0))
-                out.append(.object(entry))
-                continue
-            case .success(true):
-                break
-            }
-            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
-            case .failure(let error):
-                entry["error"] = .string(error.message)
-                out.append(.object(entry))
-                return .array(out)
-            case .success(let request):
-                entry["request"] = shown(request, kind: "rest", variables, mask: mask)
-            }
+        var run = FlowDryRun(mapping: mapping, flow: flow, event: event, now: now)
+        while let (step, request) = run.nextRequest() {
+            run.entries[run.entries.count - 1]["request"] = shown(request, kind: "rest", variables, mask: mask)
             guard let given = responses[step.name] else {
-                entry["response"] = "not given: later steps are not rendered"
-                out.append(.object(entry))
-                return .array(out)
+                run.stop(because: "not given: later steps are not rendered")
+                break
             }
             let status = Int(given["status"]?.numberValue?.int64Value ?? 200)
             let headers = (given["headers"]?.objectValue ?? JSONObject()).members.map { (name: $0.key, value: JSONValue.plainText($0.value)) }
-            let answer = RestTarget.responseValue(status: status, headers: headers, body: JSONWriter.bytes(given["body"] ?? .null))
-            let (outcome, rule) = DownstreamAnswers.rest(answer, status: status, target: step.request)
-            entry["status"] = .number(JSONNumber(Int64(status)))
-            entry["outcome"] = .string(outcome.rawValue)
-            if let rule { entry["rule"] = .string(rule) }
-            let captures = step.request.captures(from: answer)
-            if !captures.isEmpty { entry["captures"] = .object(captures) }
-            out.append(.object(entry))
-            switch outcome {
-            case .retry, .fail: return .array(out)
-            case .success, .alreadyDone, .finish:
-                let ended: FlowProgress.StepOutcome = outcome == .success ? .succeeded : outcome == .alreadyDone ? .alreadyDone : .finished
-                progress.steps.append(.init(name: step.name, outcome: ended, status: status, captures: captures, at: 0))
-            }
+            run.record(status: status, headers: headers, body: JSONWriter.bytes(given["body"] ?? .null))
         }
-        return .array(out)
+        return .array(run.entries.map(JSONValue.object))
     }
 
     /// A payload as its executor uses it: a `rest` request filled in as it
@@ -235,5 +197,97 @@ public struct LineReader {
             else { return nil }
             return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
         }
+    }
+}
+
+/// One flow walked step by step outside the job engine (`map` with simulated
+/// answers, `try` against a sandbox): the same conditions, rendering,
+/// outcome rules and captures as `FlowExecutor`, with the progress kept in
+/// memory and nothing stored. Each step adds one entry (`step`, then
+/// `skipped`, `error`, or the caller's `request` and the answer's `status`,
+/// `outcome`, `rule`, `captures`).
+public struct FlowDryRun {
+    let mapping: MappingFile
+    let flow: FlowTarget
+    let event: MappingEvent
+    let now: String
+    var progress = FlowProgress()
+    var current: FlowStep?
+    var over = false
+    /// What happened so far, one object per step reached.
+    public var entries: [JSONObject] = []
+
+    /// A run at the first step.
+    public init(mapping: MappingFile, flow: FlowTarget, event: MappingEvent, now: String) {
+        self.mapping = mapping
+        self.flow = flow
+        self.event = event
+        self.now = now
+    }
+
+    /// The next step to send and its rendered request (stored form, with
+    /// `${VARIABLES}` as placeholders), recording skipped steps on the way;
+    /// `nil` when the run is over (its end is in `entries`).
+    public mutating func nextRequest() -> (step: FlowStep, request: JSONValue)? {
+        guard !over else { return nil }
+        for step in flow.steps where !progress.hasEnded(step.name) && !progress.isFinished {
+            var entry = JSONObject()
+            entry["step"] = .string(step.name)
+            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error):
+                entry["error"] = .string(error.message)
+                entries.append(entry)
+                over = true
+                return nil
+            case .success(false):
+                entry["skipped"] = .string("if is false: \(step.conditionSource ?? "")")
+                entries.append(entry)
+                progress.steps.append(.init(name: step.name, outcome: .skipped, at: 0))
+                continue
+            case .success(true):
+                break
+            }
+            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error):
+                entry["error"] = .string(error.message)
+                entries.append(entry)
+                over = true
+                return nil
+            case .success(let request):
+                entries.append(entry)
+                current = step
+                return (step, request)
+            }
+        }
+        over = true
+        return nil
+    }
+
+    /// The answer to the step `nextRequest` returned: how it is read and
+    /// what it captures; a failure or a retry ends the run.
+    public mutating func record(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        guard let step = current, !entries.isEmpty else { return }
+        current = nil
+        let answer = RestTarget.responseValue(status: status, headers: headers, body: body)
+        let (outcome, rule) = DownstreamAnswers.rest(answer, status: status, target: step.request)
+        var entry = entries[entries.count - 1]
+        entry["status"] = .number(JSONNumber(Int64(status)))
+        entry["outcome"] = .string(outcome.rawValue)
+        if let rule { entry["rule"] = .string(rule) }
+        let captures = step.request.captures(from: answer)
+        if !captures.isEmpty { entry["captures"] = .object(captures) }
+        entries[entries.count - 1] = entry
+        guard let ended = FlowProgress.StepOutcome(answered: outcome) else {
+            over = true
+            return
+        }
+        progress.steps.append(.init(name: step.name, outcome: ended, status: status, captures: captures, at: 0))
+    }
+
+    /// Ends the run at the current step without an answer (`reason` goes into its entry as `response`).
+    public mutating func stop(because reason: String) {
+        if current != nil, !entries.isEmpty { entries[entries.count - 1]["response"] = .string(reason) }
+        current = nil
+        over = true
     }
 }

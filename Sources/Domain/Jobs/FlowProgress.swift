@@ -1,5 +1,6 @@
 import Clocks
 import JSON
+import Mapping
 
 /// How far a flow's job got: the steps that ended, with what they captured,
 /// and the step to send next (in flight while the job runs). Stored with the
@@ -19,6 +20,17 @@ public struct FlowProgress: Sendable, Hashable {
         case skipped
         /// Its answer was lost in a crash and an operator said it was delivered.
         case resolvedByOperator = "resolved_by_operator"
+
+        /// How a step that answered with `outcome` ended; `nil` when it did
+        /// not end (a retry) or the flow fails there.
+        public init?(answered outcome: ResponseOutcome) {
+            switch outcome {
+            case .success: self = .succeeded
+            case .alreadyDone: self = .alreadyDone
+            case .finish: self = .finished
+            case .retry, .fail: return nil
+            }
+        }
     }
 
     /// One ended step.

@@ -133,13 +133,17 @@ extension SQLiteStore: EventStore {
                     receivedAt.milliseconds,
                 ] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
             created += db.changesCount
-            if let source = job.mappingSource {
-                try db.cachedStatement(
-                    sql: "INSERT INTO mapping_versions(content_hash, mapping, source, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                ).execute(arguments: [job.mappingHash, job.mapping, Data(source), receivedAt.milliseconds])
-            }
+            try SQLiteStore.recordMappingVersion(of: job, db: db, now: receivedAt)
         }
         return created
+    }
+
+    /// Keeps the mapping file a flow was planned with, once per content hash.
+    static func recordMappingVersion(of job: PlannedJob, db: Database, now: Timestamp) throws {
+        guard let source = job.mappingSource else { return }
+        try db.cachedStatement(
+            sql: "INSERT INTO mapping_versions(content_hash, mapping, source, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        ).execute(arguments: [job.mappingHash, job.mapping, Data(source), now.milliseconds])
     }
 
     /// Creates routed events' jobs and dequeues them (inside the writer's transaction).

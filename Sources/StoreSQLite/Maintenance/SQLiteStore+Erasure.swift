@@ -38,7 +38,7 @@ extension SQLiteStore: ErasureStore {
                             """)
                     try db.execute(
                         sql: """
-                            UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL
+                            UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL, flow_state = NULL
                             WHERE event_id IN (\(list))
                             """)
                     report.jobsCleared += db.changesCount

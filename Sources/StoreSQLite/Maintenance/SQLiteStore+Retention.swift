@@ -32,7 +32,7 @@ extension SQLiteStore: RetentionStore {
             let quarantine = db.changesCount
             try db.execute(
                 sql: """
-                    UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL
+                    UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL, flow_state = NULL
                     WHERE state IN \(SQL.list(JobState.terminal)) AND updated_at < :cutoff AND payload != X'7B7D'
                     """, arguments: ["cutoff": inboxCutoff])
             try db.execute(

@@ -298,6 +298,8 @@ extension SQLiteStore: OperatorJobStore {
     {
         try await writer.perform { db, _ in
             var actions: [ReplayOutcome] = []
+            // A re-rendered flow runs with the version that rendered it now.
+            for job in planned { try SQLiteStore.recordMappingVersion(of: job, db: db, now: now) }
             for job in planned {
                 let label = job.item.isEmpty ? job.mapping : "\(job.mapping)/\(job.item)"
                 let existing = try Row.fetchOne(
