@@ -140,7 +140,7 @@ extension MappingFile {
     /// steps' results (and, for `on_failure`, the failure) in scope. The
     /// default key is `<mapping>:<effect key>:<step>`: each step its own.
     public func renderFlowStep(
-        _ step: FlowStep, event: MappingEvent, steps: JSONValue, failure: JSONValue? = nil, now: String
+        _ step: FlowStep, event: MappingEvent, steps: JSONValue, failure: JSONValue? = nil, keySuffix: String = "", now: String
     ) -> Result<JSONValue, EvaluationError> {
         var extra: [String: JSONValue] = ["steps": steps]
         if let failure { extra["failure"] = failure }
@@ -148,7 +148,8 @@ extension MappingFile {
         do {
             let key = try effectKeyText(in: scope, event: event)
             return .success(
-                try renderRest(step.request, key: key + ":" + step.name, eventID: event.id, scope: scope, label: "flow.steps[\(step.name)]"))
+                try renderRest(
+                    step.request, key: key + ":" + step.name + keySuffix, eventID: event.id, scope: scope, label: "flow.steps[\(step.name)]"))
         } catch {
             return .failure(error)
         }

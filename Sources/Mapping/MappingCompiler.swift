@@ -604,6 +604,17 @@ public enum MappingCompiler {
         return FlowTarget(steps: steps, onFailure: onFailure, retry: retry)
     }
 
+    /// Whether a pointer is inside a request's `capture` or `outcomes` (the
+    /// places that read the answer): `/rest/capture/…`, `/flow/steps/N/outcomes/…`,
+    /// `/flow/on_failure/capture/…`; not a body key that happens to be named so.
+    static func readsAnswer(_ tokens: [String]) -> Bool {
+        let answerKeys: Set<String> = ["capture", "outcomes"]
+        if tokens.count >= 2, tokens[0] == "rest" { return answerKeys.contains(tokens[1]) }
+        if tokens.count >= 4, tokens[0] == "flow", tokens[1] == "steps" { return answerKeys.contains(tokens[3]) }
+        if tokens.count >= 3, tokens[0] == "flow", tokens[1] == "on_failure" { return answerKeys.contains(tokens[2]) }
+        return false
+    }
+
     /// In a flow, `steps.<step>.<capture>` reads an earlier step's capture
     /// (or `.outcome`), `failure` exists in `on_failure` only, and `response`
     /// in a step's `capture` and `outcomes` only.
@@ -621,6 +632,11 @@ public enum MappingCompiler {
             guard let index else {
                 context.error(
                     "'\(path.root)' has no value here: it is known inside a flow's steps", at: pointer, scalar: offset)
+                continue
+            }
+            if readsAnswer(tokens) {
+                context.error(
+                    "'\(path.root)' has no value in capture and outcomes: they read the answer (response) only", at: pointer, scalar: offset)
                 continue
             }
             if path.root == "failure" {
@@ -880,7 +896,7 @@ public enum MappingCompiler {
         var reads: [MappingFile.ResponseRead] = []
         for (path, pointer, offset) in context.paths where path.root == "response" {
             let tokens = pointer.tokens
-            if tokens.first == "flow" || tokens.first == "rest", tokens.contains("outcomes") || tokens.contains("capture") { continue }
+            if readsAnswer(tokens) { continue }
             guard tokens.count >= 2, tokens[0] == "rest" else {
                 context.error(
                     "'response' has no value here: it is known in a request's capture and outcomes, and in the request of a mapping with \"after\"",

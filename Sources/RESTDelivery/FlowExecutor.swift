@@ -130,18 +130,52 @@ struct FlowRun {
 
     var now: String { MappingClock.iso8601(milliseconds: executor.clock.now().milliseconds) }
 
-    /// Commits the progress and the policy of what is sent next; false when the lease is gone.
-    mutating func checkpoint(policy: CrashPolicy) async -> Bool {
-        do {
-            guard
-                try await executor.store.checkpointFlow(
-                    jobID: job.id, owner: job.leaseOwner, progress: progress, crashPolicy: policy, now: executor.clock.now())
-            else { return false }
-            storedPolicy = policy
-            return true
-        } catch {
-            logger.error("a flow checkpoint failed", metadata: ["error": "\(Redactor.redactPatterns("\(error)"))"])
-            return false
+    /// How a checkpoint went.
+    enum Checkpoint {
+        /// Committed.
+        case stored
+        /// Another attempt owns the job now: this one must stop and send nothing.
+        case leaseLost
+        /// The store refused the write, several times.
+        case failed(String)
+    }
+
+    /// Commits the progress and the policy of what is sent next. A store
+    /// error is retried with backoff (five tries, about six seconds): the
+    /// write is what keeps a finished step from being sent again.
+    mutating func checkpoint(policy: CrashPolicy) async -> Checkpoint {
+        var lastError = ""
+        for attempt in 0..<5 {
+            do {
+                guard
+                    try await executor.store.checkpointFlow(
+                        jobID: job.id, owner: job.leaseOwner, attempt: job.attempt, progress: progress, crashPolicy: policy,
+                        now: executor.clock.now())
+                else { return .leaseLost }
+                storedPolicy = policy
+                return .stored
+            } catch {
+                lastError = Redactor.redactPatterns("\(error)")
+                logger.error("a flow checkpoint failed", metadata: ["error": "\(lastError)", "try": "\(attempt + 1)"])
+                try? await executor.clock.sleep(for: .milliseconds(200 << attempt))
+            }
+        }
+        return .failed(lastError)
+    }
+
+    /// What an attempt does when the checkpoint after `step` answered could
+    /// not be stored: a step that is safe to resend is tried again later; an
+    /// unsafe one must never go out again on its own, so the job ends with
+    /// a reason that tells the operator to resolve it by hand.
+    func unrecorded(_ step: FlowStep, status: Int, _ result: Checkpoint) -> AttemptOutcome {
+        switch result {
+        case .stored: return .succeeded(capture: nil)
+        case .leaseLost: return .transient(reason: "lease lost after step \(step.name)", retryAfter: nil)
+        case .failed(let error):
+            if step.isSafeToResend { return .transient(reason: "step \(step.name): its result could not be stored: \(error)", retryAfter: nil) }
+            return .permanent(
+                reason: "step \(step.name) answered HTTP \(status) but its result could not be stored (\(error)); it is not sent again: "
+                    + "check the downstream, then `jobs retry` only if it did not take effect")
         }
     }
 
@@ -170,12 +204,17 @@ struct FlowRun {
         }
         if let step = current, progress.next != step.name || storedPolicy != FlowRun.policy(step) {
             progress.next = step.name
-            guard await checkpoint(policy: FlowRun.policy(step)) else { return .transient(reason: "lease lost before a step", retryAfter: nil) }
+            switch await checkpoint(policy: FlowRun.policy(step)) {
+            case .stored: break
+            case .leaseLost: return .transient(reason: "lease lost before step \(step.name)", retryAfter: nil)
+            case .failed(let error):
+                return .transient(reason: "step \(step.name) not sent: the flow's progress could not be stored: \(error)", retryAfter: nil)
+            }
         }
         let variables = executor.registry.current.variables
         while let step = current {
             let payload: JSONValue
-            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
+            switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, keySuffix: progress.keySuffix, now: now) {
             case .success(let rendered): payload = rendered
             case .failure(let error): return await failed(step: step.name, reason: "\(mapping.name): \(error.message)")
             }
@@ -206,15 +245,18 @@ struct FlowRun {
                     .init(
                         name: step.name, outcome: ended, status: response.status, captures: step.request.captures(from: answer),
                         at: executor.clock.now().milliseconds))
+                var next: FlowStep?
+                var conditionError: EvaluationError?
                 switch advance() {
-                case .success(let next): current = next
-                case .failure(let error):
-                    progress.next = nil
-                    return await failed(step: "flow", reason: "\(mapping.name): \(error.message)")
+                case .success(let found): next = found
+                case .failure(let error): conditionError = error
                 }
-                progress.next = current?.name
-                let policy = current.map(FlowRun.policy) ?? storedPolicy
-                guard await checkpoint(policy: policy) else { return .transient(reason: "lease lost after step \(step.name)", retryAfter: nil) }
+                progress.next = next?.name
+                // Nothing in flight once the flow is through: a crash before `done` is recorded reruns harmlessly.
+                let recorded = await checkpoint(policy: next.map(FlowRun.policy) ?? .rerun)
+                if case .stored = recorded {} else { return unrecorded(step, status: response.status, recorded) }
+                if let conditionError { return await failed(step: "flow", reason: "\(mapping.name): \(conditionError.message)") }
+                current = next
             }
         }
         return .succeeded(capture: progress.scopeValue)
@@ -234,10 +276,18 @@ struct FlowRun {
     /// The flow ends failed: the reason says what it had done before, and
     /// `on_failure` (if any) is sent once.
     mutating func failed(step: String, reason: String) async -> AttemptOutcome {
-        let full = progress.doneBefore.map { "\(reason); done before: \($0)" } ?? "\(reason); nothing was done before it"
-        guard flow.onFailure != nil else { return .permanent(reason: full) }
+        // Masked by value here (not only by the runner): the reason is stored
+        // in the progress and `on_failure` may send it on.
+        let masked = Redactor(payload: job.payload).redact(reason)
+        let full = progress.doneBefore.map { "\(masked); done before: \($0)" } ?? "\(masked); nothing was done before it"
         progress.failure = FlowProgress.Failure(step: step, reason: full)
-        guard await checkpoint(policy: storedPolicy) else { return .permanent(reason: full) }
+        // Recorded whatever comes next, so a retry resumes at the failed step;
+        // from here the notice is what may be in flight.
+        let policy = flow.onFailure.map(FlowRun.policy) ?? .rerun
+        if case .failed(let error) = await checkpoint(policy: policy) {
+            return .permanent(reason: "\(full); the failure could not be recorded (\(error)): `jobs show` may show older progress")
+        }
+        guard flow.onFailure != nil else { return .permanent(reason: full) }
         return await sendFailureNotice()
     }
 
@@ -246,7 +296,9 @@ struct FlowRun {
         guard let failure = progress.failure else { return .permanent(reason: "flow failed") }
         guard let notice = flow.onFailure, !failure.noticeSent else { return .permanent(reason: failure.reason) }
         let payload: JSONValue
-        switch mapping.renderFlowStep(notice, event: event, steps: progress.scopeValue, failure: progress.failureValue, now: now) {
+        switch mapping.renderFlowStep(
+            notice, event: event, steps: progress.scopeValue, failure: progress.failureValue, keySuffix: progress.keySuffix, now: now)
+        {
         case .success(let rendered): payload = rendered
         case .failure(let error): return .permanent(reason: "\(failure.reason); on_failure not sent: \(error.message)")
         }
@@ -256,7 +308,7 @@ struct FlowRun {
             switch DownstreamAnswers.rest(answer, status: response.status, target: notice.request).outcome {
             case .success, .alreadyDone, .finish:
                 progress.failure?.noticeSent = true
-                _ = await checkpoint(policy: storedPolicy)
+                _ = await checkpoint(policy: .rerun)
                 return .permanent(reason: "\(failure.reason); on_failure sent")
             case .retry:
                 return .transient(reason: "\(failure.reason); on_failure: HTTP \(response.status), retried", retryAfter: nil)

@@ -85,7 +85,9 @@ public struct RestExecutor: JobExecutor {
             case .success(let rendered):
                 if rendered != payload, let store {
                     // Under the lease: a runner that lost it sends nothing.
-                    guard (try? await store.recordSentRequest(jobID: job.id, owner: job.leaseOwner, payload: rendered, now: clock.now())) == true
+                    guard
+                        (try? await store.recordSentRequest(
+                            jobID: job.id, owner: job.leaseOwner, attempt: job.attempt, payload: rendered, now: clock.now())) == true
                     else { return .transient(reason: "the job's lease was lost before sending", retryAfter: nil) }
                 }
                 payload = rendered

@@ -63,4 +63,22 @@ struct FlowProgressTests {
         #expect(progress.doneBefore == "find_manager (manager_id M-7), create_person")
         #expect(FlowProgress().doneBefore == nil)
     }
+
+    @Test func resolvingAFailedFlowConcernsItsFailureNoticeNotItsSteps() throws {
+        var failed = progress
+        failed.failure = FlowProgress.Failure(step: "create_employee", reason: "HTTP 400")
+        let resolved = try #require(failed.resolvingStepInFlight(delivered: true, captures: JSONObject(), now: Timestamp(seconds: 9)))
+        #expect(resolved.failure?.noticeSent == true)
+        #expect(resolved.steps == failed.steps, "the failed step is not marked delivered")
+        #expect(failed.resolvingStepInFlight(delivered: false, captures: JSONObject(), now: Timestamp(seconds: 9)) == failed)
+    }
+
+    @Test func retentionKeepsTheStepsButNotTheirCapturesAndAForcedReplayStartsOverWithNewKeys() {
+        let kept = progress.withoutCaptures()
+        #expect(kept.steps.map(\.name) == progress.steps.map(\.name))
+        #expect(kept.steps.allSatisfy { $0.captures.isEmpty })
+        let forced = FlowProgress.forcedResend(at: Timestamp(milliseconds: 42))
+        #expect(forced.steps.isEmpty && forced.keySuffix == ":replay-42")
+        #expect(FlowProgress(json: forced.json) == forced)
+    }
 }

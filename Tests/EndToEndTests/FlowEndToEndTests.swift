@@ -206,6 +206,33 @@ struct FlowEndToEndTests {
         }
     }
 
+    @Test func withoutOnFailureAFailedFlowStillRecordsItsStepsAndARetryResumesAtTheFailedOne() async throws {
+        let hr = HRServer(["POST /v1/employees": [.init(status: 422, body: #"{"message": "bruce@wayneenterprises.com: start date"}"#)]])
+        try await hr.run { base in
+            let mappings = try Self.mappings { text in
+                guard let cut = text.range(of: #",\#n    "on_failure""#), let end = text.range(of: "\n  }\n}", options: .backwards) else {
+                    return text
+                }
+                return String(text[..<cut.lowerBound]) + "\n  }\n}\n" + String(text[end.upperBound...])
+            }
+            let daemon = daemon(hr: base, mappings: mappings)
+            try daemon.start()
+            defer { daemon.stop() }
+            #expect(try await daemon.post(try Fixtures.bytes("candidate-new")).status == 200)
+            #expect(try await waitForState(daemon, "dead"), "\(daemon.log(tail: 3000))")
+            #expect(hr.count("POST /jobylon/result") == 0, "no on_failure in this mapping")
+            let id = try #require(try flowJob(daemon)).id
+            let show = try daemon.cli(["jobs", "show", "\(id)"])
+            #expect(show.output.contains("create_person: succeeded HTTP 201 · person_id=P-1"), "\(show.output)")
+            #expect(show.output.contains("create_employee: failed"))
+            #expect(!show.output.contains("bruce@wayneenterprises.com"), "quoted back by the HR system, masked")
+            hr.scripts.withLock { $0["POST /v1/employees"] = [.init(status: 201, body: #"{"id": "E-5"}"#)] }
+            #expect(try daemon.cli(["jobs", "retry", "\(id)"]).status == 0)
+            #expect(try await waitForState(daemon, "done"))
+            #expect(hr.count("POST /v1/persons") == 1, "the person is not created twice")
+        }
+    }
+
     @Test func killNineWhileACreateIsInFlightParksTheFlowInDoubtAndTheOperatorsCaptureCarriesIt() async throws {
         let hr = HRServer(["POST /v1/persons": [.init(status: 201, body: "{}", headers: [("Location", "/v1/persons/P-1")], delay: .seconds(4))]])
         try await hr.run { base in

@@ -226,6 +226,7 @@ struct MappingCompilerTests {
             {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}", "flow": {"steps": [
               {"name": "person", "url": "https://hr/p", "body": {"m": "{{ steps.employee.employee_id }}"},
                "capture": {"person_id": "{{ response.body.id }}"}, "outcomes": [{"if": "response.status == 409", "then": "already_done"}]},
+              {"name": "audit", "url": "https://hr/a", "body": {"capture": "{{ response.id }}"}, "capture": {"x": "{{ steps.person.person_id }}"}},
               {"name": "employee", "if": "steps.person.outcome == 'already_done'", "url": "https://hr/e/{{ steps.person.persn_id }}",
                "body": {"r": "{{ response.status }}"}, "capture": {"employee_id": "{{ response.body.id }}"}},
               {"name": "employee", "url": "https://hr/x", "outcomes": [{"if": "response.status == 200", "then": "maybe"}]}
@@ -238,6 +239,9 @@ struct MappingCompilerTests {
         #expect(messages.contains("steps.person.persn_id: step person captures no \"persn_id\"; it provides person_id, outcome"))
         #expect(messages.contains { $0.hasPrefix("'response' has no value here") })
         #expect(messages.contains("duplicate step name \"employee\""))
+        #expect(messages.contains("'steps' has no value in capture and outcomes: they read the answer (response) only"))
+        #expect(
+            messages.filter { $0.hasPrefix("'response' has no value here") }.count == 2, "a body key named capture is no capture: \(messages)")
         #expect(messages.contains { $0.hasPrefix("\"then\" must be one of \"success\", \"retry\", \"fail\", \"already_done\", \"finish\"") })
         #expect(!messages.contains { $0.contains("failure") }, "failure is known in on_failure")
     }

@@ -266,8 +266,11 @@ struct StoreContractTests {
         progress.steps = [
             .init(name: "find_manager", outcome: .succeeded, status: 200, captures: (["m": "M-7"] as JSONValue).objectValue ?? JSONObject(), at: 1)
         ]
-        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", progress: progress, crashPolicy: .hold, now: t0))
-        #expect(try await !store.checkpointFlow(jobID: job.id, owner: "B", progress: FlowProgress(), crashPolicy: .rerun, now: t0))
+        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", attempt: 1, progress: progress, crashPolicy: .hold, now: t0))
+        #expect(try await !store.checkpointFlow(jobID: job.id, owner: "B", attempt: 1, progress: FlowProgress(), crashPolicy: .rerun, now: t0))
+        #expect(
+            try await !store.checkpointFlow(jobID: job.id, owner: "A", attempt: 2, progress: FlowProgress(), crashPolicy: .rerun, now: t0),
+            "an older claim of the same runner")
         // The runner dies during create_person: its policy (hold) applies, not the one the flow was planned with.
         #expect(try await claim(store, at: t0.adding(.seconds(31))).isEmpty, "in doubt")
         try await store.resolve(jobID: job.id, delivered: true, capture: ["person_id": "P-9"], now: t0.adding(.seconds(40)))
@@ -288,12 +291,33 @@ struct StoreContractTests {
         var progress = FlowProgress(
             steps: [.init(name: "create_person", outcome: .succeeded, at: 1)], next: "create_employee",
             failure: .init(step: "create_employee", reason: "HTTP 400", noticeSent: true))
-        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", progress: progress, crashPolicy: .hold, now: t0))
+        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", attempt: 1, progress: progress, crashPolicy: .hold, now: t0))
         try await store.complete(jobID: job.id, owner: "A", completion: .dead(reason: "HTTP 400"), now: t0)
         #expect(try await store.retry(jobIDs: [job.id], now: t0) == 1)
         let again = try #require(try await claim(store, at: t0).first)
         progress.failure = nil
         #expect(FlowProgress(stored: again.flowProgress) == progress)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func retentionKeepsWhichStepsOfAFlowEndedButNotWhatTheyCaptured(_ factory: StoreFactory) async throws {
+        let store = try factory.make()
+        try await Self.deliver(store, candidate: "p1", jobs: [Self.flowJob(key: "c1:p1")], at: t0)
+        let job = try #require(try await claim(store, at: t0).first)
+        let progress = FlowProgress(
+            steps: [
+                .init(name: "create_person", outcome: .succeeded, captures: (["person_id": "P-1"] as JSONValue).objectValue ?? JSONObject(), at: 1)
+            ],
+            next: "create_employee")
+        #expect(try await store.checkpointFlow(jobID: job.id, owner: "A", attempt: 1, progress: progress, crashPolicy: .hold, now: t0))
+        try await store.complete(jobID: job.id, owner: "A", completion: .dead(reason: "HTTP 400"), now: t0)
+        _ = try await store.purgeExpiredBodies(now: t0.adding(.seconds(40 * 86_400)), policy: RetentionPolicy())
+        #expect(try await store.retry(jobIDs: [job.id], now: t0.adding(.seconds(40 * 86_400))) == 1)
+        let again = try #require(try await claim(store, at: t0.adding(.seconds(40 * 86_400))).first)
+        let kept = FlowProgress(stored: again.flowProgress)
+        #expect(kept.hasEnded("create_person"), "a retry after retention never creates the person again")
+        #expect(kept.steps.first?.captures.isEmpty == true)
+        #expect(kept.next == "create_employee")
     }
 
     @Test(arguments: StoreFactory.all)

@@ -37,6 +37,7 @@ public enum SandboxTrial {
             flow = FlowTarget(singleRequest: rest, named: mapping.name)
         default: throw Problem.notSendable(mapping: mapping.name, kind: mapping.kind)
         }
+        var planned: JSONValue = .null
         switch mapping.plan(event, now: now) {
         case .noMatch(let reason):
             print("no match: \(reason)")
@@ -44,8 +45,8 @@ public enum SandboxTrial {
         case .failed(let message):
             print("error: \(message)")
             return false
-        case .planned:
-            break
+        case .planned(let jobs):
+            planned = jobs.first?.payload ?? .null
         }
         var run = FlowDryRun(mapping: mapping, flow: flow, event: event, now: now)
         var succeeded = true
@@ -66,8 +67,14 @@ public enum SandboxTrial {
         while let (step, request) = run.nextRequest() {
             report(upTo: run.entries.count - 1)
             reported = run.entries.count
-            // The event's personal values this step sends, masked wherever they appear.
-            let redactor = Redactor(payload: request)
+            // The event's personal values that any step sends (as planned) and
+            // this one sends, masked wherever they appear (an answer may quote
+            // what an earlier step sent).
+            let redactor = Redactor(
+                payload: [
+                    "body": .array([planned["body"] ?? .null, request["body"] ?? .null]),
+                    "query": .array([planned["query"] ?? .null, request["query"] ?? .null]),
+                ])
             let shown = MapOutput.shown(request, kind: "rest", variables, mask: true)
             print("── step \(step.name): \(shown["method"]?.stringValue ?? "") \(redactor.redact(shown["url"]?.stringValue ?? ""))")
             print(redactor.redact(JSONWriter.prettyString(shown)))

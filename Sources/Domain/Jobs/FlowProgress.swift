@@ -80,12 +80,21 @@ public struct FlowProgress: Sendable, Hashable {
     public var next: String?
     /// Set once a step failed for good (then only `on_failure` is sent).
     public var failure: Failure?
+    /// Added to every step's default idempotency key: set by a forced replay,
+    /// so a downstream that deduplicates on keys takes the resend as new.
+    public var keySuffix: String = ""
 
     /// Progress as stored.
-    public init(steps: [Step] = [], next: String? = nil, failure: Failure? = nil) {
+    public init(steps: [Step] = [], next: String? = nil, failure: Failure? = nil, keySuffix: String = "") {
         self.steps = steps
         self.next = next
         self.failure = failure
+        self.keySuffix = keySuffix
+    }
+
+    /// A flow that `replay --force` sends again from its first step, with new keys.
+    public static func forcedResend(at now: Timestamp) -> FlowProgress {
+        FlowProgress(keySuffix: ":replay-\(now.milliseconds)")
     }
 
     /// Whether `name` has ended (it is never sent again).
@@ -118,6 +127,12 @@ public struct FlowProgress: Sendable, Hashable {
     /// goes on from the step after it) or not (sent again). `nil` when no step
     /// was in flight.
     public func resolvingStepInFlight(delivered: Bool, captures: JSONObject, now: Timestamp) -> FlowProgress? {
+        if failure != nil {
+            // What was in flight is `on_failure`: delivered means it was sent.
+            var resolved = self
+            if delivered { resolved.failure?.noticeSent = true }
+            return resolved
+        }
         guard let next else { return nil }
         guard delivered else { return self }
         var resolved = self
@@ -126,12 +141,22 @@ public struct FlowProgress: Sendable, Hashable {
         return resolved
     }
 
-    /// `jobs retry` of a failed flow: it resumes at the failed step, and a
-    /// new failure sends `on_failure` again.
+    /// `jobs retry` of a failed flow (and a replay that re-renders it): it
+    /// resumes at the failed step, and a new failure sends `on_failure` again.
     public func retried() -> FlowProgress {
         var retried = self
         retried.failure = nil
         return retried
+    }
+
+    /// What retention keeps of an old flow: which steps ended and how, not
+    /// what they captured. A retry then never sends a finished step again
+    /// (a later step that needs a purged capture fails, naming it).
+    public func withoutCaptures() -> FlowProgress {
+        var kept = self
+        for index in kept.steps.indices { kept.steps[index].captures = JSONObject() }
+        if kept.failure != nil { kept.failure?.reason = "" }
+        return kept
     }
 
     /// One line for the operator: each ended step with its captures, the step
@@ -182,6 +207,7 @@ public struct FlowProgress: Sendable, Hashable {
                 return .object(entry)
             })
         if let next { object["next"] = .string(next) }
+        if !keySuffix.isEmpty { object["key_suffix"] = .string(keySuffix) }
         if let failure {
             object["failure"] = [
                 "step": .string(failure.step), "reason": .string(failure.reason), "notice_sent": .bool(failure.noticeSent),
@@ -205,6 +231,7 @@ public struct FlowProgress: Sendable, Hashable {
         }
         self.steps = steps
         self.next = json["next"]?.stringValue
+        self.keySuffix = json["key_suffix"]?.stringValue ?? ""
         if let failure = json["failure"], let step = failure["step"]?.stringValue {
             self.failure = Failure(
                 step: step, reason: failure["reason"]?.stringValue ?? "", noticeSent: failure["notice_sent"]?.boolValue ?? false)
@@ -225,11 +252,13 @@ public struct FlowProgress: Sendable, Hashable {
 public protocol RunningJobStore: Sendable {
     /// Replaces the stored request with the one about to be sent, if `owner`
     /// still holds the lease; `false` when it does not.
-    func recordSentRequest(jobID: Int64, owner: String, payload: JSONValue, now: Timestamp) async throws -> Bool
+    func recordSentRequest(jobID: Int64, owner: String, attempt: Int, payload: JSONValue, now: Timestamp) async throws -> Bool
     /// Stores `progress` and the crash policy of the step sent next, if
-    /// `owner` still holds the job's lease; `false` when it does not (the
-    /// attempt must stop: another runner owns the job now).
-    func checkpointFlow(jobID: Int64, owner: String, progress: FlowProgress, crashPolicy: CrashPolicy, now: Timestamp) async throws -> Bool
+    /// `owner` still holds the job's lease for this `attempt`; `false` when
+    /// it does not (the attempt must stop: another claim owns the job now,
+    /// also one by the same process after its lease ran out).
+    func checkpointFlow(jobID: Int64, owner: String, attempt: Int, progress: FlowProgress, crashPolicy: CrashPolicy, now: Timestamp)
+        async throws -> Bool
     /// The mapping file bytes stored for a content hash, if any.
     func mappingSource(contentHash: String) async throws -> [UInt8]?
 }

@@ -171,7 +171,7 @@ extension SQLiteStore: JobStore, RunningJobStore {
                         sql: """
                             SELECT j.id, j.event_id, j.mapping, j.item, j.kind, j.effect_key, j.payload, j.attempts,
                                    j.company_id, j.subject_id, j.created_at, j.first_attempt_at, j.after_mapping, j.after_capture, j.runs_mapping,
-                                   CASE WHEN j.after_mapping IS NOT NULL OR j.kind = 'flow' THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END
+                                   CASE WHEN j.after_mapping IS NOT NULL OR j.kind = 'flow' OR j.alt_kind = 'flow' THEN (SELECT body FROM inbox WHERE inbox.id = j.event_id) END
                                        AS event_body,
                                    j.on_repeat, j.alt_mapping, j.alt_kind, j.alt_payload, j.alt_mapping_hash, j.deadline, j.mapping_hash,
                                    j.crash_policy, j.flow_state
@@ -264,6 +264,7 @@ extension SQLiteStore: JobStore, RunningJobStore {
         var runMapping: String = row["runs_mapping"] ?? mapping
         var kind: String = row["kind"]
         var payload: Data = row["payload"]
+        var runHash: String? = nil
         let effectKey: String = row["effect_key"]
         let deliveredBy =
             EffectLedger.consultsLedger(kind: kind)
@@ -301,6 +302,7 @@ extension SQLiteStore: JobStore, RunningJobStore {
             runMapping = altMapping
             kind = altKind
             payload = Data(altPayload)
+            runHash = altHash
         }
         let target = try JobState.pending.after(.claim, jobID: id)
         let attempt: Int = row["attempts"] + 1
@@ -320,6 +322,8 @@ extension SQLiteStore: JobStore, RunningJobStore {
             afterCapture: (row["after_capture"] as Data?).map { [UInt8]($0) },
             deadline: (row["deadline"] as Int64?).map(Timestamp.init(milliseconds:)))
         SQLiteStore.addRunState(row, owner: owner, to: &job)
+        // An alternative runs with its own version (a flow renders with it).
+        if let runHash { job.mappingHash = runHash }
         return job
     }
 
@@ -333,26 +337,29 @@ extension SQLiteStore: JobStore, RunningJobStore {
 
     /// A flow's checkpoint: its progress and the crash policy of the step it
     /// sends next, committed before that step is sent; only under the lease.
-    public func checkpointFlow(jobID: Int64, owner: String, progress: FlowProgress, crashPolicy: CrashPolicy, now: Timestamp) async throws
-        -> Bool
-    {
+    public func checkpointFlow(
+        jobID: Int64, owner: String, attempt: Int, progress: FlowProgress, crashPolicy: CrashPolicy, now: Timestamp
+    ) async throws -> Bool {
         try await writer.perform { db, _ in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET flow_state = ?, crash_policy = ?, updated_at = ?
-                    WHERE id = ? AND lease_owner = ? AND state = \(SQL.literal(.running))
+                    WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = \(SQL.literal(.running))
                     """
-            ).execute(arguments: [Data(JSONWriter.bytes(progress.json)), crashPolicy.rawValue, now.milliseconds, jobID, owner])
+            ).execute(arguments: [Data(JSONWriter.bytes(progress.json)), crashPolicy.rawValue, now.milliseconds, jobID, owner, attempt])
             return db.changesCount == 1
         }
     }
 
     /// The request an `after` job sends, rendered at send time.
-    public func recordSentRequest(jobID: Int64, owner: String, payload: JSONValue, now: Timestamp) async throws -> Bool {
+    public func recordSentRequest(jobID: Int64, owner: String, attempt: Int, payload: JSONValue, now: Timestamp) async throws -> Bool {
         try await writer.perform { db, _ in
             try db.cachedStatement(
-                sql: "UPDATE jobs SET payload = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = \(SQL.literal(.running))"
-            ).execute(arguments: [Data(JSONWriter.bytes(payload)), now.milliseconds, jobID, owner])
+                sql: """
+                    UPDATE jobs SET payload = ?, updated_at = ?
+                    WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = \(SQL.literal(.running))
+                    """
+            ).execute(arguments: [Data(JSONWriter.bytes(payload)), now.milliseconds, jobID, owner, attempt])
             return db.changesCount == 1
         }
     }

@@ -1,6 +1,8 @@
 import Clocks
 import Domain
+import Foundation
 import GRDB
+import JSON
 
 extension SQLiteStore: RetentionStore {
     /// Deletes raw bodies past their retention. Rows and their body hashes stay,
@@ -30,9 +32,22 @@ extension SQLiteStore: RetentionStore {
                     UPDATE quarantine SET body = NULL, body_purged_at = :now WHERE body IS NOT NULL AND received_at < :cutoff
                     """, arguments: ["now": now.milliseconds, "cutoff": quarantineCutoff])
             let quarantine = db.changesCount
+            // A flow keeps which steps ended (never their captures): a retry
+            // after retention must not send a finished step again.
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, flow_state FROM jobs WHERE kind = 'flow' AND flow_state IS NOT NULL
+                      AND state IN \(SQL.list(JobState.terminal)) AND updated_at < :cutoff AND payload != X'7B7D'
+                    """, arguments: ["cutoff": inboxCutoff])
+            {
+                let kept = FlowProgress(stored: (row["flow_state"] as Data?).map { [UInt8]($0) }).withoutCaptures()
+                try db.execute(
+                    sql: "UPDATE jobs SET flow_state = ? WHERE id = ?", arguments: [Data(JSONWriter.bytes(kept.json)), row["id"] as Int64])
+            }
             try db.execute(
                 sql: """
-                    UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL, flow_state = NULL
+                    UPDATE jobs SET payload = X'7B7D', capture = NULL, alt_payload = NULL, after_capture = NULL
                     WHERE state IN \(SQL.list(JobState.terminal)) AND updated_at < :cutoff AND payload != X'7B7D'
                     """, arguments: ["cutoff": inboxCutoff])
             try db.execute(

@@ -329,6 +329,8 @@ extension SQLiteStore: OperatorJobStore {
                             job.holdReason?.detail, now.milliseconds, now.milliseconds,
                         ]
                             + SQLiteStore.repeatColumns(job.onRepeat) + [id])
+                    // A re-rendered flow keeps its ended steps and resumes at the failed one.
+                    try self.retryFlow(jobID: id, db: db)
                     actions.append(ReplayOutcome(label: label, action: .rerendered))
                 } else if let state, JobTransition.forceResend.sources.contains(state) {
                     guard force else {
@@ -339,15 +341,18 @@ extension SQLiteStore: OperatorJobStore {
                         object["idempotency_key"] = .string(EffectLedger.forcedResendKey(mapping: job.mapping, effectKey: job.effectKey, at: now))
                         payload = .object(object)
                     }
+                    // A forced flow starts over at its first step, each step with a new key.
+                    let restarted = job.kind == "flow" ? Data(JSONWriter.bytes(FlowProgress.forcedResend(at: now).json)) : nil
                     try db.execute(
                         sql: """
                             UPDATE jobs SET payload = ?, mapping_hash = ?, kind = ?, state = ?, on_repeat = ?, skipped_for = NULL, runs_mapping = NULL,
-                                first_attempt_at = NULL, last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ?
+                                first_attempt_at = NULL, last_error = 'forced replay: sent again with a new idempotency key', run_at = ?, updated_at = ?,
+                                flow_state = CASE WHEN kind = 'flow' THEN ? ELSE flow_state END
                             WHERE id = ?
                             """,
                         arguments: [
                             Data(JSONWriter.bytes(payload)), job.mappingHash, job.kind, try state.after(.forceResend, jobID: id).rawValue,
-                            RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, id,
+                            RepeatPolicy.send.storedName, now.milliseconds, now.milliseconds, restarted, id,
                         ])
                     actions.append(ReplayOutcome(label: label, action: .forced))
                 } else {
