@@ -71,7 +71,7 @@ extension VariableSource {
                 i += 2
                 continue
             }
-            guard scalars[i + 1] == "{", let close = VariableSource.closingBrace(scalars, from: i + 2) else {
+            guard scalars[i + 1] == "{", let close = Placeholder.closingBrace(scalars, from: i + 2) else {
                 out.append(scalar)
                 i += 1
                 continue
@@ -82,15 +82,7 @@ extension VariableSource {
                 out.append(contentsOf: "${\(inner)}".unicodeScalars)
                 continue
             }
-            let name: String
-            let fallback: String?
-            if let range = inner.range(of: ":-") {
-                name = String(inner[..<range.lowerBound])
-                fallback = String(inner[range.upperBound...])
-            } else {
-                name = inner
-                fallback = nil
-            }
+            let (name, fallback) = Placeholder.split(inner)
             if let value = value(name) {
                 out.append(contentsOf: (mask && VariableSource.isSecret(name) ? "********" : value).unicodeScalars)
             } else if let fallback {
@@ -118,6 +110,17 @@ extension VariableSource {
             return .object(out)
         default: return value
         }
+    }
+
+}
+
+/// The one reading of `${NAME}` / `${NAME:-default}` text, for the template
+/// parser and for filling stored requests.
+enum Placeholder {
+    /// `NAME:-default` → the name and the default (text after the first `:-`).
+    static func split(_ inner: String) -> (name: String, fallback: String?) {
+        guard let range = inner.range(of: ":-") else { return (inner, nil) }
+        return (String(inner[..<range.lowerBound]), String(inner[range.upperBound...]))
     }
 
     /// The `}` that closes a placeholder opened just before `start` (defaults may nest).

@@ -84,35 +84,10 @@ public struct Template: Sendable, Hashable {
                 i = end + 2
             } else if scalars[i] == "$", i + 1 < scalars.count, scalars[i + 1] == "{" {
                 // Defaults may nest: ${EXPORT_DIR:-${DATA_DIR}/exports}.
-                var depth = 1
-                var k = i + 2
-                var closing: Int? = nil
-                while k < scalars.count {
-                    if scalars[k] == "$", k + 1 < scalars.count, scalars[k + 1] == "{" {
-                        depth += 1
-                        k += 1
-                    } else if scalars[k] == "}" {
-                        depth -= 1
-                        if depth == 0 {
-                            closing = k
-                            break
-                        }
-                    }
-                    k += 1
-                }
-                guard let close = closing else {
+                guard let close = Placeholder.closingBrace(scalars, from: i + 2) else {
                     throw ExpressionSyntaxError(offset: i, message: "'${' is not closed by '}'")
                 }
-                let body = String(String.UnicodeScalarView(scalars[(i + 2)..<close]))
-                let name: String
-                let fallback: String?
-                if let range = body.range(of: ":-") {
-                    name = String(body[..<range.lowerBound])
-                    fallback = String(body[range.upperBound...])
-                } else {
-                    name = body
-                    fallback = nil
-                }
+                let (name, fallback) = Placeholder.split(String(String.UnicodeScalarView(scalars[(i + 2)..<close])))
                 guard !name.isEmpty,
                     name.unicodeScalars.allSatisfy({ $0 == "_" || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) })
                 else {

@@ -114,10 +114,16 @@ final class Daemon: @unchecked Sendable {
 
     /// Runs `jobylon-bridge ARGS` against this daemon's data directory, as an operator would beside it.
     func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try Daemon.command(arguments + ["--data-dir", dataDir], environment: environment)
+    }
+
+    /// Runs `jobylon-bridge ARGS` with `environment`, stdout and stderr together.
+    static func command(_ arguments: [String], environment: [String: String], directory: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Daemon.binary)
-        process.arguments = arguments + ["--data-dir", dataDir]
+        process.arguments = arguments
         process.environment = environment
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

@@ -98,7 +98,7 @@ struct FlowEndToEndTests {
             dataDir: dataDir,
             environment: [
                 "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": mappings, "HR_URL": hr, "HR_TOKEN": "hr-secret-token",
-                "JOBYLON_API_URL": hr + "/jobylon", "JOBYLON_API_KEY": "jobylon-key",
+                "JOBYLON_API_URL": hr + "/jobylon", "JOBYLON_API_KEY": "jobylon-key", "HR_LEGAL_ENTITY": "LE-9",
             ])
     }
 
@@ -128,6 +128,7 @@ struct FlowEndToEndTests {
             #expect(body["person_id"] == "P-1", "the id from the person create's Location header")
             #expect(body["supervisor_id"] == "M-7", "the manager found by the lookup")
             #expect(body["iban"] == "SE6281323143611896423859")
+            #expect(body["legal_entity"] == "LE-9", "a ${VARIABLE} in a body is filled at send time")
             #expect(employee.headers["authorization"] == "Bearer hr-secret-token")
             #expect(hr.requests.first?.query.contains("email=bruce%40wayneenterprises.com") == true)
             let id = try #require(try flowJob(daemon)).id
@@ -285,6 +286,32 @@ struct FlowEndToEndTests {
         }
     }
 
+    @Test func killNineBetweenStepsResumesAtTheNextStepWithoutSendingTheFinishedOnes() async throws {
+        let hr = HRServer([
+            "POST /v1/employees": [.init(status: 503, body: "{}", headers: [("Retry-After", "2")]), .init(status: 201, body: #"{"id": "E-1"}"#)]
+        ])
+        try await hr.run { base in
+            let mappings = try Self.mappings()
+            let first = daemon(hr: base, mappings: mappings)
+            try first.start()
+            #expect(try await first.post(try Fixtures.bytes("candidate-new")).status == 200)
+            // Four steps ended and the fifth waits for its retry: nothing is in flight.
+            #expect(
+                try await first.waitFor { db in
+                    let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE mapping = 'hr-new-hire-flow'")
+                    return hr.count("POST /v1/employees") == 1 && state == "pending"
+                })
+            first.kill9()
+            let second = daemon(hr: base, mappings: mappings, dataDir: first.dataDir)
+            try second.start()
+            defer { second.stop() }
+            #expect(try await waitForState(second, "done"), "\(second.log(tail: 3000))")
+            #expect(hr.count("GET /v1/employees") == 1)
+            #expect(hr.count("POST /v1/persons") == 1)
+            #expect(hr.count("POST /v1/employees") == 2)
+        }
+    }
+
     @Test func aFlowFinishesWithTheMappingVersionItStartedWith() async throws {
         let hr = HRServer([
             "POST /v1/employees": [.init(status: 503, body: "{}", headers: [("Retry-After", "3")]), .init(status: 201, body: #"{"id": "E-1"}"#)]
@@ -312,24 +339,14 @@ struct FlowEndToEndTests {
     @Test func tryRunsTheFlowAgainstASandboxMaskedAndStoresNothing() async throws {
         let hr = HRServer()
         try await hr.run { base in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Daemon.binary)
-            process.arguments = [
-                "try", "--mapping", Self.example, "--event", MappingsEndToEndTests.bundledMappings + "/tests/events/candidate-new.json",
-                "--set", "HR_URL=\(base)",
-            ]
             var environment = ProcessInfo.processInfo.environment
             environment["HR_TOKEN"] = "hr-secret-token"
-            process.environment = environment
-            process.currentDirectoryURL = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let text = String(decoding: data, as: UTF8.self)
-            #expect(process.terminationStatus == 0, "\(text)")
+            let (status, text) = try Daemon.command(
+                [
+                    "try", "--mapping", Self.example, "--event", MappingsEndToEndTests.bundledMappings + "/tests/events/candidate-new.json",
+                    "--set", "HR_URL=\(base)",
+                ], environment: environment, directory: FileManager.default.temporaryDirectory.path)
+            #expect(status == 0, "\(text)")
             #expect(text.contains("── step create_person: POST \(base)/v1/persons"))
             #expect(text.contains("answer: HTTP 201 → success"))
             #expect(text.contains(#"captures: {"person_id":"P-1"}"#))

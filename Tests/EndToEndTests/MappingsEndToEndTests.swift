@@ -100,6 +100,30 @@ struct MappingsEndToEndTests {
         #expect(ids.count == 2 && ids[0] < ids[1])
     }
 
+    @Test func mapExitsNonZeroWhenAResultIsAnError() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-map-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try #"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "body": {"t": "{{ job.title | required }}"}}}"#
+            .write(toFile: directory + "/m.json", atomically: true, encoding: .utf8)
+        let good = #"{"event_type": "job", "action": "new", "data": {"job": {"id": 1, "title": "Engineer"}}}"#
+        let bad = #"{"event_type": "job", "action": "new", "data": {"job": {"id": 2}}}"#
+        try good.write(toFile: directory + "/good.json", atomically: true, encoding: .utf8)
+        try bad.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
+        try (good + "\n" + bad + "\n").write(toFile: directory + "/events.ndjson", atomically: true, encoding: .utf8)
+        let environment = ProcessInfo.processInfo.environment
+        #expect(
+            try Daemon.command(["map", "--mapping", directory + "/m.json", "--event", directory + "/good.json"], environment: environment).status == 0
+        )
+        let failed = try Daemon.command(["map", "--mapping", directory + "/m.json", "--event", directory + "/bad.json"], environment: environment)
+        #expect(failed.status == 1)
+        #expect(failed.output.contains(#""result": "error""#))
+        let lines = try Daemon.command(
+            ["map", "--mapping", directory + "/m.json", "--ndjson", directory + "/events.ndjson"], environment: environment)
+        #expect(lines.status == 1)
+        #expect(lines.output.contains("1 of 2 event(s) gave a result of \"error\""))
+        #expect(lines.output.contains(#""result":"planned""#), "every line is printed before the exit")
+    }
+
     @Test func aBrokenMappingStopsTheDaemonNamingFileAndPosition() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-bad-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

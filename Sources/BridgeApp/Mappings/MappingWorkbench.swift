@@ -233,12 +233,15 @@ public struct FlowDryRun {
         for step in flow.steps where !progress.hasEnded(step.name) && !progress.isFinished {
             var entry = JSONObject()
             entry["step"] = .string(step.name)
-            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
-            case .failure(let error):
+            // A step that cannot be evaluated or rendered ends the run there.
+            func ending(_ error: EvaluationError) -> (step: FlowStep, request: JSONValue)? {
                 entry["error"] = .string(error.message)
                 entries.append(entry)
                 over = true
                 return nil
+            }
+            switch mapping.flowStepApplies(step, event: event, steps: progress.scopeValue, now: now) {
+            case .failure(let error): return ending(error)
             case .success(false):
                 entry["skipped"] = .string("if is false: \(step.conditionSource ?? "")")
                 entries.append(entry)
@@ -248,11 +251,7 @@ public struct FlowDryRun {
                 break
             }
             switch mapping.renderFlowStep(step, event: event, steps: progress.scopeValue, now: now) {
-            case .failure(let error):
-                entry["error"] = .string(error.message)
-                entries.append(entry)
-                over = true
-                return nil
+            case .failure(let error): return ending(error)
             case .success(let request):
                 entries.append(entry)
                 current = step
