@@ -193,12 +193,14 @@ public final class BridgeApplication: Sendable {
         archiveConfiguration.downloader.verifyPeer = !config.tlsInsecureSkipVerify
         archiveConfiguration.downloader.guardedPaths = [config.resolvedArchiveDir, config.dataDir]
         archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
+        // One token cache for every sender: a downstream's token is fetched once.
+        let oauthTokens = OAuth2Tokens()
         let tls = RestExecutor.TLSSettings(
             caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify, proxy: config.outboundProxy)
         let executors: [any JobExecutor] = [
             LogExecutor(),
-            RestExecutor(registry: registry, client: curl, clock: clock, tls: tls, store: store),
-            FlowExecutor(registry: registry, store: store, client: curl, clock: clock, tls: tls),
+            RestExecutor(registry: registry, client: curl, clock: clock, tls: tls, store: store, tokens: oauthTokens),
+            FlowExecutor(registry: registry, store: store, client: curl, clock: clock, tls: tls, tokens: oauthTokens),
             CSVExecutor(registry: registry, store: store, clock: clock),
             ArchiveExecutor(
                 registry: registry, store: store, clock: clock, configuration: archiveConfiguration, client: curl, io: io,

@@ -551,14 +551,45 @@ public enum MappingCompiler {
             }
             if let token = secret("bearer") {
                 auth = .bearer(token: token)
+            } else if a.object["oauth2"] != nil {
+                auth = compileOAuth2(a.value("oauth2"), at: a.pointer.appending("oauth2"), context: context).map(RestAuth.oauth2ClientCredentials)
             } else if let user = secret("user"), let password = secret("password") {
                 auth = .basic(user: user, password: password)
             } else {
-                context.error("\"auth\" needs {\"bearer\": \"${TOKEN}\"} or {\"user\": …, \"password\": …}", at: a.pointer)
+                context.error(
+                    "\"auth\" needs {\"bearer\": \"${TOKEN}\"}, {\"user\": …, \"password\": …} or {\"oauth2\": {\"token_url\", \"client_id\", \"client_secret\"}}",
+                    at: a.pointer)
             }
             a.finish()
         }
         return auth
+    }
+
+    /// `auth.oauth2`: `token_url`, `client_id`, `client_secret`, optional
+    /// `scope`, `audience` and `client_auth` (`basic` or `body`); text with
+    /// `${VARIABLES}` only, and a token URL whose scheme and host are fixed.
+    static func compileOAuth2(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> OAuth2ClientCredentials? {
+        guard var o = ObjectReader(value, at: at, context: context, what: "\"oauth2\"") else { return nil }
+        func setting(_ key: String, required: Bool) -> String? {
+            guard let text = o.string(key, required: required) else { return nil }
+            if let template = context.template(text, at: at.appending(key)), template.hasExpressions {
+                context.error("\"\(key)\" may use ${VARIABLES} only, no {{ expressions }}", at: at.appending(key))
+            }
+            return text
+        }
+        let tokenURL = setting("token_url", required: true)
+        if let tokenURL, !(tokenURL.hasPrefix("https://") || tokenURL.hasPrefix("http://") || tokenURL.hasPrefix("${")) {
+            context.error("\"token_url\" must start with https://, http:// or a ${VARIABLE} holding it", at: at.appending("token_url"))
+        }
+        let clientID = setting("client_id", required: true)
+        let clientSecret = setting("client_secret", required: true)
+        let scope = setting("scope", required: false)
+        let audience = setting("audience", required: false)
+        let method = o.oneOf("client_auth", ["basic", "body"]).flatMap(OAuth2ClientCredentials.ClientAuthentication.init(rawValue:)) ?? .basic
+        o.finish()
+        guard let tokenURL, let clientID, let clientSecret else { return nil }
+        return OAuth2ClientCredentials(
+            tokenURL: tokenURL, clientID: clientID, clientSecret: clientSecret, scope: scope, audience: audience, clientAuthentication: method)
     }
 
     /// `flow`: shared `headers`, `auth`, `timeout`, `idempotency_header` and

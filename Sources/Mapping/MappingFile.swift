@@ -182,6 +182,47 @@ public struct RestTarget: Sendable {
 public enum RestAuth: Sendable, Hashable {
     case bearer(token: String)
     case basic(user: String, password: String)
+    /// A bearer token the bridge obtains itself from the downstream's token
+    /// endpoint (OAuth2 client credentials, RFC 6749 §4.4).
+    case oauth2ClientCredentials(OAuth2ClientCredentials)
+}
+
+/// An OAuth2 client-credentials grant, as the mapping writes it: every field
+/// fixed text or `${VARIABLES}` (never event data), resolved at send time.
+public struct OAuth2ClientCredentials: Sendable, Hashable {
+    /// How the client authenticates at the token endpoint.
+    public enum ClientAuthentication: String, Sendable, Hashable {
+        /// HTTP basic with the client id and secret (`client_secret_basic`, the RFC's default).
+        case basic
+        /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+        case body
+    }
+
+    /// The token endpoint: `https://…`, `http://…` or a `${VARIABLE}` holding it.
+    public var tokenURL: String
+    /// The client's id at the endpoint.
+    public var clientID: String
+    /// Its secret: a `${VARIABLE}` in practice (a file in the secrets directory).
+    public var clientSecret: String
+    /// Space-separated scopes, if the endpoint wants them.
+    public var scope: String?
+    /// Some providers (Auth0, Azure) want the API named.
+    public var audience: String?
+    /// `basic` unless the mapping says `body`.
+    public var clientAuthentication: ClientAuthentication
+
+    /// As compiled.
+    public init(
+        tokenURL: String, clientID: String, clientSecret: String, scope: String? = nil, audience: String? = nil,
+        clientAuthentication: ClientAuthentication = .basic
+    ) {
+        self.tokenURL = tokenURL
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.scope = scope
+        self.audience = audience
+        self.clientAuthentication = clientAuthentication
+    }
 }
 
 /// A compiled `csv` block: each job stages one row, and an export writes one

@@ -24,22 +24,20 @@ public struct FlowExecutor: JobExecutor {
     public let kind = "flow"
     let registry: MappingRegistry
     let store: any RunningJobStore
-    let client: CurlClient
     let clock: any WallClock
-    let tls: RestExecutor.TLSSettings
+    let sender: RestSender
     let versions = FlowVersions()
 
     /// Variables come from the registry's current set; mapping versions that
     /// are no longer loaded come from the store.
     public init(
         registry: MappingRegistry, store: any RunningJobStore, client: CurlClient, clock: any WallClock,
-        tls: RestExecutor.TLSSettings = RestExecutor.TLSSettings()
+        tls: RestExecutor.TLSSettings = RestExecutor.TLSSettings(), tokens: OAuth2Tokens = OAuth2Tokens()
     ) {
         self.registry = registry
         self.store = store
-        self.client = client
         self.clock = clock
-        self.tls = tls
+        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens)
     }
 
     /// The flow's `retry` (all its steps share one job and one retry window).
@@ -82,29 +80,9 @@ public struct FlowExecutor: JobExecutor {
         return compiled
     }
 
-    /// Sends one rendered request; `nil` request with the outcome when it cannot be sent.
-    func send(_ payload: JSONValue, step: FlowStep, variables: VariableSource) async -> Result<CurlResponse, SendProblem> {
-        var request: CurlRequest
-        switch RestRequestBuilder.build(payload, rest: step.request, variables: variables, timeoutMilliseconds: step.request.timeoutSeconds * 1000) {
-        case .success(let built):
-            request = built
-            request.caBundle = tls.caBundle
-            request.verifyPeer = !tls.insecureSkipVerify
-            request.proxy = tls.proxy
-        case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
-        case .failure(.invalid(let message)): return .failure(.permanent(message))
-        }
-        do {
-            return .success(try await client.perform(request))
-        } catch {
-            return .failure(.transient("network: \(error)"))
-        }
-    }
-
-    enum SendProblem: Error {
-        case held(HoldReason)
-        case permanent(String)
-        case transient(String)
+    /// Sends one rendered step (`RestSender`: variables, credentials, TLS).
+    func send(_ payload: JSONValue, step: FlowStep, variables: VariableSource) async -> Result<CurlResponse, RestSender.Problem> {
+        await sender.send(payload, rest: step.request, variables: variables)
     }
 }
 

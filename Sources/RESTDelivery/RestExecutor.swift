@@ -24,6 +24,7 @@ public struct RestExecutor: JobExecutor {
     let clock: any WallClock
     let tls: TLSSettings
     let store: (any RunningJobStore)?
+    let sender: RestSender
 
     /// Outbound TLS: verification is on unless an operator turns it off explicitly.
     public struct TLSSettings: Sendable {
@@ -47,9 +48,12 @@ public struct RestExecutor: JobExecutor {
     /// mappings on SIGHUP), never from disk per send.
     /// With `store`, an `after` job's send-time request replaces its stored
     /// one before it is sent (what `jobs show` prints is what went out).
+    /// `tokens` caches OAuth2 access tokens (share one with the flow executor).
     public init(
-        registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings(), store: (any RunningJobStore)? = nil
+        registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings(), store: (any RunningJobStore)? = nil,
+        tokens: OAuth2Tokens = OAuth2Tokens()
     ) {
+        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens)
         self.store = store
         self.registry = registry
         self.client = client
@@ -94,25 +98,13 @@ public struct RestExecutor: JobExecutor {
             case .failure(let reason): return .permanent(reason: reason.text)
             }
         }
-        var request: CurlRequest
-        switch RestRequestBuilder.build(payload, rest: rest, variables: mappings.variables, timeoutMilliseconds: rest.timeoutSeconds * 1000) {
-        case .success(let built):
-            request = built
-            request.caBundle = tls.caBundle
-            request.verifyPeer = !tls.insecureSkipVerify
-            request.proxy = tls.proxy
-        case .failure(let problem):
-            switch problem {
-            case .missingVariables(let names): return .held(.missingVariables(names))
-            case .invalid(let message): return .permanent(reason: message)
-            }
-        }
         let response: CurlResponse
-        do {
-            response = try await client.perform(request)
-        } catch {
-            // The runner logs the outcome with the mapping and the redacted reason.
-            return .transient(reason: "network: \(error)", retryAfter: nil)
+        switch await sender.send(payload, rest: rest, variables: mappings.variables) {
+        case .success(let answer): response = answer
+        case .failure(.held(let reason)): return .held(reason)
+        case .failure(.permanent(let message)): return .permanent(reason: message)
+        // The runner logs the outcome with the mapping and the redacted reason.
+        case .failure(.transient(let message)): return .transient(reason: message, retryAfter: nil)
         }
         logger.info("rest response", metadata: ["status": "\(response.status)"])
         // The answer's text may quote what was sent (an IBAN, a name): the
@@ -175,9 +167,11 @@ public enum RestRequestBuilder {
     /// percent-encodes the query, adds the idempotency header unless the
     /// request sets it, and caps the answer at 1 MiB; `timeoutMilliseconds`
     /// bounds the whole exchange, 10 s of it for connecting.
-    public static func build(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int) -> Result<
-        CurlRequest, Problem
-    > {
+    /// `accessToken` is the OAuth2 token `RestSender` obtained for an
+    /// `oauth2` auth (required then, ignored otherwise).
+    public static func build(
+        _ payload: JSONValue, rest: RestTarget, variables: VariableSource, timeoutMilliseconds: Int, accessToken: String? = nil
+    ) -> Result<CurlRequest, Problem> {
         var missing: [String] = []
         // Stored request text: only the template's own placeholders are filled (`StoredText`).
         func resolve(_ text: String) -> String { variables.fill(text, mask: false, missing: &missing) }
@@ -212,6 +206,9 @@ public enum RestRequestBuilder {
         case .basic(let user, let password)?:
             let credentials = Data((credential(user) + ":" + credential(password)).utf8).base64EncodedString()
             headers.append(("Authorization", "Basic " + credentials))
+        case .oauth2ClientCredentials?:
+            guard let accessToken else { return .failure(.invalid("no OAuth2 access token was obtained for this request")) }
+            headers.append(("Authorization", "Bearer " + accessToken))
         case nil:
             break
         }

@@ -275,6 +275,25 @@ struct MappingCompilerTests {
         #expect((try? rendered.get())?["idempotency_key"] == "m:c1:employee")
     }
 
+    @Test func oauth2CredentialsAreVariablesOnlyWithAFixedTokenEndpoint() throws {
+        func auth(_ oauth2: String) -> (MappingFile?, [MappingDiagnostic]) {
+            compile(#"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "auth": {"oauth2": \#(oauth2)}}}"#)
+        }
+        let good = try #require(
+            auth(#"{"token_url": "${HR_URL}/oauth/token", "client_id": "c", "client_secret": "${HR_SECRET}", "scope": "a b", "client_auth": "body"}"#)
+                .0)
+        guard case .rest(let rest) = good.target, case .oauth2ClientCredentials(let grant)? = rest.auth else { throw Failure() }
+        #expect(
+            grant
+                == OAuth2ClientCredentials(
+                    tokenURL: "${HR_URL}/oauth/token", clientID: "c", clientSecret: "${HR_SECRET}", scope: "a b", clientAuthentication: .body))
+        #expect(good.requiredVariables.contains("HR_SECRET"))
+        let messages = auth(#"{"token_url": "{{ job.url }}/token", "client_id": "{{ job.id }}"}"#).1.map(\.message)
+        #expect(messages.contains("\"token_url\" must start with https://, http:// or a ${VARIABLE} holding it"), "\(messages)")
+        #expect(messages.contains("\"client_id\" may use ${VARIABLES} only, no {{ expressions }}"))
+        #expect(messages.contains("missing required key \"client_secret\""))
+    }
+
     struct Failure: Error {}
 
     @Test func base64EncodesTextStandardOrURLSafe() throws {

@@ -1,3 +1,4 @@
+import Clocks
 import CurlClient
 import Domain
 import Foundation
@@ -30,6 +31,8 @@ public enum SandboxTrial {
         _ mapping: MappingFile, event: MappingEvent, variables: VariableSource, now: String, verifyPeer: Bool, client: CurlClient,
         print: (String) -> Void
     ) async throws -> Bool {
+        let sender = RestSender(
+            client: client, clock: SystemWallClock(), tls: RestExecutor.TLSSettings(insecureSkipVerify: !verifyPeer), tokens: OAuth2Tokens())
         let flow: FlowTarget
         switch mapping.target {
         case .flow(let target): flow = target
@@ -78,27 +81,20 @@ public enum SandboxTrial {
             let shown = MapOutput.shown(request, kind: "rest", variables, mask: true)
             print("── step \(step.name): \(shown["method"]?.stringValue ?? "") \(redactor.redact(shown["url"]?.stringValue ?? ""))")
             print(redactor.redact(JSONWriter.prettyString(shown)))
-            var curlRequest: CurlRequest
-            switch RestRequestBuilder.build(
-                request, rest: step.request, variables: variables, timeoutMilliseconds: step.request.timeoutSeconds * 1000)
-            {
-            case .success(let built): curlRequest = built
-            case .failure(.missingVariables(let names)):
+            let response: CurlResponse
+            switch await sender.send(request, rest: step.request, variables: variables) {
+            case .success(let answer): response = answer
+            case .failure(.held(.missingVariables(let names))):
                 print("not sent: missing variables \(names.joined(separator: ", ")) (set them, or --set NAME=VALUE)")
                 run.stop(because: "missing variables")
                 return false
-            case .failure(.invalid(let message)):
-                print("not sent: \(message)")
-                run.stop(because: message)
+            case .failure(.held(let reason)):
+                print("not sent: \(Redactor.redactPatterns(reason.description))")
+                run.stop(because: "held")
                 return false
-            }
-            curlRequest.verifyPeer = verifyPeer
-            let response: CurlResponse
-            do {
-                response = try await client.perform(curlRequest)
-            } catch {
-                print("no answer: \(Redactor.redactPatterns("\(error)"))")
-                run.stop(because: "network error")
+            case .failure(.permanent(let message)), .failure(.transient(let message)):
+                print("no answer: \(Redactor.redactPatterns(message))")
+                run.stop(because: "not sent")
                 return false
             }
             run.record(status: response.status, headers: response.headers, body: response.body)

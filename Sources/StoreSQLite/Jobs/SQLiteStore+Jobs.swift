@@ -671,8 +671,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Jobs held for a missing variable go back to the queue once their
-    /// mapping has all it needs (after a restart or a reload).
+    /// Jobs held for a missing variable or a configuration fault (e.g. client
+    /// credentials a token endpoint refused) go back to the queue once their
+    /// mapping has all it needs (after a restart or a reload): a fixed
+    /// secret takes effect without a `jobs retry`, and one still wrong holds them again.
     @discardableResult
     public func releaseHeldJobs(mappings: [String], now: Timestamp) async throws -> Int {
         guard !mappings.isEmpty else { return 0 }
@@ -687,8 +689,8 @@ extension SQLiteStore {
                 let ids = try Int64.fetchAll(
                     db.cachedStatement(
                         sql: """
-                            SELECT id FROM jobs WHERE state = \(SQL.literal(.held)) AND mapping = ? AND hold_reason = ?
-                            """), arguments: [mapping, HoldReason.Code.missingVariables.rawValue])
+                            SELECT id FROM jobs WHERE state = \(SQL.literal(.held)) AND mapping = ? AND hold_reason IN (?, ?)
+                            """), arguments: [mapping, HoldReason.Code.missingVariables.rawValue, HoldReason.Code.configuration.rawValue])
                 for id in ids {
                     let row = try Row.fetchOne(
                         db.cachedStatement(

@@ -1,0 +1,79 @@
+import Clocks
+import CurlClient
+import Domain
+import JSON
+import Mapping
+
+/// Sends one stored request of a `rest` target or flow step: variables and
+/// credentials injected (an OAuth2 access token fetched or reused), TLS as
+/// configured, and one resend with a fresh token when the downstream answers
+/// 401 to a token it had accepted before. Shared by the REST and flow
+/// executors and by `try`.
+public struct RestSender: Sendable {
+    let client: CurlClient
+    let clock: any WallClock
+    let tls: RestExecutor.TLSSettings
+    let tokens: OAuth2Tokens
+
+    /// Why a request was not sent, or got no answer.
+    public enum Problem: Error, Sendable {
+        /// Waits for an operator (a missing variable, refused client credentials).
+        case held(HoldReason)
+        /// Can never be sent as it is.
+        case permanent(String)
+        /// Worth another attempt (network, a token endpoint that is down).
+        case transient(String)
+    }
+
+    /// `tokens` is shared by everything that sends to the same downstreams.
+    public init(client: CurlClient, clock: any WallClock, tls: RestExecutor.TLSSettings, tokens: OAuth2Tokens) {
+        self.client = client
+        self.clock = clock
+        self.tls = tls
+        self.tokens = tokens
+    }
+
+    /// Sends `payload` (`{method, url, headers, query, body, idempotency_key}`) for `rest`.
+    public func send(_ payload: JSONValue, rest: RestTarget, variables: VariableSource) async -> Result<CurlResponse, Problem> {
+        var retriedWithFreshToken = false
+        while true {
+            var accessToken: String?
+            if case .oauth2ClientCredentials(let grant)? = rest.auth {
+                switch await tokens.token(
+                    for: grant, variables: variables, client: client, clock: clock, tls: tls, timeoutMilliseconds: rest.timeoutSeconds * 1000)
+                {
+                case .success(let token): accessToken = token
+                case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
+                case .failure(.unavailable(let reason)): return .failure(.transient(reason))
+                case .failure(.rejected(let reason)):
+                    return .failure(.held(.configuration("\(reason): fix the client id, secret or scope, then reload (SIGHUP) or `jobs retry`")))
+                }
+            }
+            var request: CurlRequest
+            switch RestRequestBuilder.build(
+                payload, rest: rest, variables: variables, timeoutMilliseconds: rest.timeoutSeconds * 1000, accessToken: accessToken)
+            {
+            case .success(let built):
+                request = built
+                request.caBundle = tls.caBundle
+                request.verifyPeer = !tls.insecureSkipVerify
+                request.proxy = tls.proxy
+            case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
+            case .failure(.invalid(let message)): return .failure(.permanent(message))
+            }
+            let response: CurlResponse
+            do {
+                response = try await client.perform(request)
+            } catch {
+                return .failure(.transient("network: \(error)"))
+            }
+            // A token the endpoint issued may be revoked early: one fresh try, never a loop.
+            if response.status == 401, case .oauth2ClientCredentials(let grant)? = rest.auth, !retriedWithFreshToken {
+                await tokens.invalidate(grant, variables: variables)
+                retriedWithFreshToken = true
+                continue
+            }
+            return .success(response)
+        }
+    }
+}
