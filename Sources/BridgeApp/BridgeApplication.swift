@@ -195,12 +195,14 @@ public final class BridgeApplication: Sendable {
         archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
         // One token cache for every sender: a downstream's token is fetched once.
         let oauthTokens = OAuth2Tokens()
+        // One gate per downstream for every sender: a 429 or an open breaker pauses all of it.
+        let downstreams = Downstreams()
         let tls = RestExecutor.TLSSettings(
             caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify, proxy: config.outboundProxy)
         let executors: [any JobExecutor] = [
             LogExecutor(),
-            RestExecutor(registry: registry, client: curl, clock: clock, tls: tls, store: store, tokens: oauthTokens),
-            FlowExecutor(registry: registry, store: store, client: curl, clock: clock, tls: tls, tokens: oauthTokens),
+            RestExecutor(registry: registry, client: curl, clock: clock, tls: tls, store: store, tokens: oauthTokens, downstreams: downstreams),
+            FlowExecutor(registry: registry, store: store, client: curl, clock: clock, tls: tls, tokens: oauthTokens, downstreams: downstreams),
             CSVExecutor(registry: registry, store: store, clock: clock),
             ArchiveExecutor(
                 registry: registry, store: store, clock: clock, configuration: archiveConfiguration, client: curl, io: io,

@@ -289,7 +289,7 @@ public final class JobRunner: Service {
         // The payload is parsed for its values only when a reason is to be
         // stored (never for a success, the common case, nor for a hold).
         switch decided {
-        case .done, .held: return decided
+        case .done, .held, .postponed: return decided
         case .retry(let at, let reason): return .retry(at: at, reason: Redactor(payload: job.payload).redact(reason))
         case .dead(let reason): return .dead(reason: Redactor(payload: job.payload).redact(reason))
         case .expired(let reason): return .expired(reason: Redactor(payload: job.payload).redact(reason))
@@ -309,6 +309,8 @@ public final class JobRunner: Service {
             logger.error("ALERT job expired before its effect could happen", metadata: ["reason": "\(reason)"])
         case .held(let hold):
             logger.warning("job held", metadata: ["reason": "\(hold)"])
+        case .postponed(let until, let reason):
+            logger.debug("job postponed: its downstream is paused", metadata: ["reason": "\(reason)", "until": "\(until)"])
         }
     }
 

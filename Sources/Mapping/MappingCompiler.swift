@@ -450,6 +450,27 @@ public enum MappingCompiler {
         var auth: RestAuth?
         var timeoutSeconds: Int?
         var idempotencyHeader: String?
+        var limits: RequestLimits?
+    }
+
+    /// `limits`: `rate` (`10/min`, `25/5s`), `concurrency`, `per` (`host` or
+    /// `company`), `breaker_after` (failures in a row), `breaker_open` (a duration).
+    static func compileLimits(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> RequestLimits? {
+        guard var l = ObjectReader(value, at: at, context: context, what: "\"limits\"") else { return nil }
+        var limits = RequestLimits()
+        if let text = l.string("rate") {
+            if let rate = RequestLimits.rate(text) {
+                limits.rate = rate
+            } else {
+                context.error("\"rate\" must be a count per window, e.g. \"10/min\", \"25/5s\" or \"100/1h\"", at: at.appending("rate"))
+            }
+        }
+        limits.concurrency = l.int("concurrency", range: 1...1000)
+        limits.per = l.oneOf("per", ["host", "company"]).flatMap(RequestLimits.Scope.init(rawValue:)) ?? .host
+        limits.breakerAfter = l.int("breaker_after", range: 1...1000) ?? limits.breakerAfter
+        limits.breakerOpenSeconds = l.duration("breaker_open").map { max($0, 1) } ?? limits.breakerOpenSeconds
+        l.finish()
+        return limits
     }
 
     /// The request keys of a `rest` target or a flow step (the caller finishes the reader).
@@ -495,6 +516,7 @@ public enum MappingCompiler {
         let honours = r.bool("honours_idempotency_key") ?? false
         let capture = r.templateMap("capture")
         let outcomes = compileOutcomes(r.value("outcomes"), at: at.appending("outcomes"), context: context)
+        let limits = compileLimits(r.value("limits"), at: at.appending("limits"), context: context) ?? inherited?.limits ?? RequestLimits()
         let timeout = r.duration("timeout") ?? inherited?.timeoutSeconds
         let auth = compileAuth(r.value("auth"), at: at.appending("auth"), context: context) ?? (ownAuthorization ? nil : inherited?.auth)
         guard let url else { return nil }
@@ -503,6 +525,7 @@ public enum MappingCompiler {
             idempotencyKey: idempotencyKey, idempotencyHeader: idempotencyHeader, honoursIdempotencyKey: honours, capture: capture,
             auth: auth)
         target.outcomes = outcomes
+        target.limits = limits
         if let timeout { target.timeoutSeconds = max(1, timeout) }
         return target
     }
@@ -600,7 +623,8 @@ public enum MappingCompiler {
         guard var r = ObjectReader(value, at: at, context: context, what: "\"flow\"") else { return nil }
         let defaults = StepDefaults(
             headers: r.templateMap("headers"), auth: compileAuth(r.value("auth"), at: at.appending("auth"), context: context),
-            timeoutSeconds: r.duration("timeout"), idempotencyHeader: r.string("idempotency_header"))
+            timeoutSeconds: r.duration("timeout"), idempotencyHeader: r.string("idempotency_header"),
+            limits: compileLimits(r.value("limits"), at: at.appending("limits"), context: context))
         let retry = compileRetry(&r, at: at, context: context)
         var steps: [FlowStep] = []
         var names = Set<String>()

@@ -175,6 +175,60 @@ public struct RestTarget: Sendable {
     /// Rules over the answer tried before the status decides (a JSON-RPC 200
     /// with an `error` object fails; a "must be unique" 400 is already done).
     public var outcomes: [ResponseRule] = []
+    /// What the downstream takes (rate, concurrency, breaker), or the defaults.
+    public var limits = RequestLimits()
+}
+
+/// A downstream's limits as a mapping writes them (`limits`): what is sent to
+/// one host (or one host per Jobylon company) is paced and, after failures
+/// in a row, paused by a circuit breaker.
+public struct RequestLimits: Sendable, Hashable {
+    /// Which requests share the limits.
+    public enum Scope: String, Sendable, Hashable {
+        /// Everything sent to the same scheme, host and port.
+        case host
+        /// The same, per Jobylon company (downstreams that limit per customer account).
+        case company
+    }
+
+    /// `count` requests per `windowSeconds`, e.g. 10 per 60.
+    public var rate: (count: Int, windowSeconds: Int)?
+    /// Requests in flight at once.
+    public var concurrency: Int?
+    /// Which requests share them: `host` unless the mapping says `company`.
+    public var per: Scope = .host
+    /// Retryable failures in a row that open the breaker (5 unless set).
+    public var breakerAfter = 5
+    /// Seconds the breaker stays open before one probe (30 unless set).
+    public var breakerOpenSeconds = 30
+
+    /// No rate or concurrency limit; the default breaker.
+    public init() {}
+
+    /// By value (a tuple is not `Equatable` on its own).
+    public static func == (a: RequestLimits, b: RequestLimits) -> Bool {
+        a.rate?.count == b.rate?.count && a.rate?.windowSeconds == b.rate?.windowSeconds && a.concurrency == b.concurrency && a.per == b.per
+            && a.breakerAfter == b.breakerAfter && a.breakerOpenSeconds == b.breakerOpenSeconds
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rate?.count)
+        hasher.combine(rate?.windowSeconds)
+        hasher.combine(concurrency)
+        hasher.combine(per)
+    }
+
+    /// `10/min`, `25/5s`, `100/1h`, `25 per 5s`: a count and a window.
+    public static func rate(_ text: String) -> (count: Int, windowSeconds: Int)? {
+        let separator = text.contains("/") ? "/" : " per "
+        let pieces = text.components(separatedBy: separator)
+        guard pieces.count == 2, let count = Int(pieces[0].trimmingWhitespace()), count > 0 else { return nil }
+        let window = pieces[1].trimmingWhitespace()
+        let named = ["s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600]
+        if let seconds = named[window] { return (count, seconds) }
+        guard let seconds = Durations.seconds(window), seconds > 0 else { return nil }
+        return (count, seconds)
+    }
 }
 
 /// Credentials as `${VARIABLE}` text only (the compiler refuses expressions),

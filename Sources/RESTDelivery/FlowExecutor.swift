@@ -32,12 +32,12 @@ public struct FlowExecutor: JobExecutor {
     /// are no longer loaded come from the store.
     public init(
         registry: MappingRegistry, store: any RunningJobStore, client: CurlClient, clock: any WallClock,
-        tls: RestExecutor.TLSSettings = RestExecutor.TLSSettings(), tokens: OAuth2Tokens = OAuth2Tokens()
+        tls: RestExecutor.TLSSettings = RestExecutor.TLSSettings(), tokens: OAuth2Tokens = OAuth2Tokens(), downstreams: Downstreams = Downstreams()
     ) {
         self.registry = registry
         self.store = store
         self.clock = clock
-        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens)
+        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens, downstreams: downstreams)
     }
 
     /// The flow's `retry` (all its steps share one job and one retry window).
@@ -81,8 +81,8 @@ public struct FlowExecutor: JobExecutor {
     }
 
     /// Sends one rendered step (`RestSender`: variables, credentials, TLS).
-    func send(_ payload: JSONValue, step: FlowStep, variables: VariableSource) async -> Result<CurlResponse, RestSender.Problem> {
-        await sender.send(payload, rest: step.request, variables: variables)
+    func send(_ payload: JSONValue, step: FlowStep, variables: VariableSource, companyID: String?) async -> Result<CurlResponse, RestSender.Problem> {
+        await sender.send(payload, rest: step.request, variables: variables, companyID: companyID)
     }
 }
 
@@ -197,8 +197,10 @@ struct FlowRun {
             case .failure(let error): return await failed(step: step.name, reason: "\(mapping.name): \(error.message)")
             }
             let response: CurlResponse
-            switch await executor.send(payload, step: step, variables: variables) {
+            switch await executor.send(payload, step: step, variables: variables, companyID: job.companyID) {
             case .success(let answer): response = answer
+            // Nothing was sent: the step stays next, and the attempt is not counted.
+            case .failure(.postponed(let until, let reason)): return .postponed(until: until, reason: "step \(step.name): \(reason)")
             case .failure(.held(let reason)): return .held(reason)
             case .failure(.permanent(let message)): return await failed(step: step.name, reason: "step \(step.name): \(message)")
             case .failure(.transient(let message)): return await transient(step: step.name, reason: "step \(step.name): \(message)", retryAfter: nil)
@@ -280,7 +282,8 @@ struct FlowRun {
         case .success(let rendered): payload = rendered
         case .failure(let error): return .permanent(reason: "\(failure.reason); on_failure not sent: \(error.message)")
         }
-        switch await executor.send(payload, step: notice, variables: executor.registry.current.variables) {
+        switch await executor.send(payload, step: notice, variables: executor.registry.current.variables, companyID: job.companyID) {
+        case .failure(.postponed(let until, let reason)): return .postponed(until: until, reason: "on_failure: \(reason)")
         case .success(let response):
             let answer = RestTarget.responseValue(status: response.status, headers: response.headers, body: response.body)
             switch DownstreamAnswers.rest(answer, status: response.status, target: notice.request).outcome {

@@ -51,9 +51,9 @@ public struct RestExecutor: JobExecutor {
     /// `tokens` caches OAuth2 access tokens (share one with the flow executor).
     public init(
         registry: MappingRegistry, client: CurlClient, clock: any WallClock, tls: TLSSettings = TLSSettings(), store: (any RunningJobStore)? = nil,
-        tokens: OAuth2Tokens = OAuth2Tokens()
+        tokens: OAuth2Tokens = OAuth2Tokens(), downstreams: Downstreams = Downstreams()
     ) {
-        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens)
+        self.sender = RestSender(client: client, clock: clock, tls: tls, tokens: tokens, downstreams: downstreams)
         self.store = store
         self.registry = registry
         self.client = client
@@ -99,8 +99,9 @@ public struct RestExecutor: JobExecutor {
             }
         }
         let response: CurlResponse
-        switch await sender.send(payload, rest: rest, variables: mappings.variables) {
+        switch await sender.send(payload, rest: rest, variables: mappings.variables, companyID: job.companyID) {
         case .success(let answer): response = answer
+        case .failure(.postponed(let until, let reason)): return .postponed(until: until, reason: reason)
         case .failure(.held(let reason)): return .held(reason)
         case .failure(.permanent(let message)): return .permanent(reason: message)
         // The runner logs the outcome with the mapping and the redacted reason.

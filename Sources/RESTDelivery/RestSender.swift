@@ -14,6 +14,7 @@ public struct RestSender: Sendable {
     let clock: any WallClock
     let tls: RestExecutor.TLSSettings
     let tokens: OAuth2Tokens
+    let downstreams: Downstreams
 
     /// Why a request was not sent, or got no answer.
     public enum Problem: Error, Sendable {
@@ -23,18 +24,31 @@ public struct RestSender: Sendable {
         case permanent(String)
         /// Worth another attempt (network, a token endpoint that is down).
         case transient(String)
+        /// Not sent: the downstream is paused (429, open breaker, rate
+        /// limit) until `until`; the attempt does not count.
+        case postponed(until: Timestamp, reason: String)
     }
 
+    /// Waits this long at most for a limit inside the attempt (pacing a rate
+    /// limit); a longer wait postpones the job instead of holding a runner slot.
+    static let longestInlineWait: Duration = .seconds(2)
+
     /// `tokens` is shared by everything that sends to the same downstreams.
-    public init(client: CurlClient, clock: any WallClock, tls: RestExecutor.TLSSettings, tokens: OAuth2Tokens) {
+    public init(
+        client: CurlClient, clock: any WallClock, tls: RestExecutor.TLSSettings, tokens: OAuth2Tokens, downstreams: Downstreams = Downstreams()
+    ) {
+        self.downstreams = downstreams
         self.client = client
         self.clock = clock
         self.tls = tls
         self.tokens = tokens
     }
 
-    /// Sends `payload` (`{method, url, headers, query, body, idempotency_key}`) for `rest`.
-    public func send(_ payload: JSONValue, rest: RestTarget, variables: VariableSource) async -> Result<CurlResponse, Problem> {
+    /// Sends `payload` (`{method, url, headers, query, body, idempotency_key}`)
+    /// for `rest`, within the downstream's limits (`companyID` for limits per company).
+    public func send(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, companyID: String? = nil) async -> Result<
+        CurlResponse, Problem
+    > {
         var retriedWithFreshToken = false
         while true {
             var accessToken: String?
@@ -61,12 +75,23 @@ public struct RestSender: Sendable {
             case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
             case .failure(.invalid(let message)): return .failure(.permanent(message))
             }
+            let key = Downstreams.key(url: request.url, limits: rest.limits, companyID: companyID)
+            let rules = Downstreams.rules(rest.limits)
+            while case .wait(let until, let reason) = await downstreams.admit(key, rules: rules, now: clock.now()) {
+                let now = clock.now()
+                guard until.milliseconds - now.milliseconds <= RestSender.longestInlineWait.milliseconds else {
+                    return .failure(.postponed(until: until, reason: reason))
+                }
+                try? await clock.sleep(until: until)
+            }
             let response: CurlResponse
             do {
                 response = try await client.perform(request)
             } catch {
+                await downstreams.finished(key, .failed, rules: rules, now: clock.now())
                 return .failure(.transient("network: \(error)"))
             }
+            await downstreams.finished(key, RestSender.gateResult(response, now: clock.now()), rules: rules, now: clock.now())
             // A token the endpoint issued may be revoked early: one fresh try, never a loop.
             if response.status == 401, case .oauth2ClientCredentials(let grant)? = rest.auth, !retriedWithFreshToken {
                 await tokens.invalidate(grant, variables: variables)
@@ -75,5 +100,14 @@ public struct RestSender: Sendable {
             }
             return .success(response)
         }
+    }
+
+    /// What an answer means for the downstream's gate: a 429 pauses it, a
+    /// retryable status counts towards the breaker, anything else shows it is up.
+    static func gateResult(_ response: CurlResponse, now: Timestamp) -> DownstreamGate.Result {
+        if response.status == 429 {
+            return .throttled(retryAfter: response.header("Retry-After").flatMap { RetryAfter.delay($0, now: now) })
+        }
+        return DownstreamAnswers.isRetryableStatus(response.status) ? .failed : .answered
     }
 }

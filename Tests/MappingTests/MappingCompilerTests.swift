@@ -294,6 +294,28 @@ struct MappingCompilerTests {
         #expect(messages.contains("missing required key \"client_secret\""))
     }
 
+    @Test func limitsTakeARatePerWindowAConcurrencyAndABreaker() throws {
+        #expect(RequestLimits.rate("10/min").map { [$0.count, $0.windowSeconds] } == [10, 60])
+        #expect(RequestLimits.rate("25/5s").map { [$0.count, $0.windowSeconds] } == [25, 5])
+        #expect(RequestLimits.rate("25 per 5s").map { [$0.count, $0.windowSeconds] } == [25, 5])
+        #expect(RequestLimits.rate("100/1h").map { [$0.count, $0.windowSeconds] } == [100, 3600])
+        #expect(RequestLimits.rate("ten/min") == nil)
+        #expect(RequestLimits.rate("5/0s") == nil)
+        let text = #"""
+            {"name": "m", "when": {"event": "job/new"}, "flow": {"limits": {"rate": "10/min", "per": "company", "breaker_after": 3, "breaker_open": "1m"},
+             "steps": [{"name": "a", "url": "https://x/a"}, {"name": "b", "url": "https://x/b", "limits": {"concurrency": 2}}]}}
+            """#
+        let m = try #require(compile(text).0)
+        guard case .flow(let flow) = m.target else { throw Failure() }
+        #expect(flow.steps[0].request.limits.rate.map { [$0.count, $0.windowSeconds] } == [10, 60])
+        #expect(flow.steps[0].request.limits.per == .company)
+        #expect(flow.steps[0].request.limits.breakerOpenSeconds == 60)
+        #expect(flow.steps[1].request.limits.concurrency == 2 && flow.steps[1].request.limits.rate == nil, "a step's own limits replace the flow's")
+        let bad = compile(#"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "limits": {"rate": "lots", "per": "moon"}}}"#)
+        #expect(bad.1.contains { $0.message.hasPrefix("\"rate\" must be a count per window") && $0.pointer == "/rest/limits/rate" })
+        #expect(bad.1.contains { $0.message.hasPrefix("\"per\" must be one of") })
+    }
+
     struct Failure: Error {}
 
     @Test func base64EncodesTextStandardOrURLSafe() throws {

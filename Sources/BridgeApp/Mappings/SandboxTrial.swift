@@ -92,6 +92,10 @@ public enum SandboxTrial {
                 print("not sent: \(Redactor.redactPatterns(reason.description))")
                 run.stop(because: "held")
                 return false
+            case .failure(.postponed(_, let reason)):
+                print("not sent: \(reason)")
+                run.stop(because: "postponed")
+                return false
             case .failure(.permanent(let message)), .failure(.transient(let message)):
                 print("no answer: \(Redactor.redactPatterns(message))")
                 run.stop(because: "not sent")

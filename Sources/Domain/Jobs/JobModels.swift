@@ -187,6 +187,8 @@ public enum JobCompletion: Sendable, Hashable {
     case dead(reason: String)
     case held(HoldReason)
     case expired(reason: String)
+    /// Not attempted (the downstream is paused): due again at `until`, the attempt not counted.
+    case postponed(until: Timestamp, reason: String)
 
     /// The transition the store applies.
     public var transition: JobTransition {
@@ -196,6 +198,7 @@ public enum JobCompletion: Sendable, Hashable {
         case .dead: return .fail
         case .held: return .hold
         case .expired: return .expire
+        case .postponed: return .giveBack
         }
     }
 
@@ -203,7 +206,7 @@ public enum JobCompletion: Sendable, Hashable {
     public var detail: String? {
         switch self {
         case .done: return nil
-        case .retry(_, let reason), .dead(let reason), .expired(let reason): return reason
+        case .retry(_, let reason), .dead(let reason), .expired(let reason), .postponed(_, let reason): return reason
         case .held(let reason): return reason.description
         }
     }
@@ -216,6 +219,7 @@ public enum JobCompletion: Sendable, Hashable {
         case .dead: return "dead"
         case .held: return "held"
         case .expired: return "expired"
+        case .postponed: return "postponed"
         }
     }
 }

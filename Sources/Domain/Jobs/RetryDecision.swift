@@ -66,6 +66,10 @@ public enum AttemptOutcome: Sendable, Hashable {
     case held(HoldReason)
     /// The effect's deadline passed.
     case expired(reason: String)
+    /// Not attempted: the downstream is paused (a 429's `Retry-After`, an
+    /// open circuit breaker, its rate limit). The job waits until `until`
+    /// and the attempt is not counted.
+    case postponed(until: Timestamp, reason: String)
 }
 
 /// The one retry decision: an attempt's outcome, the job's rules, its attempt
@@ -87,6 +91,7 @@ public enum RetryDecision {
         case .succeeded(let capture): return .done(capture: capture)
         case .permanent(let reason): return .dead(reason: reason)
         case .held(let reason): return .held(reason)
+        case .postponed(let until, let reason): return .postponed(until: max(until, now.adding(.milliseconds(1))), reason: reason)
         case .expired(let reason): return .expired(reason: reason)
         case .transient(let reason, let retryAfter):
             if let maxAttempts = rules.maxAttempts, attempt >= maxAttempts {

@@ -482,6 +482,13 @@ extension SQLiteStore: JobStore, RunningJobStore {
                 UPDATE jobs SET state = :state, run_at = :runAt, last_error = :reason, lease_owner = NULL, lease_expires_at = NULL,
                     updated_at = :now \(guardClause) \(returning)
                 """
+        case .postponed(let until, let reason):
+            // Not an attempt: the count goes back down and no attempt record is written.
+            arguments += ["runAt": until.milliseconds, "reason": reason]
+            sql = """
+                UPDATE jobs SET state = :state, run_at = :runAt, last_error = :reason, attempts = MAX(attempts - 1, 0), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = :now \(guardClause) \(returning)
+                """
         case .dead, .held, .expired:
             let hold: HoldReason? = if case .held(let reason) = completion { reason } else { nil }
             // A hold is not part of the retry window: once released, `give_up_after`
@@ -496,6 +503,7 @@ extension SQLiteStore: JobStore, RunningJobStore {
                 """
         }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments) else { return }
+        if case .postponed = completion { return }
         let capture: JSONValue? = if case .done(let captured) = completion { captured } else { nil }
         try settleDependents(
             db: db, jobID: jobID, state: target, mapping: row["mapping"], companyID: row["company_id"], subjectID: row["subject_id"],
