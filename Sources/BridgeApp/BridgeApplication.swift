@@ -194,9 +194,9 @@ public final class BridgeApplication: Sendable {
         archiveConfiguration.downloader.guardedPaths = [config.resolvedArchiveDir, config.dataDir]
         archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
         // One token cache for every sender: a downstream's token is fetched once.
-        let oauthTokens = OAuth2Tokens()
+        let oauthTokens = OAuth2Tokens(metricsFactory: metricsFactory)
         // One gate per downstream for every sender: a 429 or an open breaker pauses all of it.
-        let downstreams = Downstreams()
+        let downstreams = Downstreams(metricsFactory: metricsFactory)
         let tls = RestExecutor.TLSSettings(
             caBundle: config.tlsCABundle, insecureSkipVerify: config.tlsInsecureSkipVerify, proxy: config.outboundProxy)
         let executors: [any JobExecutor] = [

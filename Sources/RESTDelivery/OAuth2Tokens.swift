@@ -3,6 +3,7 @@ import CurlClient
 import Foundation
 import JSON
 import Mapping
+import Metrics
 
 /// Access tokens from OAuth2 token endpoints (client credentials), shared by
 /// every job that uses the same endpoint, client and scope.
@@ -40,9 +41,14 @@ public actor OAuth2Tokens {
     var inflight: [Key: Task<Result<Cached, Problem>, Never>] = [:]
     /// How many tokens the endpoints issued (for tests and metrics).
     public private(set) var issued = 0
+    let metricsFactory: (any MetricsFactory)?
 
-    /// An empty cache.
-    public init() {}
+    /// An empty cache; with `metricsFactory`, token requests are counted by
+    /// result (`jobylon_bridge_oauth_token_requests_total`: issued,
+    /// unavailable, rejected).
+    public init(metricsFactory: (any MetricsFactory)? = nil) {
+        self.metricsFactory = metricsFactory
+    }
 
     /// A valid access token for `grant`, from the cache or from its endpoint.
     public func token(
@@ -70,6 +76,15 @@ public actor OAuth2Tokens {
         inflight[key] = task
         let result = await task.value
         inflight[key] = nil
+        if let factory = metricsFactory {
+            let outcome: String
+            switch result {
+            case .success: outcome = "issued"
+            case .failure(.unavailable): outcome = "unavailable"
+            case .failure: outcome = "rejected"
+            }
+            Counter(label: "jobylon_bridge_oauth_token_requests_total", dimensions: [("result", outcome)], factory: factory).increment()
+        }
         if case .success(let fresh) = result {
             cache[key] = fresh
             issued += 1

@@ -77,7 +77,9 @@ public struct RestSender: Sendable {
             }
             let key = Downstreams.key(url: request.url, limits: rest.limits, companyID: companyID)
             let rules = Downstreams.rules(rest.limits)
-            while case .wait(let until, let reason) = await downstreams.admit(key, rules: rules, now: clock.now()) {
+            while case .wait(let until, let reason) = await downstreams.admit(
+                key, rules: rules, now: clock.now(), inlineUpTo: RestSender.longestInlineWait)
+            {
                 let now = clock.now()
                 guard until.milliseconds - now.milliseconds <= RestSender.longestInlineWait.milliseconds else {
                     return .failure(.postponed(until: until, reason: reason))
@@ -85,13 +87,15 @@ public struct RestSender: Sendable {
                 try? await clock.sleep(until: until)
             }
             let response: CurlResponse
+            let started = ContinuousClock.now
             do {
                 response = try await client.perform(request)
             } catch {
-                await downstreams.finished(key, .failed, rules: rules, now: clock.now())
+                await downstreams.finished(key, .failed, rules: rules, now: clock.now(), duration: ContinuousClock.now - started)
                 return .failure(.transient("network: \(error)"))
             }
-            await downstreams.finished(key, RestSender.gateResult(response, now: clock.now()), rules: rules, now: clock.now())
+            await downstreams.finished(
+                key, RestSender.gateResult(response, now: clock.now()), rules: rules, now: clock.now(), duration: ContinuousClock.now - started)
             // A token the endpoint issued may be revoked early: one fresh try, never a loop.
             if response.status == 401, case .oauth2ClientCredentials(let grant)? = rest.auth, !retriedWithFreshToken {
                 await tokens.invalidate(grant, variables: variables)

@@ -140,6 +140,16 @@ struct DownstreamLimitsEndToEndTests {
             #expect(try await allDone(daemon, 4), "\(daemon.log(tail: 3000))")
             #expect(daemon.log(tail: 100_000).contains("circuit breaker open after 3 failures in a row"))
             try attemptsMatchRequests(daemon, server)
+            // Per downstream (scheme, host, port): outcomes, waits, the breaker (closed again).
+            let metrics = try await daemon.get("/metrics").text.split(separator: "\n").map(String.init)
+            func series(_ name: String, _ label: String? = nil) -> Double? {
+                metrics.first { $0.hasPrefix(name + "{") && $0.contains("downstream=\"\(base)\"") && label.map($0.contains) ?? true }
+                    .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+            }
+            #expect(series("jobylon_bridge_downstream_requests_total", "outcome=\"failed\"") == 3)
+            #expect(series("jobylon_bridge_downstream_requests_total", "outcome=\"answered\"") == 4)
+            #expect((series("jobylon_bridge_downstream_waits_total", "kind=\"postponed\"") ?? 0) >= 1)
+            #expect(series("jobylon_bridge_downstream_breaker_open") == 0)
         }
     }
 }
