@@ -29,10 +29,6 @@ public struct FlowTarget: Sendable {
         self.init(steps: [FlowStep(name: name, condition: nil, conditionSource: nil, request: rest)], onFailure: nil, retry: rest.retry)
     }
 
-    /// The step named `name` (also `on_failure`).
-    public func step(named name: String) -> FlowStep? {
-        steps.first { $0.name == name } ?? (onFailure?.name == name ? onFailure : nil)
-    }
 }
 
 /// One request of a flow.

@@ -192,7 +192,15 @@ public struct RequestLimits: Sendable, Hashable {
     }
 
     /// `count` requests per `windowSeconds`, e.g. 10 per 60.
-    public var rate: (count: Int, windowSeconds: Int)?
+    public struct Rate: Sendable, Hashable {
+        /// Requests allowed in one window.
+        public var count: Int
+        /// The window's length.
+        public var windowSeconds: Int
+    }
+
+    /// See `Rate`; `nil`: no rate limit.
+    public var rate: Rate?
     /// Requests in flight at once.
     public var concurrency: Int?
     /// Which requests share them: `host` unless the mapping says `company`.
@@ -205,29 +213,15 @@ public struct RequestLimits: Sendable, Hashable {
     /// No rate or concurrency limit; the default breaker.
     public init() {}
 
-    /// By value (a tuple is not `Equatable` on its own).
-    public static func == (a: RequestLimits, b: RequestLimits) -> Bool {
-        a.rate?.count == b.rate?.count && a.rate?.windowSeconds == b.rate?.windowSeconds && a.concurrency == b.concurrency && a.per == b.per
-            && a.breakerAfter == b.breakerAfter && a.breakerOpenSeconds == b.breakerOpenSeconds
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(rate?.count)
-        hasher.combine(rate?.windowSeconds)
-        hasher.combine(concurrency)
-        hasher.combine(per)
-    }
-
     /// `10/min`, `25/5s`, `100/1h`, `25 per 5s`: a count and a window.
-    public static func rate(_ text: String) -> (count: Int, windowSeconds: Int)? {
+    public static func rate(_ text: String) -> Rate? {
         let separator = text.contains("/") ? "/" : " per "
         let pieces = text.components(separatedBy: separator)
         guard pieces.count == 2, let count = Int(pieces[0].trimmingWhitespace()), count > 0 else { return nil }
         let window = pieces[1].trimmingWhitespace()
         let named = ["s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600]
-        if let seconds = named[window] { return (count, seconds) }
-        guard let seconds = Durations.seconds(window), seconds > 0 else { return nil }
-        return (count, seconds)
+        guard let seconds = named[window] ?? Durations.seconds(window), seconds > 0 else { return nil }
+        return Rate(count: count, windowSeconds: seconds)
     }
 }
 

@@ -95,6 +95,17 @@ extension VariableSource {
         return String(out)
     }
 
+    /// A credential as the mapping wrote it (`auth`, an OAuth2 grant: mapping
+    /// text, never rendered data) with its `${VARIABLES}` filled; names still
+    /// unset are appended to `missing`.
+    public func credential(_ text: String, missing: inout [String]) -> String {
+        let resolved = substitute(text, mask: false)
+        if let template = try? Template.parse(resolved) {
+            for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
+        }
+        return resolved
+    }
+
     /// Every string (and object key) of a stored request filled in (see `fill(_:mask:missing:)`).
     public func fill(_ value: JSONValue, mask: Bool, missing: inout [String]) -> JSONValue {
         switch value {

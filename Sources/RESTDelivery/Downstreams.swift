@@ -59,11 +59,6 @@ public actor Downstreams {
         key.components(separatedBy: " company ").first ?? key
     }
 
-    /// The breaker of one downstream.
-    public func breaker(_ key: String, now: Timestamp) -> DownstreamGate.BreakerState {
-        gates[key]?.breaker(at: now) ?? .closed
-    }
-
     /// `https://hr.example:8443` of a URL (lower-cased), plus the company for limits per company.
     public static func key(url: String, limits: RequestLimits, companyID: String?) -> String {
         var origin = url
@@ -80,7 +75,7 @@ public actor Downstreams {
     /// The mapping's limits as the gate applies them.
     public static func rules(_ limits: RequestLimits) -> DownstreamGate.Rules {
         DownstreamGate.Rules(
-            rate: limits.rate.map { (count: $0.count, window: Duration.seconds(Int64($0.windowSeconds))) }, concurrency: limits.concurrency,
+            rate: limits.rate.map { (count: $0.count, window: .seconds(Int64($0.windowSeconds))) }, concurrency: limits.concurrency,
             breakerAfter: limits.breakerAfter, breakerOpen: .seconds(Int64(limits.breakerOpenSeconds)))
     }
 }

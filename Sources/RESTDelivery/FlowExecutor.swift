@@ -44,9 +44,7 @@ public struct FlowExecutor: JobExecutor {
     public func retryRules(for job: ClaimedJob) -> RetryRules {
         guard let mapping = versions.cached(job.mappingHash) ?? registry.current.mapping(named: job.mapping), case .flow(let flow) = mapping.target
         else { return .standard }
-        return RetryRules(
-            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(flow.retry.maxDelaySeconds))),
-            maxAttempts: flow.retry.maxAttempts, giveUpAfter: .seconds(Int64(flow.retry.giveUpAfterSeconds)))
+        return RetryRules(settings: flow.retry)
     }
 
     /// One attempt: the steps from the one in flight to the end, or to the

@@ -39,8 +39,6 @@ public actor OAuth2Tokens {
 
     var cache: [Key: Cached] = [:]
     var inflight: [Key: Task<Result<Cached, Problem>, Never>] = [:]
-    /// How many tokens the endpoints issued (for tests and metrics).
-    public private(set) var issued = 0
     let metricsFactory: (any MetricsFactory)?
 
     /// An empty cache; with `metricsFactory`, token requests are counted by
@@ -56,13 +54,7 @@ public actor OAuth2Tokens {
         tls: RestExecutor.TLSSettings, timeoutMilliseconds: Int
     ) async -> Result<String, Problem> {
         var missing: [String] = []
-        func resolve(_ text: String) -> String {
-            let resolved = variables.substitute(text, mask: false)
-            if let template = try? Template.parse(resolved) {
-                for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
-            }
-            return resolved
-        }
+        func resolve(_ text: String) -> String { variables.credential(text, missing: &missing) }
         let key = Key(
             tokenURL: resolve(grant.tokenURL), clientID: resolve(grant.clientID), secret: resolve(grant.clientSecret),
             scope: grant.scope.map(resolve) ?? "", audience: grant.audience.map(resolve) ?? "")
@@ -87,7 +79,6 @@ public actor OAuth2Tokens {
         }
         if case .success(let fresh) = result {
             cache[key] = fresh
-            issued += 1
         }
         return result.map(\.token)
     }

@@ -65,9 +65,7 @@ public struct RestExecutor: JobExecutor {
     /// attempts, none later than `give_up_after` after the first.
     public func retryRules(for job: ClaimedJob) -> RetryRules {
         guard let mapping = registry.current.mapping(named: job.mapping), case .rest(let rest) = mapping.target else { return .standard }
-        return RetryRules(
-            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(rest.retry.maxDelaySeconds))),
-            maxAttempts: rest.retry.maxAttempts, giveUpAfter: .seconds(Int64(rest.retry.giveUpAfterSeconds)))
+        return RetryRules(settings: rest.retry)
     }
 
     /// One attempt. A status in the mapping's `success` list succeeds; 408, 425,
@@ -177,13 +175,7 @@ public enum RestRequestBuilder {
         // Stored request text: only the template's own placeholders are filled (`StoredText`).
         func resolve(_ text: String) -> String { variables.fill(text, mask: false, missing: &missing) }
         // Credentials are mapping text, never rendered: placeholders as written.
-        func credential(_ text: String) -> String {
-            let resolved = variables.substitute(text, mask: false)
-            if let template = try? Template.parse(resolved) {
-                for variable in template.variables where !missing.contains(variable.name) { missing.append(variable.name) }
-            }
-            return resolved
-        }
+        func credential(_ text: String) -> String { variables.credential(text, missing: &missing) }
         guard let method = payload["method"]?.stringValue, let rawURL = payload["url"]?.stringValue else {
             return .failure(.invalid("stored request lacks method or url"))
         }

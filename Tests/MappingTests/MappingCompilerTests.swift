@@ -269,7 +269,7 @@ struct MappingCompilerTests {
         var bad = good
         bad.data = ["candidate": ["id": "c1", "iban": "SE6281323143611896423858"]]
         #expect(m.plan(bad, now: "") == .failed("m: flow.steps[employee].body: iban: invalid IBAN: checksum does not match"))
-        guard case .flow(let flow) = m.target, let employee = flow.step(named: "employee") else { throw Failure() }
+        guard case .flow(let flow) = m.target, let employee = flow.steps.first(where: { $0.name == "employee" }) else { throw Failure() }
         let rendered = m.renderFlowStep(employee, event: good, steps: ["person": ["id": "P-1"]], now: "")
         #expect((try? rendered.get())?["body"]?["p"] == "P-1")
         #expect((try? rendered.get())?["idempotency_key"] == "m:c1:employee")

@@ -14,7 +14,15 @@ public struct DownstreamGate: Sendable, Hashable {
     /// The limits a mapping sets for its downstream.
     public struct Rules: Sendable, Hashable {
         /// At most `count` requests in any window of `window` (e.g. 10 a minute, 25 per 5 s).
-        public var rate: (count: Int, window: Duration)?
+        public struct Rate: Sendable, Hashable {
+            /// Requests allowed in one window.
+            public var count: Int
+            /// The sliding window.
+            public var window: Duration
+        }
+
+        /// See `Rate`; `nil`: no rate limit.
+        public var rate: Rate?
         /// At most this many requests in flight.
         public var concurrency: Int?
         /// Consecutive retryable failures that open the breaker.
@@ -25,24 +33,10 @@ public struct DownstreamGate: Sendable, Hashable {
         /// Defaults: no rate or concurrency limit; the breaker opens after 5 failures for 30 s.
         public init(rate: (count: Int, window: Duration)? = nil, concurrency: Int? = nil, breakerAfter: Int = 5, breakerOpen: Duration = .seconds(30))
         {
-            self.rate = rate
+            self.rate = rate.map { Rate(count: $0.count, window: $0.window) }
             self.concurrency = concurrency
             self.breakerAfter = breakerAfter
             self.breakerOpen = breakerOpen
-        }
-
-        /// By value (a tuple is not `Equatable` on its own).
-        public static func == (a: Rules, b: Rules) -> Bool {
-            a.rate?.count == b.rate?.count && a.rate?.window == b.rate?.window && a.concurrency == b.concurrency
-                && a.breakerAfter == b.breakerAfter && a.breakerOpen == b.breakerOpen
-        }
-
-        public func hash(into hasher: inout Hasher) {
-            hasher.combine(rate?.count)
-            hasher.combine(rate?.window)
-            hasher.combine(concurrency)
-            hasher.combine(breakerAfter)
-            hasher.combine(breakerOpen)
         }
     }
 

@@ -51,6 +51,14 @@ public struct RetryRules: Sendable, Hashable {
         self.minimumJitter = minimumJitter
     }
 
+    /// A mapping's `retry` (a `rest` target's, a flow's): backoff from 2 s up
+    /// to `max_delay`, exactly `max_attempts`, none later than `give_up_after`.
+    public init(settings: RetrySettings) {
+        self.init(
+            backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(Int64(settings.maxDelaySeconds))), maxAttempts: settings.maxAttempts,
+            giveUpAfter: .seconds(Int64(settings.giveUpAfterSeconds)))
+    }
+
     /// For kinds without settings of their own (`log`): 25 attempts within 72 hours.
     public static let standard = RetryRules(
         backoff: RetryPolicy(firstDelay: .seconds(2), maxDelay: .seconds(3600)),
