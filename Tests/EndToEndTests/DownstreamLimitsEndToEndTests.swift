@@ -15,6 +15,8 @@ final class LimitedServer: Sendable {
         var arrivals: [ContinuousClock.Instant] = []
         var candidates: [String] = []
         var throttled = 0
+        /// When each 429 arrived, to check what came after it.
+        var throttledArrivals: [ContinuousClock.Instant] = []
         var script: [Int] = []
     }
 
@@ -38,6 +40,7 @@ final class LimitedServer: Sendable {
             state.candidates.append(candidate)
             if recent >= limit {
                 state.throttled += 1
+                state.throttledArrivals.append(now)
                 return 429
             }
             if !state.script.isEmpty { return state.script.removeFirst() }
@@ -121,12 +124,15 @@ struct DownstreamLimitsEndToEndTests {
             let daemon = try start(base, limits: #"{"concurrency": 1}"#)
             defer { daemon.stop() }
             try await post(daemon, count: 5)
-            // Two go through; the third is throttled (429, Retry-After 2) and pauses the whole downstream.
-            #expect(try await daemon.waitFor(timeout: 20) { _ in server.state.withLock { $0.throttled } >= 1 })
-            let throttledAt = server.state.withLock { $0.arrivals.count }
-            try await Task.sleep(for: .milliseconds(1200))
-            #expect(server.state.withLock { $0.arrivals.count } == throttledAt, "nothing is sent while the downstream is paused")
+            // Two go through; the third is throttled (429, Retry-After 2) and pauses the whole downstream:
+            // after every 429 the next request of any job comes no sooner than two seconds later (a lower bound only).
             #expect(try await allDone(daemon, 5), "\(daemon.log(tail: 3000))")
+            let (arrivals, throttled) = server.state.withLock { ($0.arrivals, $0.throttledArrivals) }
+            #expect(!throttled.isEmpty)
+            for answered429 in throttled {
+                let next = try #require(arrivals.first { $0 > answered429 })
+                #expect(next - answered429 >= .seconds(2), "nothing is sent while the downstream is paused")
+            }
             try attemptsMatchRequests(daemon, server)
         }
     }
