@@ -5,6 +5,14 @@ import JSON
 /// as unset), then a secrets directory (one file per name); `DATA_DIR` is
 /// always the built-in data directory, whatever the environment says.
 ///
+/// Per-company credentials: a name with a file under
+/// `<secrets dir>/companies/<company id>/` in any company's folder is *per
+/// company*. For a job of company C (`scopedToCompany(_:)`, as `RestSender`
+/// does for every request) it is read only from `companies/C/`, never from
+/// the environment or the shared secrets, so one company's hire is never sent
+/// with another's (or a shared) credential; a company without the file has its
+/// jobs held naming the name and the company.
+///
 /// A snapshot: the secrets directory is read once, when the source is made
 /// (at start and on SIGHUP, which makes a new one), never per request, so a
 /// send never waits on the disk and a half-written secret file is never seen
@@ -15,7 +23,7 @@ import JSON
 /// value: the environment holds tokens and passwords.
 public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var description: String {
-        "VariableSource(\(environment.count) environment variables, \(secrets.count) secrets)"
+        "VariableSource(\(environment.count) environment variables, \(secrets.count) secrets, \(companySecrets.count) companies)"
     }
 
     public var debugDescription: String { description }
@@ -30,6 +38,12 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     public var dataDirectory: String?
     /// The only source of `${SECRETS_DIR}` (e.g. a key file's folder); `nil` without one.
     public var secretsDirectory: String?
+    /// Company id → its per-company secrets (`<secrets dir>/companies/<id>/`), as read at `init`.
+    public private(set) var companySecrets: [String: [String: String]] = [:]
+    /// Every name some company defines: such a name is never read from the environment or shared secrets.
+    public private(set) var perCompanyNames: Set<String> = []
+    /// The company whose per-company secrets `value(_:)` reads; `nil` before a job scopes it.
+    public private(set) var company: String?
 
     /// Reads the secrets directory now, on the calling thread; a missing or
     /// unreadable directory gives no secrets, not an error.
@@ -40,6 +54,44 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
         self.dataDirectory = dataDirectory
         self.secretsDirectory = secretsDirectory
         self.secrets = secretsDirectory.map(VariableSource.readSecrets) ?? [:]
+        if let secretsDirectory {
+            let companies = (secretsDirectory as NSString).appendingPathComponent("companies")
+            for id in (try? FileManager.default.contentsOfDirectory(atPath: companies)) ?? [] where VariableSource.isCompanyFolderName(id) {
+                let folder = (companies as NSString).appendingPathComponent(id)
+                guard MappingSet.isDirectory(folder) else { continue }
+                let values = VariableSource.readSecrets(folder)
+                companySecrets[id] = values
+                perCompanyNames.formUnion(values.keys)
+            }
+        }
+    }
+
+    /// Folder names taken as company ids: letters, digits, `-` and `_` (no dot, so no `..` or hidden folders).
+    static func isCompanyFolderName(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+            }
+    }
+
+    /// The same variables for one company's job: per-company names resolve from its folder only.
+    public func scopedToCompany(_ id: String?) -> VariableSource {
+        var scoped = self
+        scoped.company = id
+        return scoped
+    }
+
+    /// Whether `name` is set here or, per company, for some company (the
+    /// check at load: a per-company name is checked per job, when it is sent).
+    public func isAvailable(_ name: String) -> Bool {
+        value(name) != nil || perCompanyNames.contains(name)
+    }
+
+    /// How a missing name is shown to the operator: a per-company name says
+    /// which company's file is missing.
+    public func describeMissing(_ name: String) -> String {
+        guard perCompanyNames.contains(name) else { return name }
+        return "\(name) for company \(company ?? "(none: the event has no company id)")"
     }
 
     /// Every regular file of `directory` (hidden files skipped), trimmed; empty files are unset.
@@ -58,6 +110,7 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     public func value(_ name: String) -> String? {
         if name == "DATA_DIR" { return dataDirectory }
         if name == "SECRETS_DIR" { return secretsDirectory }
+        if perCompanyNames.contains(name) { return company.flatMap { companySecrets[$0]?[name] } }
         if let value = environment[name], !value.isEmpty { return value }
         return secrets[name]
     }
@@ -125,7 +178,7 @@ public struct MappingSet: Sendable {
         self.envelopeReader = EnvelopeReader(mappings.reduce(DataPaths.none) { $0.union($1.dataPaths) })
         var held: [String: [String]] = [:]
         for mapping in mappings {
-            let missing = mapping.requiredVariables.filter { variables.value($0) == nil }
+            let missing = mapping.requiredVariables.filter { !variables.isAvailable($0) }
             if !missing.isEmpty { held[mapping.name] = missing }
         }
         self.held = held

@@ -45,10 +45,15 @@ public struct RestSender: Sendable {
     }
 
     /// Sends `payload` (`{method, url, headers, query, body, idempotency_key}`)
-    /// for `rest`, within the downstream's limits (`companyID` for limits per company).
-    public func send(_ payload: JSONValue, rest: RestTarget, variables: VariableSource, companyID: String? = nil) async -> Result<
+    /// for `rest`, within the downstream's limits (`companyID` for limits per
+    /// company), with `variables` scoped to the company: per-company
+    /// credentials (`VariableSource`) come from that company's folder only, and
+    /// OAuth2 tokens are cached per resolved client, so per company too.
+    public func send(_ payload: JSONValue, rest: RestTarget, variables shared: VariableSource, companyID: String? = nil) async -> Result<
         CurlResponse, Problem
     > {
+        let variables = shared.scopedToCompany(companyID)
+        func missing(_ names: [String]) -> Problem { .held(.missingVariables(names.map(variables.describeMissing))) }
         var retriedWithFreshToken = false
         while true {
             var accessToken: String?
@@ -57,7 +62,7 @@ public struct RestSender: Sendable {
                     for: grant, variables: variables, client: client, clock: clock, tls: tls, timeoutMilliseconds: rest.timeoutSeconds * 1000)
                 {
                 case .success(let token): accessToken = token
-                case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
+                case .failure(.missingVariables(let names)): return .failure(missing(names))
                 case .failure(.unavailable(let reason)): return .failure(.transient(reason))
                 case .failure(.rejected(let reason)):
                     return .failure(.held(.configuration("\(reason): fix the client id, secret or scope, then reload (SIGHUP) or `jobs retry`")))
@@ -72,7 +77,7 @@ public struct RestSender: Sendable {
                 request.caBundle = tls.caBundle
                 request.verifyPeer = !tls.insecureSkipVerify
                 request.proxy = tls.proxy
-            case .failure(.missingVariables(let names)): return .failure(.held(.missingVariables(names)))
+            case .failure(.missingVariables(let names)): return .failure(missing(names))
             case .failure(.invalid(let message)): return .failure(.permanent(message))
             }
             let key = Downstreams.key(url: request.url, limits: rest.limits, companyID: companyID)
