@@ -18,8 +18,16 @@ struct Check: ParsableCommand {
     @Flag(help: "Treat warnings (unknown paths, unset variables) as errors.")
     var strict = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Directory of secret files, as serve reads it (default: $JOBYLON_BRIDGE_SECRETS_DIR); per-company names count as set.",
+            valueName: "dir"))
+    var secretsDir: String?
+
     func run() throws {
-        let variables = VariableSource()
+        let configured = ProcessInfo.processInfo.environment["JOBYLON_BRIDGE_SECRETS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        let variables = VariableSource(secretsDirectory: secretsDir ?? configured)
         var (set, errors, warnings) = MappingLoader.load(directory: directory, variables: variables, strict: strict) { print($0) }
         for (name, missing) in set.held.sorted(by: { $0.key < $1.key }) {
             let reason = HoldReason.missingVariables(missing)

@@ -52,19 +52,31 @@ struct CompanyCredentialsEndToEndTests {
         return Array(text.utf8)
     }
 
+    /// The mapping: one bearer `${HR_TOKEN}`, the company id in the body.
+    static func mappings() throws -> String {
+        let mappings = try directory("company-mappings")
+        try #"""
+        {"name": "hr-employee", "when": {"event": "candidate/new", "if": "candidate.status.group == 20"},
+         "rest": {"url": "${HR_URL}/v1/employees", "body": {"company": "{{ company.id }}"}, "auth": {"bearer": "${HR_TOKEN}"}}}
+        """#.write(toFile: mappings + "/hr-employee.json", atomically: true, encoding: .utf8)
+        return mappings
+    }
+
+    /// A secrets directory with `HR_TOKEN` for `companies` only.
+    static func secrets(for companies: [String]) throws -> String {
+        let secrets = try directory("company-secrets")
+        for company in companies {
+            try FileManager.default.createDirectory(atPath: "\(secrets)/companies/\(company)", withIntermediateDirectories: true)
+            try (tokens[company] ?? "").write(toFile: "\(secrets)/companies/\(company)/HR_TOKEN", atomically: true, encoding: .utf8)
+        }
+        return secrets
+    }
+
     @Test func eachCompanysHireGoesWithItsOwnTokenAndACompanyWithoutOneIsHeldUntilItHasOne() async throws {
         let server = PerCompanyTokenServer(tokens: Self.tokens)
         try await server.run { base in
-            let mappings = try Self.directory("company-mappings")
-            try #"""
-            {"name": "hr-employee", "when": {"event": "candidate/new", "if": "candidate.status.group == 20"},
-             "rest": {"url": "${HR_URL}/v1/employees", "body": {"company": "{{ company.id }}"}, "auth": {"bearer": "${HR_TOKEN}"}}}
-            """#.write(toFile: mappings + "/hr-employee.json", atomically: true, encoding: .utf8)
-            let secrets = try Self.directory("company-secrets")
-            for company in [Self.companyA, Self.companyB] {
-                try FileManager.default.createDirectory(atPath: "\(secrets)/companies/\(company)", withIntermediateDirectories: true)
-                try (Self.tokens[company] ?? "").write(toFile: "\(secrets)/companies/\(company)/HR_TOKEN", atomically: true, encoding: .utf8)
-            }
+            let mappings = try Self.mappings()
+            let secrets = try Self.secrets(for: [Self.companyA, Self.companyB])
             // A shared value of the same name is never a fallback for a company without its own.
             let daemon = Daemon(environment: [
                 "JOBYLON_BRIDGE_AUDIT_LOG": "0", "JOBYLON_BRIDGE_MAPPINGS": mappings, "JOBYLON_BRIDGE_SECRETS_DIR": secrets, "HR_URL": base,
@@ -98,6 +110,33 @@ struct CompanyCredentialsEndToEndTests {
             #expect(server.accepted.withLock { $0 } == Self.tokens.mapValues { "Bearer \($0)" })
             let log = daemon.log(tail: 1_000_000)
             for token in Self.tokens.values + ["tok-shared-1234567890abcdef"] { #expect(!log.contains(token), "a token in the trace log") }
+        }
+    }
+
+    @Test func checkCountsAPerCompanyNameAsSetAndTryUsesTheEventFilesCompany() async throws {
+        let server = PerCompanyTokenServer(tokens: Self.tokens)
+        try await server.run { base in
+            let mappings = try Self.mappings()
+            let secrets = try Self.secrets(for: [Self.companyA])
+            var environment = ProcessInfo.processInfo.environment
+            environment["JOBYLON_BRIDGE_SECRETS_DIR"] = nil
+            environment["HR_URL"] = base
+            let unset = try Daemon.command(["check", mappings], environment: environment)
+            #expect(unset.output.contains("jobs will be held: missing variable HR_TOKEN"), "\(unset.output)")
+            let checked = try Daemon.command(["check", mappings, "--secrets-dir", secrets, "--strict"], environment: environment)
+            #expect(checked.status == 0, "\(checked.output)")
+            environment["JOBYLON_BRIDGE_SECRETS_DIR"] = secrets
+            #expect(try Daemon.command(["check", mappings, "--strict"], environment: environment).status == 0)
+
+            let event = try Self.directory("company-event") + "/hire.json"
+            try Data(try Self.hire(company: Self.companyA, candidate: 1)).write(to: URL(fileURLWithPath: event))
+            let tried = try Daemon.command(
+                ["try", "--mapping", mappings + "/hr-employee.json", "--event", event, "--secrets-dir", secrets], environment: environment,
+                directory: FileManager.default.temporaryDirectory.path)
+            #expect(tried.status == 0, "\(tried.output)")
+            #expect(tried.output.contains("answer: HTTP 201"), "\(tried.output)")
+            #expect(server.accepted.withLock { $0 } == [Self.companyA: "Bearer \(Self.tokens[Self.companyA] ?? "")"])
+            #expect(!tried.output.contains(Self.tokens[Self.companyA] ?? "-"))
         }
     }
 }

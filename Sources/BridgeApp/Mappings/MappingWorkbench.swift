@@ -52,8 +52,14 @@ public enum EventFile {
         return event(type: type, action: action, data: data, receivedAt: receivedAt)
     }
 
+    /// The company an event file is for (`data.company.id`, or `data.company_id`
+    /// on company/signup): `try` resolves per-company credentials with it.
+    public static func companyID(_ data: JSONValue) -> String? {
+        data["company"]?["id"]?.stringValue ?? data["company_id"]?.stringValue
+    }
+
     static func event(type: String, action: String, data: JSONValue, receivedAt: String) -> MappingEvent {
-        let company = data["company"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
+        let company = companyID(data) ?? "-"
         let subject = data["candidate"]?["id"]?.stringValue ?? data["job"]?["id"]?.stringValue ?? data["company_id"]?.stringValue ?? "-"
         return MappingEvent(type: type, action: action, data: data, receivedAt: receivedAt, entityKey: "\(company):\(subject)")
     }

@@ -82,7 +82,7 @@ public enum SandboxTrial {
             print("── step \(step.name): \(shown["method"]?.stringValue ?? "") \(redactor.redact(shown["url"]?.stringValue ?? ""))")
             print(redactor.redact(JSONWriter.prettyString(shown)))
             let response: CurlResponse
-            switch await sender.send(request, rest: step.request, variables: variables) {
+            switch await sender.send(request, rest: step.request, variables: variables, companyID: EventFile.companyID(event.data)) {
             case .success(let answer): response = answer
             case .failure(.held(.missingVariables(let names))):
                 print("not sent: missing variables \(names.joined(separator: ", ")) (set them, or --set NAME=VALUE)")
