@@ -88,10 +88,13 @@ public struct VariableSource: Sendable, CustomStringConvertible, CustomDebugStri
     }
 
     /// How a missing name is shown to the operator: a per-company name says
-    /// which company's file is missing.
+    /// which file is missing. The company id itself is not in the text: ids
+    /// look like tokens to the redactor (UUIDs), and `jobs` shows each job's
+    /// company in its effect key.
     public func describeMissing(_ name: String) -> String {
         guard perCompanyNames.contains(name) else { return name }
-        return "\(name) for company \(company ?? "(none: the event has no company id)")"
+        guard company != nil else { return "\(name) (per company, and the event has no company id)" }
+        return "\(name) for this job's company (no file companies/<company id>/\(name) in the secrets directory)"
     }
 
     /// Every regular file of `directory` (hidden files skipped), trimmed; empty files are unset.

@@ -99,7 +99,11 @@ struct CompanyCredentialsEndToEndTests {
             let reason = try daemon.query { db in
                 try String.fetchOne(db, sql: "SELECT last_error FROM jobs WHERE company_id = ?", arguments: [Self.companyC])
             }
-            #expect(reason == "missing variable HR_TOKEN for company \(Self.companyC)", "\(reason ?? "")")
+            let expected = "missing variable HR_TOKEN for this job's company (no file companies/<company id>/HR_TOKEN in the secrets directory)"
+            #expect(reason == expected, "\(reason ?? "")")
+            // As the operator reads it: the reason in full, the company in the effect key.
+            let listed = try daemon.cli(["jobs", "list"]).output.split(separator: "\n").first { $0.contains(Self.companyC) }
+            #expect(listed?.hasSuffix(expected) == true, "\(listed ?? "")")
             #expect(server.accepted.withLock { $0[Self.companyC] } == nil, "company C's hire was never sent with another token")
 
             try FileManager.default.createDirectory(atPath: "\(secrets)/companies/\(Self.companyC)", withIntermediateDirectories: true)

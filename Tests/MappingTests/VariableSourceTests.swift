@@ -29,7 +29,10 @@ struct VariableSourceTests {
         let variables = VariableSource(environment: [:], secretsDirectory: try Self.secrets())
         #expect(variables.isAvailable("HR_TOKEN"))
         #expect(!variables.isAvailable("OTHER_TOKEN"), "hidden and dotted folders are no company")
-        #expect(variables.scopedToCompany("c-2").describeMissing("HR_TOKEN") == "HR_TOKEN for company c-2")
+        #expect(
+            variables.scopedToCompany("c-2").describeMissing("HR_TOKEN")
+                == "HR_TOKEN for this job's company (no file companies/<company id>/HR_TOKEN in the secrets directory)")
+        #expect(variables.describeMissing("HR_TOKEN") == "HR_TOKEN (per company, and the event has no company id)")
         #expect(variables.scopedToCompany("c-2").describeMissing("PAYROLL_URL") == "PAYROLL_URL")
         #expect(!variables.description.contains("tok"))
     }
