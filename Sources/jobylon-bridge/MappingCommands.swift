@@ -21,13 +21,13 @@ struct Check: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Directory of secret files, as serve reads it (default: $JOBYLON_BRIDGE_SECRETS_DIR); per-company names count as set.",
+            "Directory of secret files (default: secrets_dir from the configuration, as serve reads it); per-company names count as set.",
             valueName: "dir"))
     var secretsDir: String?
 
     func run() throws {
-        let configured = ProcessInfo.processInfo.environment["JOBYLON_BRIDGE_SECRETS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-        let variables = VariableSource(secretsDirectory: secretsDir ?? configured)
+        // The option, else the secrets directory as serve resolves it (config file, environment).
+        let variables = VariableSource(secretsDirectory: try secretsDir ?? BridgeConfiguration.load().secretsDir)
         var (set, errors, warnings) = MappingLoader.load(directory: directory, variables: variables, strict: strict) { print($0) }
         for (name, missing) in set.held.sorted(by: { $0.key < $1.key }) {
             let reason = HoldReason.missingVariables(missing)

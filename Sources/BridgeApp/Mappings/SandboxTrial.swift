@@ -52,6 +52,7 @@ public enum SandboxTrial {
             planned = jobs.first?.payload ?? .null
         }
         var run = FlowDryRun(mapping: mapping, flow: flow, event: event, now: now)
+        let companyID = EventFile.companyID(event.data)
         var succeeded = true
         var reported = 0
         // Skipped steps and errors, as the run records them.
@@ -82,7 +83,7 @@ public enum SandboxTrial {
             print("── step \(step.name): \(shown["method"]?.stringValue ?? "") \(redactor.redact(shown["url"]?.stringValue ?? ""))")
             print(redactor.redact(JSONWriter.prettyString(shown)))
             let response: CurlResponse
-            switch await sender.send(request, rest: step.request, variables: variables, companyID: EventFile.companyID(event.data)) {
+            switch await sender.send(request, rest: step.request, variables: variables, companyID: companyID) {
             case .success(let answer): response = answer
             case .failure(.held(.missingVariables(let names))):
                 print("not sent: missing variables \(names.joined(separator: ", ")) (set them, or --set NAME=VALUE)")
