@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "JobEngine", dependencies: ["Domain", "Clocks", "JSON", logging, metrics, lifecycle]),
         .target(name: "DurableFiles", dependencies: [.product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "CurlClient", dependencies: ["CCurlShim", logging]),
-        .target(name: "RESTDelivery", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", logging, metrics]),
+        .target(name: "RESTDelivery", dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "CurlClient", logging, metrics, lifecycle]),
         .target(
             name: "CSVExport",
             dependencies: ["JobEngine", "Domain", "Mapping", "JSON", "Clocks", "DurableFiles", "CurlClient", crypto, logging, metrics, lifecycle]),

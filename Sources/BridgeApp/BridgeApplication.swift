@@ -194,7 +194,7 @@ public final class BridgeApplication: Sendable {
         archiveConfiguration.downloader.guardedPaths = [config.resolvedArchiveDir, config.dataDir]
         archiveConfiguration.downloader.freeSpaceFloorBytes = Int64(config.archiveFreeSpaceFloorMB) << 20
         // One token cache for every sender: a downstream's token is fetched once.
-        let oauthTokens = OAuth2Tokens(metricsFactory: metricsFactory)
+        let oauthTokens = OAuth2Tokens(metricsFactory: metricsFactory, credentials: store, logger: logger)
         // One gate per downstream for every sender: a 429 or an open breaker pauses all of it.
         let downstreams = Downstreams(metricsFactory: metricsFactory)
         let tls = RestExecutor.TLSSettings(
@@ -268,11 +268,14 @@ public final class BridgeApplication: Sendable {
             walPolicy: WALPolicy(maxWALBytes: max(16, config.sqliteWALMaxMB) << 20), metricsFactory: metricsFactory, logger: logger)
         let archiveRetention = ArchiveRetentionService(
             purger: ArchivePurger(store: store, layout: archiveLayout), io: io, clock: clock, logger: logger)
+        let credentialRenewal = CredentialRenewal(
+            store: store, tokens: oauthTokens, mappings: { registry.current }, client: curl, clock: clock, tls: tls, metricsFactory: metricsFactory,
+            logger: logger)
         // Shutdown runs in reverse order: the HTTP server stops accepting first,
         // then routing, then the runners finish their attempts, then the rest.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [reloader, maintenance, archiveRetention, csvExports, archiveRunner, runner, routing, server],
+                services: [reloader, maintenance, archiveRetention, credentialRenewal, csvExports, archiveRunner, runner, routing, server],
                 gracefulShutdownSignals: signals,
                 logger: logger
             )

@@ -151,3 +151,22 @@ extension MappingFile {
         }
     }
 }
+
+extension MappingFile {
+    /// The refresh-token grants this mapping sends with (its `rest` target,
+    /// or its flow's steps and failure notice), for `oauth authorize` and the
+    /// credential renewal.
+    public var refreshTokenGrants: [OAuth2RefreshTokenGrant] {
+        let requests: [RestTarget]
+        switch target {
+        case .rest(let rest): requests = [rest]
+        case .flow(let flow): requests = flow.steps.map(\.request) + (flow.onFailure.map { [$0.request] } ?? [])
+        case .csv, .archive: requests = []
+        }
+        var grants: [OAuth2RefreshTokenGrant] = []
+        for request in requests {
+            if case .oauth2RefreshToken(let grant)? = request.auth, !grants.contains(grant) { grants.append(grant) }
+        }
+        return grants
+    }
+}

@@ -273,8 +273,11 @@ struct ObjectReader {
     }
 }
 
-enum Durations {
-    static func seconds(_ text: String) -> Int? {
+/// The one reading of a duration as mappings and options write it: `30s`,
+/// `15m`, `1h`, `3d`.
+public enum Durations {
+    /// Whole seconds, or nil for text that is not a duration.
+    public static func seconds(_ text: String) -> Int? {
         guard let unit = text.last, let value = Int(text.dropLast()), value >= 0 else { return nil }
         switch unit {
         case "s": return value
@@ -575,7 +578,7 @@ public enum MappingCompiler {
             if let token = secret("bearer") {
                 auth = .bearer(token: token)
             } else if a.object["oauth2"] != nil {
-                auth = compileOAuth2(a.value("oauth2"), at: a.pointer.appending("oauth2"), context: context).map(RestAuth.oauth2ClientCredentials)
+                auth = compileOAuth2(a.value("oauth2"), at: a.pointer.appending("oauth2"), context: context)
             } else if let user = secret("user"), let password = secret("password") {
                 auth = .basic(user: user, password: password)
             } else {
@@ -588,10 +591,14 @@ public enum MappingCompiler {
         return auth
     }
 
-    /// `auth.oauth2`: `token_url`, `client_id`, `client_secret`, optional
-    /// `scope`, `audience` and `client_auth` (`basic` or `body`); text with
-    /// `${VARIABLES}` only, and a token URL whose scheme and host are fixed.
-    static func compileOAuth2(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> OAuth2ClientCredentials? {
+    /// `auth.oauth2`: `grant` (`client_credentials`, the default, or
+    /// `refresh_token`), `token_url`, `client_id`, `client_secret`, optional
+    /// `scope` and `client_auth` (`basic` or `body`); client credentials also
+    /// take `audience`; a refresh-token grant names its stored `credential`
+    /// and may give `authorization_url`, `redirect_uri` and
+    /// `refresh_token_lifetime`. Text with `${VARIABLES}` only, and URLs whose
+    /// scheme and host are fixed.
+    static func compileOAuth2(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> RestAuth? {
         guard var o = ObjectReader(value, at: at, context: context, what: "\"oauth2\"") else { return nil }
         func setting(_ key: String, required: Bool) -> String? {
             guard let text = o.string(key, required: required) else { return nil }
@@ -600,19 +607,43 @@ public enum MappingCompiler {
             }
             return text
         }
-        let tokenURL = setting("token_url", required: true)
-        if let tokenURL, !(tokenURL.hasPrefix("https://") || tokenURL.hasPrefix("http://") || tokenURL.hasPrefix("${")) {
-            context.error("\"token_url\" must start with https://, http:// or a ${VARIABLE} holding it", at: at.appending("token_url"))
+        func url(_ key: String, required: Bool) -> String? {
+            let text = setting(key, required: required)
+            if let text, !(text.hasPrefix("https://") || text.hasPrefix("http://") || text.hasPrefix("${")) {
+                context.error("\"\(key)\" must start with https://, http:// or a ${VARIABLE} holding it", at: at.appending(key))
+            }
+            return text
         }
+        let grant = o.oneOf("grant", ["client_credentials", "refresh_token"]) ?? "client_credentials"
+        let tokenURL = url("token_url", required: true)
         let clientID = setting("client_id", required: true)
         let clientSecret = setting("client_secret", required: true)
         let scope = setting("scope", required: false)
-        let audience = setting("audience", required: false)
         let method = o.oneOf("client_auth", ["basic", "body"]).flatMap(OAuth2ClientCredentials.ClientAuthentication.init(rawValue:)) ?? .basic
+        if grant == "refresh_token" {
+            let credential = o.string("credential", required: true)
+            if let credential,
+                credential.isEmpty
+                    || !credential.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" })
+            {
+                context.error("a credential name may contain lower-case letters, digits, '-' and '_' only", at: at.appending("credential"))
+            }
+            let authorizationURL = url("authorization_url", required: false)
+            let redirectURI = url("redirect_uri", required: false)
+            let lifetime = o.duration("refresh_token_lifetime")
+            o.finish()
+            guard let tokenURL, let clientID, let clientSecret, let credential else { return nil }
+            return .oauth2RefreshToken(
+                OAuth2RefreshTokenGrant(
+                    credential: credential, tokenURL: tokenURL, authorizationURL: authorizationURL, redirectURI: redirectURI, clientID: clientID,
+                    clientSecret: clientSecret, scope: scope, clientAuthentication: method, refreshTokenLifetimeSeconds: lifetime.map(Int64.init)))
+        }
+        let audience = setting("audience", required: false)
         o.finish()
         guard let tokenURL, let clientID, let clientSecret else { return nil }
-        return OAuth2ClientCredentials(
-            tokenURL: tokenURL, clientID: clientID, clientSecret: clientSecret, scope: scope, audience: audience, clientAuthentication: method)
+        return .oauth2ClientCredentials(
+            OAuth2ClientCredentials(
+                tokenURL: tokenURL, clientID: clientID, clientSecret: clientSecret, scope: scope, audience: audience, clientAuthentication: method))
     }
 
     /// `flow`: shared `headers`, `auth`, `timeout`, `idempotency_header` and

@@ -233,6 +233,53 @@ public enum RestAuth: Sendable, Hashable {
     /// A bearer token the bridge obtains itself from the downstream's token
     /// endpoint (OAuth2 client credentials, RFC 6749 §4.4).
     case oauth2ClientCredentials(OAuth2ClientCredentials)
+    /// A bearer token from a refresh token the store keeps (OAuth2
+    /// authorization code with refresh, RFC 6749 §4.1 and §6), rotated on
+    /// every refresh by endpoints such as Fortnox's.
+    case oauth2RefreshToken(OAuth2RefreshTokenGrant)
+}
+
+/// An OAuth2 refresh-token grant: the first refresh token comes from
+/// `jobylon-bridge oauth authorize` (the authorization code flow), is stored
+/// under `credential` (per company or shared) and replaced by each refresh.
+/// Endpoint and client are fixed text or `${VARIABLES}`, never event data.
+public struct OAuth2RefreshTokenGrant: Sendable, Hashable {
+    /// The stored credential's name (lower-case letters, digits, `-`, `_`).
+    public var credential: String
+    /// The token endpoint: `https://…`, `http://…` or a `${VARIABLE}` holding it.
+    public var tokenURL: String
+    /// Where the operator's browser is sent to consent (`oauth authorize --listen`).
+    public var authorizationURL: String?
+    /// The redirect URI registered for the client; `--listen` uses its own loopback one unless this is set.
+    public var redirectURI: String?
+    /// The client's id at the endpoint.
+    public var clientID: String
+    /// Its secret: a `${VARIABLE}` in practice.
+    public var clientSecret: String
+    /// Space-separated scopes asked for at authorization.
+    public var scope: String?
+    /// `basic` unless the mapping says `body`.
+    public var clientAuthentication: OAuth2ClientCredentials.ClientAuthentication
+    /// How long a refresh token lives when the endpoint does not say
+    /// (`refresh_expires_in`); Fortnox: 45 days. Without either, no expiry is known.
+    public var refreshTokenLifetimeSeconds: Int64?
+
+    /// As compiled.
+    public init(
+        credential: String, tokenURL: String, authorizationURL: String? = nil, redirectURI: String? = nil, clientID: String,
+        clientSecret: String, scope: String? = nil, clientAuthentication: OAuth2ClientCredentials.ClientAuthentication = .basic,
+        refreshTokenLifetimeSeconds: Int64? = nil
+    ) {
+        self.credential = credential
+        self.tokenURL = tokenURL
+        self.authorizationURL = authorizationURL
+        self.redirectURI = redirectURI
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.scope = scope
+        self.clientAuthentication = clientAuthentication
+        self.refreshTokenLifetimeSeconds = refreshTokenLifetimeSeconds
+    }
 }
 
 /// An OAuth2 client-credentials grant, as the mapping writes it: every field

@@ -1,17 +1,26 @@
 import Clocks
 import CurlClient
+import Domain
 import Foundation
 import JSON
+import Logging
 import Mapping
 import Metrics
 
-/// Access tokens from OAuth2 token endpoints (client credentials), shared by
-/// every job that uses the same endpoint, client and scope.
+/// Access tokens from OAuth2 token endpoints (client credentials, or a
+/// stored refresh token), shared by every job that uses the same endpoint,
+/// client and scope, or the same stored credential.
 ///
-/// A token lives in memory only: never stored, never logged, never in a
-/// reason. It is reused until shortly before it expires; concurrent sends
+/// An access token lives in memory only: never stored, never logged, never
+/// in a reason. It is reused until shortly before it expires; concurrent sends
 /// that need a new one wait for one request to the endpoint (single flight);
 /// a downstream's 401 drops it so the next send fetches a fresh one.
+///
+/// A refresh token (`RefreshCredentialStore`) is spent by each refresh at
+/// endpoints that rotate it, so refreshes of one credential never overlap,
+/// the new refresh token is committed before the access token that came with
+/// it is used, and a refused one is recorded once (jobs are held, an ALERT is
+/// logged) instead of being tried again by every job.
 public actor OAuth2Tokens {
     /// Why no token could be had.
     public enum Problem: Error, Sendable, Equatable {
@@ -22,6 +31,22 @@ public actor OAuth2Tokens {
         /// The endpoint refused the client (wrong id or secret, unknown scope):
         /// an operator must fix the configuration; retrying does not help.
         case rejected(String)
+        /// The stored refresh token cannot be used: an operator authorizes again.
+        case authorizationNeeded(credential: String, problem: CredentialProblem)
+    }
+
+    /// One stored credential row: what refreshes are serialised on.
+    struct CredentialKey: Hashable {
+        var name: String
+        var companyID: String
+    }
+
+    /// A rotated refresh token the store could not take yet: it is the only
+    /// live one, so it is kept here and stored before anything else is sent.
+    struct UnstoredRotation {
+        var previous: String
+        var next: String
+        var expiresAt: Timestamp?
     }
 
     struct Key: Hashable {
@@ -39,13 +64,25 @@ public actor OAuth2Tokens {
 
     var cache: [Key: Cached] = [:]
     var inflight: [Key: Task<Result<Cached, Problem>, Never>] = [:]
+    var refreshed: [CredentialKey: Cached] = [:]
+    var refreshing: [CredentialKey: Task<Result<Cached, Problem>, Never>] = [:]
+    var unstored: [CredentialKey: UnstoredRotation] = [:]
     let metricsFactory: (any MetricsFactory)?
+    let credentials: (any RefreshCredentialStore)?
+    let logger: Logger
 
     /// An empty cache; with `metricsFactory`, token requests are counted by
     /// result (`jobylon_bridge_oauth_token_requests_total`: issued,
-    /// unavailable, rejected).
-    public init(metricsFactory: (any MetricsFactory)? = nil) {
+    /// unavailable, rejected, refused). `credentials` keeps the refresh
+    /// tokens of `refresh_token` grants (without it those grants hold their
+    /// jobs as not authorized); `logger` gets the ALERT when one is refused.
+    public init(
+        metricsFactory: (any MetricsFactory)? = nil, credentials: (any RefreshCredentialStore)? = nil,
+        logger: Logger = Logger(label: "jobylon-bridge.oauth2")
+    ) {
         self.metricsFactory = metricsFactory
+        self.credentials = credentials
+        self.logger = logger
     }
 
     /// A valid access token for `grant`, from the cache or from its endpoint.
@@ -83,6 +120,18 @@ public actor OAuth2Tokens {
         return result.map(\.token)
     }
 
+    func count(_ result: Result<Cached, Problem>) {
+        guard let factory = metricsFactory else { return }
+        let outcome: String
+        switch result {
+        case .success: outcome = "issued"
+        case .failure(.unavailable): outcome = "unavailable"
+        case .failure(.authorizationNeeded): outcome = "refused"
+        case .failure: outcome = "rejected"
+        }
+        Counter(label: "jobylon_bridge_oauth_token_requests_total", dimensions: [("result", outcome)], factory: factory).increment()
+    }
+
     /// Drops the cached token of `grant` (the downstream answered 401 with it).
     public func invalidate(_ grant: OAuth2ClientCredentials, variables: VariableSource) {
         let url = variables.substitute(grant.tokenURL, mask: false)
@@ -96,53 +145,97 @@ public actor OAuth2Tokens {
         _ key: Key, method: OAuth2ClientCredentials.ClientAuthentication, client: CurlClient, clock: any WallClock,
         tls: RestExecutor.TLSSettings, timeoutMilliseconds: Int
     ) async -> Result<Cached, Problem> {
-        let lower = key.tokenURL.lowercased()
-        guard lower.hasPrefix("https://") || lower.hasPrefix("http://") else {
-            return .failure(.rejected("token_url must be http or https after variables are injected"))
-        }
         var form = [("grant_type", "client_credentials")]
         if !key.scope.isEmpty { form.append(("scope", key.scope)) }
         if !key.audience.isEmpty { form.append(("audience", key.audience)) }
+        let started = clock.now()
+        let answer: TokenEndpointAnswer
+        switch await postForm(
+            form, to: key.tokenURL, clientID: key.clientID, secret: key.secret, method: method, client: client, tls: tls,
+            timeoutMilliseconds: timeoutMilliseconds)
+        {
+        case .success(let got): answer = got
+        case .failure(let problem): return .failure(problem)
+        }
+        switch answer.status {
+        case 200..<300:
+            guard let cached = answer.accessToken(issuedAt: started) else {
+                return .failure(.rejected("token endpoint answered HTTP \(answer.status) without an access_token"))
+            }
+            return .success(cached)
+        case 408, 425, 429, 500..<600:
+            return .failure(.unavailable("token endpoint: HTTP \(answer.status)\(answer.shownCode)"))
+        default:
+            return .failure(.rejected("token endpoint refused the client credentials: HTTP \(answer.status)\(answer.shownCode)"))
+        }
+    }
+
+    /// A token endpoint's answer, read as RFC 6749 §5 writes it.
+    public struct TokenEndpointAnswer: Sendable {
+        /// The HTTP status.
+        public var status: Int
+        /// The JSON body, if it was JSON.
+        public var body: JSONValue?
+
+        /// The RFC's short `error` code (`invalid_grant`), never its description (which may quote the client).
+        public var errorCode: String? { body?["error"]?.stringValue.map { String($0.prefix(40)) } }
+
+        var shownCode: String { errorCode.map { " " + $0 } ?? "" }
+
+        /// A new refresh token, if the endpoint sent one.
+        public var refreshToken: String? { body?["refresh_token"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+
+        /// When the refresh token expires, if the endpoint says (names used by
+        /// Keycloak, Microsoft, Intuit and others; the RFC defines none).
+        public func refreshTokenExpiry(issuedAt: Timestamp) -> Timestamp? {
+            for name in ["refresh_expires_in", "refresh_token_expires_in", "x_refresh_token_expires_in"] {
+                if let seconds = body?[name]?.numberValue?.int64Value, seconds > 0 { return issuedAt.adding(.seconds(seconds)) }
+            }
+            return nil
+        }
+
+        func accessToken(issuedAt started: Timestamp) -> Cached? {
+            guard let token = body?["access_token"]?.stringValue, !token.isEmpty else { return nil }
+            let lifetime = body?["expires_in"]?.numberValue?.int64Value ?? 300
+            // Renewed a little early: a tenth of its life, at most a minute.
+            let margin = min(max(lifetime / 10, 1), 60)
+            return Cached(token: token, renewAt: started.adding(.seconds(max(lifetime - margin, 0))))
+        }
+    }
+
+    /// POSTs `form` to a token endpoint with the client's credentials as
+    /// basic auth or in the body: the one way every grant talks to it.
+    public static func postForm(
+        _ fields: [(String, String)], to tokenURL: String, clientID: String, secret: String,
+        method: OAuth2ClientCredentials.ClientAuthentication, client: CurlClient, tls: RestExecutor.TLSSettings, timeoutMilliseconds: Int
+    ) async -> Result<TokenEndpointAnswer, Problem> {
+        let lower = tokenURL.lowercased()
+        guard lower.hasPrefix("https://") || lower.hasPrefix("http://") else {
+            return .failure(.rejected("token_url must be http or https after variables are injected"))
+        }
+        var form = fields
         var headers: [(name: String, value: String)] = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
         switch method {
         case .basic:
             // RFC 6749 §2.3.1: each part form-encoded before the base64.
-            let pair = RestRequestBuilder.percentEncode(key.clientID) + ":" + RestRequestBuilder.percentEncode(key.secret)
+            let pair = RestRequestBuilder.percentEncode(clientID) + ":" + RestRequestBuilder.percentEncode(secret)
             headers.append(("Authorization", "Basic " + Data(pair.utf8).base64EncodedString()))
         case .body:
-            form.append(("client_id", key.clientID))
-            form.append(("client_secret", key.secret))
+            form.append(("client_id", clientID))
+            form.append(("client_secret", secret))
         }
         let body = form.map { RestRequestBuilder.percentEncode($0.0) + "=" + RestRequestBuilder.percentEncode($0.1) }.joined(separator: "&")
         var request = CurlRequest(
-            method: "POST", url: key.tokenURL, headers: headers, body: Array(body.utf8), connectTimeoutMilliseconds: 10_000,
+            method: "POST", url: tokenURL, headers: headers, body: Array(body.utf8), connectTimeoutMilliseconds: 10_000,
             totalTimeoutMilliseconds: timeoutMilliseconds, maxResponseBytes: 1 << 16)
         request.caBundle = tls.caBundle
         request.verifyPeer = !tls.insecureSkipVerify
         request.proxy = tls.proxy
-        let started = clock.now()
-        let response: CurlResponse
         do {
-            response = try await client.perform(request)
+            let response = try await client.perform(request)
+            return .success(TokenEndpointAnswer(status: response.status, body: try? JSONParser.parse(response.body, options: .payload)))
         } catch {
             return .failure(.unavailable("token endpoint: network: \(error)"))
-        }
-        let answer = try? JSONParser.parse(response.body, options: .payload)
-        // Only the RFC's short error code is shown, never the description (it may quote the client).
-        let code = answer?["error"]?.stringValue.map { " \(String($0.prefix(40)))" } ?? ""
-        switch response.status {
-        case 200..<300:
-            guard let token = answer?["access_token"]?.stringValue, !token.isEmpty else {
-                return .failure(.rejected("token endpoint answered HTTP \(response.status) without an access_token"))
-            }
-            let lifetime = answer?["expires_in"]?.numberValue?.int64Value ?? 300
-            // Renewed a little early: a tenth of its life, at most a minute.
-            let margin = min(max(lifetime / 10, 1), 60)
-            return .success(Cached(token: token, renewAt: started.adding(.seconds(max(lifetime - margin, 0)))))
-        case 408, 425, 429, 500..<600:
-            return .failure(.unavailable("token endpoint: HTTP \(response.status)\(code)"))
-        default:
-            return .failure(.rejected("token endpoint refused the client credentials: HTTP \(response.status)\(code)"))
         }
     }
 }

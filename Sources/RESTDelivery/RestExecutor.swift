@@ -199,7 +199,7 @@ public enum RestRequestBuilder {
         case .basic(let user, let password)?:
             let credentials = Data((credential(user) + ":" + credential(password)).utf8).base64EncodedString()
             headers.append(("Authorization", "Basic " + credentials))
-        case .oauth2ClientCredentials?:
+        case .oauth2ClientCredentials?, .oauth2RefreshToken?:
             guard let accessToken else { return .failure(.invalid("no OAuth2 access token was obtained for this request")) }
             headers.append(("Authorization", "Bearer " + accessToken))
         case nil:
@@ -223,7 +223,9 @@ public enum RestRequestBuilder {
                 maxResponseBytes: 1 << 20))
     }
 
-    static func percentEncode(_ text: String) -> String {
+    /// RFC 3986 unreserved characters kept, every other byte `%XX`: form
+    /// fields and query values as every token endpoint reads them.
+    public static func percentEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {

@@ -57,16 +57,26 @@ public struct RestSender: Sendable {
         var retriedWithFreshToken = false
         while true {
             var accessToken: String?
-            if case .oauth2ClientCredentials(let grant)? = rest.auth {
-                switch await tokens.token(
-                    for: grant, variables: variables, client: client, clock: clock, tls: tls, timeoutMilliseconds: rest.timeoutSeconds * 1000)
-                {
-                case .success(let token): accessToken = token
-                case .failure(.missingVariables(let names)): return .failure(missing(names))
-                case .failure(.unavailable(let reason)): return .failure(.transient(reason))
-                case .failure(.rejected(let reason)):
-                    return .failure(.held(.configuration("\(reason): fix the client id, secret or scope, then reload (SIGHUP) or `jobs retry`")))
-                }
+            let obtained: Result<String, OAuth2Tokens.Problem>?
+            let timeout = rest.timeoutSeconds * 1000
+            switch rest.auth {
+            case .oauth2ClientCredentials(let grant)?:
+                obtained = await tokens.token(for: grant, variables: variables, client: client, clock: clock, tls: tls, timeoutMilliseconds: timeout)
+            case .oauth2RefreshToken(let grant)?:
+                obtained = await tokens.token(
+                    for: grant, companyID: companyID, variables: variables, client: client, clock: clock, tls: tls, timeoutMilliseconds: timeout)
+            case .bearer?, .basic?, nil:
+                obtained = nil
+            }
+            switch obtained {
+            case .success(let token)?: accessToken = token
+            case .failure(.missingVariables(let names))?: return .failure(missing(names))
+            case .failure(.unavailable(let reason))?: return .failure(.transient(reason))
+            case .failure(.rejected(let reason))?:
+                return .failure(.held(.configuration("\(reason): fix the client id, secret or scope, then reload (SIGHUP) or `jobs retry`")))
+            case .failure(.authorizationNeeded(let credential, let problem))?:
+                return .failure(.held(.authorizationNeeded(credential: credential, problem: problem)))
+            case nil: break
             }
             var request: CurlRequest
             switch RestRequestBuilder.build(
@@ -102,8 +112,12 @@ public struct RestSender: Sendable {
             await downstreams.finished(
                 key, RestSender.gateResult(response, now: clock.now()), rules: rules, now: clock.now(), duration: ContinuousClock.now - started)
             // A token the endpoint issued may be revoked early: one fresh try, never a loop.
-            if response.status == 401, case .oauth2ClientCredentials(let grant)? = rest.auth, !retriedWithFreshToken {
-                await tokens.invalidate(grant, variables: variables)
+            if response.status == 401, !retriedWithFreshToken {
+                switch rest.auth {
+                case .oauth2ClientCredentials(let grant)?: await tokens.invalidate(grant, variables: variables)
+                case .oauth2RefreshToken(let grant)?: await tokens.invalidate(grant, refused: accessToken)
+                case .bearer?, .basic?, nil: return .success(response)
+                }
                 retriedWithFreshToken = true
                 continue
             }

@@ -5,6 +5,7 @@ import FileArchive
 import Foundation
 import Logging
 import Mapping
+import RESTDelivery
 import Routing
 import StoreSQLite
 
@@ -267,4 +268,25 @@ public struct OperatorFailure: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+// MARK: OAuth2 credentials
+
+extension OperatorSession {
+    /// TLS and proxy as `serve` uses them for downstreams and token endpoints.
+    public var downstreamTLS: RestExecutor.TLSSettings {
+        RestExecutor.TLSSettings(
+            caBundle: configuration.tlsCABundle, insecureSkipVerify: configuration.tlsInsecureSkipVerify, proxy: configuration.outboundProxy)
+    }
+
+    /// Stores the first refresh token of an authorization and releases the
+    /// jobs held for it (a running daemon picks them up); returns how many.
+    public func storeAuthorized(_ credential: RefreshCredential) async throws -> Int {
+        try await store.storeAuthorized(credential, now: clock.now())
+    }
+
+    /// Every stored credential, without its token.
+    public func refreshCredentials() async throws -> [RefreshCredential] {
+        try await store.allRefreshCredentials()
+    }
 }

@@ -185,6 +185,10 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
     case crashedDuringAttempt
     /// Claiming or recording the job kept failing (see `JobState.setAside`).
     case storeFault(String)
+    /// The OAuth2 refresh-token credential the job sends with cannot be used
+    /// (never authorized, refused, spent by a lost refresh, expired):
+    /// `oauth authorize` releases the jobs it concerns.
+    case authorizationNeeded(credential: String, problem: CredentialProblem)
 
     /// The stored code (column `hold_reason`).
     public enum Code: String, Sendable, CaseIterable {
@@ -195,6 +199,7 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case configuration
         case crashedDuringAttempt = "in_doubt"
         case storeFault = "store_fault"
+        case authorizationNeeded = "oauth_credential"
     }
 
     /// What the store matches on when it releases held jobs (never the wording).
@@ -207,6 +212,7 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case .configuration: return .configuration
         case .crashedDuringAttempt: return .crashedDuringAttempt
         case .storeFault: return .storeFault
+        case .authorizationNeeded: return .authorizationNeeded
         }
     }
 
@@ -218,6 +224,7 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case .noExecutor(let kind): return kind
         case .configuration(let text), .storeFault(let text): return text
         case .crashedDuringAttempt: return nil
+        case .authorizationNeeded(let credential, let problem): return problem.rawValue + ":" + credential
         }
     }
 
@@ -233,6 +240,10 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case .configuration: self = .configuration(detail ?? "")
         case .crashedDuringAttempt: self = .crashedDuringAttempt
         case .storeFault: self = .storeFault(detail ?? "")
+        case .authorizationNeeded:
+            let parts = (detail ?? "").split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let problem = CredentialProblem(rawValue: parts[0]) else { return nil }
+            self = .authorizationNeeded(credential: parts[1], problem: problem)
         }
     }
 
@@ -247,6 +258,16 @@ public enum HoldReason: Sendable, Hashable, CustomStringConvertible {
         case .configuration(let text): return text
         case .crashedDuringAttempt: return "the runner stopped during an attempt; the downstream may have received it: resolve it"
         case .storeFault(let text): return "set aside: \(text)"
+        case .authorizationNeeded(let credential, let problem):
+            let why: String
+            switch problem {
+            case .notAuthorized: why = "has no refresh token for this job's company yet"
+            case .rejected: why = "was refused by the token endpoint (invalid_grant: revoked or expired)"
+            case .interrupted:
+                why = "was spent by an earlier refresh whose answer never arrived or was never stored (a timeout, or the daemon stopped during it)"
+            case .expired: why = "has expired (its refresh token lifetime ran out)"
+            }
+            return "OAuth2 credential \(credential) \(why): run `jobylon-bridge oauth authorize \(credential)` (with --company for a per-company one)"
         }
     }
 }

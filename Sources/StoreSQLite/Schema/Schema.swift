@@ -309,6 +309,22 @@ enum Schema {
                     );
                     """)
         }
+        migrator.registerMigration("v15-oauth-credentials") { db in
+            try db.execute(
+                sql: """
+                    -- RefreshCredential (Domain): the current refresh token of each OAuth2 credential, per company ('' = shared).
+                    CREATE TABLE oauth_credentials (
+                        name TEXT NOT NULL,
+                        company_id TEXT NOT NULL,
+                        refresh_token TEXT NOT NULL,
+                        expires_at INTEGER,
+                        rotated_at INTEGER NOT NULL,
+                        refresh_started_at INTEGER,      -- a refresh with this token was sent; its answer is not stored yet
+                        problem TEXT,                    -- CredentialProblem
+                        PRIMARY KEY (name, company_id)
+                    );
+                    """)
+        }
         return migrator
     }
 }
