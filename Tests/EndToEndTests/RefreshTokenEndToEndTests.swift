@@ -272,6 +272,31 @@ struct RefreshTokenEndToEndTests {
         }
     }
 
+    @Test func aCompanysOwnCredentialIsNeverUsedForAnotherCompany() async throws {
+        let companyA = "04b9171e-6d74-451f-a8e3-9bc3cf2b2954"
+        let companyB = "11111111-6d74-451f-a8e3-9bc3cf2b2954"
+        let server = RotatingTokenServer()
+        try await server.run { base in
+            let daemon = daemon(base, mappings: try Self.mappings())
+            let authorized = try daemon.cli(["oauth", "authorize", "fortnox", "--company", companyA, "--code", "code-1"])
+            #expect(authorized.output.contains("for company \(companyA)"), "\(authorized.output)")
+            try daemon.start()
+            defer { daemon.stop() }
+            let hireB = String(decoding: try Self.hire(2), as: UTF8.self).replacingOccurrences(of: companyA, with: companyB)
+            #expect(try await daemon.post(try Self.hire(1)).status == 200)
+            #expect(try await daemon.post(Array(hireB.utf8)).status == 200)
+            #expect(try await daemon.waitFor { _ in try states(daemon).sorted() == ["done", "held"] }, "\(daemon.log(tail: 3000))")
+            let held = try daemon.query { db in
+                try Row.fetchOne(db, sql: "SELECT company_id, last_error FROM jobs WHERE state = 'held'")
+            }
+            #expect(held?["company_id"] as String? == companyB)
+            #expect((held?["last_error"] as String?)?.contains("has no refresh token for this job's company") == true)
+            #expect(server.state.withLock { $0.employees } == 1)
+            let status = try daemon.cli(["oauth", "status"])
+            #expect(status.output.contains("fortnox\t\(companyA)"), "\(status.output)")
+        }
+    }
+
     @Test func aRefreshTokenNearItsExpiryIsRenewedAndAlertedWithoutAHire() async throws {
         let server = RotatingTokenServer()
         // The endpoint gives refresh tokens 3 days: inside the week's renewal window, so each is due at once.

@@ -294,6 +294,38 @@ struct MappingCompilerTests {
         #expect(messages.contains("missing required key \"client_secret\""))
     }
 
+    @Test func aRefreshTokenGrantNamesItsStoredCredential() throws {
+        func auth(_ oauth2: String) -> (MappingFile?, [MappingDiagnostic]) {
+            compile(#"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "auth": {"oauth2": \#(oauth2)}}}"#)
+        }
+        let good = try #require(
+            auth(
+                #"{"grant": "refresh_token", "credential": "fortnox", "token_url": "https://apps.fortnox.se/oauth-v1/token", "#
+                    + #""authorization_url": "https://apps.fortnox.se/oauth-v1/auth", "client_id": "${FX_ID}", "client_secret": "${FX_SECRET}", "#
+                    + #""scope": "salary", "refresh_token_lifetime": "45d"}"#
+            ).0)
+        guard case .rest(let rest) = good.target, case .oauth2RefreshToken(let grant)? = rest.auth else { throw Failure() }
+        #expect(
+            grant
+                == OAuth2RefreshTokenGrant(
+                    credential: "fortnox", tokenURL: "https://apps.fortnox.se/oauth-v1/token",
+                    authorizationURL: "https://apps.fortnox.se/oauth-v1/auth",
+                    clientID: "${FX_ID}", clientSecret: "${FX_SECRET}", scope: "salary", refreshTokenLifetimeSeconds: 45 * 86_400))
+        #expect(good.refreshTokenGrants == [grant])
+        #expect(Set(good.requiredVariables).isSuperset(of: ["FX_ID", "FX_SECRET"]))
+        let messages = auth(
+            #"{"grant": "refresh_token", "credential": "Fort Nox", "token_url": "https://t", "client_id": "c", "client_secret": "s", "#
+                + #""audience": "a", "authorization_url": "{{ job.url }}", "refresh_token_lifetime": "soon"}"#
+        ).1.map(\.message)
+        #expect(messages.contains("a credential name may contain lower-case letters, digits, '-' and '_' only"), "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("unknown key \"audience\"") }, "client credentials only")
+        #expect(messages.contains("\"authorization_url\" may use ${VARIABLES} only, no {{ expressions }}"))
+        #expect(messages.contains { $0.hasPrefix("\"refresh_token_lifetime\" must be a duration") })
+        let noName = auth(#"{"grant": "refresh_token", "token_url": "https://t", "client_id": "c", "client_secret": "s"}"#).1.map(\.message)
+        #expect(noName.contains("missing required key \"credential\""))
+        #expect(auth(#"{"grant": "password", "token_url": "https://t", "client_id": "c", "client_secret": "s"}"#).0 == nil)
+    }
+
     @Test func limitsTakeARatePerWindowAConcurrencyAndABreaker() throws {
         #expect(RequestLimits.rate("10/min").map { [$0.count, $0.windowSeconds] } == [10, 60])
         #expect(RequestLimits.rate("25/5s").map { [$0.count, $0.windowSeconds] } == [25, 5])

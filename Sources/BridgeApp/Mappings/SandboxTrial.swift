@@ -89,6 +89,14 @@ public enum SandboxTrial {
                 print("not sent: missing variables \(names.joined(separator: ", ")) (set them, or --set NAME=VALUE)")
                 run.stop(because: "missing variables")
                 return false
+            case .failure(.held(.authorizationNeeded(let credential, _))):
+                // try stores nothing, so it cannot spend the daemon's stored refresh token (a rotation here would
+                // leave the daemon with a spent one).
+                print(
+                    "not sent: credential \(credential) is an OAuth2 refresh-token grant, which try does not use (a refresh "
+                        + "would spend the stored token); for a sandbox, give the step a bearer ${VARIABLE} with a sandbox access token")
+                run.stop(because: "held")
+                return false
             case .failure(.held(let reason)):
                 print("not sent: \(Redactor.redactPatterns(reason.description))")
                 run.stop(because: "held")
