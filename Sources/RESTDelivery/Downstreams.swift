@@ -61,15 +61,20 @@ public actor Downstreams {
 
     /// `https://hr.example:8443` of a URL (lower-cased), plus the company for limits per company.
     public static func key(url: String, limits: RequestLimits, companyID: String?) -> String {
-        var origin = url
-        if let scheme = url.range(of: "://") {
-            let rest = url[scheme.upperBound...]
-            let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-            origin = String(url[..<end])
-        }
-        origin = origin.lowercased()
+        let origin = origin(url: url)
         guard limits.per == .company else { return origin }
         return origin + " company " + (companyID ?? "-")
+    }
+
+    /// The scheme, host and port of `url`, lower-cased, without a user part
+    /// (`https://user:secret@host` must not reach a metric label).
+    public static func origin(url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url.lowercased() }
+        let rest = url[scheme.upperBound...]
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        var authority = rest[..<end]
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return (String(url[..<scheme.upperBound]) + authority).lowercased()
     }
 
     /// The mapping's limits as the gate applies them.

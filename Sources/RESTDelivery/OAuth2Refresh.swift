@@ -109,7 +109,7 @@ extension OAuth2Tokens {
             let result = await spend(
                 row, key: key, client: resolved, store: store, http: http, tls: tls, timeoutMilliseconds: timeoutMilliseconds,
                 now: now, interruptedBefore: interruptedBefore)
-            count(result)
+            count(result, endpoint: resolved.tokenURL)
             return result
         } catch {
             return .failure(.unavailable("credential \(key.name): store: \(error)"))

@@ -105,22 +105,16 @@ public actor OAuth2Tokens {
         inflight[key] = task
         let result = await task.value
         inflight[key] = nil
-        if let factory = metricsFactory {
-            let outcome: String
-            switch result {
-            case .success: outcome = "issued"
-            case .failure(.unavailable): outcome = "unavailable"
-            case .failure: outcome = "rejected"
-            }
-            Counter(label: "jobylon_bridge_oauth_token_requests_total", dimensions: [("result", outcome)], factory: factory).increment()
-        }
+        count(result, endpoint: key.tokenURL)
         if case .success(let fresh) = result {
             cache[key] = fresh
         }
         return result.map(\.token)
     }
 
-    func count(_ result: Result<Cached, Problem>) {
+    /// One token request in `jobylon_bridge_oauth_token_requests_total`, by
+    /// result and by the token endpoint's origin (no path, no user part).
+    func count(_ result: Result<Cached, Problem>, endpoint tokenURL: String) {
         guard let factory = metricsFactory else { return }
         let outcome: String
         switch result {
@@ -129,7 +123,10 @@ public actor OAuth2Tokens {
         case .failure(.authorizationNeeded): outcome = "refused"
         case .failure: outcome = "rejected"
         }
-        Counter(label: "jobylon_bridge_oauth_token_requests_total", dimensions: [("result", outcome)], factory: factory).increment()
+        Counter(
+            label: "jobylon_bridge_oauth_token_requests_total", dimensions: [("endpoint", Downstreams.origin(url: tokenURL)), ("result", outcome)],
+            factory: factory
+        ).increment()
     }
 
     /// Drops the cached token of `grant` (the downstream answered 401 with it).

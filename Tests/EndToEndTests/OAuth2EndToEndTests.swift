@@ -117,7 +117,7 @@ struct OAuth2EndToEndTests {
             let jobs = try daemon.cli(["jobs", "show", "4"])
             for token in after.issued { #expect(!jobs.output.contains(token)) }
             let metrics = try await daemon.get("/metrics").text
-            #expect(metrics.contains("jobylon_bridge_oauth_token_requests_total{result=\"issued\"} 2"), "\(metrics.prefix(3000))")
+            #expect(metrics.contains(#"jobylon_bridge_oauth_token_requests_total{endpoint="\#(base)",result="issued"} 2"#), "\(metrics.prefix(3000))")
             for token in after.issued { #expect(!metrics.contains(token)) }
         }
     }

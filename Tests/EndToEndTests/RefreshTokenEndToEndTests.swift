@@ -30,6 +30,9 @@ final class RotatingTokenServer: Sendable {
         var refreshLifetime: Int?
         /// Rotates, then waits this long before answering (a refresh whose answer is lost).
         var answerDelay: Duration?
+        /// The next refresh never reaches the endpoint's logic (lost on the way): held, then dropped unanswered.
+        var loseNextRefresh = false
+        var lostRefreshes = 0
         var storedRefresh: (@Sendable () -> String?)?
         var allTokens: [String] = []
     }
@@ -66,6 +69,11 @@ final class RotatingTokenServer: Sendable {
             case "refresh_token":
                 state.refreshRequests += 1
                 let presented = fields["refresh_token"] ?? ""
+                if state.loseNextRefresh {
+                    state.loseNextRefresh = false
+                    state.lostRefreshes += 1
+                    return (503, #"{"error": "temporarily_unavailable"}"#, .seconds(3))
+                }
                 guard presented == state.currentRefresh else {
                     if state.spent.contains(presented) { state.reusedRefresh += 1 }
                     return (400, #"{"error": "invalid_grant", "error_description": "refresh token \#(presented) was used"}"#, nil)
@@ -191,12 +199,26 @@ struct RefreshTokenEndToEndTests {
             #expect(middle.employees == 8)
             #expect(storedRefresh(daemon)() == middle.currentRefresh)
 
+            // kill -9 during a refresh that the endpoint never processed: the stored token is still the live one;
+            // after the restart the same job refreshes with it and goes through, with no operator.
+            try await Task.sleep(for: .seconds(1.2))
+            server.state.withLock { $0.loseNextRefresh = true }
+            #expect(try await daemon.post(try Self.hire(9)).status == 200)
+            #expect(try await daemon.waitFor { _ in server.state.withLock { $0.lostRefreshes } == 1 })
+            daemon.kill9()
+            try await Task.sleep(for: .seconds(3.5))
+            try daemon.start(arguments: ["--log-level", "trace"])
+            #expect(
+                try await daemon.waitFor(timeout: 40) { _ in try states(daemon).count == 9 && states(daemon).allSatisfy { $0 == "done" } },
+                "\(daemon.log(tail: 3000))")
+            #expect(server.state.withLock { $0.reusedRefresh } == 0)
+
             // kill -9 while the endpoint has rotated the token but not yet answered: the new token is lost with the
             // process; after the restart the spent one is refused once, the jobs are held with why, and no loop follows.
             try await Task.sleep(for: .seconds(1.2))
             server.state.withLock { $0.answerDelay = .seconds(3) }
-            #expect(try await daemon.post(try Self.hire(9)).status == 200)
-            let rotated = middle.issued
+            #expect(try await daemon.post(try Self.hire(10)).status == 200)
+            let rotated = server.state.withLock { $0.issued }
             #expect(try await daemon.waitFor { _ in server.state.withLock { $0.issued } > rotated })
             daemon.kill9()
             try await Task.sleep(for: .seconds(3.5))
@@ -205,7 +227,7 @@ struct RefreshTokenEndToEndTests {
             let interrupted = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs ORDER BY id DESC LIMIT 1") } ?? ""
             #expect(interrupted.contains("spent by an earlier refresh whose answer never arrived"), "\(interrupted)")
             let refusedAt = server.state.withLock { $0.refreshRequests }
-            #expect(try await daemon.post(try Self.hire(10)).status == 200)
+            #expect(try await daemon.post(try Self.hire(11)).status == 200)
             #expect(try await daemon.waitFor { _ in try states(daemon).suffix(2) == ["held", "held"] })
             try await Task.sleep(for: .seconds(1))
             #expect(server.state.withLock { $0.refreshRequests } == refusedAt, "a refused credential is not tried again by every job")
@@ -216,16 +238,18 @@ struct RefreshTokenEndToEndTests {
             // Authorizing again releases both; the new chain goes on.
             let again = try daemon.cli(["oauth", "authorize", "fortnox", "--code", "code-2"])
             #expect(again.output.contains("2 held job(s) released"), "\(again.output)")
-            #expect(try await daemon.waitFor { _ in try states(daemon).count == 10 && states(daemon).allSatisfy { $0 == "done" } })
+            #expect(try await daemon.waitFor { _ in try states(daemon).count == 11 && states(daemon).allSatisfy { $0 == "done" } })
             let end = server.state.withLock { $0 }
             #expect(end.usedBeforeStored == 0)
-            #expect(end.employees == 10)
+            #expect(end.reusedRefresh == 1, "the one spent token sent again is the one whose answer was lost")
+            #expect(end.employees == 11)
             let metrics = try await daemon.get("/metrics").text
-            #expect(metrics.contains(#"jobylon_bridge_oauth_token_requests_total{result="refused"} 1"#), "\(metrics.prefix(2000))")
+            #expect(
+                metrics.contains(#"jobylon_bridge_oauth_token_requests_total{endpoint="\#(base)",result="refused"} 1"#), "\(metrics.prefix(2000))")
 
             expectNoToken(daemon.log(tail: 1_000_000), server, "the trace log")
             expectNoToken(try daemon.cli(["jobs", "list"]).output, server, "jobs list")
-            expectNoToken(try daemon.cli(["jobs", "show", "9"]).output, server, "jobs show")
+            expectNoToken(try daemon.cli(["jobs", "show", "10"]).output, server, "jobs show")
             expectNoToken(try daemon.cli(["oauth", "status"]).output, server, "oauth status")
             expectNoToken(metrics, server, "/metrics")
         }
