@@ -631,6 +631,12 @@ public enum MappingCompiler {
             let authorizationURL = url("authorization_url", required: false)
             let redirectURI = url("redirect_uri", required: false)
             let lifetime = o.duration("refresh_token_lifetime")
+            if o.object["refresh_token_lifetime"] == nil {
+                context.report(
+                    .warning,
+                    "no \"refresh_token_lifetime\": unless the token endpoint says how long its refresh tokens live, the bridge cannot renew "
+                        + "one before it expires or alert in time (Fortnox: \"45d\")", at: at)
+            }
             o.finish()
             guard let tokenURL, let clientID, let clientSecret, let credential else { return nil }
             return .oauth2RefreshToken(

@@ -240,7 +240,8 @@ public struct MappingSet: Sendable {
         return (MappingSet(mappings: mappings, variables: variables), diagnostics)
     }
 
-    /// Duplicate names; `after` and `on_repeat` must name a mapping that exists.
+    /// Duplicate names; `after` and `on_repeat` must name a mapping that
+    /// exists; one OAuth2 credential name, one client.
     static func crossCheck(_ mappings: [MappingFile]) -> [MappingDiagnostic] {
         var diagnostics: [MappingDiagnostic] = []
         var seen: [String: String] = [:]
@@ -280,6 +281,23 @@ public struct MappingSet: Sendable {
                     MappingDiagnostic(
                         severity: .error, file: read.location.file, line: read.location.line, column: read.location.column,
                         pointer: read.location.pointer, message: "response.\(read.name): \(after) captures no \"\(read.name)\"; \(offer)"))
+            }
+        }
+        // One stored refresh token belongs to one client: a refresh by one client would be refused to the other.
+        var credentials: [String: (mapping: String, grant: OAuth2RefreshTokenGrant)] = [:]
+        for mapping in mappings {
+            for grant in mapping.refreshTokenGrants {
+                if let first = credentials[grant.credential] {
+                    if first.grant.tokenURL != grant.tokenURL || first.grant.clientID != grant.clientID {
+                        diagnostics.append(
+                            at(
+                                mapping,
+                                "credential \"\(grant.credential)\" is also used by mapping \(first.mapping) with another token_url or client_id; "
+                                    + "one stored credential belongs to one client"))
+                    }
+                } else {
+                    credentials[grant.credential] = (mapping.name, grant)
+                }
             }
         }
         for cycle in afterCycles(mappings) {

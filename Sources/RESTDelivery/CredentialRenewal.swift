@@ -46,16 +46,24 @@ public struct CredentialRenewal: Service {
     /// One round at start-up, then every `interval`, until shutdown.
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            var alerted: [String: Timestamp] = [:]
+            var reminders = Reminders()
             while !Task.isCancelled {
-                await round(alerted: &alerted)
+                await round(&reminders)
                 try await clock.sleep(for: interval)
             }
         }
     }
 
-    /// Gauges every credential, renews the due ones, alerts on those still due.
-    func round(alerted: inout [String: Timestamp]) async {
+    /// When each credential was last alerted on, so an alert repeats once a day.
+    struct Reminders {
+        var last: [String: Timestamp] = [:]
+        var firstRound = true
+    }
+
+    /// Gauges every credential, renews the due ones, alerts on those still due
+    /// or needing authorization: at start-up, then once a day (a refusal found
+    /// by a job was alerted when it happened, so its first reminder is a day later).
+    func round(_ reminders: inout Reminders) async {
         let rows: [RefreshCredential]
         do {
             rows = try await store.allRefreshCredentials()
@@ -65,6 +73,8 @@ public struct CredentialRenewal: Service {
         }
         let set = mappings()
         let grants = Dictionary(set.mappings.flatMap(\.refreshTokenGrants).map { ($0.credential, $0) }, uniquingKeysWith: { first, _ in first })
+        let firstRound = reminders.firstRound
+        reminders.firstRound = false
         for var row in rows {
             let company = row.companyID.isEmpty ? "(shared)" : row.companyID
             if row.problem(at: clock.now()) == nil, row.isDueForRenewal(at: clock.now()), let grant = grants[row.name] {
@@ -79,25 +89,35 @@ public struct CredentialRenewal: Service {
                 if let fresh = try? await store.refreshCredentials(named: row.name).first(where: { $0.companyID == row.companyID }) { row = fresh }
             }
             let now = clock.now()
+            let dimensions = [("credential", row.name), ("company", company)]
             if let expiresAt = row.expiresAt {
-                Gauge(
-                    label: "jobylon_bridge_oauth_refresh_token_expiry_seconds", dimensions: [("credential", row.name), ("company", company)],
-                    factory: metricsFactory
-                ).record(Double(expiresAt.milliseconds - now.milliseconds) / 1000)
+                Gauge(label: "jobylon_bridge_oauth_refresh_token_expiry_seconds", dimensions: dimensions, factory: metricsFactory)
+                    .record(Double(expiresAt.milliseconds - now.milliseconds) / 1000)
             }
-            let key = row.name + " " + row.companyID
             let problem = row.problem(at: now)
-            guard problem != nil || row.isDueForRenewal(at: now) else { continue }
-            if let last = alerted[key], now.milliseconds - last.milliseconds < 24 * 3600 * 1000 { continue }
-            alerted[key] = now
-            let days = row.expiresAt.map { max(0, ($0.milliseconds - now.milliseconds) / 86_400_000) }
-            logger.error(
-                "ALERT oauth2 credential needs authorizing again soon",
-                metadata: [
-                    "credential": "\(row.name)", "company": "\(company)",
-                    "state": "\(problem.map { "needs authorizing: \($0.rawValue)" } ?? "refresh token expires in \(days ?? 0) day(s)")",
-                    "fix": "jobylon-bridge oauth authorize \(row.name)\(row.companyID.isEmpty ? "" : " --company \(row.companyID)")",
-                ])
+            Gauge(label: "jobylon_bridge_oauth_credential_needs_authorizing", dimensions: dimensions, factory: metricsFactory)
+                .record(problem == nil ? 0 : 1)
+            let key = row.name + " " + row.companyID
+            guard problem != nil || row.isDueForRenewal(at: now) else {
+                reminders.last[key] = nil
+                continue
+            }
+            let firstSeen = reminders.last[key] == nil
+            if let last = reminders.last[key], now.milliseconds - last.milliseconds < 24 * 3600 * 1000 { continue }
+            reminders.last[key] = now
+            let fix = "jobylon-bridge oauth authorize \(row.name)\(row.companyID.isEmpty ? "" : " --company \(row.companyID)")"
+            if let problem {
+                // Found by a job since the last round: that job's ALERT said it; the reminder follows a day later.
+                if firstSeen && !firstRound { continue }
+                logger.error(
+                    "ALERT oauth2 credential still waits to be authorized again; its jobs are held",
+                    metadata: ["credential": "\(row.name)", "company": "\(company)", "problem": "\(problem.rawValue)", "fix": "\(fix)"])
+            } else {
+                let days = row.expiresAt.map { max(0, ($0.milliseconds - now.milliseconds) / 86_400_000) } ?? 0
+                logger.error(
+                    "ALERT oauth2 refresh token expires soon and could not be renewed",
+                    metadata: ["credential": "\(row.name)", "company": "\(company)", "expires_in": "\(days) day(s)", "fix": "\(fix)"])
+            }
         }
     }
 }

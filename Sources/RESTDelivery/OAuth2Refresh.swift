@@ -67,7 +67,12 @@ extension OAuth2Tokens {
         refreshing[key] = task
         let result = await task.value
         refreshing[key] = nil
-        if case .success(let fresh) = result { refreshed[key] = fresh } else { refreshed[key] = nil }
+        switch result {
+        case .success(let fresh): refreshed[key] = fresh
+        // A renewal that failed for a passing reason leaves a still valid access token in use.
+        case .failure(.unavailable), .failure(.missingVariables): break
+        case .failure: refreshed[key] = nil
+        }
         return result
     }
 
@@ -106,8 +111,9 @@ extension OAuth2Tokens {
             guard try await store.markRefreshStarted(name: key.name, companyID: key.companyID, token: row.refreshToken, at: now) else {
                 return .failure(.unavailable("credential \(key.name) was replaced while it was being refreshed; trying again"))
             }
+            // A refresh whose answer is cut off may have spent the token: it gets a minute even when the downstream's timeout is short.
             let result = await spend(
-                row, key: key, client: resolved, store: store, http: http, tls: tls, timeoutMilliseconds: timeoutMilliseconds,
+                row, key: key, client: resolved, store: store, http: http, tls: tls, timeoutMilliseconds: max(timeoutMilliseconds, 60_000),
                 now: now, interruptedBefore: interruptedBefore)
             count(result, endpoint: resolved.tokenURL)
             return result
@@ -135,15 +141,14 @@ extension OAuth2Tokens {
             }
             switch RefreshAnswer.interpret(status: answer.status, error: answer.errorCode, interruptedBefore: interruptedBefore) {
             case .issued:
-                guard let cached = answer.accessToken(issuedAt: now) else {
-                    return .failure(.unavailable("token endpoint answered HTTP \(answer.status) without an access_token"))
-                }
                 let next = answer.refreshToken ?? row.refreshToken
                 let expiresAt =
                     answer.refreshTokenExpiry(issuedAt: now)
                     ?? (next != row.refreshToken ? resolved.lifetimeSeconds.map { now.adding(.seconds($0)) } : nil)
+                // Stored first, whatever else the answer lacks: a rotated token is the only live one.
+                let stored: Bool
                 do {
-                    _ = try await store.recordRefresh(
+                    stored = try await store.recordRefresh(
                         name: key.name, companyID: key.companyID, previous: row.refreshToken, next: next, expiresAt: expiresAt, at: now)
                 } catch {
                     // Never use an access token whose refresh token is not stored: keep it to store first next time.
@@ -152,6 +157,11 @@ extension OAuth2Tokens {
                         "ALERT oauth2: the rotated refresh token could not be stored; kept in memory and stored before the next send",
                         metadata: ["credential": "\(key.name)", "company": "\(key.companyID)", "error": "\(error)"])
                     return .failure(.unavailable("storing the rotated refresh token of credential \(key.name) failed"))
+                }
+                // An `oauth authorize` replaced the row meanwhile: its token is the one in force; this answer's is not stored, so not used.
+                guard stored else { return .failure(.unavailable("credential \(key.name) was authorized again during the refresh; trying again")) }
+                guard let cached = answer.accessToken(issuedAt: now) else {
+                    return .failure(.unavailable("token endpoint answered HTTP \(answer.status) without an access_token"))
                 }
                 logger.debug("oauth2 refresh token rotated", metadata: ["credential": "\(key.name)", "company": "\(key.companyID)"])
                 return .success(cached)

@@ -174,8 +174,15 @@ public actor OAuth2Tokens {
         /// The JSON body, if it was JSON.
         public var body: JSONValue?
 
-        /// The RFC's short `error` code (`invalid_grant`), never its description (which may quote the client).
-        public var errorCode: String? { body?["error"]?.stringValue.map { String($0.prefix(40)) } }
+        /// The RFC's short `error` code (`invalid_grant`), never its
+        /// description (which may quote the client); a value that is not such a
+        /// code (letters and `_`, at most 40) is not shown, since a careless
+        /// endpoint might echo a token there.
+        public var errorCode: String? {
+            guard let code = body?["error"]?.stringValue else { return nil }
+            let isCode = !code.isEmpty && code.count <= 40 && code.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || $0 == "_" }
+            return isCode ? code : "(unrecognised error code)"
+        }
 
         var shownCode: String { errorCode.map { " " + $0 } ?? "" }
 

@@ -75,14 +75,15 @@ struct OAuth: AsyncParsableCommand {
                     let state = OAuthAuthorization.newState()
                     // Refused before listening when the grant cannot make a consent address.
                     _ = try OAuthAuthorization.consentURL(grant, variables: variables, redirectURI: nil, state: state)
-                    let path = grant.redirectURI.flatMap { URLComponents(string: $0)?.path } ?? "/callback"
+                    let path = try OAuthAuthorization.loopbackRedirect(host: host, port: port, boundPort: nil, registered: grant.redirectURI).path
                     let seconds = Durations.seconds(timeout) ?? 600
-                    let fixedRedirect = grant.redirectURI
+                    let registered = grant.redirectURI
                     let announced = Mutex<String?>(nil)
                     authorizationCode = try await OAuthAuthorization.awaitRedirect(
                         host: host, port: port, path: path, state: state, timeout: .seconds(seconds)
                     ) { bound in
-                        let uri = fixedRedirect ?? "http://\(host):\(bound)\(path)"
+                        let uri =
+                            (try? OAuthAuthorization.loopbackRedirect(host: host, port: port, boundPort: bound, registered: registered).uri) ?? ""
                         announced.withLock { $0 = uri }
                         do {
                             let url = try OAuthAuthorization.consentURL(grant, variables: variables, redirectURI: uri, state: state)
@@ -100,7 +101,13 @@ struct OAuth: AsyncParsableCommand {
                         code: authorizationCode, redirectURI: redirect, grant: grant, companyID: companyID, variables: set.variables, client: client,
                         tls: tls, clock: SystemWallClock())
                 }
+                let before = try await session.refreshCredentials().filter { $0.name == credential }
                 let released = try await session.storeAuthorized(stored)
+                if !companyID.isEmpty, before.contains(where: { $0.companyID.isEmpty }), !before.contains(where: { !$0.companyID.isEmpty }) {
+                    print(
+                        "note: the shared credential \(credential) is no longer used: once one company has its own, every company needs its own "
+                            + "(a company is never sent with another's or a shared grant); authorize each with --company")
+                }
                 let expiry = stored.expiresAt.map { " valid until \(Self.iso8601($0))" } ?? " (the endpoint gave no expiry)"
                 print("stored the refresh token of credential \(credential)\(company.map { " for company \($0)" } ?? ""),\(expiry)")
                 print("\(released) held job(s) released")

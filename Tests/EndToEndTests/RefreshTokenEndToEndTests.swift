@@ -281,7 +281,11 @@ struct RefreshTokenEndToEndTests {
             #expect(query["response_type"] == "code" && query["client_id"] == "fx-client" && query["scope"] == "salary")
             let redirect = try #require(query["redirect_uri"])
             #expect(redirect.hasPrefix("http://127.0.0.1:") && redirect.hasSuffix("/callback"))
-            // A redirect with another state is refused; the right one is taken.
+            // A redirect with another state is refused and the wait goes on; the right one is taken.
+            let stray = try await daemon.curl.perform(
+                .init(method: "GET", url: "\(redirect)?code=code-2&state=not-this-one", totalTimeoutMilliseconds: 10_000))
+            #expect(stray.status == 400)
+            #expect(process.isRunning)
             let answer = try await daemon.curl.perform(
                 .init(method: "GET", url: "\(redirect)?code=code-3&state=\(query["state"] ?? "")", totalTimeoutMilliseconds: 10_000))
             #expect(answer.status == 200)
@@ -290,7 +294,7 @@ struct RefreshTokenEndToEndTests {
             process.waitUntilExit()
             #expect(process.terminationStatus == 0, "\(printed)\(rest)")
             #expect(rest.contains("stored the refresh token of credential fortnox"), "\(rest)")
-            #expect(server.state.withLock { $0.codeRequests } == [redirect], "the token request names the same redirect URI")
+            #expect(server.state.withLock { $0.codeRequests } == [redirect], "one exchange (code-3), naming the same redirect URI")
             #expect(storedRefresh(daemon)() == server.state.withLock { $0.currentRefresh })
             expectNoToken(printed + rest, server, "oauth authorize --listen")
         }
@@ -332,9 +336,12 @@ struct RefreshTokenEndToEndTests {
             try daemon.start()
             defer { daemon.stop() }
             #expect(try await daemon.waitFor { _ in server.state.withLock { $0.refreshRequests } >= 1 }, "renewed without a hire")
-            #expect(try await daemon.waitFor { _ in daemon.log(tail: 100_000).contains("ALERT oauth2 credential needs authorizing again soon") })
+            #expect(
+                try await daemon.waitFor { _ in daemon.log(tail: 100_000).contains("ALERT oauth2 refresh token expires soon and could not be renewed")
+                })
             let log = daemon.log(tail: 100_000)
-            #expect(log.contains("refresh token expires in 2 day(s)") || log.contains("refresh token expires in 3 day(s)"), "\(log.suffix(2000))")
+            #expect(log.contains("expires_in=2 day(s)") || log.contains("expires_in=3 day(s)"), "\(log.suffix(2000))")
+            #expect(log.contains("fix=jobylon-bridge oauth authorize fortnox"), "\(log.suffix(2000))")
             let metrics = try await daemon.get("/metrics").text
             #expect(
                 metrics.contains(#"jobylon_bridge_oauth_refresh_token_expiry_seconds{credential="fortnox",company="(shared)"}"#),

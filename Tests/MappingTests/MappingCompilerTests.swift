@@ -323,7 +323,23 @@ struct MappingCompilerTests {
         #expect(messages.contains { $0.hasPrefix("\"refresh_token_lifetime\" must be a duration") })
         let noName = auth(#"{"grant": "refresh_token", "token_url": "https://t", "client_id": "c", "client_secret": "s"}"#).1.map(\.message)
         #expect(noName.contains("missing required key \"credential\""))
+        #expect(noName.contains { $0.hasPrefix("no \"refresh_token_lifetime\": unless the token endpoint says") }, "a warning: no expiry known")
         #expect(auth(#"{"grant": "password", "token_url": "https://t", "client_id": "c", "client_secret": "s"}"#).0 == nil)
+    }
+
+    @Test func oneCredentialNameBelongsToOneClientAcrossMappings() throws {
+        func mapping(_ name: String, client: String) throws -> MappingFile {
+            let text =
+                #"{"name": "\#(name)", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "auth": {"oauth2": {"grant": "refresh_token", "#
+                + #""credential": "fortnox", "token_url": "https://t/token", "client_id": "\#(client)", "client_secret": "${S}"}}}}"#
+            return try #require(compile(text, file: "\(name).json").0)
+        }
+        #expect(MappingSet.crossCheck([try mapping("a", client: "c1"), try mapping("b", client: "c1")]).isEmpty)
+        let clash = MappingSet.crossCheck([try mapping("a", client: "c1"), try mapping("b", client: "c2")]).map(\.message)
+        #expect(
+            clash == [
+                "credential \"fortnox\" is also used by mapping a with another token_url or client_id; one stored credential belongs to one client"
+            ])
     }
 
     @Test func limitsTakeARatePerWindowAConcurrencyAndABreaker() throws {

@@ -24,25 +24,17 @@ public enum OAuthAuthorization {
         public init(_ description: String) { self.description = description }
     }
 
-    /// The one grant named `credential` in `set`: every mapping that names it
-    /// must describe the same client, or a refresh by one would be refused to the other.
+    /// The grant named `credential` in `set` (a loaded set has one client
+    /// per credential name: `MappingSet.crossCheck`).
     public static func grant(named credential: String, in set: MappingSet) throws(Failure) -> OAuth2RefreshTokenGrant {
-        var found: [(mapping: String, grant: OAuth2RefreshTokenGrant)] = []
-        for mapping in set.mappings {
-            for grant in mapping.refreshTokenGrants where grant.credential == credential { found.append((mapping.name, grant)) }
-        }
-        guard let first = found.first else {
-            let known = Set(set.mappings.flatMap { $0.refreshTokenGrants.map(\.credential) }).sorted()
+        let grants = set.mappings.flatMap(\.refreshTokenGrants)
+        guard let grant = grants.first(where: { $0.credential == credential }) else {
+            let known = Set(grants.map(\.credential)).sorted()
             throw Failure(
                 "no mapping uses an oauth2 refresh_token grant with credential \"\(credential)\""
                     + (known.isEmpty ? "" : " (credentials in the mappings: \(known.joined(separator: ", ")))"))
         }
-        if let other = found.first(where: { $0.grant.tokenURL != first.grant.tokenURL || $0.grant.clientID != first.grant.clientID }) {
-            throw Failure(
-                "mappings \(first.mapping) and \(other.mapping) use credential \"\(credential)\" with different token_url or client_id; "
-                    + "one credential belongs to one client")
-        }
-        return first.grant
+        return grant
     }
 
     /// The address the operator opens to consent: the grant's
@@ -101,6 +93,32 @@ public enum OAuthAuthorization {
         return RefreshCredential(name: grant.credential, companyID: companyID, refreshToken: refreshToken, expiresAt: expiresAt, rotatedAt: now)
     }
 
+    /// Where the browser is sent back to for `--listen HOST:PORT`: the
+    /// mapping's `redirect_uri` when it has one (then it must be a loopback
+    /// address on that very port, or the redirect would never arrive), else
+    /// `http://HOST:PORT/callback` with the port actually bound (RFC 8252
+    /// §7.3: an IP literal, not `localhost`). `boundPort` is nil before binding.
+    public static func loopbackRedirect(host: String, port: Int, boundPort: Int?, registered: String?) throws(Failure) -> (uri: String, path: String)
+    {
+        guard let registered else {
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            return ("http://\(shownHost):\(boundPort ?? port)/callback", "/callback")
+        }
+        guard let parts = URLComponents(string: registered), parts.scheme == "http", let registeredHost = parts.host,
+            ["127.0.0.1", "::1", "[::1]"].contains(registeredHost)
+        else {
+            throw Failure(
+                "the mapping's redirect_uri is not an http loopback address, so --listen cannot receive it; open the consent page yourself and pass --code"
+            )
+        }
+        guard let registeredPort = parts.port, registeredPort == port else {
+            throw Failure(
+                "the mapping's redirect_uri is \(registered): listen on its port (--listen \(host.contains(":") ? "[\(host)]" : host):\(parts.port.map(String.init) ?? "PORT"))"
+            )
+        }
+        return (registered, parts.path.isEmpty ? "/" : parts.path)
+    }
+
     /// A random `state` (RFC 6749 §10.12): the redirect is accepted only with it.
     public static func newState() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -113,18 +131,23 @@ public enum OAuthAuthorization {
     public static func awaitRedirect(
         host: String, port: Int, path: String, state: String, timeout: Duration, ready: @escaping @Sendable (Int) -> Void
     ) async throws(Failure) -> String {
-        guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
-            throw Failure("--listen takes a loopback address (127.0.0.1:PORT): the code must not be sent over the network")
+        guard host == "127.0.0.1" || host == "::1" else {
+            throw Failure("--listen takes a loopback address (127.0.0.1:PORT or [::1]:PORT): the code must not be sent over the network")
         }
         let (codes, delivered) = AsyncStream.makeStream(of: Result<String, Failure>.self)
         let router = Router()
         router.get(RouterPath(path.isEmpty ? "/" : path)) { request, _ -> Response in
             let query = request.uri.queryParameters
+            // Anything without this authorization's state (a stray request, a prefetch, an old tab) is refused and the wait goes on.
+            guard query["state"].map(String.init) == state else {
+                return Response(
+                    status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: "Not this authorization (state does not match); the command keeps waiting.\n")))
+            }
             let answer: Result<String, Failure>
-            if query["state"].map(String.init) != state {
-                answer = .failure(Failure("the redirect carried a different state; it was not from this authorization"))
-            } else if let error = query["error"] {
-                answer = .failure(Failure("the consent was refused: \(String(error.prefix(40)))"))
+            if let error = query["error"] {
+                let code = error.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || $0 == "_" } ? String(error.prefix(40)) : "(unrecognised)"
+                answer = .failure(Failure("the consent was refused: \(code)"))
             } else if let code = query["code"], !code.isEmpty {
                 answer = .success(String(code))
             } else {
@@ -139,12 +162,19 @@ public enum OAuthAuthorization {
         var quiet = Logger(label: "jobylon-bridge.oauth-redirect")
         quiet.logLevel = .error
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host == "localhost" ? "127.0.0.1" : host, port: port)),
+            router: router, configuration: .init(address: .hostname(host, port: port)),
             onServerRunning: { channel in ready(channel.localAddress?.port ?? port) }, logger: quiet)
         let group = ServiceGroup(configuration: .init(services: [app], logger: quiet))
         do {
             return try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
+                tasks.addTask {
+                    do {
+                        try await group.run()
+                    } catch {
+                        // A port that cannot be bound ends the wait at once, with why.
+                        delivered.yield(.failure(Failure("cannot listen on \(host):\(port): \(error)")))
+                    }
+                }
                 tasks.addTask {
                     try await Task.sleep(for: timeout)
                     delivered.yield(.failure(Failure("no redirect within \(timeout); run the command again")))

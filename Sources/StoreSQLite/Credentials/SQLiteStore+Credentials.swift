@@ -13,6 +13,15 @@ extension SQLiteStore: RefreshCredentialStore {
             problem: (row["problem"] as String?).flatMap(CredentialProblem.init(rawValue:)))
     }
 
+    /// Whether the credential job `jobID`'s company uses (`RefreshCredential.choose`) can be used at `now`.
+    func credentialIsUsable(db: Database, name: String, jobID: Int64, now: Timestamp) throws -> Bool {
+        let company = try String.fetchOne(db, sql: "SELECT company_id FROM jobs WHERE id = ?", arguments: [jobID])
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT \(SQLiteStore.credentialColumns) FROM oauth_credentials WHERE name = ?", arguments: [name]
+        ).map(SQLiteStore.credential)
+        return RefreshCredential.choose(rows, company: company).map { $0.problem(at: now) == nil } ?? false
+    }
+
     /// On the reader connection.
     public func refreshCredentials(named name: String) async throws -> [RefreshCredential] {
         try await reader.read { db in
@@ -79,10 +88,11 @@ extension SQLiteStore: RefreshCredentialStore {
         }
     }
 
-    /// Through the writer: the row and the released jobs in one commit. A
-    /// shared credential releases every company's jobs held for the name, a
-    /// company's own only that company's; which jobs wait for it is read from
-    /// their `HoldReason`, not matched in SQL.
+    /// Through the writer: the row and the released jobs in one commit. A job
+    /// held for the name is released when its company now uses this row
+    /// (`RefreshCredential.choose`: a company's own, or the shared one while no
+    /// company has its own); which jobs wait for it is read from their
+    /// `HoldReason`, not matched in SQL.
     public func storeAuthorized(_ credential: RefreshCredential, now: Timestamp) async throws -> Int {
         try await writer.perform { db, _ in
             try db.execute(
@@ -99,13 +109,17 @@ extension SQLiteStore: RefreshCredentialStore {
             let held = try Row.fetchAll(
                 db, sql: "SELECT id, company_id, hold_detail FROM jobs WHERE state = ? AND hold_reason = ?",
                 arguments: [JobState.held.rawValue, HoldReason.Code.authorizationNeeded.rawValue])
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT \(SQLiteStore.credentialColumns) FROM oauth_credentials WHERE name = ?", arguments: [credential.name]
+            ).map(SQLiteStore.credential)
             let pending = try JobState.held.after(.release).rawValue
             var released = 0
             for row in held {
+                // Released when the job's company now uses this very row (the rule jobs choose by), not merely the name.
                 guard
                     case .authorizationNeeded(let name, _)? = HoldReason(
                         code: HoldReason.Code.authorizationNeeded.rawValue, detail: row["hold_detail"]),
-                    name == credential.name, credential.companyID.isEmpty || (row["company_id"] as String?) == credential.companyID
+                    name == credential.name, RefreshCredential.choose(rows, company: row["company_id"])?.companyID == credential.companyID
                 else { continue }
                 try db.execute(
                     sql: """

@@ -461,7 +461,14 @@ extension SQLiteStore: JobStore, RunningJobStore {
 
     /// Runs inside the writer's transaction. Each outcome is one UPDATE that
     /// also checks the lease and returns what the ledger and the attempt log need.
-    func complete(db: Database, jobID: Int64, owner: String, completion: JobCompletion, now: Timestamp) throws {
+    func complete(db: Database, jobID: Int64, owner: String, completion requested: JobCompletion, now: Timestamp) throws {
+        var completion = requested
+        // `oauth authorize` may have stored a usable credential after this attempt read the store and released
+        // the held jobs before this one was held: it runs again now instead of waiting for a release that is over.
+        if case .held(.authorizationNeeded(let credential, _)) = completion, try credentialIsUsable(db: db, name: credential, jobID: jobID, now: now)
+        {
+            completion = .postponed(until: now, reason: "OAuth2 credential \(credential) was authorized during the attempt")
+        }
         // Only a running job under this owner's lease moves (else the lease was
         // lost, expired and re-claimed: the other runner owns the outcome).
         let target = try JobState.running.after(completion.transition, jobID: jobID)
