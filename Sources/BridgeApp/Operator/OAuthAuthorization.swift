@@ -184,8 +184,11 @@ public enum OAuthAuthorization {
                 // The handler hands the code over before its answer is written: let the browser's page
                 // go out before the listener stops (a shutdown at once can cut that connection).
                 try? await Task.sleep(for: .milliseconds(500))
-                tasks.cancelAll()
+                // A graceful stop of the listener first (cancelling it mid-run makes the server log errors),
+                // then the timeout's sleep, the one child left, is cancelled.
                 await group.triggerGracefulShutdown()
+                _ = try? await tasks.next()
+                tasks.cancelAll()
                 try? await tasks.waitForAll()
                 return try result.get()
             }
