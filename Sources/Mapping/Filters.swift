@@ -211,6 +211,28 @@ enum Filters {
         Filter(name: "iban", arity: 0...0, summary: "normalises an IBAN and checks its mod-97 checksum") { value, _, _ throws(FilterError) in
             try mapString(value) { text throws(FilterError) in .string(try IBAN.normalise(text)) }
         },
+        Filter(
+            name: "personnummer", arity: 0...1,
+            summary: "validates a Swedish personal identity or coordination number (date, check digit) and writes it as '12' "
+                + "(YYYYMMDDNNNN, default), '12-' (YYYYMMDD-NNNN), '10' or '10-' (YYMMDD-NNNN, + at 100)"
+        ) { value, args, context throws(FilterError) in
+            let name = args.isEmpty ? "12" : try argumentString(args, 0, "a form: '12', '12-', '10' or '10-'")
+            guard let form = Personnummer.Form(rawValue: name) else { throw FilterError("expects a form: '12', '12-', '10' or '10-'") }
+            guard let today = Personnummer.day(ofISO8601: context.scope.now) else { throw FilterError("the mapping clock has no date") }
+            return try mapString(value) { text throws(FilterError) in .string(try Personnummer.normalise(text, form: form, today: today)) }
+        },
+        Filter(
+            name: "clearing_number", arity: 0...0,
+            summary: "the clearing number (4 digits, 5 for Swedbank 8xxx-x) of a Swedish bank account written with its account number"
+        ) { value, _, _ throws(FilterError) in
+            try mapString(value) { text throws(FilterError) in .string(try SwedishBankAccount.split(text).clearing) }
+        },
+        Filter(
+            name: "account_number", arity: 0...0,
+            summary: "the account number (7 to 10 digits) after the clearing number of a Swedish bank account"
+        ) { value, _, _ throws(FilterError) in
+            try mapString(value) { text throws(FilterError) in .string(try SwedishBankAccount.split(text).account) }
+        },
         Filter(name: "phone", arity: 0...1, summary: "normalises a phone number to +<country><number>; argument: default country code") {
             value, args, _ throws(FilterError) in
             let country = args.isEmpty ? nil : try argumentString(args, 0, "a country code")
