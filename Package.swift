@@ -111,7 +111,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Clocks", "Domain", "Routing", "StoreSQLite", logging], path: "Tests/TestSupport"),
         .target(
             name: "TestServers",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird"), lifecycle, logging],
+            dependencies: ["JSON", .product(name: "Hummingbird", package: "hummingbird"), lifecycle, logging],
             path: "Tests/TestServers"
         ),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -105,7 +105,7 @@ public final class BridgeApplication: Sendable {
     ) async throws -> BridgeApplication {
         let tokens = try WebhookTokenSource.resolve(config: config, address: address, logger: logger)
         let (mappings, errors, _) = MappingLoader.load(
-            directory: config.mappingsDir, variables: variables(for: config), strict: false, print: diagnostics)
+            directory: config.mappingsDir, connectors: config.connectors, variables: variables(for: config), strict: false, print: diagnostics)
         guard errors == 0 else {
             throw ConfigurationError(
                 "\(errors) error(s) in the mapping files of \(config.mappingsDir): not starting (see above; `jobylon-bridge check` lists them)")
@@ -256,7 +256,8 @@ public final class BridgeApplication: Sendable {
             }
         )
         let reloader = MappingReloader(
-            directory: config.mappingsDir, variables: { variables(for: config) }, registry: registry, store: store, clock: clock,
+            directory: config.mappingsDir, connectors: config.connectors, variables: { variables(for: config) }, registry: registry, store: store,
+            clock: clock,
             wake: wakeRunners, logger: logger)
         let csvExports = CSVExportService(
             registry: registry,

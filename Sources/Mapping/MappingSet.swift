@@ -212,12 +212,24 @@ public struct MappingSet: Sendable {
 
     /// Compiles every mapping of `directory`; the set is usable only when no
     /// diagnostic is an error.
-    public static func load(directory: String, variables: VariableSource) -> (MappingSet, [MappingDiagnostic]) {
+    public static func load(directory: String, connectors: [String] = [], variables: VariableSource) -> (MappingSet, [MappingDiagnostic]) {
         var diagnostics: [MappingDiagnostic] = []
         var mappings: [MappingFile] = []
-        let files: [String]
+        var files: [String]
         do {
             files = try mappingFiles(in: directory)
+            // A connector pack is loaded only when named, from `<directory>/connectors/<name>/`.
+            for connector in connectors {
+                let folder = (directory as NSString).appendingPathComponent("connectors/" + connector)
+                guard !connector.contains("/"), !connector.hasPrefix("."), let packFiles = try? mappingFiles(in: folder) else {
+                    diagnostics.append(
+                        MappingDiagnostic(
+                            severity: .error, file: folder, line: 1, column: 1, pointer: "",
+                            message: "unknown connector \"\(connector)\": no directory connectors/\(connector) with mapping files"))
+                    continue
+                }
+                files += packFiles
+            }
         } catch {
             return (
                 MappingSet(mappings: [], variables: variables),

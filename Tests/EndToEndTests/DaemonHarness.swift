@@ -117,6 +117,23 @@ final class Daemon: @unchecked Sendable {
         try Daemon.command(arguments + ["--data-dir", dataDir], environment: environment)
     }
 
+    /// `cli` on a thread of its own: for commands that talk to a test server in
+    /// this process (`oauth authorize`), whose handlers need the cooperative
+    /// threads a blocking wait would hold (two such waits on two cores deadlock
+    /// until curl's timeout).
+    func cliOffPool(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let all = arguments + ["--data-dir", dataDir]
+        let environment = environment
+        return try await Daemon.offPool { try Daemon.command(all, environment: environment) }
+    }
+
+    /// Runs `body` on a new thread and waits for it without holding a cooperative thread.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
     /// Runs `jobylon-bridge ARGS` with `environment`, stdout and stderr together.
     static func command(_ arguments: [String], environment: [String: String], directory: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()

@@ -173,7 +173,7 @@ struct RefreshTokenEndToEndTests {
             let reason = try daemon.query { db in try String.fetchOne(db, sql: "SELECT last_error FROM jobs") } ?? ""
             #expect(reason.contains("OAuth2 credential fortnox has no refresh token") && reason.contains("oauth authorize fortnox"), "\(reason)")
 
-            let authorized = try daemon.cli(["oauth", "authorize", "fortnox", "--code", "code-1"])
+            let authorized = try await daemon.cliOffPool(["oauth", "authorize", "fortnox", "--code", "code-1"])
             #expect(authorized.status == 0, "\(authorized.output)")
             #expect(authorized.output.contains("1 held job(s) released"), "\(authorized.output)")
             expectNoToken(authorized.output, server, "oauth authorize")
@@ -236,7 +236,7 @@ struct RefreshTokenEndToEndTests {
             #expect(status.output.contains("fortnox\t(shared)") && status.output.contains("needs authorizing: interrupted"), "\(status.output)")
 
             // Authorizing again releases both; the new chain goes on.
-            let again = try daemon.cli(["oauth", "authorize", "fortnox", "--code", "code-2"])
+            let again = try await daemon.cliOffPool(["oauth", "authorize", "fortnox", "--code", "code-2"])
             #expect(again.output.contains("2 held job(s) released"), "\(again.output)")
             #expect(try await daemon.waitFor { _ in try states(daemon).count == 11 && states(daemon).allSatisfy { $0 == "done" } })
             let end = server.state.withLock { $0 }
@@ -269,10 +269,15 @@ struct RefreshTokenEndToEndTests {
             try process.run()
             defer { if process.isRunning { process.terminate() } }
             // The consent address comes first; its redirect_uri and state are what the browser would be sent back with.
-            var printed = ""
-            let deadline = Date().addingTimeInterval(30)
-            while !printed.contains("waiting for the redirect"), Date() < deadline {
-                printed += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            // Read off the cooperative threads: the command talks to the token server in this process.
+            let reader = output.fileHandleForReading
+            let printed = try await Daemon.offPool {
+                var printed = ""
+                let deadline = Date().addingTimeInterval(30)
+                while !printed.contains("waiting for the redirect"), Date() < deadline {
+                    printed += String(decoding: reader.availableData, as: UTF8.self)
+                }
+                return printed
             }
             let line = try #require(printed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("http") })
             let consent = try #require(URLComponents(string: line))
@@ -290,7 +295,8 @@ struct RefreshTokenEndToEndTests {
                 .init(method: "GET", url: "\(redirect)?code=code-3&state=\(query["state"] ?? "")", totalTimeoutMilliseconds: 10_000))
             #expect(answer.status == 200)
             #expect(String(decoding: answer.body, as: UTF8.self).hasPrefix("Authorized"))
-            let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            // The end of its output is its exit (the token exchange happens before).
+            let rest = try await Daemon.offPool { String(decoding: reader.readDataToEndOfFile(), as: UTF8.self) }
             process.waitUntilExit()
             #expect(process.terminationStatus == 0, "\(printed)\(rest)")
             #expect(rest.contains("stored the refresh token of credential fortnox"), "\(rest)")
@@ -306,7 +312,7 @@ struct RefreshTokenEndToEndTests {
         let server = RotatingTokenServer()
         try await server.run { base in
             let daemon = daemon(base, mappings: try Self.mappings())
-            let authorized = try daemon.cli(["oauth", "authorize", "fortnox", "--company", companyA, "--code", "code-1"])
+            let authorized = try await daemon.cliOffPool(["oauth", "authorize", "fortnox", "--company", companyA, "--code", "code-1"])
             #expect(authorized.output.contains("for company \(companyA)"), "\(authorized.output)")
             try daemon.start()
             defer { daemon.stop() }
@@ -331,7 +337,7 @@ struct RefreshTokenEndToEndTests {
         server.state.withLock { $0.refreshLifetime = 3 * 86_400 }
         try await server.run { base in
             let daemon = daemon(base, mappings: try Self.mappings())
-            let authorized = try daemon.cli(["oauth", "authorize", "fortnox", "--code", "code-1"])
+            let authorized = try await daemon.cliOffPool(["oauth", "authorize", "fortnox", "--code", "code-1"])
             #expect(authorized.status == 0, "\(authorized.output)")
             try daemon.start()
             defer { daemon.stop() }

@@ -1,3 +1,4 @@
+import Foundation
 import JSON
 import TestSupport
 import Testing
@@ -340,6 +341,20 @@ struct MappingCompilerTests {
             clash == [
                 "credential \"fortnox\" is also used by mapping a with another token_url or client_id; one stored credential belongs to one client"
             ])
+    }
+
+    @Test func aConnectorPackIsLoadedOnlyWhenNamed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jb-packs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "/connectors/acme", withIntermediateDirectories: true)
+        try #"{"name": "acme-employee", "when": {"event": "candidate/new"}, "rest": {"url": "https://acme.example/e"}}"#
+            .write(toFile: directory + "/connectors/acme/acme-employee.json", atomically: true, encoding: .utf8)
+        #expect(MappingSet.load(directory: directory, variables: VariableSource(environment: [:])).0.mappings.isEmpty)
+        let (set, diagnostics) = MappingSet.load(directory: directory, connectors: ["acme"], variables: VariableSource(environment: [:]))
+        #expect(set.mappings.map(\.name) == ["acme-employee"] && diagnostics.isEmpty)
+        for name in ["nope", "../acme", ".hidden"] {
+            let unknown = MappingSet.load(directory: directory, connectors: [name], variables: VariableSource(environment: [:])).1.map(\.message)
+            #expect(unknown == ["unknown connector \"\(name)\": no directory connectors/\(name) with mapping files"])
+        }
     }
 
     @Test func limitsTakeARatePerWindowAConcurrencyAndABreaker() throws {

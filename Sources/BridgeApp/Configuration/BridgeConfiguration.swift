@@ -21,6 +21,8 @@ public struct BridgeConfiguration: Sendable {
     public var dataDir = "var"
     /// Set by `mappings_dir` (see `keys`).
     public var mappingsDir = "mappings"
+    /// Set by `connectors` (see `keys`): connector packs under `<mappings_dir>/connectors/` loaded with the mappings.
+    public var connectors: [String] = []
     /// Set by `token_file` (see `keys`).
     public var tokenFile: String?
     /// Set by `JOBYLON_BRIDGE_TOKEN` (see `keys`).

@@ -149,6 +149,10 @@ extension BridgeConfiguration {
             "Mapping files (docs/MAPPINGS.md)."
         ) { $0.mappingsDir = $1.text },
         key(
+            "connectors", env: ["JOBYLON_BRIDGE_CONNECTORS"], .list, default: "none",
+            "Connector packs loaded beside the mappings, comma-separated: `fortnox` loads `<mappings_dir>/connectors/fortnox/*.json` (docs/CONNECTORS.md)."
+        ) { $0.connectors = $1.list },
+        key(
             nil, env: ["JOBYLON_BRIDGE_TOKEN"], .list, default: "—",
             "Webhook bearer tokens, comma-separated; several for rotation. Never on the command line (it would show in `ps`) nor in the config file."
         ) { $0.tokens = $1.list },

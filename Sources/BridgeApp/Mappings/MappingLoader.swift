@@ -4,10 +4,11 @@ import Mapping
 /// `replay`, `export` and `test`: diagnostics printed, errors counted.
 public enum MappingLoader {
     /// Compiles a directory and prints each diagnostic; `strict` makes warnings errors.
-    public static func load(directory: String, variables: VariableSource, strict: Bool, print: (String) -> Void) -> (
+    /// `connectors` names packs under `<directory>/connectors/` loaded beside the directory's own files.
+    public static func load(directory: String, connectors: [String] = [], variables: VariableSource, strict: Bool, print: (String) -> Void) -> (
         MappingSet, errors: Int, warnings: Int
     ) {
-        let (set, diagnostics) = MappingSet.load(directory: directory, variables: variables)
+        let (set, diagnostics) = MappingSet.load(directory: directory, connectors: connectors, variables: variables)
         var errors = 0
         var warnings = 0
         for diagnostic in diagnostics {

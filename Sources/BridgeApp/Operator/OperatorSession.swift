@@ -49,7 +49,8 @@ public final class OperatorSession {
     public func mappings(directory: String? = nil, print: (String) -> Void) throws(OperatorFailure) -> MappingSet {
         let directory = directory ?? configuration.mappingsDir
         let (set, errors, _) = MappingLoader.load(
-            directory: directory, variables: BridgeApplication.variables(for: configuration), strict: false, print: print)
+            directory: directory, connectors: configuration.connectors, variables: BridgeApplication.variables(for: configuration), strict: false,
+            print: print)
         guard errors == 0 else { throw OperatorFailure("\(errors) error(s) in the mapping files of \(directory)") }
         return set
     }

@@ -10,6 +10,7 @@ import UnixSignals
 /// for a variable that the reload provides go back to the queue.
 public struct MappingReloader: Service {
     let directory: String
+    let connectors: [String]
     let variables: @Sendable () -> VariableSource
     let registry: MappingRegistry
     let store: SQLiteStore
@@ -17,12 +18,15 @@ public struct MappingReloader: Service {
     let wake: @Sendable () -> Void
     let logger: Logger
 
-    /// `variables` makes a fresh snapshot (it reads the secrets directory) at each reload.
+    /// `variables` makes a fresh snapshot (it reads the secrets directory) at each reload;
+    /// `connectors` are the packs loaded beside `directory`'s files.
     public init(
-        directory: String, variables: @escaping @Sendable () -> VariableSource, registry: MappingRegistry, store: SQLiteStore,
+        directory: String, connectors: [String] = [], variables: @escaping @Sendable () -> VariableSource, registry: MappingRegistry,
+        store: SQLiteStore,
         clock: any WallClock, wake: @escaping @Sendable () -> Void, logger: Logger
     ) {
         self.directory = directory
+        self.connectors = connectors
         self.variables = variables
         self.registry = registry
         self.store = store
@@ -45,7 +49,7 @@ public struct MappingReloader: Service {
     /// Loads the directory and the variables anew; returns whether the new set is in force.
     @discardableResult
     public func reload() async -> Bool {
-        let (mappings, errors, _) = MappingLoader.load(directory: directory, variables: variables(), strict: false) { line in
+        let (mappings, errors, _) = MappingLoader.load(directory: directory, connectors: connectors, variables: variables(), strict: false) { line in
             logger.error("mapping reload", metadata: ["diagnostic": "\(line)"])
         }
         guard errors == 0 else {
