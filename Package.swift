@@ -132,7 +132,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"]),
-        .testTarget(name: "RESTDeliveryTests", dependencies: ["RESTDelivery", "Domain", "Mapping", "JSON", "Clocks"]),
+        .testTarget(name: "RESTDeliveryTests", dependencies: ["RESTDelivery", "Domain", "Mapping", "JSON", "Clocks", "CurlClient"]),
         .testTarget(
             name: "CSVExportTests",
             dependencies: [

@@ -119,6 +119,17 @@ extension RestTarget {
 }
 
 extension MappingFile {
+    /// The `capture` templates of a flow step over its `response`, with the
+    /// event and the earlier steps in scope too, so a lookup can pick from a
+    /// list what belongs to this hire (`where: 'name', candidate.…`); a
+    /// template that fails captures `null`.
+    public func flowCaptures(_ step: FlowStep, response: JSONValue, event: MappingEvent, steps: JSONValue, now: String) -> JSONObject {
+        let scope = self.scope(for: event, now: now, extra: ["response": response, "steps": steps])
+        var captured = JSONObject()
+        for item in step.request.capture { captured[item.name] = (try? item.value.render(in: scope)) ?? .null }
+        return captured
+    }
+
     /// Whether `step` runs for `event` with the earlier steps' results
     /// (`steps`: name → captures and outcome, as `FlowProgress.scopeValue` builds it).
     public func flowStepApplies(_ step: FlowStep, event: MappingEvent, steps: JSONValue, now: String) -> Result<Bool, EvaluationError> {

@@ -457,7 +457,8 @@ public enum MappingCompiler {
     }
 
     /// `limits`: `rate` (`10/min`, `25/5s`), `concurrency`, `per` (`host` or
-    /// `company`), `breaker_after` (failures in a row), `breaker_open` (a duration).
+    /// `company`), `breaker_after` (failures in a row), `breaker_open` (a
+    /// duration), `throttle_pause` (a 429 without `Retry-After`; a duration).
     static func compileLimits(_ value: JSONValue?, at: JSONPointer, context: CompileContext) -> RequestLimits? {
         guard var l = ObjectReader(value, at: at, context: context, what: "\"limits\"") else { return nil }
         var limits = RequestLimits()
@@ -472,6 +473,7 @@ public enum MappingCompiler {
         limits.per = l.oneOf("per", ["host", "company"]).flatMap(RequestLimits.Scope.init(rawValue:)) ?? .host
         limits.breakerAfter = l.int("breaker_after", range: 1...1000) ?? limits.breakerAfter
         limits.breakerOpenSeconds = l.duration("breaker_open").map { max($0, 1) } ?? limits.breakerOpenSeconds
+        limits.throttlePauseSeconds = l.duration("throttle_pause").map { max($0, 1) } ?? limits.throttlePauseSeconds
         l.finish()
         return limits
     }

@@ -209,6 +209,9 @@ public struct RequestLimits: Sendable, Hashable {
     public var breakerAfter = 5
     /// Seconds the breaker stays open before one probe (30 unless set).
     public var breakerOpenSeconds = 30
+    /// Seconds a 429 without `Retry-After` pauses the downstream (60 unless
+    /// set: Fortnox's window is 5 s, so its connector waits 5).
+    public var throttlePauseSeconds = 60
 
     /// No rate or concurrency limit; the default breaker.
     public init() {}

@@ -81,6 +81,7 @@ public actor Downstreams {
     public static func rules(_ limits: RequestLimits) -> DownstreamGate.Rules {
         DownstreamGate.Rules(
             rate: limits.rate.map { (count: $0.count, window: .seconds(Int64($0.windowSeconds))) }, concurrency: limits.concurrency,
-            breakerAfter: limits.breakerAfter, breakerOpen: .seconds(Int64(limits.breakerOpenSeconds)))
+            breakerAfter: limits.breakerAfter, breakerOpen: .seconds(Int64(limits.breakerOpenSeconds)),
+            throttlePause: .seconds(Int64(limits.throttlePauseSeconds)))
     }
 }

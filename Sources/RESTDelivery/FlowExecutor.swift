@@ -221,7 +221,8 @@ struct FlowRun {
                 let ended = FlowProgress.StepOutcome(answered: outcome) ?? .succeeded
                 progress.steps.append(
                     .init(
-                        name: step.name, outcome: ended, status: response.status, captures: step.request.captures(from: answer),
+                        name: step.name, outcome: ended, status: response.status,
+                        captures: mapping.flowCaptures(step, response: answer, event: event, steps: progress.scopeValue, now: now),
                         at: executor.clock.now().milliseconds))
                 var next: FlowStep?
                 var conditionError: EvaluationError?

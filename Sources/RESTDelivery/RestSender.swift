@@ -125,10 +125,12 @@ public struct RestSender: Sendable {
         }
     }
 
-    /// What an answer means for the downstream's gate: a 429 pauses it, a
-    /// retryable status counts towards the breaker, anything else shows it is up.
+    /// What an answer means for the downstream's gate: a 429, or a 503 that
+    /// says when to come back (`Retry-After`: how BambooHR throttles), pauses
+    /// it; another retryable status counts towards the breaker; anything
+    /// else shows it is up.
     static func gateResult(_ response: CurlResponse, now: Timestamp) -> DownstreamGate.Result {
-        if response.status == 429 {
+        if response.status == 429 || (response.status == 503 && response.header("Retry-After") != nil) {
             return .throttled(retryAfter: response.header("Retry-After").flatMap { RetryAfter.delay($0, now: now) })
         }
         return DownstreamAnswers.isRetryableStatus(response.status) ? .failed : .answered

@@ -66,6 +66,19 @@ struct DownstreamGateTests {
         #expect(gate.admit(now: t0.adding(.seconds(7)), rules: rules) == .go)
     }
 
+    @Test func aThrottleAnswerWithoutRetryAfterPausesForTheConfiguredTime() {
+        var gate = DownstreamGate()
+        #expect(gate.admit(now: t0, rules: DownstreamGate.Rules()) == .go)
+        gate.finished(.throttled(retryAfter: nil), now: t0, rules: DownstreamGate.Rules())
+        #expect(gate.admit(now: t0.adding(.seconds(59)), rules: DownstreamGate.Rules()) != .go, "a minute by default")
+        var fortnox = DownstreamGate()
+        let rules = DownstreamGate.Rules(throttlePause: .seconds(5))
+        #expect(fortnox.admit(now: t0, rules: rules) == .go)
+        fortnox.finished(.throttled(retryAfter: nil), now: t0, rules: rules)
+        #expect(fortnox.admit(now: t0.adding(.seconds(4)), rules: rules) != .go)
+        #expect(fortnox.admit(now: t0.adding(.seconds(5)), rules: rules) == .go)
+    }
+
     @Test func theBreakerOpensAfterFailuresInARowLetsOneProbeThroughAndClosesOnItsSuccess() {
         var gate = DownstreamGate()
         let rules = DownstreamGate.Rules(breakerAfter: 3, breakerOpen: .seconds(30))

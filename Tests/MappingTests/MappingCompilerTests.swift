@@ -365,7 +365,7 @@ struct MappingCompilerTests {
         #expect(RequestLimits.rate("ten/min") == nil)
         #expect(RequestLimits.rate("5/0s") == nil)
         let text = #"""
-            {"name": "m", "when": {"event": "job/new"}, "flow": {"limits": {"rate": "10/min", "per": "company", "breaker_after": 3, "breaker_open": "1m"},
+            {"name": "m", "when": {"event": "job/new"}, "flow": {"limits": {"rate": "10/min", "per": "company", "breaker_after": 3, "breaker_open": "1m", "throttle_pause": "5s"},
              "steps": [{"name": "a", "url": "https://x/a"}, {"name": "b", "url": "https://x/b", "limits": {"concurrency": 2}}]}}
             """#
         let m = try #require(compile(text).0)
@@ -373,6 +373,7 @@ struct MappingCompilerTests {
         #expect(flow.steps[0].request.limits.rate.map { [$0.count, $0.windowSeconds] } == [10, 60])
         #expect(flow.steps[0].request.limits.per == .company)
         #expect(flow.steps[0].request.limits.breakerOpenSeconds == 60)
+        #expect(flow.steps[0].request.limits.throttlePauseSeconds == 5)
         #expect(flow.steps[1].request.limits.concurrency == 2 && flow.steps[1].request.limits.rate == nil, "a step's own limits replace the flow's")
         let bad = compile(#"{"name": "m", "when": {"event": "job/new"}, "rest": {"url": "https://x/y", "limits": {"rate": "lots", "per": "moon"}}}"#)
         #expect(bad.1.contains { $0.message.hasPrefix("\"rate\" must be a count per window") && $0.pointer == "/rest/limits/rate" })

@@ -279,7 +279,7 @@ public struct FlowDryRun {
         entry["status"] = .number(JSONNumber(Int64(status)))
         entry["outcome"] = .string(outcome.rawValue)
         if let rule { entry["rule"] = .string(rule) }
-        let captures = step.request.captures(from: answer)
+        let captures = mapping.flowCaptures(step, response: answer, event: event, steps: progress.scopeValue, now: now)
         if !captures.isEmpty { entry["captures"] = .object(captures) }
         entries[entries.count - 1] = entry
         guard let ended = FlowProgress.StepOutcome(answered: outcome) else {

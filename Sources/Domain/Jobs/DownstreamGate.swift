@@ -29,14 +29,20 @@ public struct DownstreamGate: Sendable, Hashable {
         public var breakerAfter: Int
         /// How long it stays open before a probe.
         public var breakerOpen: Duration
+        /// How long a 429 without `Retry-After` pauses the downstream.
+        public var throttlePause: Duration
 
-        /// Defaults: no rate or concurrency limit; the breaker opens after 5 failures for 30 s.
-        public init(rate: (count: Int, window: Duration)? = nil, concurrency: Int? = nil, breakerAfter: Int = 5, breakerOpen: Duration = .seconds(30))
-        {
+        /// Defaults: no rate or concurrency limit; the breaker opens after 5
+        /// failures for 30 s; a 429 without `Retry-After` pauses a minute.
+        public init(
+            rate: (count: Int, window: Duration)? = nil, concurrency: Int? = nil, breakerAfter: Int = 5, breakerOpen: Duration = .seconds(30),
+            throttlePause: Duration = .seconds(60)
+        ) {
             self.rate = rate.map { Rate(count: $0.count, window: $0.window) }
             self.concurrency = concurrency
             self.breakerAfter = breakerAfter
             self.breakerOpen = breakerOpen
+            self.throttlePause = throttlePause
         }
     }
 
@@ -55,7 +61,7 @@ public struct DownstreamGate: Sendable, Hashable {
         case answered
         /// A retryable failure: network, 408, 425, 5XX.
         case failed
-        /// A 429: the whole downstream waits `retryAfter` (or a minute).
+        /// A 429: the whole downstream waits `retryAfter` (or the rules' `throttlePause`).
         case throttled(retryAfter: Duration?)
     }
 
@@ -116,7 +122,7 @@ public struct DownstreamGate: Sendable, Hashable {
         case .failed, .throttled:
             consecutiveFailures += 1
             if case .throttled(let retryAfter) = result {
-                let until = now.adding(retryAfter ?? .seconds(60))
+                let until = now.adding(retryAfter ?? rules.throttlePause)
                 pausedUntil = max(pausedUntil ?? until, until)
             }
             if wasProbe || consecutiveFailures >= rules.breakerAfter { openUntil = now.adding(rules.breakerOpen) }
