@@ -49,9 +49,7 @@ public final class BambooHRContractServer: Sendable {
     }
 
     static func json(_ status: Int, _ text: String, headers: HTTPFields = [:]) -> Response {
-        var all = headers
-        all[.contentType] = "application/json"
-        return Response(status: .init(code: status), headers: all, body: .init(byteBuffer: ByteBuffer(string: text)))
+        jsonResponse(status, text, headers: headers)
     }
 
     /// B1 (HTTP basic, the API key as the user, any password) and B5 (throttled: 503 with Retry-After).

@@ -43,8 +43,8 @@ public final class FortnoxContractServer: Sendable {
         json(status, #"{"ErrorInformation": {"error": 1, "message": "\#(message)", "code": \#(code)}}"#)
     }
 
-    static func json(_ status: Int, _ text: String) -> Response {
-        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    static func json(_ status: Int, _ text: String, headers: HTTPFields = [:]) -> Response {
+        jsonResponse(status, text, headers: headers)
     }
 
     /// F1: `POST /oauth-v1/token`, form body, the client as HTTP basic;

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Runs a Hummingbird app on 127.0.0.1 with an ephemeral port for the
@@ -31,4 +32,12 @@ public func withLocalHTTPServer<T: Sendable>(
             throw error
         }
     }
+}
+
+/// A JSON answer as the contract servers give it: `status`, `text` as the
+/// body, `Content-Type: application/json` and any further `headers`.
+public func jsonResponse(_ status: Int, _ text: String, headers: HTTPFields = [:]) -> Response {
+    var all = headers
+    all[.contentType] = "application/json"
+    return Response(status: .init(code: status), headers: all, body: .init(byteBuffer: ByteBuffer(string: text)))
 }
