@@ -219,19 +219,22 @@ enum Filters {
             let name = args.isEmpty ? "12" : try argumentString(args, 0, "a form: '12', '12-', '10' or '10-'")
             guard let form = Personnummer.Form(rawValue: name) else { throw FilterError("expects a form: '12', '12-', '10' or '10-'") }
             guard let today = Personnummer.day(ofISO8601: context.scope.now) else { throw FilterError("the mapping clock has no date") }
-            return try mapString(value) { text throws(FilterError) in .string(try Personnummer.normalise(text, form: form, today: today)) }
+            // An unanswered custom field may arrive as "": no number, not a wrong one.
+            return try mapString(value) { text throws(FilterError) in
+                text.isEmpty ? .null : .string(try Personnummer.normalise(text, form: form, today: today))
+            }
         },
         Filter(
             name: "clearing_number", arity: 0...0,
             summary: "the clearing number (4 digits, 5 for Swedbank 8xxx-x) of a Swedish bank account written with its account number"
         ) { value, _, _ throws(FilterError) in
-            try mapString(value) { text throws(FilterError) in .string(try SwedishBankAccount.split(text).clearing) }
+            try mapString(value) { text throws(FilterError) in text.isEmpty ? .null : .string(try SwedishBankAccount.split(text).clearing) }
         },
         Filter(
             name: "account_number", arity: 0...0,
             summary: "the account number (7 to 10 digits) after the clearing number of a Swedish bank account"
         ) { value, _, _ throws(FilterError) in
-            try mapString(value) { text throws(FilterError) in .string(try SwedishBankAccount.split(text).account) }
+            try mapString(value) { text throws(FilterError) in text.isEmpty ? .null : .string(try SwedishBankAccount.split(text).account) }
         },
         Filter(name: "phone", arity: 0...1, summary: "normalises a phone number to +<country><number>; argument: default country code") {
             value, args, _ throws(FilterError) in

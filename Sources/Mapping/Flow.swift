@@ -90,9 +90,13 @@ extension RestTarget {
     /// The first of `outcomes` whose condition holds for `response`, or
     /// `nil`: then the status decides (`DownstreamAnswers.rest` in `Domain`).
     /// A rule that cannot be evaluated does not match.
-    public func matchingRule(_ response: JSONValue) -> ResponseRule? {
+    /// In a flow, `scope` is the step's (`MappingFile.flowAnswerScope`): the
+    /// event is then in scope too, so a rule can tell this hire's record from
+    /// another's.
+    public func matchingRule(_ response: JSONValue, in scope: EvaluationScope? = nil) -> ResponseRule? {
         guard !outcomes.isEmpty else { return nil }
-        let scope = EvaluationScope(data: .object(JSONObject()), event: .null, now: "", extra: ["response": response])
+        var scope = scope ?? EvaluationScope(data: .object(JSONObject()), event: .null, now: "")
+        scope.names["response"] = response
         return outcomes.first { rule in (try? Evaluator.evaluate(rule.condition, in: scope)).map(Evaluator.truthy) ?? false }
     }
 
@@ -119,12 +123,19 @@ extension RestTarget {
 }
 
 extension MappingFile {
+    /// What a flow step's `capture` and `outcomes` see: the event as the
+    /// step's request does, and `response` (set by the caller): so a lookup
+    /// can pick what belongs to this hire from a list, and an outcome can tell
+    /// this hire's record from another's.
+    public func flowAnswerScope(event: MappingEvent, now: String) -> EvaluationScope {
+        scope(for: event, now: now)
+    }
+
     /// The `capture` templates of a flow step over its `response`, with the
-    /// event and the earlier steps in scope too, so a lookup can pick from a
-    /// list what belongs to this hire (`where: 'name', candidate.…`); a
-    /// template that fails captures `null`.
-    public func flowCaptures(_ step: FlowStep, response: JSONValue, event: MappingEvent, steps: JSONValue, now: String) -> JSONObject {
-        let scope = self.scope(for: event, now: now, extra: ["response": response, "steps": steps])
+    /// event in scope (`flowAnswerScope`); a template that fails captures `null`.
+    public func flowCaptures(_ step: FlowStep, response: JSONValue, event: MappingEvent, now: String) -> JSONObject {
+        var scope = flowAnswerScope(event: event, now: now)
+        scope.names["response"] = response
         var captured = JSONObject()
         for item in step.request.capture { captured[item.name] = (try? item.value.render(in: scope)) ?? .null }
         return captured

@@ -730,7 +730,8 @@ public enum MappingCompiler {
             }
             if readsAnswer(tokens) {
                 context.error(
-                    "'\(path.root)' has no value in capture and outcomes: they read the answer (response) only", at: pointer, scalar: offset)
+                    "'\(path.root)' has no value in capture and outcomes: they read the answer (response) and the event, not other steps",
+                    at: pointer, scalar: offset)
                 continue
             }
             if path.root == "failure" {

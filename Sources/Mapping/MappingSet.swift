@@ -221,7 +221,10 @@ public struct MappingSet: Sendable {
             // A connector pack is loaded only when named, from `<directory>/connectors/<name>/`.
             for connector in connectors {
                 let folder = (directory as NSString).appendingPathComponent("connectors/" + connector)
-                guard !connector.contains("/"), !connector.hasPrefix("."), let packFiles = try? mappingFiles(in: folder) else {
+                let isName =
+                    !connector.isEmpty
+                    && connector.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+                guard isName, let packFiles = try? mappingFiles(in: folder), !packFiles.isEmpty else {
                     diagnostics.append(
                         MappingDiagnostic(
                             severity: .error, file: folder, line: 1, column: 1, pointer: "",

@@ -4,8 +4,8 @@
 ///
 /// Written by hand: no package on the offline list knows these numbers, and
 /// the rules are short (Skatteverket, "Personnummer", SKV 704): `YYMMDD-NNNC`
-/// or `YYYYMMDDNNNC`; `+` instead of `-` once the person is 100; the check
-/// digit `C` is the Luhn digit of the ten digits `YYMMDDNNN`; a coordination
+/// or `YYYYMMDDNNNC`; `+` instead of `-` from the year the person turns 100;
+/// the check digit `C` is the Luhn digit of the nine digits `YYMMDDNNN`; a coordination
 /// number adds 60 to the day. Errors never repeat the number.
 enum Personnummer {
     /// How the result is written.
@@ -16,7 +16,7 @@ enum Personnummer {
         case twelveWithDash = "12-"
         /// `YYMMDDNNNC`.
         case ten = "10"
-        /// `YYMMDD-NNNC`, `+` for a person of 100 or more.
+        /// `YYMMDD-NNNC`, `+` from the year the person turns 100.
         case tenWithSign = "10-"
     }
 
@@ -32,8 +32,9 @@ enum Personnummer {
     }
 
     /// Validates `text` and writes it in `form`. `today` (the mapping
-    /// clock's date) decides the century of a ten-digit number: the person
-    /// is under 100 with `-` or no sign, 100 or more with `+`.
+    /// clock's date) decides the century of a ten-digit number by year, as
+    /// Skatteverket writes the sign: `+` from the year the person turns 100
+    /// (born in `today.year - 100` or earlier), `-` or no sign before it.
     static func normalise(_ text: String, form: Form, today: Day) throws(FilterError) -> String {
         var digits: [Int] = []
         var sign: Character?
@@ -60,12 +61,9 @@ enum Personnummer {
             rest = digits[2...]
         case 10:
             let yy = digits[0] * 10 + digits[1]
-            let month = digits[2] * 10 + digits[3]
-            let day = dayOfBirth(digits[4] * 10 + digits[5])
-            var candidate = (today.year / 100) * 100 + yy
-            if Day(year: candidate, month: month, day: day) > today { candidate -= 100 }
-            if sign == "+" { candidate -= 100 }
-            year = candidate
+            // The latest year ending in `yy` that is at most today's year (`-`) or today's year − 100 (`+`).
+            let latest = sign == "+" ? today.year - 100 : today.year
+            year = latest - ((latest - yy) % 100 + 100) % 100
             rest = digits[...]
         default:
             throw FilterError("invalid personal identity number: expected 10 or 12 digits")
@@ -87,8 +85,7 @@ enum Personnummer {
         case .twelveWithDash: return String(long.prefix(8)) + "-" + String(long.suffix(4))
         case .ten: return short
         case .tenWithSign:
-            let hundred = Day(year: year + 100, month: month, day: day) <= today
-            return String(short.prefix(6)) + (hundred ? "+" : "-") + String(short.suffix(4))
+            return String(short.prefix(6)) + (today.year - year >= 100 ? "+" : "-") + String(short.suffix(4))
         }
     }
 
@@ -134,18 +131,42 @@ enum Personnummer {
 /// here (that needs Bankgirot's table per clearing range); the shape is.
 /// Errors never repeat the number.
 enum SwedishBankAccount {
-    /// The clearing number (4 or 5 digits) and the account number (7 to 10 digits).
+    /// The clearing number (4 or 5 digits) and the account number (7 to 10
+    /// digits). Written with separators, the first group is the clearing
+    /// number (`8327-9` counts as one: Swedbank's check digit after a dash);
+    /// a Swedbank number written `8327-1234567890` is refused, since its
+    /// clearing digit cannot be told from the account's. Without separators
+    /// the clearing number is the first four digits, five for 8xxx.
     static func split(_ text: String) throws(FilterError) -> (clearing: String, account: String) {
-        var digits: [UInt8] = []
+        var groups: [[UInt8]] = [[]]
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits.append(byte)
-            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: ","), UInt8(ascii: "."), 0x09: continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): groups[groups.count - 1].append(byte)
+            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: ","), UInt8(ascii: "."), 0x09:
+                if !(groups.last ?? []).isEmpty { groups.append([]) }
             default: throw FilterError("invalid Swedish bank account: unexpected characters")
             }
         }
+        groups = groups.filter { !$0.isEmpty }
+        let digits = groups.flatMap { $0 }
         guard let first = digits.first, first != UInt8(ascii: "0") else { throw FilterError("invalid Swedish bank account: no clearing number") }
-        let clearingLength = first == UInt8(ascii: "8") ? 5 : 4
+        let swedbank = first == UInt8(ascii: "8")
+        let clearingLength: Int
+        if groups.count == 1 {
+            clearingLength = swedbank ? 5 : 4
+        } else if groups[0].count == 5 && swedbank {
+            clearingLength = 5
+        } else if groups[0].count == 4 && swedbank {
+            // 8327-9 …: the check digit stands alone after the dash; otherwise the fifth digit is missing.
+            guard groups[1].count == 1 else {
+                throw FilterError("invalid Swedish bank account: a Swedbank clearing number has five digits (8xxx-x)")
+            }
+            clearingLength = 5
+        } else if groups[0].count == 4 {
+            clearingLength = 4
+        } else {
+            throw FilterError("invalid Swedish bank account: the clearing number (the first group) must have 4 digits, 5 for 8xxx-x")
+        }
         let account = digits.dropFirst(clearingLength)
         guard digits.count > clearingLength, (7...10).contains(account.count) else {
             throw FilterError("invalid Swedish bank account: the account number after the clearing number must have 7 to 10 digits")

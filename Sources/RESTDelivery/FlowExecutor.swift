@@ -205,7 +205,8 @@ struct FlowRun {
             }
             logger.info("flow step answered", metadata: ["step": "\(step.name)", "status": "\(response.status)"])
             let answer = RestTarget.responseValue(status: response.status, headers: response.headers, body: response.body)
-            let (outcome, rule) = DownstreamAnswers.rest(answer, status: response.status, target: step.request)
+            let (outcome, rule) = DownstreamAnswers.rest(
+                answer, status: response.status, target: step.request, scope: mapping.flowAnswerScope(event: event, now: now))
             let because = rule.map { " (outcomes: \($0))" } ?? ""
             switch outcome {
             case .retry:
@@ -222,7 +223,7 @@ struct FlowRun {
                 progress.steps.append(
                     .init(
                         name: step.name, outcome: ended, status: response.status,
-                        captures: mapping.flowCaptures(step, response: answer, event: event, steps: progress.scopeValue, now: now),
+                        captures: mapping.flowCaptures(step, response: answer, event: event, now: now),
                         at: executor.clock.now().milliseconds))
                 var next: FlowStep?
                 var conditionError: EvaluationError?

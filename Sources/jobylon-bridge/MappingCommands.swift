@@ -25,10 +25,24 @@ struct Check: ParsableCommand {
             valueName: "dir"))
     var secretsDir: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Connector packs to load beside DIR, comma-separated (default: the configuration's connectors when DIR is its mappings directory).",
+            valueName: "names"))
+    var connectors: String?
+
     func run() throws {
         // The option, else the secrets directory as serve resolves it (config file, environment).
-        let variables = VariableSource(secretsDirectory: try secretsDir ?? BridgeConfiguration.load().secretsDir)
-        var (set, errors, warnings) = MappingLoader.load(directory: directory, variables: variables, strict: strict) { print($0) }
+        let configuration = try BridgeConfiguration.load()
+        let variables = VariableSource(secretsDirectory: secretsDir ?? configuration.secretsDir)
+        // What serve loads: the configured packs go with the configured directory.
+        let packs =
+            connectors.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            ?? (directory == configuration.mappingsDir ? configuration.connectors : [])
+        var (set, errors, warnings) = MappingLoader.load(directory: directory, connectors: packs, variables: variables, strict: strict) {
+            print($0)
+        }
         for (name, missing) in set.held.sorted(by: { $0.key < $1.key }) {
             let reason = HoldReason.missingVariables(missing)
             print("\(name): \(strict ? "error" : "warning"): jobs will be held: \(reason)")
@@ -174,7 +188,10 @@ enum MappingArgument {
             guard let compiled else { throw ExitCode(1) }
             return compiled
         }
-        let (set, errors, _) = MappingLoader.load(directory: mappings, variables: variables, strict: false) {
+        // A mapping named from the configured directory may live in a configured connector pack.
+        let configuration = try BridgeConfiguration.load()
+        let packs = mappings == configuration.mappingsDir ? configuration.connectors : []
+        let (set, errors, _) = MappingLoader.load(directory: mappings, connectors: packs, variables: variables, strict: false) {
             FileHandle.standardError.write(Data(($0 + "\n").utf8))
         }
         guard errors == 0 else { throw ExitCode(1) }

@@ -55,13 +55,13 @@ struct FortnoxConnectorEndToEndTests {
             // One hire: looked up (404), then created with every field as Fortnox wants it.
             #expect(try await daemon.post(try Self.hire(1)).status == 200)
             #expect(try await daemon.waitFor { _ in try states(daemon) == ["done"] }, "\(daemon.log(tail: 3000))")
-            let created = try #require(server.state.withLock { $0.employees["JB00000001"] })
+            let created = try #require(server.state.withLock { $0.employees["JB000000012438"] })
             #expect(created["PersonalIdentityNumber"] == "19811218-9876")
             #expect(created["EmploymentDate"] == "2025-01-01")
             #expect(created["ClearingNo"] == "83279" && created["BankAccountNo"] == "1234567890")
             #expect(created["Email"] == "bruce@wayneenterprises.com")
             let capture = try daemon.query { db in try String.fetchOne(db, sql: "SELECT capture FROM jobs WHERE mapping = 'fortnox-employee'") }
-            #expect(capture?.contains("\"employee_id\":\"JB00000001\"") == true, "\(capture ?? "")")
+            #expect(capture?.contains("\"employee_id\":\"JB000000012438\"") == true, "\(capture ?? "")")
 
             // A hand re-send (a new body for the same hire) creates nothing.
             let resend = String(decoding: try Self.hire(1), as: UTF8.self).replacingOccurrences(

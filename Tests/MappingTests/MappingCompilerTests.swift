@@ -240,7 +240,7 @@ struct MappingCompilerTests {
         #expect(messages.contains("steps.person.persn_id: step person captures no \"persn_id\"; it provides person_id, outcome"))
         #expect(messages.contains { $0.hasPrefix("'response' has no value here") })
         #expect(messages.contains("duplicate step name \"employee\""))
-        #expect(messages.contains("'steps' has no value in capture and outcomes: they read the answer (response) only"))
+        #expect(messages.contains("'steps' has no value in capture and outcomes: they read the answer (response) and the event, not other steps"))
         #expect(
             messages.filter { $0.hasPrefix("'response' has no value here") }.count == 2, "a body key named capture is no capture: \(messages)")
         #expect(messages.contains { $0.hasPrefix("\"then\" must be one of \"success\", \"retry\", \"fail\", \"already_done\", \"finish\"") })
@@ -351,7 +351,8 @@ struct MappingCompilerTests {
         #expect(MappingSet.load(directory: directory, variables: VariableSource(environment: [:])).0.mappings.isEmpty)
         let (set, diagnostics) = MappingSet.load(directory: directory, connectors: ["acme"], variables: VariableSource(environment: [:]))
         #expect(set.mappings.map(\.name) == ["acme-employee"] && diagnostics.isEmpty)
-        for name in ["nope", "../acme", ".hidden"] {
+        try FileManager.default.createDirectory(atPath: directory + "/connectors/empty", withIntermediateDirectories: true)
+        for name in ["nope", "../connectors/acme", "..", "", "Acme", "empty"] {
             let unknown = MappingSet.load(directory: directory, connectors: [name], variables: VariableSource(environment: [:])).1.map(\.message)
             #expect(unknown == ["unknown connector \"\(name)\": no directory connectors/\(name) with mapping files"])
         }

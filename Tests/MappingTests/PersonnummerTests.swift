@@ -31,14 +31,23 @@ struct PersonnummerTests {
         #expect(try normalise("198112189876", .tenWithSign) == "811218-9876")
     }
 
-    @Test func theCenturyOfATenDigitNumberFollowsTheSignAndToday() throws {
-        // 12-12-03 born: with '-' under 100 (2012); with '+' 100 or more (1912).
-        let twentyTwelve = try normalise("121203-0009")
-        #expect(twentyTwelve.hasPrefix("2012"))
+    @Test func theCenturyOfATenDigitNumberFollowsTheSignAndTheYear() throws {
+        // 121203: with '-' under 100 (2012); with '+' 100 or more (1912).
+        #expect(try normalise("121203-0009").hasPrefix("2012"))
         #expect(try normalise("121203+0009").hasPrefix("1912"))
-        // A date later this year than today is last century's.
-        #expect(try normalise("261204-0002").hasPrefix("1926"))
-        #expect(try normalise("19121203-0009", .tenWithSign) == "121203+0009", "100 years old today: '+'")
+        // The sign goes by year (Skatteverket: '+' from the year the person turns 100): born 4 December 1926,
+        // the person writes '+' all through 2026, before the birthday too.
+        #expect(try normalise("261204+0002").hasPrefix("1926"))
+        #expect(try normalise("19261204-0002", .tenWithSign) == "261204+0002")
+        #expect(try normalise("19270101-0007", .tenWithSign) == "270101-0007", "turns 100 next year: still '-'")
+        // So '261204-' in 2026 is someone born this month, after today: refused.
+        #expect(message("261204-0002") == "invalid personal identity number: date of birth in the future")
+        // On 1 March 2026, 260601+ is 1926 (turns 100 this year), 260601- would be born in June 2026.
+        let march = Personnummer.Day(year: 2026, month: 3, day: 1)
+        #expect(try Personnummer.normalise("260601+0003", form: .twelve, today: march) == "192606010003")
+        #expect(try Personnummer.normalise("192606010003", form: .tenWithSign, today: march) == "260601+0003")
+        #expect(throws: FilterError.self) { try Personnummer.normalise("260601-0003", form: .twelve, today: march) }
+        #expect(try normalise("19121203-0009", .tenWithSign) == "121203+0009", "114 years: '+'")
     }
 
     @Test func coordinationNumbersAddSixtyToTheDay() throws {
@@ -64,7 +73,7 @@ struct PersonnummerTests {
     @Test func randomNumbersRoundTripAndEverySingleDigitErrorIsCaught() throws {
         var random = SeededGenerator(seed: 0x5EED_1234)
         for _ in 0..<2_000 {
-            let year = Int.random(in: 1927...2025, using: &random)
+            let year = Int.random(in: 1900...2025, using: &random)
             let month = Int.random(in: 1...12, using: &random)
             let day = Int.random(in: 1...Personnummer.daysIn(month: month, year: year), using: &random)
             let field = Bool.random(using: &random) ? day + 60 : day
@@ -72,7 +81,8 @@ struct PersonnummerTests {
             let nine = [year / 10 % 10, year % 10, month / 10, month % 10, field / 10, field % 10, serial / 100, serial / 10 % 10, serial % 10]
             let check = Personnummer.luhn(nine[...])
             let long = String(format: "%04d", year) + (nine.dropFirst(2) + [check]).map(String.init).joined()
-            for form in Personnummer.Form.allCases {
+            // Without a sign a ten-digit number means under 100 this year: only the signed forms carry older people.
+            for form in Personnummer.Form.allCases where form != .ten || 2026 - year < 100 {
                 let written = try normalise(long, form)
                 #expect(try normalise(written) == long, "\(form.rawValue)")
             }

@@ -274,12 +274,13 @@ public struct FlowDryRun {
         guard let step = current, !entries.isEmpty else { return }
         current = nil
         let answer = RestTarget.responseValue(status: status, headers: headers, body: body)
-        let (outcome, rule) = DownstreamAnswers.rest(answer, status: status, target: step.request)
+        let (outcome, rule) = DownstreamAnswers.rest(
+            answer, status: status, target: step.request, scope: mapping.flowAnswerScope(event: event, now: now))
         var entry = entries[entries.count - 1]
         entry["status"] = .number(JSONNumber(Int64(status)))
         entry["outcome"] = .string(outcome.rawValue)
         if let rule { entry["rule"] = .string(rule) }
-        let captures = mapping.flowCaptures(step, response: answer, event: event, steps: progress.scopeValue, now: now)
+        let captures = mapping.flowCaptures(step, response: answer, event: event, now: now)
         if !captures.isEmpty { entry["captures"] = .object(captures) }
         entries[entries.count - 1] = entry
         guard let ended = FlowProgress.StepOutcome(answered: outcome) else {

@@ -30,9 +30,12 @@ public enum DownstreamAnswers {
     }
 
     /// An answer of a `rest` target or flow step: the mapping's first matching
-    /// `outcomes` rule, else the status (`rest(status:success:)`).
-    public static func rest(_ response: JSONValue, status: Int, target: RestTarget) -> (outcome: ResponseOutcome, rule: String?) {
-        if let rule = target.matchingRule(response) { return (rule.outcome, rule.source) }
+    /// `outcomes` rule (evaluated in `scope`, a flow step's), else the status
+    /// (`rest(status:success:)`).
+    public static func rest(_ response: JSONValue, status: Int, target: RestTarget, scope: EvaluationScope? = nil) -> (
+        outcome: ResponseOutcome, rule: String?
+    ) {
+        if let rule = target.matchingRule(response, in: scope) { return (rule.outcome, rule.source) }
         switch rest(status: status, success: target.success) {
         case .success: return (.success, nil)
         case .transient: return (.retry, nil)
