@@ -51,6 +51,9 @@ public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertibl
     /// Set when the expression read a root name that is deferred in its scope
     /// (`EvaluationScope.deferred`): not a failure, the value comes later.
     public var deferredRoot: String?
+    /// Where in a structured template (a body) the failing leaf is, outermost
+    /// key first (`Employee`, `PersonalIdentityNumber`): the operator's field.
+    public var field: [String] = []
 
     /// The message must not quote event data (see the type).
     public init(_ message: String) {
@@ -64,6 +67,16 @@ public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String { message }
+
+    /// The same failure one level further out in a structured template.
+    func inside(_ key: String) -> EvaluationError {
+        var outer = self
+        outer.field.insert(key, at: 0)
+        return outer
+    }
+
+    /// `.Employee.PersonalIdentityNumber`, or nothing for a plain template.
+    public var fieldSuffix: String { field.isEmpty ? "" : "." + field.joined(separator: ".") }
 }
 
 enum Evaluator {

@@ -117,11 +117,23 @@ public indirect enum JSONTemplate: Sendable {
         case .template(let template): return try template.renderUnlessDeferred(in: scope)
         case .array(let items):
             var out: [JSONValue] = []
-            for item in items { out.append(try item.render(in: scope)) }
+            for (index, item) in items.enumerated() {
+                do {
+                    out.append(try item.render(in: scope))
+                } catch {
+                    throw error.inside("\(index)")
+                }
+            }
             return .array(out)
         case .object(let members):
             var object = JSONObject()
-            for member in members { object[member.key] = try member.value.render(in: scope) }
+            for member in members {
+                do {
+                    object[member.key] = try member.value.render(in: scope)
+                } catch {
+                    throw error.inside(member.key)
+                }
+            }
             return .object(object)
         }
     }

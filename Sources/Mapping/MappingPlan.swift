@@ -218,7 +218,8 @@ extension MappingFile {
             do {
                 body = try template.render(in: scope)
             } catch {
-                throw EvaluationError("\(label).body: \(error.message)")
+                // The body field at fault, never its value: `flow.steps[create].body.Employee.Email: required: …`.
+                throw EvaluationError("\(label).body\(error.fieldSuffix): \(error.message)")
             }
         }
         // Each mapping's default key is its own (a create and an update of one

@@ -269,7 +269,7 @@ struct MappingCompilerTests {
         #expect(jobs.first?.payload["query"] == ["person.email": "a@b.se"], "what the runner masks by value")
         var bad = good
         bad.data = ["candidate": ["id": "c1", "iban": "SE6281323143611896423858"]]
-        #expect(m.plan(bad, now: "") == .failed("m: flow.steps[employee].body: iban: invalid IBAN: checksum does not match"))
+        #expect(m.plan(bad, now: "") == .failed("m: flow.steps[employee].body.iban: iban: invalid IBAN: checksum does not match"))
         guard case .flow(let flow) = m.target, let employee = flow.steps.first(where: { $0.name == "employee" }) else { throw Failure() }
         let rendered = m.renderFlowStep(employee, event: good, steps: ["person": ["id": "P-1"]], now: "")
         #expect((try? rendered.get())?["body"]?["p"] == "P-1")
@@ -402,7 +402,14 @@ struct MappingCompilerTests {
         let m = try #require(compile(text).0)
         let data = try JSONParser.parse(#"{"candidate": {"data": {"iban": "SE6281323143611896423858"}}}"#)
         let result = m.plan(MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "", entityKey: "k"), now: "")
-        #expect(result == .failed("m: rest.body: iban: invalid IBAN: checksum does not match"))
+        #expect(result == .failed("m: rest.body.iban: iban: invalid IBAN: checksum does not match"))
+        // Nested objects and arrays: the whole path to the field, never the value.
+        let nested = try #require(
+            compile(
+                #"{"name": "m", "when": {"event": "candidate/new"}, "rest": {"url": "https://x/y", "body": {"Employee": {"Bank": [{"ok": "x"}, {"Iban": "{{ candidate.data.iban | iban }}"}]}}}}"#
+            ).0)
+        let nestedResult = nested.plan(MappingEvent(type: "candidate", action: "new", data: data, receivedAt: "", entityKey: "k"), now: "")
+        #expect(nestedResult == .failed("m: rest.body.Employee.Bank.1.Iban: iban: invalid IBAN: checksum does not match"))
     }
 
     @Test("random mapping files never crash the compiler", arguments: 0..<200)

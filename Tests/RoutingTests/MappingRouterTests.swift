@@ -58,7 +58,7 @@ struct MappingRouterTests {
             Issue.record("expected the alternative mapping")
         }
         #expect(byName["z"]?.initialState == .dead)
-        #expect(byName["z"]?.reason == "mapping error: z: rest.body: required: 'candidate.nope' is missing or empty")
+        #expect(byName["z"]?.reason == "mapping error: z: rest.body.a: required: 'candidate.nope' is missing or empty")
         #expect(byName["w"]?.initialState == .held)
         #expect(byName["w"]?.holdReason == .missingVariables(["NOT_SET_ANYWHERE"]))
     }
