@@ -41,11 +41,7 @@ final class RotatingTokenServer: Sendable {
 
     func token(_ request: Request) async throws -> Response {
         let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
-        let fields = Dictionary(
-            body.split(separator: "&").map { pair -> (String, String) in
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }, uniquingKeysWith: { $1 })
+        let fields = formFields(body)
         let client = "Basic " + Data("fx-client:fx-secret".utf8).base64EncodedString()
         guard request.headers[.authorization] == client else { return Self.json(401, #"{"error": "invalid_client"}"#) }
         let (status, answer, delay): (Int, String, Duration?) = state.withLock { state in

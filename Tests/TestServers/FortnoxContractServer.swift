@@ -52,11 +52,7 @@ public final class FortnoxContractServer: Sendable {
     /// token once: a new one with every refresh).
     func token(_ request: Request) async throws -> Response {
         let body = String(buffer: try await request.body.collect(upTo: 1 << 16))
-        var fields: [String: String] = [:]
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-            fields[parts[0]] = parts.count > 1 ? parts[1] : ""
-        }
+        let fields = formFields(body)
         let basic = "Basic " + Data("\(clientID):\(clientSecret)".utf8).base64EncodedString()
         guard request.headers[.authorization] == basic else { return Self.json(401, #"{"error": "invalid_client"}"#) }
         return state.withLock { state in

@@ -41,3 +41,17 @@ public func jsonResponse(_ status: Int, _ text: String, headers: HTTPFields = [:
     all[.contentType] = "application/json"
     return Response(status: .init(code: status), headers: all, body: .init(byteBuffer: ByteBuffer(string: text)))
 }
+
+/// The fields of an `application/x-www-form-urlencoded` body (an OAuth2
+/// token request), percent-decoded with `+` as a space; a later field of the
+/// same name wins.
+public func formFields(_ body: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for pair in body.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1).map {
+            String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+        }
+        fields[parts[0]] = parts.count > 1 ? parts[1] : ""
+    }
+    return fields
+}
