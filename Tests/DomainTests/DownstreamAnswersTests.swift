@@ -46,6 +46,20 @@ struct DownstreamAnswersTests {
         #expect(DownstreamAnswers.rest(answer(200, "{}"), status: 200, target: rest).rule == nil)
     }
 
+    /// Regression: a lookup step's "nothing found: fail" rule read a 429's
+    /// body (no records in it) and sent a hire to dead instead of retrying.
+    @Test func aRetryableStatusIsRetriedBeforeAnyRuleReadsItsBody() throws {
+        let rest = try target(
+            #"{"url": "https://x/y", "outcomes": [{"if": "not (response.body.employments | first)", "then": "fail"}]}"#)
+        for status in [408, 429, 500, 503] {
+            #expect(DownstreamAnswers.rest(answer(status, #"{"errors": []}"#), status: status, target: rest).outcome == .retry)
+        }
+        #expect(DownstreamAnswers.rest(answer(200, #"{"employments": []}"#), status: 200, target: rest).outcome == .fail)
+        let listed = try target(#"{"url": "https://x/y", "success": [200, 503], "outcomes": [{"if": "response.status == 503", "then": "fail"}]}"#)
+        #expect(
+            DownstreamAnswers.rest(answer(503, "{}"), status: 503, target: listed).outcome == .fail, "a status listed in success reaches the rules")
+    }
+
     @Test func restTable() {
         #expect(DownstreamAnswers.rest(status: 201, success: [200, 201]) == .success)
         #expect(DownstreamAnswers.rest(status: 409, success: [200, 409]) == .success)

@@ -29,12 +29,16 @@ public enum DownstreamAnswers {
         return isRetryableStatus(status) ? .transient : .permanent
     }
 
-    /// An answer of a `rest` target or flow step: the mapping's first matching
-    /// `outcomes` rule (evaluated in `scope`, a flow step's), else the status
-    /// (`rest(status:success:)`).
+    /// An answer of a `rest` target or flow step: a retryable status the
+    /// mapping does not list in `success` is a retry before any rule is read
+    /// (a rule about the body, such as "no record found: fail", must not turn
+    /// a throttled or failing server into a failed hire); else the mapping's
+    /// first matching `outcomes` rule (evaluated in `scope`, a flow step's),
+    /// else the status (`rest(status:success:)`).
     public static func rest(_ response: JSONValue, status: Int, target: RestTarget, scope: EvaluationScope? = nil) -> (
         outcome: ResponseOutcome, rule: String?
     ) {
+        if rest(status: status, success: target.success) == .transient { return (.retry, nil) }
         if let rule = target.matchingRule(response, in: scope) { return (rule.outcome, rule.source) }
         switch rest(status: status, success: target.success) {
         case .success: return (.success, nil)
