@@ -43,7 +43,7 @@ struct FortnoxConnectorEndToEndTests {
         let server = FortnoxContractServer()
         // Access tokens of 4 s here (3600 s in Fortnox): the connector refreshes several times during the test
         // (a token is renewed a tenth of its life early, and a send may wait up to 2 s for the rate limit).
-        server.state.withLock { $0.accessLifetime = 4 }
+        server.state.withLock { $0.tokens.accessLifetime = 4 }
         try await server.run { base in
             let mappings = try Self.mappingsDirectory()
             let daemon = daemon(base, mappings: mappings)
@@ -77,11 +77,11 @@ struct FortnoxConnectorEndToEndTests {
                 "\((try? daemon.cli(["jobs", "list"]).output) ?? "")")
             let after = server.state.withLock { $0 }
             #expect(after.creates == 26)
-            #expect(after.reusedRefresh == 0)
-            #expect(after.refreshes >= 2, "expired access tokens were refreshed")
+            #expect(after.tokens.reusedRefresh == 0)
+            #expect(after.tokens.refreshes >= 2, "expired access tokens were refreshed")
 
             let log = daemon.log(tail: 2_000_000)
-            for token in after.issuedTokens { #expect(!log.contains(token)) }
+            for token in after.tokens.issuedTokens { #expect(!log.contains(token)) }
             #expect(!log.contains("fx-client-secret"))
             #expect(!log.contains("19811218-9876") && !log.contains("811218-9876") && !log.contains("1234567890"), "personal data in the log")
             let shown = try daemon.cli(["jobs", "show", "1"]).output

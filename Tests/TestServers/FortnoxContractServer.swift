@@ -10,24 +10,14 @@ import Synchronization
 /// *assumption* there are not in Fortnox's documentation.
 public final class FortnoxContractServer: Sendable {
     public struct State: Sendable {
-        /// Authorization codes the consent would hand out (F1: valid once).
-        public var codes: Set<String> = ["fortnox-code-1", "fortnox-code-2"]
-        public var currentRefresh: String?
-        public var spentRefresh: [String] = []
-        public var reusedRefresh = 0
-        public var refreshes = 0
-        /// Access token → when it stops working (F1: 3600 s in Fortnox; shorter here).
-        public var access: [String: Date] = [:]
-        public var accessLifetime = 3600
+        /// The token endpoint (F1: a code once, each refresh token once; access tokens 3600 s in Fortnox, shorter here).
+        public var tokens = RotatingRefreshTokens(prefix: "fx", codes: ["fortnox-code-1", "fortnox-code-2"])
         /// Employees by EmployeeId, as created (F4).
         public var employees: [String: JSONValue] = [:]
         public var creates = 0
         /// Arrival times of API requests, for the sliding window (F3).
         public var arrivals: [Date] = []
         public var throttled = 0
-        public var refused: [String] = []
-        public var issuedTokens: [String] = []
-        public var serial = 0
     }
 
     public let state = Mutex(State())
@@ -55,43 +45,14 @@ public final class FortnoxContractServer: Sendable {
         let fields = formFields(body)
         let basic = "Basic " + Data("\(clientID):\(clientSecret)".utf8).base64EncodedString()
         guard request.headers[.authorization] == basic else { return Self.json(401, #"{"error": "invalid_client"}"#) }
-        return state.withLock { state in
-            switch fields["grant_type"] {
-            case "authorization_code":
-                guard let code = fields["code"], state.codes.remove(code) != nil else { return Self.json(400, #"{"error": "invalid_grant"}"#) }
-            case "refresh_token":
-                state.refreshes += 1
-                let presented = fields["refresh_token"] ?? ""
-                guard presented == state.currentRefresh else {
-                    if state.spentRefresh.contains(presented) { state.reusedRefresh += 1 }
-                    return Self.json(400, #"{"error": "invalid_grant"}"#)
-                }
-                state.spentRefresh.append(presented)
-            default:
-                return Self.json(400, #"{"error": "unsupported_grant_type"}"#)
-            }
-            state.serial += 1
-            let refresh = "fx-rt-\(state.serial)-0123456789abcdefghijklmnopqrstuv"
-            let access = "fx-at-\(state.serial)-abcdefghijklmnopqrstuvwxyz012345"
-            state.currentRefresh = refresh
-            // An access token works until it expires, whatever refreshes follow (F1: a JWT valid 1 hour).
-            state.access[access] = Date().addingTimeInterval(TimeInterval(state.accessLifetime))
-            state.issuedTokens += [refresh, access]
-            return Self.json(
-                200,
-                #"{"access_token": "\#(access)", "refresh_token": "\#(refresh)", "scope": "salary", "expires_in": \#(state.accessLifetime), "token_type": "bearer"}"#
-            )
-        }
+        let answer = state.withLock { $0.tokens.answer(fields, scope: "salary") }
+        return Self.json(answer.status, answer.body)
     }
 
     /// F2 (a valid bearer) and F3 (25 requests in any 5 s, else 429), for every API request.
     func admit(_ request: Request) -> Response? {
-        let presented = (request.headers[.authorization] ?? "").replacingOccurrences(of: "Bearer ", with: "")
-        return state.withLock { state in
-            guard let expiry = state.access[presented], expiry > Date() else {
-                state.refused.append("401")
-                return Self.error(401, 2_000_311, "Invalid access token")
-            }
+        state.withLock { state in
+            guard state.tokens.admits(request.headers[.authorization]) else { return Self.error(401, 2_000_311, "Invalid access token") }
             let now = Date()
             state.arrivals = state.arrivals.filter { now.timeIntervalSince($0) < 5 }
             guard state.arrivals.count < 25 else {
