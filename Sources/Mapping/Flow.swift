@@ -42,24 +42,31 @@ public struct FlowStep: Sendable {
     /// The request, its success codes, outcomes and captures.
     public var request: RestTarget
 
+    /// The mapping says the step changes nothing whatever its method
+    /// (`read_only`: a search that an API takes as a POST body).
+    public var readOnly: Bool
+
     /// A step as the compiler builds it.
-    public init(name: String, condition: Expression?, conditionSource: String?, request: RestTarget) {
+    public init(name: String, condition: Expression?, conditionSource: String?, request: RestTarget, readOnly: Bool = false) {
         self.name = name
         self.condition = condition
         self.conditionSource = conditionSource
         self.request = request
+        self.readOnly = readOnly
     }
 
-    /// Whether sending it twice is harmless: a read (GET, HEAD) or a write to
-    /// a downstream that deduplicates on the idempotency key. A crash while
-    /// any other step is in flight parks the flow `in_doubt`.
+    /// Whether sending it twice is harmless: a read (GET, HEAD, or a step
+    /// marked `read_only`) or a write to a downstream that deduplicates on the
+    /// idempotency key. A crash while any other step is in flight parks the
+    /// flow `in_doubt`.
     public var isSafeToResend: Bool {
-        request.method == "GET" || request.method == "HEAD" || request.honoursIdempotencyKey
+        readOnly || request.method == "GET" || request.method == "HEAD" || request.honoursIdempotencyKey
     }
 }
 
 /// What an answer means, beyond its status code: a rule of a `rest` target or
-/// of a flow step, tried in order before the default classification.
+/// of a flow step, tried in order before the default classification (after
+/// a retryable status not in `success`, which is always retried).
 public struct ResponseRule: Sendable {
     /// Over `response` (`status`, `headers`, `body`).
     public var condition: Expression

@@ -679,10 +679,11 @@ public enum MappingCompiler {
             }
             let conditionSource = s.string("if")
             let condition = conditionSource.flatMap { context.expression($0, at: pointer.appending("if")) }
+            let readOnly = s.bool("read_only") ?? false
             let request = compileRequest(&s, at: pointer, context: context, inherited: defaults)
             s.finish()
             guard let request else { return nil }
-            return FlowStep(name: name, condition: condition, conditionSource: conditionSource, request: request)
+            return FlowStep(name: name, condition: condition, conditionSource: conditionSource, request: request, readOnly: readOnly)
         }
         switch r.value("steps") {
         case .array(let items)? where !items.isEmpty:

@@ -185,7 +185,8 @@ public struct RestTarget: Sendable {
     /// Total time one attempt may take (connect, send, answer).
     public var timeoutSeconds: Int = 30
     /// Rules over the answer tried before the status decides (a JSON-RPC 200
-    /// with an `error` object fails; a "must be unique" 400 is already done).
+    /// with an `error` object fails; a "must be unique" 400 is already done);
+    /// a retryable status not in `success` is retried before any rule.
     public var outcomes: [ResponseRule] = []
     /// What the downstream takes (rate, concurrency, breaker), or the defaults.
     public var limits = RequestLimits()

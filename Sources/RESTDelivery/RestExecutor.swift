@@ -186,7 +186,8 @@ public enum RestRequestBuilder {
         }
         var query: [String] = []
         for member in payload["query"]?.objectValue ?? JSONObject() {
-            query.append(percentEncode(member.key) + "=" + percentEncode(resolve(member.value.stringValue ?? "")))
+            // A key is mapping text too: `$$` in it is one `$` when sent (OData's `$filter`).
+            query.append(percentEncode(resolve(member.key)) + "=" + percentEncode(resolve(member.value.stringValue ?? "")))
         }
         if !query.isEmpty { url += (url.contains("?") ? "&" : "?") + query.joined(separator: "&") }
         var headers: [(name: String, value: String)] = []

@@ -119,7 +119,7 @@ struct PersonioConnectorEndToEndTests {
             #expect(try await wrong.post(try Self.hire(9)).status == 200)
             #expect(try await wrong.waitFor { _ in try jobs(wrong).first.map { $0["state"] != "pending" } ?? false }, "\(wrong.log(tail: 3000))")
             let shown = try wrong.cli(["jobs", "list"]).output
-            #expect(shown.contains("invalid_client") && !shown.contains("wrong-secret"), "\(shown)")
+            #expect(shown.contains("unauthorized_client") && !shown.contains("wrong-secret"), "\(shown)")
             #expect(server.state.withLock { $0.creates } == 5)
         }
     }

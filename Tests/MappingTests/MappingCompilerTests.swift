@@ -247,6 +247,24 @@ struct MappingCompilerTests {
         #expect(!messages.contains { $0.contains("failure") }, "failure is known in on_failure")
     }
 
+    @Test func aStepMarkedReadOnlyIsSafeToResendWhateverItsMethod() throws {
+        let text = #"""
+            {"name": "m", "when": {"event": "candidate/new"}, "flow": {"steps": [
+              {"name": "search", "method": "POST", "url": "https://hr/search", "read_only": true, "body": {"q": "x"}},
+              {"name": "create", "method": "POST", "url": "https://hr/people", "body": {"q": "x"}},
+              {"name": "read", "method": "GET", "url": "https://hr/people/1"}
+            ]}}
+            """#
+        let (mapping, diagnostics) = compile(text)
+        guard case .flow(let flow)? = mapping?.target else {
+            Issue.record("\(diagnostics)")
+            return
+        }
+        #expect(flow.steps.map(\.isSafeToResend) == [true, false, true])
+        let (_, wrong) = compile(text.replacingOccurrences(of: #""read_only": true"#, with: #""read_only": "yes""#))
+        #expect(wrong.contains { $0.severity == .error && $0.pointer.hasSuffix("read_only") }, "\(wrong)")
+    }
+
     @Test func aFlowPlansOneJobAndFailsAtPlanningOnWhatTheEventCannotGive() throws {
         let text = #"""
             {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}", "flow": {"steps": [

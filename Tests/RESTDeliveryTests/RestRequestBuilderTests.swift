@@ -36,6 +36,21 @@ struct RestRequestBuilderTests {
         #expect(missing.problem == .missingVariables(["BASE", "TOKEN"]))
     }
 
+    /// Regression: a query key written `$$filter` (OData's `$filter`, Visma's
+    /// lookup) was sent as `%24%24filter`, and the server ignored the filter.
+    @Test func aDollarInAQueryKeyIsSentOnce() throws {
+        let rest = try target(#"{"url": "https://p.example/e", "query": {"$$filter": "Id eq '1'"}}"#)
+        let payload: JSONValue = ["method": "GET", "url": "https://p.example/e", "query": ["$$filter": "Id eq '1'"]]
+        guard
+            case .success(let request) = RestRequestBuilder.build(
+                payload, rest: rest, variables: VariableSource(environment: [:]), timeoutMilliseconds: 1000)
+        else {
+            Issue.record("not built")
+            return
+        }
+        #expect(request.url == "https://p.example/e?%24filter=Id%20eq%20%271%27")
+    }
+
     @Test func variablesInTheBodyAreFilledButPlaceholdersInEventDataAreSentAsWritten() throws {
         let text = #"""
             {"name": "m", "when": {"event": "candidate/new"}, "effect_key": "{{ candidate.id }}",

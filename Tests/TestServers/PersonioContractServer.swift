@@ -43,9 +43,9 @@ public final class PersonioContractServer: Sendable {
         public var accessLifetime = 86_400
         public var tokensIssued = 0
         public var expiredPresented = 0
-        /// Requests allowed per second before a 429 (P7: Personio publishes no v2 number).
+        /// Requests allowed in any second before a 429 (P7: Personio publishes no v2 number).
         public var perSecond = Int.max
-        public var window: (second: Int, count: Int) = (0, 0)
+        public var arrivals: [Date] = []
         public var throttled = 0
         public var serial = 0
     }
@@ -82,7 +82,9 @@ public final class PersonioContractServer: Sendable {
         guard request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true else { return refuse("invalid_request") }
         let fields = formFields(body)
         guard fields["grant_type"] == "client_credentials" else { return refuse("unsupported_grant_type") }
-        guard fields["client_id"] == clientID, fields["client_secret"] == clientSecret else { return refuse("invalid_client") }
+        // Personio's "Invalid Credentials" example answers a wrong secret with unauthorized_client.
+        guard fields["client_id"] == clientID else { return refuse("invalid_client") }
+        guard fields["client_secret"] == clientSecret else { return refuse("unauthorized_client") }
         return state.withLock { state in
             state.serial += 1
             state.tokensIssued += 1
@@ -104,12 +106,13 @@ public final class PersonioContractServer: Sendable {
                 state.expiredPresented += 1
                 return Self.problem(401, "Unauthorized", "The access token has expired.")
             }
-            let second = Int(Date().timeIntervalSince1970)
-            state.window = state.window.second == second ? (second, state.window.count + 1) : (second, 1)
-            guard state.window.count <= state.perSecond else {
+            let now = Date()
+            state.arrivals = state.arrivals.filter { now.timeIntervalSince($0) < 1 }
+            guard state.arrivals.count < state.perSecond else {
                 state.throttled += 1
                 return Self.problem(429, "Too many requests", "Rate limit exceeded.")
             }
+            state.arrivals.append(now)
             return nil
         }
     }

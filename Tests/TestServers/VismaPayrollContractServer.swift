@@ -15,8 +15,8 @@ public final class VismaPayrollContractServer: Sendable {
         /// Employees as created (V3), in order.
         public var employees: [JSONValue] = []
         public var creates = 0
-        /// Requests in the current minute, for the quota (V6).
-        public var window: (minute: Int, count: Int) = (0, 0)
+        /// Arrivals per endpoint (method and path) within the last minute, for the quota (V6).
+        public var arrivals: [String: [Date]] = [:]
         public var perMinute = 600
         public var throttled = 0
     }
@@ -39,9 +39,12 @@ public final class VismaPayrollContractServer: Sendable {
         )
     }
 
-    /// V1: `POST /connect/token`, form body, the client as HTTP basic.
+    /// V1: `POST /connect/token`, a form body (else `invalid_request`), the client as HTTP basic.
     func token(_ request: Request) async throws -> Response {
         let fields = formFields(String(buffer: try await request.body.collect(upTo: 1 << 16)))
+        guard request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true else {
+            return jsonResponse(400, #"{"error": "invalid_request"}"#)
+        }
         let basic = "Basic " + Data("\(clientID):\(clientSecret)".utf8).base64EncodedString()
         guard request.headers[.authorization] == basic else { return jsonResponse(400, #"{"error": "invalid_client"}"#) }
         let answer = state.withLock { $0.tokens.answer(fields, scope: "vls:api offline_access") }
@@ -53,15 +56,18 @@ public final class VismaPayrollContractServer: Sendable {
     func admit(_ request: Request) -> Response? {
         state.withLock { state in
             guard state.tokens.admits(request.headers[.authorization]) else { return Response(status: .unauthorized) }
-            let minute = Int(Date().timeIntervalSince1970) / 60
-            state.window = state.window.minute == minute ? (minute, state.window.count + 1) : (minute, 1)
-            guard state.window.count <= state.perMinute else {
+            let now = Date()
+            let endpoint = "\(request.method) \(request.uri.path)"
+            let recent = (state.arrivals[endpoint] ?? []).filter { now.timeIntervalSince($0) < 60 }
+            state.arrivals[endpoint] = recent
+            guard recent.count < state.perMinute else {
                 state.throttled += 1
                 return jsonResponse(
                     429,
                     #"{"ErrorCode": 4010, "DeveloperErrorMessage": "API calls quota exceeded! maximum admitted \#(state.perMinute) per Minute. Try again in 55 seconds.", "ErrorId": "\#(UUID().uuidString.lowercased())"}"#
                 )
             }
+            state.arrivals[endpoint, default: []].append(now)
             return nil
         }
     }
@@ -70,7 +76,9 @@ public final class VismaPayrollContractServer: Sendable {
     /// `{"Meta": {...}, "Data": [EmployeeResponse]}`.
     func list(_ request: Request) async throws -> Response {
         if let refusal = admit(request) { return refusal }
-        let filter = request.uri.queryParameters["$filter"].map(String.init)
+        // The query key arrives percent-encoded (`%24filter`), as OData servers accept it.
+        let parameters = request.uri.queryParameters
+        let filter = (parameters["$filter"] ?? parameters["%24filter"]).map(String.init)
         var wanted: String?
         if let filter {
             guard let match = filter.firstMatch(of: /^IdentificationNumber eq '(\d{12})'$/) else {
