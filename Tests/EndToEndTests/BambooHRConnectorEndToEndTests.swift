@@ -15,18 +15,9 @@ struct BambooHRConnectorEndToEndTests {
         ])
     }
 
-    static let event: String = MappingsEndToEndTests.bundledMappings + "/connectors/bamboohr/tests/events/candidate-hired.json"
+    static func hire(_ n: Int, email: String? = nil) throws -> [UInt8] { try ConnectorHires.hire("bamboohr", n, email: email) }
 
-    static func hire(_ n: Int, email: String? = nil) throws -> [UInt8] {
-        var text = try String(contentsOfFile: event, encoding: .utf8)
-            .replacingOccurrences(of: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", with: String(format: "%08x-2438-4e33-b15b-1f1a20ba1c16", n))
-        text = text.replacingOccurrences(of: "bruce@wayneenterprises.com", with: email ?? "bruce\(n)@wayneenterprises.com")
-        return Array(text.utf8)
-    }
-
-    func jobs(_ daemon: Daemon) throws -> [Row] {
-        try daemon.query { db in try Row.fetchAll(db, sql: "SELECT state, capture FROM jobs WHERE mapping = 'bamboohr-employee' ORDER BY id") }
-    }
+    func jobs(_ daemon: Daemon) throws -> [Row] { try ConnectorHires.jobs(daemon, mapping: "bamboohr-employee") }
 
     @Test func aHireIsCreatedWithItsManagerAndADuplicateEmailIsAlreadyDone() async throws {
         let server = BambooHRContractServer()
@@ -42,13 +33,18 @@ struct BambooHRConnectorEndToEndTests {
             let capture: String = try jobs(daemon)[0]["capture"] ?? ""
             #expect(capture.contains("\"employee_id\":\"\(created.id)\""), "\(capture)")
 
+            // A hand re-send (a new body for the same hire) creates nothing.
+            #expect(try await daemon.post(ConnectorHires.resend(try Self.hire(1))).status == 200)
+            #expect(try await daemon.waitFor { _ in try jobs(daemon).map { $0["state"] as String } == ["done", "skipped"] })
+            #expect(server.state.withLock { $0.creates } == 1)
+
             // Someone already created this person by hand in BambooHR: the 409 is "already done", the id is looked up.
             server.state.withLock {
                 $0.employees.append(.init(id: "99", displayName: "Bruce Wayne", workEmail: "bruce.manual@example.com", hireDate: nil, reportsTo: nil))
             }
             #expect(try await daemon.post(try Self.hire(2, email: "bruce.manual@example.com")).status == 200)
-            #expect(try await daemon.waitFor { _ in try jobs(daemon).count == 2 && jobs(daemon).allSatisfy { $0["state"] == "done" } })
-            let second: String = try jobs(daemon)[1]["capture"] ?? ""
+            #expect(try await daemon.waitFor { _ in try jobs(daemon).count == 3 && jobs(daemon)[2]["state"] == "done" })
+            let second: String = try jobs(daemon)[2]["capture"] ?? ""
             #expect(second.contains("\"outcome\":\"already_done\"") && second.contains("\"employee_id\":\"99\""), "\(second)")
             #expect(server.state.withLock { $0.jobInfoRows.count } == 1, "the manager of an existing employee is left alone")
 

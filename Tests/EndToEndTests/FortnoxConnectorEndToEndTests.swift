@@ -27,13 +27,7 @@ struct FortnoxConnectorEndToEndTests {
             ])
     }
 
-    static let event: String = MappingsEndToEndTests.bundledMappings + "/connectors/fortnox/tests/events/candidate-hired.json"
-
-    static func hire(_ n: Int) throws -> [UInt8] {
-        let text = try String(contentsOfFile: event, encoding: .utf8)
-        return Array(
-            text.replacingOccurrences(of: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", with: String(format: "%08x-2438-4e33-b15b-1f1a20ba1c16", n)).utf8)
-    }
+    static func hire(_ n: Int) throws -> [UInt8] { try ConnectorHires.hire("fortnox", n, uniqueEmail: false) }
 
     func states(_ daemon: Daemon) throws -> [String] {
         try daemon.query { db in try String.fetchAll(db, sql: "SELECT state FROM jobs WHERE mapping = 'fortnox-employee' ORDER BY id") }
@@ -64,9 +58,7 @@ struct FortnoxConnectorEndToEndTests {
             #expect(capture?.contains("\"employee_id\":\"JB000000012438\"") == true, "\(capture ?? "")")
 
             // A hand re-send (a new body for the same hire) creates nothing.
-            let resend = String(decoding: try Self.hire(1), as: UTF8.self).replacingOccurrences(
-                of: "Please, don't call me", with: "Please don't call me")
-            #expect(try await daemon.post(Array(resend.utf8)).status == 200)
+            #expect(try await daemon.post(ConnectorHires.resend(try Self.hire(1))).status == 200)
             #expect(try await daemon.waitFor { _ in try states(daemon).count == 2 && !states(daemon).contains("pending") })
 
             // Twenty-five hires at once (fifty requests), paced at 25 per 6 s: each is created once. (A loaded machine can

@@ -17,18 +17,9 @@ struct HiBobConnectorEndToEndTests {
         ])
     }
 
-    static let event: String = MappingsEndToEndTests.bundledMappings + "/connectors/hibob/tests/events/candidate-hired.json"
+    static func hire(_ n: Int) throws -> [UInt8] { try ConnectorHires.hire("hibob", n) }
 
-    static func hire(_ n: Int) throws -> [UInt8] {
-        let text = try String(contentsOfFile: event, encoding: .utf8)
-            .replacingOccurrences(of: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", with: String(format: "%08x-2438-4e33-b15b-1f1a20ba1c16", n))
-            .replacingOccurrences(of: "bruce@wayneenterprises.com", with: "bruce\(n)@wayneenterprises.com")
-        return Array(text.utf8)
-    }
-
-    func jobs(_ daemon: Daemon) throws -> [Row] {
-        try daemon.query { db in try Row.fetchAll(db, sql: "SELECT state, capture FROM jobs WHERE mapping = 'hibob-employee' ORDER BY id") }
-    }
+    func jobs(_ daemon: Daemon) throws -> [Row] { try ConnectorHires.jobs(daemon, mapping: "hibob-employee") }
 
     @Test func aHireIsCreatedWithManagerAndBankAccountOnceAndFoundAgainAfterTheStoreIsLost() async throws {
         let server = HiBobContractServer()
@@ -46,9 +37,7 @@ struct HiBobConnectorEndToEndTests {
             #expect(capture.contains("\"employee_id\":\"\(created.id)\""), "\(capture)")
 
             // A hand re-send creates nothing.
-            let resend = String(decoding: try Self.hire(1), as: UTF8.self).replacingOccurrences(
-                of: "Please, don't call me", with: "Please don't call me")
-            #expect(try await daemon.post(Array(resend.utf8)).status == 200)
+            #expect(try await daemon.post(ConnectorHires.resend(try Self.hire(1))).status == 200)
             #expect(try await daemon.waitFor { _ in try jobs(daemon).count == 2 && jobs(daemon)[1]["state"] == "skipped" })
             let log = daemon.log(tail: 2_000_000)
             #expect(!log.contains(Self.token))

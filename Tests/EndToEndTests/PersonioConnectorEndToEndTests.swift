@@ -18,18 +18,9 @@ struct PersonioConnectorEndToEndTests {
         ])
     }
 
-    static let event: String = MappingsEndToEndTests.bundledMappings + "/connectors/personio/tests/events/candidate-hired.json"
+    static func hire(_ n: Int) throws -> [UInt8] { try ConnectorHires.hire("personio", n) }
 
-    static func hire(_ n: Int) throws -> [UInt8] {
-        let text = try String(contentsOfFile: event, encoding: .utf8)
-            .replacingOccurrences(of: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", with: String(format: "%08x-2438-4e33-b15b-1f1a20ba1c16", n))
-            .replacingOccurrences(of: "bruce@wayneenterprises.com", with: "bruce\(n)@wayneenterprises.com")
-        return Array(text.utf8)
-    }
-
-    func jobs(_ daemon: Daemon) throws -> [Row] {
-        try daemon.query { db in try Row.fetchAll(db, sql: "SELECT state, capture FROM jobs WHERE mapping = 'personio-employee' ORDER BY id") }
-    }
+    func jobs(_ daemon: Daemon) throws -> [Row] { try ConnectorHires.jobs(daemon, mapping: "personio-employee") }
 
     func allDone(_ daemon: Daemon, count: Int) throws -> Bool {
         let rows = try jobs(daemon)
@@ -55,9 +46,7 @@ struct PersonioConnectorEndToEndTests {
             #expect(capture.contains("\"person_id\":\"\(created.id)\""), "\(capture)")
 
             // A hand re-send (a new body for the same hire) creates nothing.
-            let resend = String(decoding: try Self.hire(1), as: UTF8.self).replacingOccurrences(
-                of: "Please, don't call me", with: "Please don't call me")
-            #expect(try await daemon.post(Array(resend.utf8)).status == 200)
+            #expect(try await daemon.post(ConnectorHires.resend(try Self.hire(1))).status == 200)
             #expect(
                 try await daemon.waitFor { _ in try jobs(daemon).count == 2 && jobs(daemon)[1]["state"] == "skipped" }, "\(daemon.log(tail: 3000))")
 

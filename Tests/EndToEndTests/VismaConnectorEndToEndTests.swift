@@ -16,8 +16,6 @@ struct VismaConnectorEndToEndTests {
         ])
     }
 
-    static let event: String = MappingsEndToEndTests.bundledMappings + "/connectors/visma/tests/events/candidate-hired.json"
-
     /// Hire `n` with a valid personal identity number of its own (born 1981-12-18, birth number `n`).
     static func hire(_ n: Int) throws -> [UInt8] {
         let birth = String(format: "811218%03d", n)
@@ -27,10 +25,7 @@ struct VismaConnectorEndToEndTests {
             return product / 10 + product % 10
         }.reduce(0, +)
         let number = "\(birth.prefix(6))-\(birth.suffix(3))\((10 - sum % 10) % 10)"
-        let text = try String(contentsOfFile: event, encoding: .utf8)
-            .replacingOccurrences(of: "aed6532d-2438-4e33-b15b-1f1a20ba1c16", with: String(format: "%08x-2438-4e33-b15b-1f1a20ba1c16", n))
-            .replacingOccurrences(of: "811218-9876", with: number)
-        return Array(text.utf8)
+        return try ConnectorHires.hire("visma", n, uniqueEmail: false, replacing: ["811218-9876": number])
     }
 
     func states(_ daemon: Daemon) throws -> [String] {
@@ -61,9 +56,7 @@ struct VismaConnectorEndToEndTests {
             #expect(capture?.contains("\"employee_id\":\"\(created["Id"]?.stringValue ?? "?")\"") == true, "\(capture ?? "")")
 
             // A hand re-send creates nothing; three more hires overrun the quota of the minute: the 429 pauses, all land once.
-            let resend = String(decoding: try Self.hire(1), as: UTF8.self).replacingOccurrences(
-                of: "Please, don't call me", with: "Please don't call me")
-            #expect(try await daemon.post(Array(resend.utf8)).status == 200)
+            #expect(try await daemon.post(ConnectorHires.resend(try Self.hire(1))).status == 200)
             for n in 2...4 { #expect(try await daemon.post(try Self.hire(n)).status == 200) }
             #expect(
                 try await daemon.waitFor(timeout: 150) { _ in try states(daemon).filter { $0 == "done" }.count == 4 },
