@@ -32,8 +32,8 @@ public final class BambooHRContractServer: Sendable {
         public var creates = 0
         public var duplicates = 0
         public var jobInfoRows: [(employee: String, reportsTo: String)] = []
-        /// Requests answered within the current second, for throttling (B5).
-        public var window: (second: Int, count: Int) = (0, 0)
+        /// Requests within the last second, for throttling (B5).
+        public var window = SlidingWindowLimit(seconds: 1)
         public var perSecond = Int.max
         public var throttled = 0
         public var unauthorized = 0
@@ -63,9 +63,7 @@ public final class BambooHRContractServer: Sendable {
                 state.unauthorized += 1
                 return Self.json(401, "")
             }
-            let second = Int(Date().timeIntervalSince1970)
-            state.window = state.window.second == second ? (second, state.window.count + 1) : (second, 1)
-            guard state.window.count <= state.perSecond else {
+            guard state.window.admit(limit: state.perSecond) else {
                 state.throttled += 1
                 var headers = HTTPFields()
                 headers[.init("Retry-After")!] = "1"

@@ -15,8 +15,8 @@ public final class FortnoxContractServer: Sendable {
         /// Employees by EmployeeId, as created (F4).
         public var employees: [String: JSONValue] = [:]
         public var creates = 0
-        /// Arrival times of API requests, for the sliding window (F3).
-        public var arrivals: [Date] = []
+        /// API requests within the last 5 s (F3).
+        public var window = SlidingWindowLimit(seconds: 5)
         public var throttled = 0
     }
 
@@ -53,13 +53,10 @@ public final class FortnoxContractServer: Sendable {
     func admit(_ request: Request) -> Response? {
         state.withLock { state in
             guard state.tokens.admits(request.headers[.authorization]) else { return Self.error(401, 2_000_311, "Invalid access token") }
-            let now = Date()
-            state.arrivals = state.arrivals.filter { now.timeIntervalSince($0) < 5 }
-            guard state.arrivals.count < 25 else {
+            guard state.window.admit(limit: 25) else {
                 state.throttled += 1
                 return Self.json(429, #"{"message": "Too Many Requests"}"#)
             }
-            state.arrivals.append(now)
             return nil
         }
     }

@@ -42,7 +42,7 @@ public final class HiBobContractServer: Sendable {
         public var searches = 0
         /// Searches allowed per minute (H5: 50 in HiBob).
         public var searchesPerMinute = 50
-        public var searchArrivals: [Date] = []
+        public var searchWindow = SlidingWindowLimit(seconds: 60)
         public var throttled = 0
         public var serial = 0
     }
@@ -96,13 +96,10 @@ public final class HiBobContractServer: Sendable {
         }
         let showInactive = body["showInactive"]?.boolValue ?? false
         return state.withLock { state in
-            let now = Date()
-            state.searchArrivals = state.searchArrivals.filter { now.timeIntervalSince($0) < 60 }
-            guard state.searchArrivals.count < state.searchesPerMinute else {
+            guard state.searchWindow.admit(limit: state.searchesPerMinute) else {
                 state.throttled += 1
                 return Self.error(429, "tooManyRequests", "Rate limit exceeded.")
             }
-            state.searchArrivals.append(now)
             state.searches += 1
             let found = state.employees.filter { employee in
                 guard showInactive || employee.active else { return false }

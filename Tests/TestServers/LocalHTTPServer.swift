@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -54,4 +55,25 @@ public func formFields(_ body: String) -> [String: String] {
         fields[parts[0]] = parts.count > 1 ? parts[1] : ""
     }
     return fields
+}
+
+/// A vendor's rate limit as its contract servers count it: at most `limit`
+/// requests in any `seconds` (a sliding window, so a test's burst cannot slip
+/// through by straddling a calendar boundary).
+public struct SlidingWindowLimit: Sendable {
+    let seconds: TimeInterval
+    var arrivals: [Date] = []
+
+    public init(seconds: TimeInterval) {
+        self.seconds = seconds
+    }
+
+    /// Counts a request arriving `now` and says whether it is within `limit`;
+    /// a refused one is not counted.
+    public mutating func admit(limit: Int, now: Date = Date()) -> Bool {
+        arrivals.removeAll { now.timeIntervalSince($0) >= seconds }
+        guard arrivals.count < limit else { return false }
+        arrivals.append(now)
+        return true
+    }
 }

@@ -45,7 +45,7 @@ public final class PersonioContractServer: Sendable {
         public var expiredPresented = 0
         /// Requests allowed in any second before a 429 (P7: Personio publishes no v2 number).
         public var perSecond = Int.max
-        public var arrivals: [Date] = []
+        public var window = SlidingWindowLimit(seconds: 1)
         public var throttled = 0
         public var serial = 0
     }
@@ -106,13 +106,10 @@ public final class PersonioContractServer: Sendable {
                 state.expiredPresented += 1
                 return Self.problem(401, "Unauthorized", "The access token has expired.")
             }
-            let now = Date()
-            state.arrivals = state.arrivals.filter { now.timeIntervalSince($0) < 1 }
-            guard state.arrivals.count < state.perSecond else {
+            guard state.window.admit(limit: state.perSecond) else {
                 state.throttled += 1
                 return Self.problem(429, "Too many requests", "Rate limit exceeded.")
             }
-            state.arrivals.append(now)
             return nil
         }
     }

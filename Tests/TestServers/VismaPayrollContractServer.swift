@@ -16,7 +16,7 @@ public final class VismaPayrollContractServer: Sendable {
         public var employees: [JSONValue] = []
         public var creates = 0
         /// Arrivals per endpoint (method and path) within the last minute, for the quota (V6).
-        public var arrivals: [String: [Date]] = [:]
+        public var windows: [String: SlidingWindowLimit] = [:]
         public var perMinute = 600
         public var throttled = 0
     }
@@ -56,18 +56,14 @@ public final class VismaPayrollContractServer: Sendable {
     func admit(_ request: Request) -> Response? {
         state.withLock { state in
             guard state.tokens.admits(request.headers[.authorization]) else { return Response(status: .unauthorized) }
-            let now = Date()
             let endpoint = "\(request.method) \(request.uri.path)"
-            let recent = (state.arrivals[endpoint] ?? []).filter { now.timeIntervalSince($0) < 60 }
-            state.arrivals[endpoint] = recent
-            guard recent.count < state.perMinute else {
+            guard state.windows[endpoint, default: SlidingWindowLimit(seconds: 60)].admit(limit: state.perMinute) else {
                 state.throttled += 1
                 return jsonResponse(
                     429,
                     #"{"ErrorCode": 4010, "DeveloperErrorMessage": "API calls quota exceeded! maximum admitted \#(state.perMinute) per Minute. Try again in 55 seconds.", "ErrorId": "\#(UUID().uuidString.lowercased())"}"#
                 )
             }
-            state.arrivals[endpoint, default: []].append(now)
             return nil
         }
     }
