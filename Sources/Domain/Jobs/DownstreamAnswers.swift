@@ -38,13 +38,10 @@ public enum DownstreamAnswers {
     public static func rest(_ response: JSONValue, status: Int, target: RestTarget, scope: EvaluationScope? = nil) -> (
         outcome: ResponseOutcome, rule: String?
     ) {
-        if rest(status: status, success: target.success) == .transient { return (.retry, nil) }
+        let byStatus = rest(status: status, success: target.success)
+        if byStatus == .transient { return (.retry, nil) }
         if let rule = target.matchingRule(response, in: scope) { return (rule.outcome, rule.source) }
-        switch rest(status: status, success: target.success) {
-        case .success: return (.success, nil)
-        case .transient: return (.retry, nil)
-        case .permanent: return (.fail, nil)
-        }
+        return (byStatus == .success ? .success : .fail, nil)
     }
 
     /// A signed file URL's answer (the CV archive).
