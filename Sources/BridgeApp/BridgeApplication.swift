@@ -227,7 +227,8 @@ public final class BridgeApplication: Sendable {
         store.setJobsCommittedHandler(wakeRunners)
         let routing = EventRoutingService(
             queue: store, router: router(registry: registry, companies: companies, configuration: config), logger: logger, pressure: store,
-            endedAtCreation: { job, logger in runner.reportEndedAtCreation(job, logger: logger) })
+            endedAtCreation: { job, logger in runner.reportEndedAtCreation(job, logger: logger) },
+            prepareAtCreation: { runner.prepareAtCreation($0) })
         store.setEventsQueuedHandler { routing.wakeup.signal() }
 
         var receiverConfiguration = WebhookReceiverConfiguration()

@@ -338,39 +338,63 @@ public struct CSVExecutor: JobExecutor {
     /// attempt, so a late retry still lands in the right file; a staging error
     /// retries after at least 5 s.
     public func execute(_ job: ClaimedJob, logger: Logger) async -> AttemptOutcome {
-        guard let mapping = registry.current.mapping(named: job.mapping), case .csv(let csv) = mapping.target else {
-            return .held(.mappingNotLoaded(mapping: job.mapping))
+        guard let payload = try? JSONParser.parse(job.payload, options: .strict) else { return .permanent(reason: "stored row is not valid") }
+        let staging: RowStaging
+        switch prepare(mapping: job.mapping, payload: payload) {
+        case .ready(let ready): staging = ready
+        case .cannot(let outcome): return outcome
         }
-        guard let payload = try? JSONParser.parse(job.payload, options: .strict), let rowKey = payload["row_key"]?.stringValue,
-            let row = payload["row"]
-        else { return .permanent(reason: "stored row is not valid") }
+        do {
+            let outcome = try await store.stage(
+                mapping: staging.mapping, period: staging.period, openPeriod: staging.openPeriod, rowKey: staging.rowKey,
+                receivedAt: staging.receivedAt, jobID: job.id, row: staging.row, policy: staging.policy, companyID: job.companyID,
+                subjectID: job.subjectID)
+            return .succeeded(capture: outcome.capture(policy: staging.policy))
+        } catch {
+            return .transient(reason: "staging failed: \(error)", retryAfter: .seconds(5))
+        }
+    }
+
+    /// A routed `csv` job carries its staging, so the routing write stages the
+    /// row and ends the job there; a job that cannot be prepared (its mapping
+    /// gone, a schedule that never fires) is left as it is, for an attempt to report.
+    public func prepareAtCreation(_ job: inout PlannedJob) {
+        guard job.initialState == .pending, case .ready(let staging) = prepare(mapping: job.mapping, payload: job.payload) else { return }
+        job.stagedAtCreation = staging
+    }
+
+    /// The row's staging, read from the job's payload, or the outcome an attempt reports.
+    enum Preparation {
+        case ready(RowStaging)
+        case cannot(AttemptOutcome)
+    }
+
+    /// One rule for both ways a row is staged (at creation, by an attempt).
+    func prepare(mapping name: String, payload: JSONValue) -> Preparation {
+        guard let mapping = registry.current.mapping(named: name), case .csv(let csv) = mapping.target else {
+            return .cannot(.held(.mappingNotLoaded(mapping: name)))
+        }
+        guard let rowKey = payload["row_key"]?.stringValue, let row = payload["row"] else {
+            return .cannot(.permanent(reason: "stored row is not valid"))
+        }
         let receivedMilliseconds = payload["received_at"]?.stringValue.flatMap(MappingClock.milliseconds(fromISO8601:)) ?? clock.now().milliseconds
         let schedule: CronSchedule
         do {
             schedule = try CSVExporter.schedule(of: csv, mapping: mapping.name)
         } catch {
-            return .held(.configuration("\(error)"))
+            return .cannot(.held(.configuration("\(error)")))
         }
         let nowSeconds = clock.now().milliseconds / 1000
         guard let period = periods.period(schedule, containing: receivedMilliseconds / 1000),
             let open = periods.period(schedule, containing: nowSeconds)
         else {
-            return .held(.configuration("\(mapping.name): the schedule never fires"))
+            return .cannot(.held(.configuration("\(mapping.name): the schedule never fires")))
         }
-        do {
-            let outcome = try await store.stage(
+        return .ready(
+            RowStaging(
                 mapping: mapping.name, period: CSVPeriod(start: period.start, end: period.end),
-                openPeriod: CSVPeriod(start: open.start, end: open.end),
-                rowKey: rowKey, receivedAt: Timestamp(milliseconds: receivedMilliseconds), jobID: job.id, row: row,
-                policy: CSVResendPolicy(rawValue: csv.onResend) ?? .skip, companyID: job.companyID, subjectID: job.subjectID)
-            switch outcome {
-            case .staged(let target): return .succeeded(capture: ["period_start": .number(JSONNumber(target.start))])
-            case .olderThanStaged: return .succeeded(capture: ["staged": "a later event for this row is already staged"])
-            case .skippedAlreadyExported: return .succeeded(capture: ["staged": .string("already exported (on_resend: \(csv.onResend))")])
-            }
-        } catch {
-            return .transient(reason: "staging failed: \(error)", retryAfter: .seconds(5))
-        }
+                openPeriod: CSVPeriod(start: open.start, end: open.end), rowKey: rowKey,
+                receivedAt: Timestamp(milliseconds: receivedMilliseconds), row: row, policy: CSVResendPolicy(rawValue: csv.onResend) ?? .skip))
     }
 }
 

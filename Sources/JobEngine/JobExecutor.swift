@@ -17,6 +17,10 @@ public protocol JobExecutor: Sendable {
     /// deadline had passed when its event arrived), after its commit: the
     /// same alerts and counters as `recorded`, for a job no attempt will see.
     func endedAtCreation(_ job: PlannedJob, logger: Logger)
+    /// Before a routed job is created: an executor whose work is only a
+    /// write of the store's (CSV staging) hands it to the routing write, so
+    /// the job ends in the commit that creates it.
+    func prepareAtCreation(_ job: inout PlannedJob)
 }
 
 extension JobExecutor {
@@ -26,6 +30,8 @@ extension JobExecutor {
     public func recorded(_ completion: JobCompletion, for job: ClaimedJob, logger: Logger) {}
     /// Nothing to report, by default.
     public func endedAtCreation(_ job: PlannedJob, logger: Logger) {}
+    /// Nothing to hand over, by default: the job is claimed and run.
+    public func prepareAtCreation(_ job: inout PlannedJob) {}
 }
 
 /// The built-in `log` kind: records the event's arrival in the log (ids only,

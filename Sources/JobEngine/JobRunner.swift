@@ -195,6 +195,14 @@ public final class JobRunner: Service {
         executors[job.kind]?.endedAtCreation(job, logger: logger)
     }
 
+    /// A routed job as its executor prepares it for creation (see `JobExecutor.prepareAtCreation`).
+    public func prepareAtCreation(_ job: PlannedJob) -> PlannedJob {
+        guard let executor = executors[job.kind] else { return job }
+        var prepared = job
+        executor.prepareAtCreation(&prepared)
+        return prepared
+    }
+
     /// Runs the attempt and queues its end for the claim loop to record.
     func finish(_ job: ClaimedJob) async {
         let (completion, logger) = await attemptAndDecide(job)

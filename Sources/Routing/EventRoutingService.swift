@@ -36,14 +36,19 @@ public final class EventRoutingService: Service {
     /// them as it would after an attempt; the logger carries the event id and
     /// the mapping.
     let endedAtCreation: @Sendable (_ job: PlannedJob, _ logger: Logger) -> Void
+    /// Each planned job as its executor prepares it for creation (a CSV row
+    /// staged by the routing write itself: `JobExecutor.prepareAtCreation`).
+    let prepareAtCreation: @Sendable (_ job: PlannedJob) -> PlannedJob
 
     /// `batchSize` events per round; `idlePoll` is the safety net when no signal comes.
     public init(
         queue: any RoutingQueue, router: any EventRouter, logger: Logger, batchSize: Int = 8, idlePoll: Duration = .seconds(1),
         pressure: (any IngestPressure)? = nil, yield: BackgroundYield = BackgroundYield(),
         clock: any WallClock = SystemWallClock(),
-        endedAtCreation: @escaping @Sendable (_ job: PlannedJob, _ logger: Logger) -> Void = { _, _ in }
+        endedAtCreation: @escaping @Sendable (_ job: PlannedJob, _ logger: Logger) -> Void = { _, _ in },
+        prepareAtCreation: @escaping @Sendable (_ job: PlannedJob) -> PlannedJob = { $0 }
     ) {
+        self.prepareAtCreation = prepareAtCreation
         self.endedAtCreation = endedAtCreation
         self.queue = queue
         self.router = router
@@ -82,12 +87,14 @@ public final class EventRoutingService: Service {
         guard !events.isEmpty else { return 0 }
         let router = self.router
         let logger = self.logger
+        let prepare = self.prepareAtCreation
+        let routedAt = clock.now()
         let routed = await worker.run { () -> [RoutedEvent] in
             events.map { event -> RoutedEvent in
                 let envelope = event.envelope
                 let jobs: [PlannedJob]
                 if let body = event.body {
-                    jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id)
+                    jobs = router.route(envelope, body: body, receivedAt: event.receivedAt, eventID: event.id).map(prepare)
                     for job in jobs where job.initialState == .dead {
                         // Kept `dead` with its reason (replayable once the mapping is fixed); said once, here.
                         logger.error(
@@ -105,7 +112,7 @@ public final class EventRoutingService: Service {
                 }
                 return RoutedEvent(
                     eventID: event.id, companyID: envelope.companyID, subjectID: envelope.subjectID,
-                    receivedAt: event.receivedAt, jobs: jobs)
+                    receivedAt: event.receivedAt, jobs: jobs, routedAt: routedAt)
             }
         }
         do {

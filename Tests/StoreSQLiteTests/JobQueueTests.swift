@@ -245,4 +245,69 @@ struct JobQueueTests {
         #expect(try fixture.store.countRows("inbox") == stored)
         #expect(await fixture.store.isAcceptingWrites() == false)
     }
+
+    /// Routes one event of `candidate` with `jobs` (as the routing service does), routed at `t0` + 1 s.
+    func route(_ fixture: StoreFixture, candidate: String, suffix: String = "", jobs: [PlannedJob]) async throws {
+        let body = Array(
+            #"{"event_type":"candidate","action":"new","data":{"company":{"id":"c1"},"candidate":{"id":"\#(candidate)"}},"n":"\#(suffix)"}"#.utf8)
+        let envelope = try WebhookEnvelope.read(body)
+        guard
+            case .stored(let id, _) = await fixture.store.ingest(
+                IngestItem(
+                    body: body, receivedAt: t0, content: .event(envelope, disposition: .routed, jobs: [], company: nil), routeAfterCommit: true))
+        else {
+            Issue.record("not stored")
+            return
+        }
+        _ = try await fixture.store.recordRouting([
+            RoutedEvent(eventID: id, companyID: "c1", subjectID: candidate, receivedAt: t0, jobs: jobs, routedAt: t0.adding(.seconds(1)))
+        ])
+    }
+
+    func csvJob(_ candidate: String, staged: Bool = true, after: String? = nil) -> PlannedJob {
+        var job = PlannedJob(
+            mapping: "nightly", kind: "csv", effectKey: "c1:\(candidate)", payload: ["row_key": .string("c1:\(candidate)")], mappingHash: "h",
+            crashPolicy: .rerun, after: after)
+        if staged {
+            let period = CSVPeriod(start: t0.milliseconds / 1000 - 3600, end: t0.milliseconds / 1000 + 3600)
+            job.stagedAtCreation = RowStaging(
+                mapping: "nightly", period: period, openPeriod: period, rowKey: "c1:\(candidate)", receivedAt: t0,
+                row: ["name": .string("row of \(candidate)")], policy: .skip)
+        }
+        return job
+    }
+
+    @Test func aRowStagedAtCreationEndsItsJobInTheRoutingWrite() async throws {
+        let fixture = try StoreFixture()
+        let card = PlannedJob(
+            mapping: "card", kind: "log", effectKey: "c1:p1", payload: ["event": "candidate/new"], mappingHash: "h", crashPolicy: .rerun,
+            initialState: .held, holdReason: .waitingFor(mapping: "nightly"), after: "nightly")
+        try await route(fixture, candidate: "p1", jobs: [card, csvJob("p1")])
+        let jobs = try await fixture.store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT mapping, state, attempts, lease_owner, first_attempt_at, updated_at FROM jobs ORDER BY id")
+        }
+        #expect(jobs.map { $0["mapping"] as String } == ["card", "nightly"])
+        #expect(jobs.map { $0["state"] as String } == ["pending", "done"], "the row is staged, its job done, and what waited for it released")
+        #expect(jobs[1]["attempts"] as Int == 1)
+        #expect(jobs[1]["lease_owner"] as String? == nil)
+        #expect(jobs[1]["updated_at"] as Int64 == t0.adding(.seconds(1)).milliseconds)
+        var rows: [String] = []
+        try fixture.store.forEachCSVRow(mapping: "nightly", periodStart: t0.milliseconds / 1000 - 3600) { key, _ in rows.append(key) }
+        #expect(rows == ["c1:p1"])
+        #expect(try fixture.store.countRows("job_attempts") == 1)
+        #expect(try fixture.store.countRows("effects") == 1)
+        let claimed = try await fixture.store.claimDueJobs(owner: "A", now: t0.adding(.seconds(2)), limit: 10, leaseUntil: t0.adding(.seconds(60)))
+        #expect(claimed.jobs.map(\.mapping) == ["card"], "only the released job is left to claim")
+    }
+
+    @Test func aRowWaitsItsTurnBehindAnUnfinishedJobOfItsKey() async throws {
+        let fixture = try StoreFixture()
+        try await route(fixture, candidate: "p2", jobs: [csvJob("p2", staged: false)])
+        try await route(fixture, candidate: "p2", suffix: "re-sent", jobs: [csvJob("p2")])
+        let states = try await fixture.store.database.read { db in try String.fetchAll(db, sql: "SELECT state FROM jobs ORDER BY id") }
+        #expect(states == ["pending", "pending"], "the later row is not staged before the earlier one")
+        var rows = 0
+        try fixture.store.forEachCSVRow(mapping: "nightly", periodStart: t0.milliseconds / 1000 - 3600) { _, _ in rows += 1 }
+        #expect(rows == 0)
+    }
 }

@@ -68,6 +68,11 @@ public struct PlannedJob: Sendable, Hashable {
     /// For a flow: its mapping file as compiled, stored once per content hash,
     /// so the flow finishes with the version it started with across reloads.
     public var mappingSource: [UInt8]?
+    /// For a `csv` job: its row, ready to stage. The routing write then stages
+    /// it and records the job `done` in the same transaction (no claim, slot
+    /// or completion of its own), unless an older job of the same effect key
+    /// is unfinished: then it waits its turn as a `pending` job, as any other.
+    public var stagedAtCreation: RowStaging?
 
     /// Defaults: a single job, `pending`, skipped as a repeat, no dependency, no deadline.
     public init(

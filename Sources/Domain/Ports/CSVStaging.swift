@@ -45,6 +45,50 @@ public enum StagingOutcome: Sendable, Hashable {
     case skippedAlreadyExported
 }
 
+extension StagingOutcome {
+    /// What the job's `capture` records of it (the job ends `done` in every case).
+    public func capture(policy: CSVResendPolicy) -> JSONValue {
+        switch self {
+        case .staged(let target): return ["period_start": .number(JSONNumber(target.start))]
+        case .olderThanStaged: return ["staged": "a later event for this row is already staged"]
+        case .skippedAlreadyExported: return ["staged": .string("already exported (on_resend: \(policy.rawValue))")]
+        }
+    }
+}
+
+/// Everything staging one row needs, decided before the write: which period
+/// the row belongs to (by its event's arrival) and which one is open now.
+public struct RowStaging: Sendable, Hashable {
+    /// The CSV mapping whose file the row goes into.
+    public var mapping: String
+    /// The period of the event's arrival.
+    public var period: CSVPeriod
+    /// The period open at staging time: it takes the row if `period` was exported already.
+    public var openPeriod: CSVPeriod
+    /// The rendered `row_key`: one row per key and period, the last received wins.
+    public var rowKey: String
+    /// The event's arrival (orders re-sends of one key).
+    public var receivedAt: Timestamp
+    /// The rendered columns.
+    public var row: JSONValue
+    /// What happens if the key was exported before.
+    public var policy: CSVResendPolicy
+
+    /// Plain memberwise initializer.
+    public init(
+        mapping: String, period: CSVPeriod, openPeriod: CSVPeriod, rowKey: String, receivedAt: Timestamp, row: JSONValue,
+        policy: CSVResendPolicy
+    ) {
+        self.mapping = mapping
+        self.period = period
+        self.openPeriod = openPeriod
+        self.rowKey = rowKey
+        self.receivedAt = receivedAt
+        self.row = row
+        self.policy = policy
+    }
+}
+
 /// The CSV staging area and export bookkeeping, as the CSV executor and the
 /// export service see them.
 public protocol CSVStaging: Sendable {

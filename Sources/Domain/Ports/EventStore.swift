@@ -134,9 +134,13 @@ public struct RoutedEvent: Sendable {
     public var receivedAt: Timestamp
     /// May be empty (nothing matched, or no body): the event leaves the queue all the same.
     public var jobs: [PlannedJob]
+    /// When it was routed: the time of the jobs that end in the routing write
+    /// (`PlannedJob.stagedAtCreation`); `receivedAt` if not given.
+    public var routedAt: Timestamp
 
     /// One event's routing, as `RoutingQueue.recordRouting` takes it.
-    public init(eventID: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, jobs: [PlannedJob]) {
+    public init(eventID: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, jobs: [PlannedJob], routedAt: Timestamp? = nil) {
+        self.routedAt = routedAt ?? receivedAt
         self.eventID = eventID
         self.companyID = companyID
         self.subjectID = subjectID

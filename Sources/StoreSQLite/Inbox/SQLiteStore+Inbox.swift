@@ -110,12 +110,45 @@ extension SQLiteStore: EventStore {
         }
     }
 
+    /// Who holds the lease of a job that ends in the write that creates it.
+    static let creationOwner = "routing"
+
     /// Inserts an event's planned jobs (inside the writer's transaction); returns how many were new.
-    func insertJobs(_ jobs: [PlannedJob], eventID id: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, db: Database) throws
-        -> Int
-    {
+    /// A job with its row to stage (`PlannedJob.stagedAtCreation`) is created
+    /// claimed, staged and recorded `done` here, with the same completion as
+    /// after an attempt, unless an older job of its effect key is unfinished.
+    func insertJobs(
+        _ jobs: [PlannedJob], eventID id: Int64, companyID: String?, subjectID: String?, receivedAt: Timestamp, db: Database,
+        now: Timestamp? = nil
+    ) throws -> Int {
         var created = 0
-        for job in jobs {
+        var staged: [(jobID: Int64, staging: RowStaging)] = []
+        for var job in jobs {
+            if let staging = job.stagedAtCreation {
+                if job.initialState == .pending, try !hasUnfinishedJob(mapping: job.mapping, effectKey: job.effectKey, db: db) {
+                    try db.cachedStatement(
+                        sql: """
+                            INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
+                                             crash_policy, state, attempts, first_attempt_at, lease_owner, lease_expires_at, run_at, created_at,
+                                             updated_at, on_repeat, alt_mapping, alt_kind, alt_payload, alt_mapping_hash, after_mapping, deadline)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT(event_id, mapping, item) DO NOTHING
+                            """
+                    ).execute(
+                        arguments: [
+                            id, job.mapping, job.item, job.kind, job.effectKey, companyID, subjectID,
+                            Data(JSONWriter.bytes(job.payload)), job.mappingHash, job.crashPolicy.rawValue,
+                            try JobState.pending.after(.claim).rawValue, (now ?? receivedAt).milliseconds, SQLiteStore.creationOwner,
+                            (now ?? receivedAt).milliseconds, receivedAt.milliseconds, receivedAt.milliseconds, receivedAt.milliseconds,
+                        ] + SQLiteStore.repeatColumns(job.onRepeat) + [job.after, job.deadline?.milliseconds])
+                    if db.changesCount == 1 {
+                        created += 1
+                        staged.append((db.lastInsertedRowID, staging))
+                    }
+                    continue
+                }
+                job.stagedAtCreation = nil
+            }
             try db.cachedStatement(
                 sql: """
                     INSERT INTO jobs(event_id, mapping, item, kind, effect_key, company_id, subject_id, payload, mapping_hash,
@@ -135,7 +168,28 @@ extension SQLiteStore: EventStore {
             created += db.changesCount
             try SQLiteStore.recordMappingVersion(of: job, db: db, now: receivedAt)
         }
+        // After every job of the event exists, so that one waiting `after` a staged job is released.
+        for (jobID, staging) in staged {
+            let outcome = try stage(
+                db: db,
+                StagingRequest(
+                    mapping: staging.mapping, period: staging.period, openPeriod: staging.openPeriod, rowKey: staging.rowKey,
+                    receivedAt: staging.receivedAt, jobID: jobID, row: JSONWriter.bytes(staging.row), policy: staging.policy,
+                    companyID: companyID, subjectID: subjectID))
+            try complete(
+                db: db, jobID: jobID, owner: SQLiteStore.creationOwner, completion: .done(capture: outcome.capture(policy: staging.policy)),
+                now: now ?? receivedAt)
+        }
         return created
+    }
+
+    /// Whether a job of this effect key is unfinished: a later one waits its turn (one entity's effects run in order).
+    func hasUnfinishedJob(mapping: String, effectKey: String, db: Database) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM jobs WHERE mapping = ? AND effect_key = ? AND state IN \(SQL.list(JobState.unfinished)))
+                    """), arguments: [mapping, effectKey]) ?? false
     }
 
     /// Keeps the mapping file a flow was planned with, once per content hash.
@@ -152,7 +206,7 @@ extension SQLiteStore: EventStore {
         for event in events {
             created += try insertJobs(
                 event.jobs, eventID: event.eventID, companyID: event.companyID, subjectID: event.subjectID,
-                receivedAt: event.receivedAt, db: db)
+                receivedAt: event.receivedAt, db: db, now: event.routedAt)
             try db.cachedStatement(sql: "DELETE FROM route_queue WHERE event_id = ?").execute(arguments: [event.eventID])
         }
         return created
